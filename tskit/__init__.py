@@ -1,0 +1,68 @@
+"""tskit: manage Verizon ThingSpace callback listeners from Jupyter notebooks and scripts.
+
+Example:
+    >>> import tskit
+    >>> ts = tskit.connect()  # no THINGSPACE_* credentials set: the embedded simulator
+    >>> ts.list_callbacks("0000123456-00001")["service_name"].tolist()
+    ['CarrierService', 'DeviceUsage']
+
+``import tskit`` stays light: pandas is imported on the first DataFrame, the simulator on the
+first ``connect()`` without credentials, and uvicorn and ipywidgets only where they are used.
+"""
+
+from tskit._auth import ThingSpaceAuth
+from tskit._client import ThingSpaceClient
+from tskit._config import DEFAULT_BASE_URL, Credentials
+from tskit._errors import (
+    ApiError,
+    AuthenticationError,
+    ConfigurationError,
+    RateLimitError,
+    RequestTimeout,
+    ThingSpaceError,
+    TransportError,
+    UnexpectedResponseError,
+    ValidationError,
+)
+from tskit._facade import ThingSpace, connect
+from tskit._frames import CALLBACK_COLUMNS, callbacks_frame, services_frame
+from tskit._models import (
+    ALLOWED_LISTENER_PORTS,
+    SERVICE_CATALOGUE,
+    Callback,
+    CallbackActionResult,
+    ServiceInfo,
+)
+from tskit._retry import NO_RETRY, RetryPolicy
+from tskit._secret import Secret
+from tskit._version import __version__
+
+__all__ = [
+    "ALLOWED_LISTENER_PORTS",
+    "CALLBACK_COLUMNS",
+    "DEFAULT_BASE_URL",
+    "NO_RETRY",
+    "SERVICE_CATALOGUE",
+    "ApiError",
+    "AuthenticationError",
+    "Callback",
+    "CallbackActionResult",
+    "ConfigurationError",
+    "Credentials",
+    "RateLimitError",
+    "RequestTimeout",
+    "RetryPolicy",
+    "Secret",
+    "ServiceInfo",
+    "ThingSpace",
+    "ThingSpaceAuth",
+    "ThingSpaceClient",
+    "ThingSpaceError",
+    "TransportError",
+    "UnexpectedResponseError",
+    "ValidationError",
+    "__version__",
+    "callbacks_frame",
+    "connect",
+    "services_frame",
+]

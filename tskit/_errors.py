@@ -1,0 +1,261 @@
+"""The errors tskit raises, and the one place that turns a ThingSpace error response into one.
+
+Every error derives from :class:`ThingSpaceError`::
+
+    ThingSpaceError
+    ├── ValidationError (also a ValueError)  bad input, refused before any request was sent
+    │   └── ConfigurationError               credentials or settings missing or incomplete
+    ├── ApiError                             ThingSpace answered with a non-2xx status
+    │   ├── AuthenticationError              token or login refused, or still refused after a new login
+    │   └── RateLimitError                   429 Too Many Requests, still after the allowed retries
+    ├── TransportError                       no answer: connection refused, reset or dropped
+    │   └── RequestTimeout                   no answer in time
+    └── UnexpectedResponseError              a 2xx answer whose body is not what the API documents
+
+No message, repr or attribute of these errors holds a secret: texts that come from a server are
+cut to a readable length, stripped of control characters and scrubbed of every secret the client
+knows (see :func:`scrub`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Final
+
+#: How much of a server's text an error keeps.
+_MAX_TEXT: Final = 300
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_XML_CODE = re.compile(r"<(?:\w+:)?code>([^<]{1,100})</(?:\w+:)?code>")
+_XML_MESSAGE = re.compile(r"<(?:\w+:)?message>([^<]{1,300})</(?:\w+:)?message>")
+_XML_DESCRIPTION = re.compile(r"<(?:\w+:)?description>([^<]{1,300})</(?:\w+:)?description>")
+
+
+class ThingSpaceError(Exception):
+    """Base class of every error tskit raises."""
+
+
+class ValidationError(ThingSpaceError, ValueError):
+    """Input that ThingSpace would refuse or misread; nothing was sent.
+
+    Attributes:
+        field: The name of the offending argument, e.g. ``"url"``.
+        allowed: What the field accepts, in plain words.
+    """
+
+    def __init__(self, field: str, problem: str, allowed: str = "") -> None:
+        self.field = field
+        self.problem = problem
+        self.allowed = allowed
+        text = f"{field}: {problem}"
+        if allowed:
+            text += f" ({allowed})"
+        super().__init__(text)
+
+
+class ConfigurationError(ValidationError):
+    """Credentials or settings are missing or incomplete."""
+
+
+class ApiError(ThingSpaceError):
+    """ThingSpace answered a request with a non-2xx status.
+
+    Attributes:
+        status_code: The HTTP status, e.g. ``400``.
+        error_code: ThingSpace's code, e.g. ``"UnifiedWebService.REQUEST_FAILED.AccountNotFound"``,
+            the gateway's fault code (``"900901"``) or OAuth's ``error`` (``"invalid_client"``);
+            ``""`` when the body carried none.
+        error_message: ThingSpace's message in plain words (scrubbed of secrets).
+        method: The HTTP method of the request that failed.
+        path: The path of the request that failed, e.g. ``"/api/m2m/v1/callbacks/0000123456-00001"``.
+        retry_after: Seconds the server asked to wait before trying again, if it said.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        error_code: str,
+        error_message: str,
+        *,
+        method: str,
+        path: str,
+        retry_after: float | None = None,
+        note: str = "",
+    ) -> None:
+        self.status_code = status_code
+        self.error_code = error_code
+        self.error_message = error_message
+        self.method = method
+        self.path = path
+        self.retry_after = retry_after
+        text = f"ThingSpace answered {status_code} to {method} {path}"
+        if error_code:
+            text += f": {error_code}"
+        if error_message:
+            text += f" - {error_message}"
+        if note:
+            text += f". {note}"
+        super().__init__(text)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code}, error_code={self.error_code!r}, "
+            f"method={self.method!r}, path={self.path!r})"
+        )
+
+
+class AuthenticationError(ApiError):
+    """The OAuth token request or the M2M session login was refused.
+
+    A refused login is never retried automatically: ThingSpace locks a user after five failed
+    logins in a row. After a refusal the client refuses to log in again until its credentials
+    are replaced (see ``ThingSpaceAuth.reset``).
+    """
+
+
+class RateLimitError(ApiError):
+    """ThingSpace kept answering 429 Too Many Requests."""
+
+
+class TransportError(ThingSpaceError):
+    """The request got no usable answer: the connection failed, was refused or was dropped.
+
+    Attributes:
+        method: The HTTP method of the request.
+        path: The path of the request.
+    """
+
+    def __init__(self, message: str, *, method: str, path: str) -> None:
+        self.method = method
+        self.path = path
+        super().__init__(f"{method} {path}: {message}")
+
+
+class RequestTimeout(TransportError):
+    """ThingSpace did not answer in time."""
+
+
+class UnexpectedResponseError(ThingSpaceError):
+    """A successful status with a body that is not what the API documents.
+
+    Attributes:
+        status_code: The HTTP status of the response.
+        method: The HTTP method of the request.
+        path: The path of the request.
+    """
+
+    def __init__(self, problem: str, *, status_code: int, method: str, path: str) -> None:
+        self.status_code = status_code
+        self.method = method
+        self.path = path
+        super().__init__(f"unexpected answer {status_code} to {method} {path}: {problem}")
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """Make a server's text safe to show: no control characters, no known secret, short.
+
+    Args:
+        text: Text that came from a server.
+        secrets: Secret values to replace by ``***`` wherever they occur.
+
+    Returns:
+        The cleaned text, at most about 300 characters long.
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    text = _CONTROL.sub(" ", text).strip()
+    if len(text) > _MAX_TEXT:
+        text = text[: _MAX_TEXT - 3] + "..."
+    return text
+
+
+def _as_text(value: object) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def parse_error_body(body: bytes) -> tuple[str, str]:
+    """Read ``(error_code, error_message)`` from any of ThingSpace's error bodies.
+
+    ThingSpace uses three JSON shapes: ``{"errorCode", "errorMessage"}`` from the API itself,
+    ``{"fault": {"code", "message", "description"}}`` from its API gateway, and OAuth's
+    ``{"error", "error_description"}`` from the token endpoint. The gateway may also answer
+    in XML (``<am:fault>``) or plain text. Unknown bodies give ``("", <the text>)``.
+    """
+    text = body.decode("utf-8", errors="replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        if "errorCode" in data or "errorMessage" in data:
+            return _as_text(data.get("errorCode")), _as_text(data.get("errorMessage"))
+        fault = data.get("fault")
+        if isinstance(fault, dict):
+            message = _as_text(fault.get("message"))
+            description = _as_text(fault.get("description"))
+            if description:
+                message = f"{message}: {description}" if message else description
+            return _as_text(fault.get("code")), message
+        if "error" in data:
+            return _as_text(data.get("error")), _as_text(data.get("error_description"))
+    code = _XML_CODE.search(text)
+    if code:
+        parts = [m.group(1) for m in (_XML_MESSAGE.search(text), _XML_DESCRIPTION.search(text)) if m]
+        return code.group(1).strip(), ": ".join(p.strip() for p in parts)
+    return "", text
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), or ``None``."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def error_from_response(
+    status_code: int,
+    body: bytes,
+    *,
+    method: str,
+    path: str,
+    retry_after: str | None = None,
+    reason: str = "",
+    secrets: Iterable[str] = (),
+    cls: type[ApiError] | None = None,
+    note: str = "",
+) -> ApiError:
+    """Build the typed error for a non-2xx answer. The only place error bodies are read."""
+    secrets = tuple(secrets)
+    code, message = parse_error_body(body)
+    code, message = scrub(code, secrets)[:100], scrub(message, secrets)
+    if not code and not message:
+        message = reason
+    if cls is None:
+        cls = {401: AuthenticationError, 429: RateLimitError}.get(status_code, ApiError)
+    return cls(
+        status_code,
+        code,
+        message,
+        method=method,
+        path=path,
+        retry_after=parse_retry_after(retry_after),
+        note=note,
+    )

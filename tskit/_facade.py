@@ -1,0 +1,251 @@
+"""What :func:`tskit.connect` returns: DataFrames, blocking calls, and their async twins."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from tskit import _runner
+from tskit._client import ThingSpaceClient
+from tskit._config import Credentials
+from tskit._errors import ConfigurationError
+from tskit._frames import callbacks_frame, services_frame
+from tskit._models import CallbackActionResult
+from tskit._retry import RetryPolicy
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tskit.simulator import Simulator
+
+logger = logging.getLogger("tskit")
+
+#: Host name used for the in-process simulator; ``.invalid`` can never resolve on a network.
+SIMULATOR_URL = "https://simulator.tskit.invalid"
+
+
+class ThingSpace:
+    """A connection to ThingSpace, or to the embedded simulator, for notebooks and scripts.
+
+    Each call exists twice: ``list_callbacks`` blocks until done (scripts, plain notebook cells),
+    ``alist_callbacks`` is awaited (``await`` in a notebook cell, async code, widgets).
+    Lists come back as pandas DataFrames with the password masked.
+
+    Attributes:
+        client: The async client underneath, which returns plain records.
+        simulator: The embedded simulator, or ``None`` when connected to a real ThingSpace.
+    """
+
+    def __init__(self, client: ThingSpaceClient, *, simulator: Simulator | None = None) -> None:
+        self.client = client
+        self.simulator = simulator
+
+    def __repr__(self) -> str:
+        if self.simulator is not None:
+            return f"<ThingSpace: embedded simulator, {len(self.simulator.accounts)} accounts>"
+        return f"<ThingSpace: {self.client.base_url} as {self.client.auth.username!r}>"
+
+    @property
+    def is_simulator(self) -> bool:
+        """Whether this connection is to the embedded simulator."""
+        return self.simulator is not None
+
+    # -- list ---------------------------------------------------------------------------
+
+    async def alist_callbacks(self, account_name: str) -> pd.DataFrame:
+        """Async twin of :meth:`list_callbacks`."""
+        return callbacks_frame(await self.client.list_callbacks(account_name))
+
+    def list_callbacks(self, account_name: str) -> pd.DataFrame:
+        """List the callback listeners of an account.
+
+        Args:
+            account_name: The billing account, e.g. ``"0000123456-00001"``.
+
+        Returns:
+            A DataFrame with columns ``account_name, service_name, url, username, password``
+            (the password masked), one row per registered service.
+        """
+        return _runner.run(self.alist_callbacks(account_name))
+
+    # -- register -----------------------------------------------------------------------
+
+    async def aregister_callback(
+        self,
+        account_name: str,
+        service_name: str,
+        url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        allow_any_port: bool = False,
+        allow_unknown_service: bool = False,
+    ) -> CallbackActionResult:
+        """Async twin of :meth:`register_callback`."""
+        return await self.client.register_callback(
+            account_name,
+            service_name,
+            url,
+            username=username,
+            password=password,
+            allow_any_port=allow_any_port,
+            allow_unknown_service=allow_unknown_service,
+        )
+
+    def register_callback(
+        self,
+        account_name: str,
+        service_name: str,
+        url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        allow_any_port: bool = False,
+        allow_unknown_service: bool = False,
+    ) -> CallbackActionResult:
+        """Register the listener URL of one service of an account.
+
+        Args:
+            account_name: The billing account.
+            service_name: A service of :data:`tskit.SERVICE_CATALOGUE`, e.g. ``"CarrierService"``.
+            url: Where ThingSpace will POST the messages (http/https, an allowed port).
+            username: Sent back inside every message, at most 40 characters.
+            password: Sent back inside every message, at most 40 characters; never shown.
+            allow_any_port: Skip the check against ThingSpace's listener ports.
+            allow_unknown_service: Accept a service name the catalogue does not know.
+
+        Returns:
+            The result, with ``.account_name`` and ``.service_name``.
+
+        Raises:
+            ValidationError: Bad input; nothing was sent.
+            ApiError: ThingSpace refused; ``error_code`` and ``error_message`` say why.
+        """
+        return _runner.run(
+            self.aregister_callback(
+                account_name,
+                service_name,
+                url,
+                username=username,
+                password=password,
+                allow_any_port=allow_any_port,
+                allow_unknown_service=allow_unknown_service,
+            )
+        )
+
+    # -- deregister ---------------------------------------------------------------------
+
+    async def aderegister_callback(
+        self, account_name: str, service_name: str, *, allow_unknown_service: bool = False
+    ) -> CallbackActionResult:
+        """Async twin of :meth:`deregister_callback`."""
+        return await self.client.deregister_callback(
+            account_name, service_name, allow_unknown_service=allow_unknown_service
+        )
+
+    def deregister_callback(
+        self, account_name: str, service_name: str, *, allow_unknown_service: bool = False
+    ) -> CallbackActionResult:
+        """Stop ThingSpace sending the messages of one service of an account.
+
+        Args:
+            account_name: The billing account.
+            service_name: The service to deregister.
+            allow_unknown_service: Accept a service name the catalogue does not know.
+        """
+        return _runner.run(
+            self.aderegister_callback(account_name, service_name, allow_unknown_service=allow_unknown_service)
+        )
+
+    # -- the rest -----------------------------------------------------------------------
+
+    @staticmethod
+    def services() -> pd.DataFrame:
+        """The callback services ThingSpace offers, with what each one sends."""
+        return services_frame()
+
+    async def aclose(self) -> None:
+        """Close the connections opened on the running event loop."""
+        await self.client.aclose()
+
+    def close(self) -> None:
+        """Close the connections opened by blocking calls."""
+        _runner.run(self.client.aclose())
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+def connect(
+    *,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    base_url: str | None = None,
+    simulator: bool | Simulator | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float = 30.0,
+) -> ThingSpace:
+    """Connect to ThingSpace, or to the embedded simulator when no credentials are set.
+
+    Credentials come from the arguments, else from ``THINGSPACE_CLIENT_ID``,
+    ``THINGSPACE_CLIENT_SECRET``, ``THINGSPACE_USERNAME`` and ``THINGSPACE_PASSWORD``
+    (and ``THINGSPACE_BASE_URL``, default ``https://thingspace.verizon.com``). With none of
+    them, the embedded simulator with its demo accounts is used. Nothing is sent until the
+    first call.
+
+    Args:
+        client_id: OAuth2 application key.
+        client_secret: OAuth2 application secret.
+        username: Connectivity Management (UWS) user name.
+        password: UWS password.
+        base_url: ThingSpace host root.
+        simulator: ``True`` for a new embedded simulator, a :class:`~tskit.simulator.Simulator`
+            to use that one, ``False`` to insist on real credentials, ``None`` to decide from
+            the credentials.
+        retry: How passing failures are retried.
+        timeout: Seconds to wait for each answer.
+
+    Returns:
+        A :class:`ThingSpace` connection.
+
+    Raises:
+        ConfigurationError: Credentials are incomplete, or missing while ``simulator=False``.
+    """
+    given = {"client_id": client_id, "client_secret": client_secret, "username": username, "password": password}
+    credentials: Credentials | None = None
+    if any(given.values()):
+        credentials = Credentials(**{k: v or "" for k, v in given.items()})
+    elif simulator is None or simulator is False:
+        credentials = Credentials.from_env()
+    if credentials is not None and simulator not in (None, False):
+        raise ConfigurationError("simulator", "cannot be combined with real credentials")
+    if credentials is None:
+        if simulator is False:
+            raise ConfigurationError(
+                "credentials", "none given and no THINGSPACE_* variables set", "required when simulator=False"
+            )
+        from tskit.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME, Simulator
+
+        sim = simulator if isinstance(simulator, Simulator) else Simulator()
+        demo = Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, DEMO_PASSWORD)
+        client = ThingSpaceClient(demo, base_url=SIMULATOR_URL, transport=sim.transport(), retry=retry, timeout=timeout)
+        logger.info("no ThingSpace credentials set: using the embedded simulator")
+        return ThingSpace(client, simulator=sim)
+    client = ThingSpaceClient(credentials, base_url=base_url, retry=retry, timeout=timeout)
+    return ThingSpace(client)

@@ -1,0 +1,152 @@
+"""Wire records of the callbacks API and the catalogue of callback service names.
+
+Field names follow Python conventions; ``from_wire``/``to_wire`` translate to ThingSpace's camelCase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+from tskit._secret import Secret
+
+#: Ports ThingSpace accepts in a listener URL (Register Callback Listener page).
+ALLOWED_LISTENER_PORTS: Final[frozenset[int]] = frozenset(
+    [80, 443, *range(9001, 9007), *range(50551, 50560), *range(28200, 28221)]
+)
+#: The same ports as a short human-readable text, for error messages and help.
+ALLOWED_LISTENER_PORTS_TEXT: Final = "80, 443, 9001-9006, 28200-28220, 50551-50559"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    """One callback service of ThingSpace Connectivity Management.
+
+    Attributes:
+        name: The service name as ThingSpace spells it, e.g. ``"CarrierService"``.
+        description: One line on what ThingSpace sends to a listener of this service.
+    """
+
+    name: str
+    description: str
+
+
+_SERVICES: tuple[ServiceInfo, ...] = (
+    ServiceInfo("AlertService", "Messages sent when usage or alert trigger conditions are met."),
+    ServiceInfo(
+        "CarrierService",
+        "Results of state and metadata changes: activate, suspend, restore, deactivate, "
+        "change service plan, identifier, custom fields or contact info, move.",
+    ),
+    ServiceInfo("DevicePRLInformation", "Current PRL values, in reply to a PRL list request."),
+    ServiceInfo("DeviceProfileService", "eUICC profile download, enable, disable and delete results."),
+    ServiceInfo(
+        "DeviceService",
+        "Results of device availability and upload requests, and activation order status.",
+    ),
+    ServiceInfo("DeviceSuspensionStatus", "Suspension information, in reply to a suspension status request."),
+    ServiceInfo("DeviceUsage", "Aggregate usage, in reply to an aggregate usage request."),
+    ServiceInfo("DiagnosticsService", "SCEF device registration and reachability (awake/sleep) changes."),
+    ServiceInfo(
+        "EnhancedConnectivityService",
+        "SMS sent by devices, and notices when messages sent with POST /sms leave the network.",
+    ),
+    ServiceInfo("ExtendedEnhancedConnectivityService", "No description published by Verizon."),
+    ServiceInfo(
+        "ExternalProvisioningChanges",
+        "Provisioning changes made outside the API, e.g. in the portal (activate, suspend, change MDN).",
+    ),
+    ServiceInfo(
+        "IntelligenceService",
+        "ThingSpace Intelligence notifications: network conditions, coverage, experience score.",
+    ),
+    ServiceInfo("NetworkEventService", "No description published by Verizon."),
+    ServiceInfo(
+        "NiddService",
+        "NB-IoT Non-IP Data Delivery: data from devices, delivery reports and NIDD configuration results.",
+    ),
+    ServiceInfo("PromoChanges", "Promo-code changes, e.g. a promo package removed at the end of a billing cycle."),
+    ServiceInfo("DevicePromoUsage", "No description published by Verizon."),
+    ServiceInfo("PwnService", "Private wireless network events; no description published by Verizon."),
+    ServiceInfo("QoS", "ThingSpace Quality-of-Service API results; no description published by Verizon."),
+    ServiceInfo("ResumeTrackingNotification", "Sent 7 days before a suspended device resumes automatically."),
+    ServiceInfo(
+        "SMSDeliveryConfirmation",
+        "A device received an SMS sent with POST /sms, or the SMS expired undelivered after 5 days.",
+    ),
+    ServiceInfo("StateService", "Results of go-to-state requests."),
+    ServiceInfo(
+        "SubscriptionNotificationService",
+        "Data throttling and usage-threshold notices for a subscription.",
+    ),
+    ServiceInfo("VIPCallbackService", "No description published by Verizon."),
+)
+
+#: Every known callback service, by name, in the order of Verizon's register page.
+SERVICE_CATALOGUE: Final[Mapping[str, ServiceInfo]] = MappingProxyType({s.name: s for s in _SERVICES})
+
+
+def _text(data: Mapping[str, Any], key: str, *, required: bool = True) -> str:
+    """Read one string field of a wire object, refusing anything that is not a string."""
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise ValueError(f"field {key!r} is missing")
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"field {key!r} should be a string, got {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """A callback listener registered for one service of one account.
+
+    Attributes:
+        account_name: The billing account, e.g. ``"0000123456-00001"``.
+        service_name: The callback service, e.g. ``"CarrierService"``.
+        url: Where ThingSpace POSTs the messages of this service.
+        username: Sent back by ThingSpace inside every message; ``""`` when none was set.
+        password: Sent back inside every message; held as a :class:`~tskit.Secret` so it can be
+            passed on but never shown.
+    """
+
+    account_name: str
+    service_name: str
+    url: str
+    username: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Callback:
+        """Build a record from one element of ThingSpace's list response."""
+        return cls(
+            account_name=_text(data, "accountName"),
+            service_name=_text(data, "serviceName"),
+            url=_text(data, "url"),
+            username=_text(data, "username", required=False),
+            password=Secret(_text(data, "password", required=False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackActionResult:
+    """What ThingSpace answers to a register or deregister request.
+
+    Attributes:
+        account_name: The account the action applied to.
+        service_name: The service registered or deregistered.
+        confirmed_by_listing: ``True`` when the answer was lost in transit and the outcome was
+            confirmed by listing the account's callbacks instead.
+    """
+
+    account_name: str
+    service_name: str
+    confirmed_by_listing: bool = False
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> CallbackActionResult:
+        """Build a result from ThingSpace's ``{"accountName", "serviceName"}`` body."""
+        return cls(account_name=_text(data, "accountName"), service_name=_text(data, "serviceName"))

@@ -1,0 +1,72 @@
+"""Run a coroutine to completion from blocking code, even inside a running event loop.
+
+Outside any loop (scripts, cron, the CLI) each thread keeps one private loop, so the connection
+pool made on it is reused from call to call. Inside a running loop (a notebook cell) the loop is
+patched with nest-asyncio2 so that it can be re-entered; that happens once per loop, only then,
+never at import. Loops that cannot be patched (uvloop) get a clear error instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+import weakref
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_local = threading.local()
+_private_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+_patched: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+_patch_lock = threading.Lock()
+
+
+def _private_loop() -> asyncio.AbstractEventLoop:
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+        _private_loops.add(loop)
+    return loop
+
+
+def _patch(loop: asyncio.AbstractEventLoop) -> None:
+    with _patch_lock:
+        if loop in _patched:
+            return
+        if not isinstance(loop, asyncio.BaseEventLoop):
+            raise RuntimeError(
+                f"cannot make a blocking call inside a running {type(loop).__name__}: it cannot be "
+                "re-entered. Use the async twin instead, e.g. `await ts.alist_callbacks(...)`"
+            )
+        import nest_asyncio2
+
+        nest_asyncio2.apply(loop)
+        _patched.add(loop)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` and return its result, blocking the caller."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return _private_loop().run_until_complete(coro)
+    try:
+        _patch(loop)
+    except BaseException:
+        coro.close()
+        raise
+    return loop.run_until_complete(coro)
+
+
+def is_patched(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether nest-asyncio2 has been applied to ``loop`` by tskit."""
+    return loop in _patched
+
+
+@atexit.register
+def _close_private_loops() -> None:
+    for loop in list(_private_loops):
+        if not loop.is_running() and not loop.is_closed():
+            loop.close()

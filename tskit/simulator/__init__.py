@@ -1,0 +1,55 @@
+"""The embedded ThingSpace simulator: tskit's default backend when no credentials are set.
+
+It serves the OAuth token (and revoke), the M2M session login and logout, and the three
+callbacks calls under the same paths as production, in-process through an httpx transport
+(:meth:`Simulator.transport`) or over HTTP on loopback (:meth:`Simulator.serve`, or the
+``tskit simulator`` command). The server parts (uvicorn) are imported only when serving.
+
+Example:
+    >>> from tskit.simulator import Simulator
+    >>> sim = Simulator()
+    >>> sim.accounts
+    ['0000123456-00001', '0000123456-00002', '0000123456-00003']
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tskit.simulator._config import Fault, Faults, SimulatorConfig
+from tskit.simulator._core import Reply, RequestRecord, Simulator
+from tskit.simulator._demo import (
+    DEMO_ACCOUNTS,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_PASSWORD,
+    DEMO_USERNAME,
+    demo_env,
+)
+
+if TYPE_CHECKING:
+    from tskit.simulator._server import SimulatorServer
+
+__all__ = [
+    "DEMO_ACCOUNTS",
+    "DEMO_CLIENT_ID",
+    "DEMO_CLIENT_SECRET",
+    "DEMO_PASSWORD",
+    "DEMO_USERNAME",
+    "Fault",
+    "Faults",
+    "Reply",
+    "RequestRecord",
+    "Simulator",
+    "SimulatorConfig",
+    "SimulatorServer",
+    "demo_env",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SimulatorServer":  # imports uvicorn: only on demand
+        from tskit.simulator._server import SimulatorServer
+
+        return SimulatorServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

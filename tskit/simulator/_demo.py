@@ -1,0 +1,49 @@
+"""The demo data every new simulator starts with: one application, one user, three accounts.
+
+The addresses are documentation ones (example.com, 203.0.113.0/24): nothing is ever sent there.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from tskit.simulator._core import Simulator
+
+DEMO_CLIENT_ID: Final = "tskit-demo-client"
+DEMO_CLIENT_SECRET: Final = "tskit-demo-secret"
+DEMO_USERNAME: Final = "demo-user"
+DEMO_PASSWORD: Final = "demo-password"
+
+#: Account name -> its seeded registrations (service, url, username, password).
+DEMO_ACCOUNTS: Final[dict[str, tuple[tuple[str, str, str, str], ...]]] = {
+    "0000123456-00001": (
+        ("CarrierService", "https://listener.example.com/thingspace/carrier", "tsuser", "demo-pass-1"),
+        ("DeviceUsage", "https://listener.example.com/thingspace/usage", "", ""),
+    ),
+    "0000123456-00002": (
+        ("CarrierService", "http://203.0.113.10:9001/callbacks", "ops", "demo-pass-2"),
+        ("NiddService", "https://listener.example.com/thingspace/nidd", "nidd", "demo-pass-3"),
+    ),
+    "0000123456-00003": (),
+}
+
+
+def seed(simulator: Simulator) -> None:
+    """Add the demo application, user, accounts and registrations to a simulator."""
+    simulator.add_client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+    simulator.add_user(DEMO_USERNAME, DEMO_PASSWORD, accounts=DEMO_ACCOUNTS)
+    for account, registrations in DEMO_ACCOUNTS.items():
+        for service, url, username, password in registrations:
+            simulator.register(account, service, url, username, password)
+
+
+def demo_env(base_url: str) -> dict[str, str]:
+    """The ``THINGSPACE_*`` variables that point a client at a simulator with the demo data."""
+    return {
+        "THINGSPACE_BASE_URL": base_url,
+        "THINGSPACE_CLIENT_ID": DEMO_CLIENT_ID,
+        "THINGSPACE_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+        "THINGSPACE_USERNAME": DEMO_USERNAME,
+        "THINGSPACE_PASSWORD": DEMO_PASSWORD,
+    }
