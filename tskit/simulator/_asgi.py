@@ -46,19 +46,17 @@ class SimulatorApp:
         if scope["type"] != "http":
             return
         limit = self.simulator.config.max_body
-        chunks: list[bytes] = []
-        size, more = 0, True
+        body = bytearray()
+        more = True
         while more:
             message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size <= limit + 1:
-                chunks.append(chunk)  # keep just enough to know the body is too large
+            if len(body) <= limit:  # keep one byte past the limit: enough to refuse the body as too large
+                body += message.get("body", b"")[: limit + 1 - len(body)]
             more = message.get("more_body", False)
         raw = scope.get("raw_path") or quote(scope["path"]).encode()
         raw_path = raw.split(b"?", 1)[0].decode("latin-1")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        reply = self.simulator.handle(scope["method"], raw_path, headers, b"".join(chunks))
+        reply = self.simulator.handle(scope["method"], raw_path, headers, bytes(body))
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.drop:

@@ -1,0 +1,105 @@
+"""Per-call cost of tskit's client against a bare httpx call, same server, same run.
+
+Both sides list the callbacks of one account, one call at a time, over loopback HTTP to a
+simulator in another process. The bare side is the least a user of plain httpx writes: a GET
+with the two auth headers (fetched once beforehand) and ``response.json()``. Rounds alternate
+between the two sides and the median of the per-round ratios is reported, so that noise from
+other work on the machine hits both alike.
+
+Run: ``.venv/bin/python -m benchmarks.bench_client_overhead [--calls 300] [--rounds 9]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+import tskit
+from benchmarks._server import simulator_process
+
+ACCOUNT = "0000123456-00001"
+GOAL = 1.15
+
+
+async def bare_headers(http: httpx.AsyncClient, env: dict[str, str]) -> dict[str, str]:
+    token = await http.post(
+        "/api/ts/v1/oauth2/token",
+        auth=(env["THINGSPACE_CLIENT_ID"], env["THINGSPACE_CLIENT_SECRET"]),
+        data={"grant_type": "client_credentials"},
+    )
+    bearer = token.json()["access_token"]
+    login = await http.post(
+        "/api/m2m/v1/session/login",
+        headers={"Authorization": f"Bearer {bearer}"},
+        json={"username": env["THINGSPACE_USERNAME"], "password": env["THINGSPACE_PASSWORD"]},
+    )
+    return {"Authorization": f"Bearer {bearer}", "VZ-M2M-Token": login.json()["sessionToken"]}
+
+
+async def timed(calls: int, call: Callable[[], Awaitable[object]]) -> float:
+    """Seconds per call."""
+    started = time.perf_counter()
+    for _ in range(calls):
+        await call()
+    return (time.perf_counter() - started) / calls
+
+
+async def main(calls: int, rounds: int) -> None:
+    with simulator_process() as env:
+        base = env["THINGSPACE_BASE_URL"]
+        async with httpx.AsyncClient(base_url=base) as http:
+            headers = await bare_headers(http, env)
+            path = f"/api/m2m/v1/callbacks/{ACCOUNT}"
+
+            async def bare() -> object:
+                response = await http.get(path, headers=headers)
+                response.raise_for_status()
+                return response.json()
+
+            client = tskit.ThingSpaceClient(
+                tskit.Credentials(
+                    env["THINGSPACE_CLIENT_ID"],
+                    env["THINGSPACE_CLIENT_SECRET"],
+                    env["THINGSPACE_USERNAME"],
+                    env["THINGSPACE_PASSWORD"],
+                ),
+                base_url=base,
+            )
+            ts = tskit.ThingSpace(client)
+
+            async def with_client() -> object:
+                return await client.list_callbacks(ACCOUNT)
+
+            async def with_frame() -> object:
+                return await ts.alist_callbacks(ACCOUNT)
+
+            for warm in (bare, with_client, with_frame):  # connections, login, imports
+                await timed(50, warm)
+            results: dict[str, list[float]] = {"bare": [], "client": [], "frame": []}
+            for _ in range(rounds):
+                results["bare"].append(await timed(calls, bare))
+                results["client"].append(await timed(calls, with_client))
+                results["frame"].append(await timed(calls, with_frame))
+            await client.aclose()
+
+    client_ratio = statistics.median(c / b for c, b in zip(results["client"], results["bare"], strict=True))
+    frame_ratio = statistics.median(f / b for f, b in zip(results["frame"], results["bare"], strict=True))
+    print(f"{rounds} rounds x {calls} sequential list calls over loopback")
+    for name, label in (("bare", "bare httpx GET + json()"), ("client", "ThingSpaceClient.list_callbacks"),
+                        ("frame", "ThingSpace.alist_callbacks (DataFrame)")):
+        print(f"  {label:40s} median {statistics.median(results[name]) * 1e6:8.0f} us/call")
+    print(f"  client / bare: {client_ratio:.3f}x (goal <= {GOAL}x) {'OK' if client_ratio <= GOAL else 'OVER'}")
+    print(f"  frame  / bare: {frame_ratio:.3f}x (a DataFrame per call, for information)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=9)
+    options = parser.parse_args()
+    asyncio.run(main(options.calls, options.rounds))

@@ -1,0 +1,113 @@
+"""Shared fixtures: simulators in-process and on loopback, clients wired to them, a fake clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+import tskit
+from tskit.simulator import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_PASSWORD,
+    DEMO_USERNAME,
+    Simulator,
+    SimulatorServer,
+)
+
+IN_PROCESS_URL = "https://simulator.tskit.invalid"
+
+
+class FakeClock:
+    """A monotonic clock that only moves when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _no_thingspace_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never pick up a developer's real credentials."""
+    for name in ("CLIENT_ID", "CLIENT_SECRET", "USERNAME", "PASSWORD", "BASE_URL"):
+        monkeypatch.delenv(f"THINGSPACE_{name}", raising=False)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    """A fresh simulator with the demo data, on a clock of its own (moved by ``sim.advance``)."""
+    return Simulator(clock=FakeClock())
+
+
+@pytest.fixture
+def demo_credentials() -> tskit.Credentials:
+    return tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, DEMO_PASSWORD)
+
+
+@pytest.fixture
+def server(sim: Simulator) -> Iterator[SimulatorServer]:
+    with sim.serve() as running:
+        yield running
+
+
+def make_client(
+    sim: Simulator,
+    clock: FakeClock,
+    *,
+    credentials: tskit.Credentials | None = None,
+    base_url: str | None = None,
+    retry: tskit.RetryPolicy | None = None,
+    timeout: float = 10.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> tskit.ThingSpaceClient:
+    """A client of ``sim``: in-process unless ``base_url`` points at its loopback server."""
+    credentials = credentials or tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, DEMO_PASSWORD)
+    url = base_url or IN_PROCESS_URL
+    auth = tskit.ThingSpaceAuth(credentials, base_url=url, clock=clock)
+    if transport is None and base_url is None:
+        transport = sim.transport()
+    return tskit.ThingSpaceClient(
+        auth=auth,
+        base_url=url,
+        transport=transport,
+        retry=retry or tskit.RetryPolicy(backoff=0.01),
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(params=["in-process", "loopback"])
+async def client(
+    request: pytest.FixtureRequest, sim: Simulator, clock: FakeClock
+) -> AsyncIterator[tskit.ThingSpaceClient]:
+    """A client of ``sim``, once in-process and once over real HTTP on 127.0.0.1."""
+    if request.param == "in-process":
+        async with make_client(sim, clock) as c:
+            yield c
+    else:
+        with sim.serve() as running:
+            async with make_client(sim, clock, base_url=running.base_url) as c:
+                yield c
+
+
+@pytest.fixture
+def ts(sim: Simulator) -> Iterator[tskit.ThingSpace]:
+    connection = tskit.connect(simulator=sim)
+    yield connection
+    connection.close()

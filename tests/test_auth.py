@@ -1,0 +1,200 @@
+"""ThingSpace's two-step auth: reuse, expiry, re-login, one login for many calls, no retry of refusals."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+import tskit
+from tests.conftest import IN_PROCESS_URL, FakeClock, make_client
+from tskit.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, Fault, Simulator
+
+pytestmark = pytest.mark.anyio
+ACCOUNT = "0000123456-00001"
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """Passes requests to the simulator and keeps them, to look at the headers sent."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.inner = sim.transport()
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        response: httpx.Response = await self.inner.handle_async_request(request)
+        return response
+
+
+async def test_every_call_carries_bearer_and_session_token(sim: Simulator, clock: FakeClock) -> None:
+    recorder = Recorder(sim)
+    async with make_client(sim, clock, transport=recorder) as client:
+        await client.list_callbacks(ACCOUNT)
+    token, login, call = recorder.requests
+    assert token.url.path == "/api/ts/v1/oauth2/token"
+    assert token.headers["Authorization"].startswith("Basic ")
+    assert token.content == b"grant_type=client_credentials"
+    assert login.url.path == "/api/m2m/v1/session/login"
+    assert login.headers["Authorization"].startswith("Bearer ")
+    assert call.headers["Authorization"] == login.headers["Authorization"]
+    assert len(call.headers["VZ-M2M-Token"]) == 36
+    assert call.headers["Content-Type"] == "application/json"
+    assert call.headers["Accept"] == "application/json"
+
+
+async def test_token_and_session_are_reused(sim: Simulator, clock: FakeClock) -> None:
+    async with make_client(sim, clock) as client:
+        for _ in range(10):
+            await client.list_callbacks(ACCOUNT)
+            clock.advance(60)
+            sim.advance(60)
+        assert (client.auth.token_requests, client.auth.logins) == (1, 1)
+    assert (sim.count("token"), sim.count("login"), sim.count("list")) == (1, 1, 10)
+
+
+async def test_session_expired_by_server_logs_in_again_once(sim: Simulator, clock: FakeClock) -> None:
+    async with make_client(sim, clock) as client:
+        await client.list_callbacks(ACCOUNT)
+        sim.advance(1201)  # the server's idle timeout passes; the client's clock does not know
+        callbacks = await client.list_callbacks(ACCOUNT)
+        assert len(callbacks) == 2
+        assert client.auth.logins == 2
+    statuses = [(r.operation, r.status) for r in sim.requests]
+    assert statuses[-3:] == [("list", 400), ("login", 200), ("list", 200)]
+
+
+async def test_forced_session_expiry_is_survived(sim: Simulator, clock: FakeClock) -> None:
+    async with make_client(sim, clock) as client:
+        await client.list_callbacks(ACCOUNT)
+        sim.expire_sessions()
+        await client.register_callback("0000123456-00003", "CarrierService", "https://l.example.com/c")
+    assert sim.count("register") == 2  # refused for the expired session, then sent once more
+    assert [r["serviceName"] for r in sim.registrations("0000123456-00003")] == ["CarrierService"]
+
+
+async def test_idle_session_is_renewed_before_use(sim: Simulator, clock: FakeClock) -> None:
+    async with make_client(sim, clock) as client:
+        await client.list_callbacks(ACCOUNT)
+        clock.advance(1150)  # within the client's one-minute margin of the 20-minute timeout
+        sim.advance(1150)
+        await client.list_callbacks(ACCOUNT)
+    assert [r.status for r in sim.requests if r.operation == "list"] == [200, 200]
+    assert sim.count("login") == 2
+
+
+async def test_token_is_fetched_again_after_an_hour(sim: Simulator, clock: FakeClock) -> None:
+    async with make_client(sim, clock) as client:
+        await client.list_callbacks(ACCOUNT)
+        for _ in range(4):  # keep the session alive for an hour
+            clock.advance(900)
+            sim.advance(900)
+            await client.list_callbacks(ACCOUNT)
+        assert client.auth.token_requests == 2
+    assert all(r.status == 200 for r in sim.requests)
+
+
+async def test_revoked_token_401_fetches_new_token_and_retries_once(sim: Simulator, clock: FakeClock) -> None:
+    async with make_client(sim, clock) as client:
+        await client.list_callbacks(ACCOUNT)
+        sim.revoke_tokens()
+        assert len(await client.list_callbacks(ACCOUNT)) == 2
+        assert (client.auth.token_requests, client.auth.logins) == (2, 2)
+
+
+async def test_persistent_401_is_not_retried_in_a_loop(sim: Simulator, clock: FakeClock) -> None:
+    async with make_client(sim, clock) as client:
+        await client.list_callbacks(ACCOUNT)
+        sim.faults.scripted.extend([Fault(status=401), Fault(status=401)])
+        with pytest.raises(tskit.AuthenticationError) as caught:
+            await client.list_callbacks(ACCOUNT)
+        assert caught.value.status_code == 401
+    assert sim.count("list") == 3  # the first call, then one try and one retry after a new login
+    assert sim.count("login") == 2
+
+
+async def test_concurrent_first_calls_log_in_once(sim: Simulator, clock: FakeClock) -> None:
+    sim.faults.latency = 0.01  # so that the calls really overlap
+    async with make_client(sim, clock) as client:
+        results = await asyncio.gather(*(client.list_callbacks(ACCOUNT) for _ in range(25)))
+    assert all(len(r) == 2 for r in results)
+    assert (sim.count("token"), sim.count("login"), sim.count("list")) == (1, 1, 25)
+
+
+async def test_concurrent_calls_after_expiry_log_in_once_more(sim: Simulator, clock: FakeClock) -> None:
+    async with make_client(sim, clock) as client:
+        await client.list_callbacks(ACCOUNT)
+        sim.expire_sessions()
+        sim.faults.latency = 0.01
+        await asyncio.gather(*(client.list_callbacks(ACCOUNT) for _ in range(10)))
+    assert sim.count("login") == 2
+
+
+async def test_refused_login_is_never_retried(sim: Simulator, clock: FakeClock) -> None:
+    wrong = tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, "not-the-password")
+    async with make_client(sim, clock, credentials=wrong) as client:
+        with pytest.raises(tskit.AuthenticationError) as caught:
+            await client.list_callbacks(ACCOUNT)
+        assert caught.value.status_code == 400
+        assert caught.value.error_code == "UnifiedWebService.REQUEST_FAILED.Login.Failed"
+        assert "does not try again" in str(caught.value)
+        for _ in range(10):  # a loop over accounts must not lock the user
+            with pytest.raises(tskit.AuthenticationError, match="Not sent"):
+                await client.list_callbacks(ACCOUNT)
+        results = await asyncio.gather(*(client.list_callbacks(ACCOUNT) for _ in range(10)), return_exceptions=True)
+        assert all(isinstance(r, tskit.AuthenticationError) for r in results)
+    assert sim.count("login") == 1
+    assert not sim.is_locked(DEMO_USERNAME)
+
+
+async def test_reset_with_fixed_credentials_logs_in(sim: Simulator, clock: FakeClock, demo_credentials) -> None:
+    wrong = tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, "not-the-password")
+    async with make_client(sim, clock, credentials=wrong) as client:
+        with pytest.raises(tskit.AuthenticationError):
+            await client.list_callbacks(ACCOUNT)
+        client.auth.reset(demo_credentials)
+        assert len(await client.list_callbacks(ACCOUNT)) == 2
+
+
+async def test_refused_token_request_is_never_retried(sim: Simulator, clock: FakeClock) -> None:
+    wrong = tskit.Credentials(DEMO_CLIENT_ID, "wrong-secret", DEMO_USERNAME, "whatever")
+    async with make_client(sim, clock, credentials=wrong) as client:
+        for _ in range(3):
+            with pytest.raises(tskit.AuthenticationError) as caught:
+                await client.list_callbacks(ACCOUNT)
+    assert caught.value.error_code == "invalid_client"
+    assert (sim.count("token"), sim.count("login")) == (1, 0)
+
+
+async def test_login_5xx_is_not_retried_within_the_call_but_next_call_may_log_in(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    sim.faults.scripted.append(Fault(status=503, operations=("login",)))
+    async with make_client(sim, clock) as client:
+        with pytest.raises(tskit.AuthenticationError) as caught:
+            await client.list_callbacks(ACCOUNT)
+        assert caught.value.status_code == 503
+        assert sim.count("login") == 1
+        assert len(await client.list_callbacks(ACCOUNT)) == 2
+    assert sim.count("login") == 2
+
+
+async def test_malformed_token_answer_is_a_clear_error(sim: Simulator, clock: FakeClock) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>maintenance</html>")
+
+    async with make_client(sim, clock, transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(tskit.AuthenticationError, match="not a JSON object"):
+            await client.list_callbacks(ACCOUNT)
+
+
+def test_same_auth_works_with_a_blocking_httpx_client(sim: Simulator, clock: FakeClock, demo_credentials) -> None:
+    auth = tskit.ThingSpaceAuth(demo_credentials, base_url=IN_PROCESS_URL, clock=clock)
+    with httpx.Client(base_url=IN_PROCESS_URL, auth=auth, transport=sim.transport()) as http:
+        first = http.get(f"/api/m2m/v1/callbacks/{ACCOUNT}")
+        sim.expire_sessions()
+        second = http.get(f"/api/m2m/v1/callbacks/{ACCOUNT}")
+    assert first.status_code == second.status_code == 200
+    assert second.json()[0]["serviceName"] == "CarrierService"
+    assert (auth.token_requests, auth.logins) == (1, 2)

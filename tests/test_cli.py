@@ -1,0 +1,116 @@
+"""The tskit command: the simulator server other clients can use, the demo, and list."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+import tskit
+from tskit.cli import main
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def simulator_process() -> Iterator[dict[str, str]]:
+    """``tskit simulator --port 0`` in its own process; yields the variables it printed."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "tskit", "simulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            env: dict[str, str] = {}
+            while len(env) < 5:
+                line = proc.stdout.readline()
+                assert line, f"simulator exited: {proc.stderr.read() if proc.stderr else ''}"
+                if line.startswith("export "):
+                    key, _, value = line.removeprefix("export ").strip().partition("=")
+                    env[key] = value
+            yield env
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode in (0, -signal.SIGINT)
+
+
+def test_simulator_command_prints_working_exports(simulator_process: dict[str, str]) -> None:
+    env = simulator_process
+    assert set(env) == {
+        "THINGSPACE_BASE_URL",
+        "THINGSPACE_CLIENT_ID",
+        "THINGSPACE_CLIENT_SECRET",
+        "THINGSPACE_USERNAME",
+        "THINGSPACE_PASSWORD",
+    }
+    assert env["THINGSPACE_BASE_URL"].startswith("http://127.0.0.1:")
+    # tskit, configured only by those variables, talks to it over HTTP:
+    ts = tskit.connect(
+        base_url=env["THINGSPACE_BASE_URL"],
+        client_id=env["THINGSPACE_CLIENT_ID"],
+        client_secret=env["THINGSPACE_CLIENT_SECRET"],
+        username=env["THINGSPACE_USERNAME"],
+        password=env["THINGSPACE_PASSWORD"],
+    )
+    assert not ts.is_simulator
+    assert ts.list_callbacks("0000123456-00001")["service_name"].tolist() == ["CarrierService", "DeviceUsage"]
+    ts.register_callback("0000123456-00003", "CarrierService", "https://l.example.com/c")
+    ts.close()
+    # and so does another process, e.g. the tskit command itself:
+    out = subprocess.run(
+        [sys.executable, "-m", "tskit", "list", "0000123456-00003", "--format", "csv"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.splitlines() == [
+        "account_name,service_name,url,username,password",
+        "0000123456-00003,CarrierService,https://l.example.com/c,,",
+    ]
+
+
+def test_simulator_answers_a_plain_client(simulator_process: dict[str, str]) -> None:
+    base = simulator_process["THINGSPACE_BASE_URL"]
+    answer = httpx.post(
+        f"{base}/api/ts/v1/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(simulator_process["THINGSPACE_CLIENT_ID"], simulator_process["THINGSPACE_CLIENT_SECRET"]),
+    )
+    assert answer.status_code == 200 and answer.json()["token_type"] == "Bearer"
+
+
+def test_demo_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "Registered CarrierService for 0000123456-00003" in out
+    assert "UnifiedWebService.REQUEST_FAILED.AccountNotFound" in out
+    assert "did you mean 'CarrierService'?" in out
+    assert "demo-pass" not in out and "s3cret" not in out
+
+
+def test_list_bad_account_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "../etc"]) == 2
+    assert "account_name" in capsys.readouterr().err
+
+
+def test_list_unknown_account_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "9999999999-00001"]) == 1
+    assert "AccountNotFound" in capsys.readouterr().err
+
+
+def test_help_explains_credentials() -> None:
+    out = subprocess.run([sys.executable, "-m", "tskit", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "THINGSPACE_CLIENT_ID" in out and "simulator" in out

@@ -1,0 +1,146 @@
+"""connect(): which backend, credentials from the environment, blocking calls, a light import."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+
+import tskit
+from tskit import _runner
+from tskit.simulator import Simulator
+
+ACCOUNT = "0000123456-00001"
+CREDENTIALS = {
+    "client_id": "app-key",
+    "client_secret": "app-secret-123",
+    "username": "uws-user",
+    "password": "uws-pass-123",
+}
+ENV = {
+    "THINGSPACE_CLIENT_ID": "app-key",
+    "THINGSPACE_CLIENT_SECRET": "app-secret-123",
+    "THINGSPACE_USERNAME": "uws-user",
+    "THINGSPACE_PASSWORD": "uws-pass-123",
+}
+
+
+def connect_real(base_url: str) -> tskit.ThingSpace:
+    return tskit.connect(
+        client_id="app-key",
+        client_secret="app-secret-123",
+        username="uws-user",
+        password="uws-pass-123",
+        base_url=base_url,
+    )
+
+
+def test_no_credentials_means_the_simulator() -> None:
+    ts = tskit.connect()
+    assert ts.is_simulator
+    assert repr(ts) == "<ThingSpace: embedded simulator, 3 accounts>"
+    assert ts.list_callbacks(ACCOUNT)["service_name"].tolist() == ["CarrierService", "DeviceUsage"]
+
+
+def test_credentials_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    ts = tskit.connect()
+    assert not ts.is_simulator
+    assert repr(ts) == "<ThingSpace: https://thingspace.verizon.com as 'uws-user'>"
+    assert "app-secret-123" not in repr(ts.client.auth._credentials)
+    monkeypatch.setenv("THINGSPACE_BASE_URL", "https://staging.example.com/")
+    assert tskit.connect().client.base_url == "https://staging.example.com"
+
+
+def test_incomplete_environment_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THINGSPACE_CLIENT_ID", "app-key")
+    monkeypatch.setenv("THINGSPACE_PASSWORD", "pw")
+    with pytest.raises(tskit.ConfigurationError) as caught:
+        tskit.connect()
+    assert "THINGSPACE_CLIENT_SECRET, THINGSPACE_USERNAME not set" in str(caught.value)
+
+
+def test_incomplete_arguments_name_the_field() -> None:
+    with pytest.raises(tskit.ConfigurationError, match="client_secret: is missing"):
+        tskit.connect(client_id="a", username="u", password="p")
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://thingspace.example.com", "clear text"),
+        ("https://thingspace.verizon.com/api", "ends in /api"),
+        ("ftp://x", "not an http"),
+        ("https://u:p@thingspace.verizon.com", "must not carry"),
+    ],
+)
+def test_bad_base_url(url: str, words: str) -> None:
+    with pytest.raises(tskit.ConfigurationError, match=words):
+        connect_real(url)
+
+
+def test_http_allowed_on_loopback_only() -> None:
+    assert connect_real("http://127.0.0.1:9999").client.base_url == "http://127.0.0.1:9999"
+
+
+def test_simulator_false_requires_credentials() -> None:
+    with pytest.raises(tskit.ConfigurationError, match="required when simulator=False"):
+        tskit.connect(simulator=False)
+
+
+def test_given_simulator_is_used() -> None:
+    sim = Simulator(demo=False)
+    sim.add_client("c", "s")
+    ts = tskit.connect(simulator=sim)
+    assert ts.simulator is sim
+
+
+def test_blocking_call_outside_a_loop_does_not_patch_asyncio() -> None:
+    before = asyncio.run
+    tskit.connect().list_callbacks(ACCOUNT)
+    assert asyncio.run is before
+
+
+def test_blocking_call_inside_a_running_loop_works_like_a_notebook_cell() -> None:
+    ts = tskit.connect()
+
+    async def cell() -> list[str]:
+        loop = asyncio.get_running_loop()
+        assert not _runner.is_patched(loop)
+        services: list[str] = ts.list_callbacks(ACCOUNT)["service_name"].tolist()  # no await, as in a cell
+        assert _runner.is_patched(loop)
+        frame = await ts.alist_callbacks(ACCOUNT)  # and the async twin on the same loop
+        assert frame["service_name"].tolist() == services
+        return services
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(cell()) == ["CarrierService", "DeviceUsage"]
+    finally:
+        loop.close()
+
+
+def test_unpatchable_loop_gets_a_clear_error() -> None:
+    class ForeignLoop(asyncio.AbstractEventLoop):  # stands for uvloop: not an asyncio.BaseEventLoop
+        pass
+
+    with pytest.raises(RuntimeError, match=r"await ts\.alist_callbacks"):
+        _runner._patch(ForeignLoop())  # type: ignore[abstract]
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import sys, tskit; heavy = [m for m in ('ipywidgets', 'uvicorn', 'pandas', 'nest_asyncio2', "
+        "'tskit.simulator') if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
+
+
+def test_connect_to_simulator_does_not_import_server_parts() -> None:
+    code = "import sys, tskit; tskit.connect().list_callbacks('0000123456-00001'); print('uvicorn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

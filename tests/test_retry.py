@@ -1,0 +1,156 @@
+"""Retries: listing on passing failures; register and deregister only when it is safe."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+import tskit
+from tests.conftest import FakeClock, make_client
+from tskit.simulator import Fault, Simulator
+
+pytestmark = pytest.mark.anyio
+ACCOUNT = "0000123456-00001"
+EMPTY = "0000123456-00003"
+URL = "https://listener.example.com/carrier"
+
+
+async def test_list_is_retried_on_5xx_and_drops(client: tskit.ThingSpaceClient, sim: Simulator) -> None:
+    await client.list_callbacks(ACCOUNT)  # log in first, so that faults hit the calls
+    sim.faults.scripted.extend([Fault(status=503), Fault(drop="after")])
+    assert len(await client.list_callbacks(ACCOUNT)) == 2
+    # the first call, the 503, the answer dropped on the way back, the retry that succeeded
+    assert [r.status for r in sim.requests if r.operation == "list"] == [200, 503, 200, 200]
+
+
+async def test_retry_after_is_honoured(client: tskit.ThingSpaceClient, sim: Simulator) -> None:
+    client.retry = tskit.RetryPolicy(backoff=10, max_backoff=10)  # so an ignored Retry-After would show
+    await client.list_callbacks(ACCOUNT)
+    sim.faults.scripted.append(Fault(status=429, retry_after=0.3))
+    started = time.perf_counter()
+    await client.list_callbacks(ACCOUNT)
+    assert 0.3 <= time.perf_counter() - started < 3
+
+
+async def test_too_long_retry_after_gives_up_at_once(sim: Simulator, clock: FakeClock) -> None:
+    async with make_client(sim, clock, retry=tskit.RetryPolicy(max_retry_after=5)) as client:
+        sim.faults.scripted.append(Fault(status=429, retry_after=120))
+        started = time.perf_counter()
+        with pytest.raises(tskit.RateLimitError) as caught:
+            await client.list_callbacks(ACCOUNT)
+        assert time.perf_counter() - started < 1
+    assert caught.value.retry_after == 120
+    assert sim.count("list") == 1
+
+
+async def test_retries_stop_after_the_allowed_attempts(sim: Simulator, clock: FakeClock) -> None:
+    async with make_client(sim, clock, retry=tskit.RetryPolicy(attempts=3, backoff=0.01)) as client:
+        sim.faults.scripted.extend([Fault(status=500)] * 5)
+        with pytest.raises(tskit.ApiError) as caught:
+            await client.list_callbacks(ACCOUNT)
+    assert caught.value.status_code == 500
+    assert sim.count("list") == 3
+
+
+async def test_4xx_is_not_retried(client: tskit.ThingSpaceClient, sim: Simulator) -> None:
+    with pytest.raises(tskit.ApiError):
+        await client.list_callbacks("9999999999-00001")
+    assert sim.count("list") == 1
+
+
+async def test_register_answer_lost_is_confirmed_by_listing_not_resent(
+    client: tskit.ThingSpaceClient, sim: Simulator
+) -> None:
+    await client.list_callbacks(EMPTY)
+    sim.faults.scripted.append(Fault(drop="after", operations=("register",)))
+    result = await client.register_callback(EMPTY, "CarrierService", URL, username="u", password="p")
+    assert result.confirmed_by_listing
+    assert (result.account_name, result.service_name) == (EMPTY, "CarrierService")
+    assert sim.count("register") == 1
+    assert sim.registrations(EMPTY)[0]["url"] == URL
+
+
+async def test_register_dropped_before_it_took_effect_is_resent(client: tskit.ThingSpaceClient, sim: Simulator) -> None:
+    await client.list_callbacks(EMPTY)
+    sim.faults.scripted.append(Fault(drop="before", operations=("register",)))
+    result = await client.register_callback(EMPTY, "CarrierService", URL)
+    assert not result.confirmed_by_listing
+    assert sim.count("register") == 2  # the listing showed nothing, so it was sent again
+    assert len(sim.registrations(EMPTY)) == 1
+
+
+async def test_register_500_checks_the_listing_before_resending(client: tskit.ThingSpaceClient, sim: Simulator) -> None:
+    await client.list_callbacks(EMPTY)
+    sim.faults.scripted.append(Fault(status=500, operations=("register",)))
+    await client.register_callback(EMPTY, "CarrierService", URL)
+    operations = [r.operation for r in sim.requests][-3:]
+    assert operations == ["register", "list", "register"]
+
+
+async def test_register_429_is_resent_without_listing(client: tskit.ThingSpaceClient, sim: Simulator) -> None:
+    await client.list_callbacks(EMPTY)
+    sim.faults.scripted.append(Fault(status=429, retry_after=0, operations=("register",)))
+    await client.register_callback(EMPTY, "CarrierService", URL)
+    assert [r.operation for r in sim.requests][-2:] == ["register", "register"]
+
+
+async def test_deregister_answer_lost_is_confirmed_by_listing(client: tskit.ThingSpaceClient, sim: Simulator) -> None:
+    await client.list_callbacks(ACCOUNT)
+    sim.faults.scripted.append(Fault(drop="after", operations=("deregister",)))
+    result = await client.deregister_callback(ACCOUNT, "CarrierService")
+    assert result.confirmed_by_listing
+    assert sim.count("deregister") == 1
+    assert [r["serviceName"] for r in sim.registrations(ACCOUNT)] == ["DeviceUsage"]
+
+
+async def test_outcome_unknown_when_the_listing_fails_too(sim: Simulator, clock: FakeClock) -> None:
+    async with make_client(sim, clock, retry=tskit.RetryPolicy(attempts=1)) as client:
+        await client.list_callbacks(EMPTY)
+        sim.faults.scripted.extend([Fault(drop="after", operations=("register",)), Fault(status=503)])
+        with pytest.raises(tskit.TransportError) as caught:
+            await client.register_callback(EMPTY, "CarrierService", URL)
+    assert any("outcome is unknown" in note for note in caught.value.__notes__)
+    assert sim.count("register") == 1
+
+
+async def test_register_is_not_retried_without_a_policy(sim: Simulator, clock: FakeClock) -> None:
+    async with make_client(sim, clock, retry=tskit.NO_RETRY) as client:
+        sim.faults.scripted.append(Fault(status=429, retry_after=0, operations=("register",)))
+        with pytest.raises(tskit.RateLimitError):
+            await client.register_callback(EMPTY, "CarrierService", URL)
+    assert sim.registrations(EMPTY) == []
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_connection_refused_is_a_transport_error(sim: Simulator, clock: FakeClock) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    async with make_client(sim, clock, base_url=url, retry=tskit.RetryPolicy(attempts=2, backoff=0.01)) as client:
+        with pytest.raises(tskit.TransportError, match="could not connect"):
+            await client.list_callbacks(ACCOUNT)
+
+
+async def test_slow_answer_is_a_timeout(sim: Simulator, clock: FakeClock) -> None:
+    with sim.serve() as server:
+        async with make_client(sim, clock, base_url=server.base_url, timeout=0.2, retry=tskit.NO_RETRY) as client:
+            await client.list_callbacks(ACCOUNT)
+            sim.faults.latency = 1.0
+            with pytest.raises(tskit.RequestTimeout, match=r"no answer within 0\.2 s"):
+                await client.list_callbacks(ACCOUNT)
+            sim.faults.latency = 0
+
+
+def test_policy_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        tskit.RetryPolicy(attempts=0)
+    policy = tskit.RetryPolicy(attempts=3, backoff=1, max_backoff=1.5)
+    assert policy.delay(3) is None
+    assert 0.5 <= (policy.delay(1) or 0) <= 1
+    assert 0.75 <= (policy.delay(2) or 0) <= 1.5
+    assert policy.delay(1, retry_after=4) == 4
