@@ -90,8 +90,11 @@ async def main(calls: int, rounds: int) -> None:
     client_ratio = statistics.median(c / b for c, b in zip(results["client"], results["bare"], strict=True))
     frame_ratio = statistics.median(f / b for f, b in zip(results["frame"], results["bare"], strict=True))
     print(f"{rounds} rounds x {calls} sequential list calls over loopback")
-    for name, label in (("bare", "bare httpx GET + json()"), ("client", "ThingSpaceClient.list_callbacks"),
-                        ("frame", "ThingSpace.alist_callbacks (DataFrame)")):
+    for name, label in (
+        ("bare", "bare httpx GET + json()"),
+        ("client", "ThingSpaceClient.list_callbacks"),
+        ("frame", "ThingSpace.alist_callbacks (DataFrame)"),
+    ):
         print(f"  {label:40s} median {statistics.median(results[name]) * 1e6:8.0f} us/call")
     print(f"  client / bare: {client_ratio:.3f}x (goal <= {GOAL}x) {'OK' if client_ratio <= GOAL else 'OVER'}")
     print(f"  frame  / bare: {frame_ratio:.3f}x (a DataFrame per call, for information)")
