@@ -155,6 +155,7 @@ def test_facade_returns_frames_and_results(ts: tskit.ThingSpace, sim: Simulator)
     ts.deregister_callback(EMPTY, "CarrierService")
     empty = ts.list_callbacks(EMPTY)
     assert empty.empty and list(empty.columns) == list(tskit.CALLBACK_COLUMNS)
+    assert empty.dtypes.equals(frame.dtypes)  # text columns even when there are no rows
     assert sim.registrations(EMPTY) == []
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import pytest
 
 import tskit
 from tskit.cli import main
+from tskit.simulator import simulator_process as run_simulator_process
 
 pytestmark = pytest.mark.server
 
@@ -20,30 +20,8 @@ pytestmark = pytest.mark.server
 @pytest.fixture
 def simulator_process() -> Iterator[dict[str, str]]:
     """``tskit simulator --port 0`` in its own process; yields the variables it printed."""
-    with subprocess.Popen(
-        [sys.executable, "-m", "tskit", "simulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            env: dict[str, str] = {}
-            while len(env) < 5:
-                line = proc.stdout.readline()
-                assert line, f"simulator exited: {proc.stderr.read() if proc.stderr else ''}"
-                if line.startswith("export "):
-                    key, _, value = line.removeprefix("export ").strip().partition("=")
-                    env[key] = value
-            yield env
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode in (0, -signal.SIGINT)
+    with run_simulator_process() as env:
+        yield env
 
 
 def test_simulator_command_prints_working_exports(simulator_process: dict[str, str]) -> None:

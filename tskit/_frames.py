@@ -23,25 +23,13 @@ def callbacks_frame(callbacks: Iterable[Callback]) -> pd.DataFrame:
     """
     import pandas as pd
 
-    rows = list(callbacks)
-    columns = {
-        "account_name": [c.account_name for c in rows],
-        "service_name": [c.service_name for c in rows],
-        "url": [c.url for c in rows],
-        "username": [c.username for c in rows],
-        "password": [MASK if c.password else "" for c in rows],
-    }
-    return pd.DataFrame({name: pd.Series(values, dtype="str") for name, values in columns.items()})
+    records = [(c.account_name, c.service_name, c.url, c.username, MASK if c.password else "") for c in callbacks]
+    return pd.DataFrame(records, columns=list(CALLBACK_COLUMNS), dtype="str")
 
 
 def services_frame() -> pd.DataFrame:
     """The catalogue of callback services with their descriptions."""
     import pandas as pd
 
-    services = list(SERVICE_CATALOGUE.values())
-    return pd.DataFrame(
-        {
-            "service_name": pd.Series([s.name for s in services], dtype="str"),
-            "description": pd.Series([s.description for s in services], dtype="str"),
-        }
-    )
+    records = [(s.name, s.description) for s in SERVICE_CATALOGUE.values()]
+    return pd.DataFrame(records, columns=list(SERVICE_COLUMNS), dtype="str")

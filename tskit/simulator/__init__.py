@@ -26,6 +26,7 @@ from tskit.simulator._demo import (
     DEMO_USERNAME,
     demo_env,
 )
+from tskit.simulator._process import simulator_process
 
 if TYPE_CHECKING:
     from tskit.simulator._server import SimulatorServer
@@ -44,6 +45,7 @@ __all__ = [
     "SimulatorConfig",
     "SimulatorServer",
     "demo_env",
+    "simulator_process",
 ]
 
 
