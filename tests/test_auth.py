@@ -198,3 +198,15 @@ def test_same_auth_works_with_a_blocking_httpx_client(sim: Simulator, clock: Fak
     assert first.status_code == second.status_code == 200
     assert second.json()[0]["serviceName"] == "CarrierService"
     assert (auth.token_requests, auth.logins) == (1, 2)
+
+
+async def test_logout_ends_the_session_and_the_next_call_logs_in(sim: Simulator, clock: FakeClock) -> None:
+    async with make_client(sim, clock) as client:
+        await client.logout()  # nothing to end yet: no request
+        assert sim.count("logout") == 0
+        await client.list_callbacks(ACCOUNT)
+        await client.logout()
+        assert [r.status for r in sim.requests if r.operation == "logout"] == [200]
+        await client.list_callbacks(ACCOUNT)
+    assert sim.count("login") == 2
+    assert [r.status for r in sim.requests if r.operation == "list"] == [200, 200]
