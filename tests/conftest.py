@@ -39,10 +39,12 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _no_thingspace_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never pick up a developer's real credentials."""
+def _no_thingspace_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never pick up a developer's real credentials, nor write to their config folder."""
     for name in ("CLIENT_ID", "CLIENT_SECRET", "USERNAME", "PASSWORD", "BASE_URL"):
         monkeypatch.delenv(f"THINGSPACE_{name}", raising=False)
+    monkeypatch.delenv("TSKIT_FINGERPRINT_KEY", raising=False)
+    monkeypatch.setenv("TSKIT_CONFIG_DIR", str(tmp_path_factory.mktemp("tskit-config")))
 
 
 @pytest.fixture

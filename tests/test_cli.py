@@ -47,14 +47,15 @@ def test_simulator_command_prints_working_exports(simulator_process: dict[str, s
     ts.register_callback("0000123456-00003", "CarrierService", "https://l.example.com/c")
     ts.close()
     # and so does another process, e.g. the tskit command itself:
-    out = subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "tskit", "list", "0000123456-00003", "--format", "csv"],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
         check=True,
-    ).stdout
-    assert out.splitlines() == [
+    )
+    assert done.stderr == ""  # connections closed cleanly: no "Unclosed client session" at exit
+    assert done.stdout.splitlines() == [
         "account_name,service_name,url,username,password",
         "0000123456-00003,CarrierService,https://l.example.com/c,,",
     ]
@@ -81,7 +82,7 @@ def test_demo_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_list_bad_account_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "../etc"]) == 2
-    assert "account_name" in capsys.readouterr().err
+    assert "not account names: '../etc'" in capsys.readouterr().err
 
 
 def test_list_unknown_account_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -92,3 +93,15 @@ def test_list_unknown_account_exits_1(capsys: pytest.CaptureFixture[str]) -> Non
 def test_help_explains_credentials() -> None:
     out = subprocess.run([sys.executable, "-m", "tskit", "--help"], capture_output=True, text=True, check=True).stdout
     assert "THINGSPACE_CLIENT_ID" in out and "simulator" in out
+
+
+def test_a_script_that_never_closes_exits_quietly(simulator_process: dict[str, str]) -> None:
+    script = "import tskit; print(len(tskit.connect().list_callbacks('0000123456-00001')))"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **simulator_process},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert (done.stdout, done.stderr) == ("2\n", "")

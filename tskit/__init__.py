@@ -44,6 +44,7 @@ __all__ = [
     "NO_RETRY",
     "SERVICE_CATALOGUE",
     "ApiError",
+    "Audit",
     "AuthenticationError",
     "Callback",
     "CallbackActionResult",
@@ -66,3 +67,12 @@ __all__ = [
     "connect",
     "services_frame",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Loaded on first use, to keep ``import tskit`` light.
+    if name == "Audit":
+        from tskit.audit import Audit
+
+        return Audit
+    raise AttributeError(f"module 'tskit' has no attribute {name!r}")

@@ -13,6 +13,7 @@ from typing import Any, Final, Self
 
 import httpx
 
+from tskit import _runner
 from tskit import _validate as check
 from tskit._auth import ThingSpaceAuth
 from tskit._config import CALLBACK_PATH, CALLBACKS_PATH, LOGOUT_PATH, Credentials
@@ -54,7 +55,8 @@ class ThingSpaceClient:
         credentials: Application key/secret and UWS user/password; ignored when ``auth`` is given.
         base_url: ThingSpace host root; default ``THINGSPACE_BASE_URL`` or production.
         auth: A ready auth flow, e.g. one shared by several clients.
-        transport: An httpx transport, e.g. the embedded simulator's.
+        transport: An httpx transport, e.g. the embedded simulator's. By default each event loop
+            gets its own aiohttp-backed transport (see ``tskit._transport`` for why).
         timeout: Seconds to wait for ThingSpace on each request.
         retry: The retry policy.
         limits: Connection pool limits of the underlying ``httpx.AsyncClient``.
@@ -105,7 +107,7 @@ class ThingSpaceClient:
 
     async def aclose(self) -> None:
         """Close the connections this client opened on the running event loop."""
-        http = self._http.pop(asyncio.get_running_loop(), None)
+        http = self._http.pop(asyncio.get_running_loop(), None)  # (the exit hook then closes it twice: harmless)
         if http is not None:
             await http.aclose()
 
@@ -113,16 +115,22 @@ class ThingSpaceClient:
         loop = asyncio.get_running_loop()
         http = self._http.get(loop)
         if http is None:
+            transport = self._transport
+            if transport is None:
+                from tskit._transport import AiohttpTransport
+
+                transport = AiohttpTransport(limits=self._limits)
             http = httpx.AsyncClient(
                 base_url=self.base_url,
                 auth=self.auth,
-                transport=self._transport,
+                transport=transport,
                 timeout=self._timeout,
                 limits=self._limits,
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
                 follow_redirects=False,
             )
             self._http[loop] = http
+            _runner.close_at_exit(loop, http.aclose)
         return http
 
     # -- the three calls --------------------------------------------------------------

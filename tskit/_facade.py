@@ -15,8 +15,11 @@ from tskit._models import CallbackActionResult
 from tskit._retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import pandas as pd
 
+    from tskit.audit import Audit, Rule
     from tskit.simulator import Simulator
 
 logger = logging.getLogger("tskit")
@@ -156,6 +159,79 @@ class ThingSpace:
         """
         return _runner.run(
             self.aderegister_callback(account_name, service_name, allow_unknown_service=allow_unknown_service)
+        )
+
+    # -- audit --------------------------------------------------------------------------
+
+    @property
+    def source(self) -> str:
+        """Where this connection leads, as audits record it."""
+        return "embedded simulator" if self.simulator is not None else self.client.base_url
+
+    async def aaudit(
+        self,
+        accounts: Iterable[str] | str,
+        expect: Iterable[str] = (),
+        *,
+        rules: Iterable[Rule] | None = None,
+        concurrency: int = 16,
+        progress: bool | None = None,
+        fingerprint_key: bytes | str | None = None,
+    ) -> Audit:
+        """Async twin of :meth:`audit`."""
+        from tskit.audit import run_audit
+
+        return await run_audit(
+            self.client,
+            accounts,
+            expect=expect,
+            rules=rules,
+            concurrency=concurrency,
+            progress=progress,
+            source=self.source,
+            fingerprint_key=fingerprint_key,
+        )
+
+    def audit(
+        self,
+        accounts: Iterable[str] | str,
+        expect: Iterable[str] = (),
+        *,
+        rules: Iterable[Rule] | None = None,
+        concurrency: int = 16,
+        progress: bool | None = None,
+        fingerprint_key: bytes | str | None = None,
+    ) -> Audit:
+        """Read the callbacks of many accounts at once and check them.
+
+        One authenticated session serves every account; at most ``concurrency`` calls run at once.
+        An account that cannot be read is listed in ``.errors``; the others complete.
+
+        Args:
+            accounts: Account names (duplicates are read once).
+            expect: Services every account should have registered, e.g. ``["CarrierService"]``.
+            rules: The rules to run; default :data:`tskit.audit.DEFAULT_RULES`. Add your own with
+                :func:`tskit.audit.callback_rule`.
+            concurrency: Most accounts read at the same time (1 to 256).
+            progress: Show a progress bar: ``None`` in Jupyter or a terminal only.
+            fingerprint_key: Key of the password fingerprints kept in snapshots (see
+                :mod:`tskit.audit`); default ``TSKIT_FINGERPRINT_KEY`` or tskit's key file.
+
+        Returns:
+            An :class:`~tskit.audit.Audit` with ``.callbacks``, ``.findings`` and ``.errors``.
+
+        Raises:
+            ValidationError: An account name or option is bad; nothing was sent.
+        """
+        return _runner.run(
+            self.aaudit(
+                accounts,
+                expect,
+                rules=rules,
+                concurrency=concurrency,
+                progress=progress,
+                fingerprint_key=fingerprint_key,
+            )
         )
 
     # -- the rest -----------------------------------------------------------------------

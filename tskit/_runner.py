@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import threading
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -21,6 +22,19 @@ _local = threading.local()
 _private_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 _patched: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 _patch_lock = threading.Lock()
+_closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[Callable[[], Awaitable[None]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def close_at_exit(loop: asyncio.AbstractEventLoop, closer: Callable[[], Awaitable[None]]) -> None:
+    """Have ``closer`` run on ``loop`` at interpreter exit, if the loop is one of tskit's own.
+
+    Scripts that never close a connection would otherwise leave aiohttp sessions open, which it
+    reports on stderr at exit.
+    """
+    if loop in _private_loops:
+        _closers.setdefault(loop, []).append(closer)
 
 
 def _private_loop() -> asyncio.AbstractEventLoop:
@@ -69,4 +83,7 @@ def is_patched(loop: asyncio.AbstractEventLoop) -> bool:
 def _close_private_loops() -> None:
     for loop in list(_private_loops):
         if not loop.is_running() and not loop.is_closed():
+            for closer in _closers.pop(loop, []):
+                with contextlib.suppress(Exception):  # exiting: a failed close is not worth a traceback
+                    loop.run_until_complete(closer())
             loop.close()

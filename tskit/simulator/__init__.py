@@ -25,6 +25,8 @@ from tskit.simulator._demo import (
     DEMO_PASSWORD,
     DEMO_USERNAME,
     demo_env,
+    fleet_accounts,
+    seed_fleet,
 )
 from tskit.simulator._process import simulator_process
 
@@ -45,6 +47,8 @@ __all__ = [
     "SimulatorConfig",
     "SimulatorServer",
     "demo_env",
+    "fleet_accounts",
+    "seed_fleet",
     "simulator_process",
 ]
 

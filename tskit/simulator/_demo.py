@@ -47,3 +47,37 @@ def demo_env(base_url: str) -> dict[str, str]:
         "THINGSPACE_USERNAME": DEMO_USERNAME,
         "THINGSPACE_PASSWORD": DEMO_PASSWORD,
     }
+
+
+def fleet_accounts(count: int) -> list[str]:
+    """The names of a generated fleet of ``count`` accounts."""
+    return [f"{7000000000 + i:010d}-00001" for i in range(count)]
+
+
+def seed_fleet(simulator: Simulator, count: int) -> list[str]:
+    """Add ``count`` accounts for the demo user, most healthy, some with the problems audits look for.
+
+    The mix repeats every ten accounts: six healthy ones (CarrierService and DeviceUsage on HTTPS with
+    credentials), then credentials over plain HTTP to a documentation address, a private address
+    without credentials, one URL shared by two services, and an account with no listener at all.
+
+    Returns:
+        The new account names, in order.
+    """
+    names = fleet_accounts(count)
+    simulator.add_client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+    simulator.add_user(DEMO_USERNAME, DEMO_PASSWORD, accounts=names)
+    for i, name in enumerate(names):
+        host = f"https://listener-{i}.example.com"
+        kind = i % 10
+        if kind < 6:
+            simulator.register(name, "CarrierService", f"{host}/carrier", "ts", f"fleet-pw-{i}")
+            simulator.register(name, "DeviceUsage", f"{host}/usage", "ts", f"fleet-pw-{i}")
+        elif kind == 6:
+            simulator.register(name, "CarrierService", f"http://203.0.113.{i % 250 + 1}:9001/cb", "ts", f"fleet-pw-{i}")
+        elif kind == 7:
+            simulator.register(name, "CarrierService", f"https://10.20.{i % 250}.7/cb")
+        elif kind == 8:
+            simulator.register(name, "CarrierService", f"{host}/all", "ts", f"fleet-pw-{i}")
+            simulator.register(name, "DeviceUsage", f"{host}/all", "ts", f"fleet-pw-{i}")
+    return names

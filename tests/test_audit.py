@@ -1,0 +1,290 @@
+"""Audits: fan-out with failures, one session, snapshots without passwords, diffs, display."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+import tskit
+from tests.conftest import FakeClock, make_client
+from tskit.audit import Audit, Severity, run_audit
+from tskit.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, Fault, Simulator
+
+pytestmark = pytest.mark.anyio
+DEMO = ["0000123456-00001", "0000123456-00002", "0000123456-00003"]
+PASSWORDS = ["demo-pass-1", "demo-pass-2", "demo-pass-3", "s3cret-new"]
+
+
+def fleet(sim: Simulator, count: int) -> list[str]:
+    names = [f"0000200000-{i:05d}" for i in range(count)]
+    for name in names:
+        sim.add_account(name, users=["demo-user"])
+        sim.register(name, "CarrierService", f"https://l.example.com/{name}", "u", "pw")
+    return names
+
+
+def test_audit_of_the_demo_accounts(ts: tskit.ThingSpace) -> None:
+    audit = ts.audit([*DEMO, "9999999999-00001"], expect=["CarrierService", "DeviceUsage"], progress=False)
+    assert audit.callbacks.equals(__import__("pandas").concat([ts.list_callbacks(a) for a in DEMO], ignore_index=True))
+    assert list(audit.findings.columns) == ["account_name", "service_name", "rule", "severity", "detail"]
+    found = {(f.account_name, f.service_name, f.rule) for f in audit.finding_list}
+    assert ("0000123456-00002", "CarrierService", "credentials-over-http") in found
+    assert ("0000123456-00002", "CarrierService", "unreachable-host") in found
+    assert ("0000123456-00003", "CarrierService", "missing-service") in found
+    assert ("0000123456-00001", "DeviceUsage", "no-credentials") in found
+    assert audit.findings["severity"].iloc[0] == "high"  # most severe first
+    assert audit.errors.to_dict("records") == [
+        {
+            "account_name": "9999999999-00001",
+            "error": "ApiError",
+            "status_code": 400,
+            "error_code": "UnifiedWebService.REQUEST_FAILED.AccountNotFound",
+            "message": "Account 9999999999-00001 was not found.",
+        }
+    ]
+    assert audit.counts() == {"high": 5, "medium": 2, "low": 0, "info": 0}
+    assert not audit.complete
+    assert [f.rule for f in audit.at_or_above("high")].count("missing-service") == 3
+
+
+async def test_failing_accounts_are_listed_and_the_rest_complete(sim: Simulator, clock: FakeClock) -> None:
+    names = fleet(sim, 40)
+    broken = set(names[5:10])
+    bad_names = {"0000999999-00001", "0000999999-00002"}
+    async with make_client(sim, clock, retry=tskit.RetryPolicy(attempts=2, backoff=0.001)) as client:
+        # five accounts answer 503 every time (the retry fails too); two do not exist
+        original = sim.handle
+
+        def flaky(method: str, raw_path: str, headers, body):
+            if any(raw_path.endswith(name) for name in broken):
+                return sim._fault_reply(503, None)
+            return original(method, raw_path, headers, body)
+
+        sim.handle = flaky  # type: ignore[method-assign]
+        audit = await run_audit(client, [*names, *sorted(bad_names)], concurrency=8, progress=False, source="t")
+    assert {e.account_name for e in audit.error_list} == broken | bad_names
+    assert {e.status_code for e in audit.error_list} == {503, 400}
+    assert {r.account_name for r in audit.records} == set(names) - broken
+    assert audit.accounts == [*names, *sorted(bad_names)]
+
+
+async def test_one_login_serves_the_whole_fan_out(sim: Simulator, clock: FakeClock) -> None:
+    names = fleet(sim, 60)
+    sim.faults.latency = 0.005
+    async with make_client(sim, clock) as client:
+        audit = await run_audit(client, names, concurrency=16, progress=False, source="t")
+    assert audit.complete and len(audit.records) == 60
+    assert (sim.count("token"), sim.count("login"), sim.count("list")) == (1, 1, 60)
+
+
+class Gauge(httpx.AsyncBaseTransport):
+    """Counts requests in flight at once."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.inner, self.now, self.most = sim.transport(), 0, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(0.002)
+            response: httpx.Response = await self.inner.handle_async_request(request)
+            return response
+        finally:
+            self.now -= 1
+
+
+@pytest.mark.parametrize("concurrency", [1, 5])
+async def test_concurrency_is_bounded(sim: Simulator, clock: FakeClock, concurrency: int) -> None:
+    names = fleet(sim, 30)
+    gauge = Gauge(sim)
+    async with make_client(sim, clock, transport=gauge) as client:
+        await client.list_callbacks(names[0])
+        await run_audit(client, names, concurrency=concurrency, progress=False, source="t")
+    assert gauge.most == concurrency
+
+
+async def test_refused_login_fails_every_account_with_one_attempt(sim: Simulator, clock: FakeClock) -> None:
+    wrong = tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, "wrong")
+    async with make_client(sim, clock, credentials=wrong) as client:
+        audit = await run_audit(client, fleet(sim, 20), concurrency=8, progress=False, source="t")
+    assert {e.error for e in audit.error_list} == {"AuthenticationError"}
+    assert len(audit.error_list) == 20
+    assert sim.count("login") == 1 and not sim.is_locked(DEMO_USERNAME)
+
+
+def test_bad_account_names_are_refused_before_any_request(ts: tskit.ThingSpace, sim: Simulator) -> None:
+    with pytest.raises(tskit.ValidationError) as caught:
+        ts.audit(["0000123456-00001", "../x", "", "a b"], progress=False)
+    assert caught.value.field == "accounts"
+    assert "3 not account names" in str(caught.value) and "'../x'" in str(caught.value)
+    assert list(sim.requests) == []
+    with pytest.raises(tskit.ValidationError, match="concurrency"):
+        ts.audit(DEMO, concurrency=0)
+    with pytest.raises(tskit.ValidationError, match="no account names"):
+        ts.audit([])
+
+
+def test_duplicates_are_read_once(ts: tskit.ThingSpace, sim: Simulator) -> None:
+    audit = ts.audit(["0000123456-00001", " 0000123456-00001", "0000123456-00001"], progress=False)
+    assert audit.accounts == ["0000123456-00001"] and sim.count("list") == 1
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(
+    ts: tskit.ThingSpace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ts.audit(DEMO, progress=None)  # stderr is not a terminal under pytest
+    assert capsys.readouterr().err == ""
+    ts.audit(DEMO, progress=True)
+    err = capsys.readouterr().err
+    assert "Auditing" in err and "/3 " in err
+
+
+def test_user_rules_run_beside_the_defaults(ts: tskit.ThingSpace) -> None:
+    @tskit.audit.callback_rule("carrier-on-example", "info", "CarrierService on example.com.")
+    def carrier_on_example(callback: tskit.Callback) -> str | None:
+        return "example.com" if callback.service_name == "CarrierService" and "example.com" in callback.url else None
+
+    audit = ts.audit(DEMO, rules=[*tskit.audit.DEFAULT_RULES, carrier_on_example], progress=False)
+    assert [(f.account_name, f.severity) for f in audit.finding_list if f.rule == "carrier-on-example"] == [
+        ("0000123456-00001", Severity.INFO)
+    ]
+    only = ts.audit(DEMO, rules=[carrier_on_example], progress=False)
+    assert {f.rule for f in only.finding_list} == {"carrier-on-example"}
+    with pytest.raises(tskit.ValidationError, match="is not a rule"):
+        ts.audit(DEMO, rules=["not-a-rule"])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("suffix", ["json", "csv"])
+def test_snapshot_round_trip_without_passwords(ts: tskit.ThingSpace, tmp_path, suffix: str) -> None:
+    ts.register_callback(
+        "0000123456-00003", "DeviceUsage", "https://l.example.com/u", username="x", password="s3cret-new"
+    )
+    audit = ts.audit([*DEMO, "9999999999-00001"], expect=["CarrierService"], progress=False)
+    path = audit.save(tmp_path / f"audit.{suffix}")
+    text = path.read_text()
+    for password in PASSWORDS:
+        assert password not in text
+    assert not list(tmp_path.glob("*.partial"))
+    loaded = Audit.load(path)
+    assert loaded.records == audit.records
+    assert loaded.finding_list == audit.finding_list
+    assert loaded.error_list == audit.error_list
+    assert (loaded.accounts, loaded.expect, loaded.source, loaded.key_id) == (
+        audit.accounts,
+        audit.expect,
+        audit.source,
+        audit.key_id,
+    )
+    assert loaded.started_at == audit.started_at
+    assert loaded.callbacks.equals(audit.callbacks)
+    assert changes(loaded.diff(audit)) == {  # the unreadable account is listed, not compared
+        ("9999999999-00001", "", "not-compared", "", "", "could not be read in the old audit")
+    }
+
+
+def test_bad_snapshots(tmp_path) -> None:
+    (tmp_path / "x.json").write_text('{"format": "other"}')
+    with pytest.raises(ValueError, match="not a tskit audit snapshot"):
+        Audit.load(tmp_path / "x.json")
+    (tmp_path / "x.csv").write_text("account_name\n1\n")
+    with pytest.raises(ValueError, match="not a tskit audit snapshot"):
+        Audit.load(tmp_path / "x.csv")
+    with pytest.raises(ValueError, match=r"\.json or \.csv"):
+        Audit.load(tmp_path / "x.txt")
+
+
+def changes(frame) -> set[tuple[str, ...]]:
+    return {tuple(row) for row in frame.itertuples(index=False)}
+
+
+def test_diff_reports_each_kind_of_change(ts: tskit.ThingSpace, sim: Simulator) -> None:
+    old = ts.audit(DEMO, progress=False)
+    ts.register_callback(
+        "0000123456-00001", "CarrierService", "https://new.example.com/c", username="tsuser", password="demo-pass-1"
+    )  # url changed, password the same
+    sim.register("0000123456-00001", "DeviceUsage", "https://listener.example.com/thingspace/usage", "newuser", "")
+    sim.register("0000123456-00002", "NiddService", "https://listener.example.com/thingspace/nidd", "nidd", "rotated")
+    ts.deregister_callback("0000123456-00002", "CarrierService")
+    ts.register_callback("0000123456-00003", "StateService", "https://l.example.com/s")
+    new = ts.audit(DEMO, progress=False)
+    assert changes(new.diff(old)) == {
+        (
+            "0000123456-00001",
+            "CarrierService",
+            "changed",
+            "url",
+            "https://listener.example.com/thingspace/carrier",
+            "https://new.example.com/c",
+        ),
+        ("0000123456-00001", "DeviceUsage", "changed", "username", "", "newuser"),
+        ("0000123456-00002", "NiddService", "changed", "password", "set", "set (changed)"),
+        ("0000123456-00002", "CarrierService", "removed", "url", "http://203.0.113.10:9001/callbacks", ""),
+        ("0000123456-00003", "StateService", "added", "url", "", "https://l.example.com/s"),
+    }
+    assert list(new.diff(old).columns) == ["account_name", "service_name", "change", "field", "old", "new"]
+
+
+def test_diff_never_guesses_about_unread_accounts(ts: tskit.ThingSpace, sim: Simulator) -> None:
+    old = ts.audit(DEMO, progress=False)
+    sim.faults.scripted.extend([Fault(status=500)] * 3)  # the first account fails all three tries
+    new = ts.audit([*DEMO, "0000123456-00009"], concurrency=1, progress=False)
+    assert changes(new.diff(old)) == {
+        ("0000123456-00001", "", "not-compared", "", "", "could not be read in the new audit"),
+        ("0000123456-00009", "", "not-compared", "", "", "not in the old audit"),
+    }
+
+
+def test_diff_with_another_key_says_passwords_were_not_compared(ts: tskit.ThingSpace, sim: Simulator) -> None:
+    old = ts.audit(DEMO, progress=False, fingerprint_key="k" * 32)
+    sim.register("0000123456-00002", "NiddService", "https://listener.example.com/thingspace/nidd", "nidd", "rotated")
+    new = ts.audit(DEMO, progress=False, fingerprint_key="z" * 32)
+    rows = changes(new.diff(old))
+    assert len(rows) == 1
+    [(account, _, change, field, _, _)] = rows
+    assert (account, change, field) == ("", "not-compared", "password")
+
+
+def test_fingerprint_key_file_is_private_and_stable(ts: tskit.ThingSpace, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TSKIT_CONFIG_DIR", str(tmp_path))
+    first = ts.audit(DEMO, progress=False)
+    key_file = tmp_path / "fingerprint.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert ts.audit(DEMO, progress=False).records == first.records
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        ts.audit(DEMO, progress=False, fingerprint_key="short")
+
+
+def test_display_escapes_hostile_text_and_draws_a_chart(ts: tskit.ThingSpace, sim: Simulator) -> None:
+    sim.register("0000123456-00003", "CarrierService", "http://x.example.com/<script>alert(1)</script>", "u", "p")
+    audit = ts.audit(DEMO, progress=False)
+    html = audit._repr_html_()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<svg" in html and "Findings by rule" in html
+    assert "#c62828" in html  # high findings are highlighted in red
+    assert "demo-pass" not in html and "demo-pass" not in repr(audit)
+    assert repr(audit).startswith("<Audit of embedded simulator")
+    assert "findings by severity: " in repr(audit)
+
+
+def test_chart_without_findings_shows_callbacks_per_account(ts: tskit.ThingSpace) -> None:
+    audit = ts.audit(DEMO, rules=[], progress=False)
+    assert "Callbacks registered per account" in audit._repr_html_()
+    assert "No findings." in audit._repr_html_()
+
+
+def test_async_twin_in_a_running_loop(ts: tskit.ThingSpace) -> None:
+    async def cell() -> Audit:
+        return await ts.aaudit(DEMO, progress=False)
+
+    assert len(asyncio.run(cell()).records) == 4
+
+
+def test_json_snapshot_is_plain_json(ts: tskit.ThingSpace, tmp_path) -> None:
+    path = ts.audit(DEMO, progress=False).save(tmp_path / "a.json")
+    document = json.loads(path.read_text())
+    assert document["format"] == "tskit-audit/1"
+    assert {"callbacks", "findings", "errors", "accounts", "started_at", "source"} <= set(document)

@@ -1,0 +1,52 @@
+"""Audits of many accounts: every registration in one DataFrame, findings, snapshots and diffs.
+
+Example:
+    >>> import tskit
+    >>> ts = tskit.connect()
+    >>> audit = ts.audit(["0000123456-00001", "0000123456-00002"], expect=["CarrierService"], progress=False)
+    >>> sorted(set(audit.findings["rule"]))[:2]
+    ['credentials-over-http', 'no-credentials']
+"""
+
+from tskit.audit._audit import AccountError, Audit, AuditRecord, account_list, read_accounts_file, run_audit
+from tskit.audit._rules import (
+    DEFAULT_RULES,
+    AuditContext,
+    CallbackRule,
+    Finding,
+    MissingService,
+    Rule,
+    Severity,
+    SharedUrl,
+    callback_rule,
+    credentials_over_http,
+    no_credentials,
+    not_https,
+    port_not_allowed,
+    unknown_service,
+    unreachable_host,
+)
+
+__all__ = [
+    "DEFAULT_RULES",
+    "AccountError",
+    "Audit",
+    "AuditContext",
+    "AuditRecord",
+    "CallbackRule",
+    "Finding",
+    "MissingService",
+    "Rule",
+    "Severity",
+    "SharedUrl",
+    "account_list",
+    "callback_rule",
+    "credentials_over_http",
+    "no_credentials",
+    "not_https",
+    "port_not_allowed",
+    "read_accounts_file",
+    "run_audit",
+    "unknown_service",
+    "unreachable_host",
+]

@@ -1,0 +1,322 @@
+"""Reading many accounts at once, and the :class:`Audit` that holds what was found."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tskit import _validate as check
+from tskit._errors import ApiError, ThingSpaceError, ValidationError
+from tskit._models import Callback
+from tskit._secret import MASK
+from tskit.audit._fingerprint import fingerprint, key_id, load_key
+from tskit.audit._progress import progress_bar
+from tskit.audit._rules import DEFAULT_RULES, AuditContext, Finding, Rule, Severity, run_rules
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tskit._client import ThingSpaceClient
+
+FINDING_COLUMNS = ("account_name", "service_name", "rule", "severity", "detail")
+ERROR_COLUMNS = ("account_name", "error", "status_code", "error_code", "message")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One registration as an audit keeps it: no password, only whether one is set and its fingerprint."""
+
+    account_name: str
+    service_name: str
+    url: str
+    username: str
+    password_fingerprint: str
+
+    def as_callback(self) -> Callback:
+        """A callback for the rules: the password stands in as a mask when one was set."""
+        from tskit._secret import Secret
+
+        return Callback(
+            self.account_name,
+            self.service_name,
+            self.url,
+            self.username,
+            Secret(MASK if self.password_fingerprint else ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountError:
+    """An account that could not be read, and why."""
+
+    account_name: str
+    error: str
+    status_code: int | None
+    error_code: str
+    message: str
+
+    @classmethod
+    def from_exception(cls, account_name: str, exc: ThingSpaceError) -> AccountError:
+        """Describe a failed read."""
+        if isinstance(exc, ApiError):
+            return cls(account_name, type(exc).__name__, exc.status_code, exc.error_code, exc.error_message)
+        return cls(account_name, type(exc).__name__, None, "", str(exc))
+
+
+def account_list(accounts: Iterable[str] | str) -> list[str]:
+    """Check and de-duplicate account names (order kept); all bad names are named at once."""
+    if isinstance(accounts, str):
+        accounts = [accounts]
+    names: list[str] = []
+    bad: list[str] = []
+    for entry in accounts:
+        try:
+            name = check.account_name(entry)
+        except ValidationError:
+            bad.append(repr(entry))
+            continue
+        if name not in names:
+            names.append(name)
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise ValidationError(
+            "accounts",
+            f"{len(bad)} not account names: {shown}",
+            "letters, digits, '-', '_' or '.', e.g. 0000123456-00001",
+        )
+    if not names:
+        raise ValidationError("accounts", "no account names given", "one or more, e.g. 0000123456-00001")
+    return names
+
+
+def read_accounts_file(path: str | Path) -> list[str]:
+    """Account names from a text file: one per line; blank lines and ``#`` comments are skipped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+class Audit:
+    """The registrations, findings and unreadable accounts of an audit of many accounts.
+
+    Made by ``ts.audit(...)`` or :meth:`load`. In a notebook it shows as a summary with counts
+    by severity, the findings highlighted and a chart.
+
+    Attributes:
+        accounts: The accounts audited, in order.
+        expect: The services every account was expected to have.
+        source: Where the data came from (a ThingSpace URL, or the embedded simulator).
+        started_at: When the audit started (UTC).
+        finished_at: When it ended (UTC).
+        key_id: Public name of the key of the password fingerprints.
+        records: The registrations found, without passwords.
+        finding_list: The findings.
+        error_list: The accounts that could not be read.
+    """
+
+    def __init__(
+        self,
+        *,
+        accounts: Sequence[str],
+        expect: Sequence[str],
+        source: str,
+        started_at: datetime,
+        finished_at: datetime,
+        key_id: str,
+        records: Sequence[AuditRecord],
+        findings: Sequence[Finding],
+        errors: Sequence[AccountError],
+    ) -> None:
+        self.accounts = list(accounts)
+        self.expect = list(expect)
+        self.source = source
+        self.started_at = started_at
+        self.finished_at = finished_at
+        self.key_id = key_id
+        self.records = list(records)
+        self.finding_list = sorted(findings, key=lambda f: (-f.severity, f.account_name, f.service_name, f.rule))
+        self.error_list = list(errors)
+
+    # -- frames ---------------------------------------------------------------------------
+
+    @property
+    def callbacks(self) -> pd.DataFrame:
+        """Every account's registrations: the columns of ``list_callbacks``, password masked."""
+        from tskit._frames import CALLBACK_COLUMNS, frame
+
+        rows = [
+            (r.account_name, r.service_name, r.url, r.username, MASK if r.password_fingerprint else "")
+            for r in self.records
+        ]
+        return frame(rows, CALLBACK_COLUMNS)
+
+    @property
+    def findings(self) -> pd.DataFrame:
+        """One row per finding, most severe first: account_name, service_name, rule, severity, detail."""
+        from tskit._frames import frame
+
+        rows = [(f.account_name, f.service_name, f.rule, str(f.severity), f.detail) for f in self.finding_list]
+        return frame(rows, FINDING_COLUMNS)
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        """One row per account that could not be read, with the reason."""
+        import pandas as pd
+
+        from tskit._frames import frame
+
+        rows = [(e.account_name, e.error, e.status_code, e.error_code, e.message) for e in self.error_list]
+        errors = frame(rows, ERROR_COLUMNS)
+        errors["status_code"] = pd.array([e.status_code for e in self.error_list], dtype="Int64")
+        return errors
+
+    # -- summaries ------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """How many findings of each severity, most severe first."""
+        return {str(s): sum(1 for f in self.finding_list if f.severity == s) for s in sorted(Severity, reverse=True)}
+
+    def at_or_above(self, severity: Severity | str) -> list[Finding]:
+        """The findings at or above a severity."""
+        level = Severity.parse(severity)
+        return [f for f in self.finding_list if f.severity >= level]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every account could be read."""
+        return not self.error_list
+
+    def __repr__(self) -> str:
+        from tskit.audit._display import text_summary
+
+        return text_summary(self)
+
+    def _repr_html_(self) -> str:
+        from tskit.audit._display import html_summary
+
+        return html_summary(self)
+
+    # -- snapshots and diffs --------------------------------------------------------------
+
+    def save(self, path: str | Path, *, format: str | None = None) -> Path:
+        """Write a snapshot: ``.json`` (everything) or ``.csv`` (registrations, with a header).
+
+        Snapshots never hold passwords, only keyed fingerprints of them.
+        """
+        from tskit.audit._snapshot import save
+
+        return save(self, Path(path), format)
+
+    @classmethod
+    def load(cls, path: str | Path, *, format: str | None = None) -> Audit:
+        """Read a snapshot written by :meth:`save`."""
+        from tskit.audit._snapshot import load
+
+        return load(Path(path), format)
+
+    def diff(self, old: Audit) -> pd.DataFrame:
+        """What changed since ``old``: added, removed and changed registrations, one row per change.
+
+        Columns: account_name, service_name, change (``added``, ``removed``, ``changed``,
+        ``not-compared``), field (``url``, ``username``, ``password``), old, new.
+        """
+        from tskit.audit._diff import diff
+
+        return diff(old, self)
+
+
+async def run_audit(
+    client: ThingSpaceClient,
+    accounts: Iterable[str] | str,
+    *,
+    expect: Iterable[str] = (),
+    rules: Iterable[Rule] | None = None,
+    concurrency: int = 16,
+    progress: bool | None = None,
+    source: str,
+    fingerprint_key: bytes | str | None = None,
+) -> Audit:
+    """Read every account's callbacks with bounded concurrency and run the rules over them."""
+    names = account_list(accounts)
+    expected = tuple(check.service_name(s, allow_unknown=True) for s in expect)
+    if not 1 <= concurrency <= 256:
+        raise ValidationError("concurrency", f"{concurrency} is out of range", "1 to 256")
+    rule_list = list(DEFAULT_RULES if rules is None else rules)
+    for rule in rule_list:
+        if not isinstance(rule, Rule):
+            raise ValidationError("rules", f"{rule!r} is not a rule", "objects with name, severity, description, check")
+    key = load_key(fingerprint_key)
+    started = datetime.now(UTC)
+    found: dict[str, list[Callback]] = {}
+    failed: dict[str, ThingSpaceError] = {}
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for name in names:
+        queue.put_nowait(name)
+    bar = progress_bar(len(names), enabled=progress, description="Auditing")
+
+    async def worker() -> None:
+        while not queue.empty():
+            name = queue.get_nowait()
+            try:
+                found[name] = await client.list_callbacks(name)
+            except ThingSpaceError as exc:  # one account's failure never stops the others
+                failed[name] = exc
+            if bar is not None:
+                bar.update(1)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, len(names))):
+                group.create_task(worker())
+    finally:
+        if bar is not None:
+            bar.close()
+    context = AuditContext(expect=expected)
+    records: list[AuditRecord] = []
+    findings: list[Finding] = []
+    for name in names:
+        if name not in found:
+            continue
+        callbacks = found[name]
+        records += [
+            AuditRecord(
+                c.account_name,
+                c.service_name,
+                c.url,
+                c.username,
+                fingerprint(key, c.account_name, c.service_name, c.password.reveal()),
+            )
+            for c in callbacks
+        ]
+        findings += run_rules(name, callbacks, rule_list, context)
+    errors = [AccountError.from_exception(name, failed[name]) for name in names if name in failed]
+    return Audit(
+        accounts=names,
+        expect=expected,
+        source=source,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        key_id=key_id(key),
+        records=records,
+        findings=findings,
+        errors=errors,
+    )
+
+
+def findings_for(
+    records: Sequence[AuditRecord], accounts: Sequence[str], expect: Sequence[str], skip: set[str]
+) -> list[Finding]:
+    """Run the default rules again over saved records (for snapshots that keep no findings)."""
+    context = AuditContext(expect=tuple(expect))
+    by_account: dict[str, list[Callback]] = {name: [] for name in accounts}
+    for record in records:
+        by_account.setdefault(record.account_name, []).append(record.as_callback())
+    return [
+        f
+        for name, callbacks in by_account.items()
+        if name not in skip
+        for f in run_rules(name, callbacks, DEFAULT_RULES, context)
+    ]

@@ -1,0 +1,76 @@
+"""What changed between two audits."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tskit.audit._audit import Audit, AuditRecord
+
+DIFF_COLUMNS = ("account_name", "service_name", "change", "field", "old", "new")
+
+
+def _password(fingerprint: str) -> str:
+    return "set" if fingerprint else ""
+
+
+def diff(old: Audit, new: Audit) -> pd.DataFrame:
+    """One row per change from ``old`` to ``new``; accounts not read in both are listed, not guessed."""
+    from tskit._frames import frame
+
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    unread_old = {e.account_name for e in old.error_list}
+    unread_new = {e.account_name for e in new.error_list}
+    old_accounts, new_accounts = set(old.accounts), set(new.accounts)
+    compared: list[str] = []
+    for name in dict.fromkeys([*old.accounts, *new.accounts]):
+        reason = (
+            "not in the old audit"
+            if name not in old_accounts
+            else "not in the new audit"
+            if name not in new_accounts
+            else "could not be read in the old audit"
+            if name in unread_old
+            else "could not be read in the new audit"
+            if name in unread_new
+            else ""
+        )
+        if reason:
+            rows.append((name, "", "not-compared", "", "", reason))
+        else:
+            compared.append(name)
+    passwords_comparable = old.key_id == new.key_id
+    if not passwords_comparable:
+        rows.append(("", "", "not-compared", "password", f"key {old.key_id}", f"key {new.key_id}"))
+
+    def index(audit: Audit) -> dict[tuple[str, str], AuditRecord]:
+        return {(r.account_name, r.service_name): r for r in audit.records}
+
+    before, after = index(old), index(new)
+    for name in compared:
+        keys = dict.fromkeys(k for k in [*before, *after] if k[0] == name)
+        for key in keys:
+            was, now = before.get(key), after.get(key)
+            if was is None and now is not None:
+                rows.append((*key, "added", "url", "", now.url))
+            elif now is None and was is not None:
+                rows.append((*key, "removed", "url", was.url, ""))
+            elif was is not None and now is not None:
+                if was.url != now.url:
+                    rows.append((*key, "changed", "url", was.url, now.url))
+                if was.username != now.username:
+                    rows.append((*key, "changed", "username", was.username, now.username))
+                if passwords_comparable and was.password_fingerprint != now.password_fingerprint:
+                    new_text = "set (changed)" if was.password_fingerprint and now.password_fingerprint else ""
+                    rows.append(
+                        (
+                            *key,
+                            "changed",
+                            "password",
+                            _password(was.password_fingerprint),
+                            new_text or _password(now.password_fingerprint),
+                        )
+                    )
+    return frame(rows, DIFF_COLUMNS)

@@ -1,0 +1,139 @@
+"""How an audit shows itself: a plain-text summary for terminals, HTML with a chart for notebooks.
+
+Every text that came from a server (URLs, names, error messages) is HTML-escaped: a hostile
+registration must not run script in the notebook.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from html import escape
+from typing import TYPE_CHECKING
+
+from tskit.audit._rules import Severity
+
+if TYPE_CHECKING:
+    from tskit.audit._audit import Audit
+
+COLOURS = {Severity.HIGH: "#c62828", Severity.MEDIUM: "#ef6c00", Severity.LOW: "#f9a825", Severity.INFO: "#607d8b"}
+_MAX_ROWS = 200
+
+
+def _headline(audit: Audit) -> str:
+    read = len(audit.accounts) - len(audit.error_list)
+    return (
+        f"{len(audit.accounts)} accounts ({read} read, {len(audit.error_list)} unreadable), "
+        f"{len(audit.records)} callbacks, {len(audit.finding_list)} findings"
+    )
+
+
+def text_summary(audit: Audit) -> str:
+    """A few lines for a terminal: counts, then the findings and errors."""
+    counts = ", ".join(f"{n} {s}" for s, n in audit.counts().items() if n) or "none"
+    lines = [
+        f"<Audit of {audit.source} at {audit.started_at:%Y-%m-%d %H:%M} UTC: {_headline(audit)}>",
+        f"  findings by severity: {counts}",
+    ]
+    for f in audit.finding_list[:20]:
+        lines.append(f"  [{f.severity}] {f.account_name} {f.service_name or '-'} {f.rule}: {f.detail}")
+    if len(audit.finding_list) > 20:
+        lines.append(f"  ... {len(audit.finding_list) - 20} more in .findings")
+    for e in audit.error_list[:10]:
+        lines.append(f"  [unreadable] {e.account_name}: {e.error} {e.error_code} {e.message}".rstrip())
+    if len(audit.error_list) > 10:
+        lines.append(f"  ... {len(audit.error_list) - 10} more in .errors")
+    return "\n".join(lines)
+
+
+def _badge(text: str, colour: str) -> str:
+    return (
+        f'<span style="background:{colour};color:#fff;border-radius:3px;padding:1px 6px;'
+        f'margin-right:4px;font-size:90%">{escape(text)}</span>'
+    )
+
+
+def bar_chart(items: list[tuple[str, int, str]], title: str) -> str:
+    """A horizontal bar chart as inline SVG: (label, value, colour) per bar. No plotting library needed."""
+    if not items:
+        return ""
+    width, label_width, bar_height = 520, 190, 18
+    top = max(value for _, value, _ in items) or 1
+    height = 24 + len(items) * (bar_height + 4)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
+        f'<text x="0" y="14" font-size="13" font-weight="bold">{escape(title)}</text>',
+    ]
+    for i, (label, value, colour) in enumerate(items):
+        y = 24 + i * (bar_height + 4)
+        length = max(2, int((width - label_width - 40) * value / top))
+        parts.append(
+            f'<text x="{label_width - 6}" y="{y + 13}" font-size="12" text-anchor="end">{escape(label[:28])}</text>'
+        )
+        parts.append(f'<rect x="{label_width}" y="{y}" width="{length}" height="{bar_height}" fill="{colour}"/>')
+        parts.append(f'<text x="{label_width + length + 4}" y="{y + 13}" font-size="12">{value}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def chart(audit: Audit) -> str:
+    """Findings by rule, coloured by severity; with no findings, callbacks per account."""
+    if audit.finding_list:
+        by_rule = Counter((f.rule, f.severity) for f in audit.finding_list)
+        items = [
+            (rule, n, COLOURS[severity])
+            for (rule, severity), n in sorted(by_rule.items(), key=lambda kv: (-kv[0][1], -kv[1]))
+        ]
+        return bar_chart(items[:15], "Findings by rule")
+    per_account = Counter(r.account_name for r in audit.records)
+    items = [(name, per_account.get(name, 0), "#1565c0") for name in audit.accounts][:15]
+    return bar_chart(items, "Callbacks registered per account")
+
+
+def _table(headers: list[str], rows: list[list[str]], colours: list[str] | None = None) -> str:
+    head = "".join(f'<th style="text-align:left">{escape(h)}</th>' for h in headers)
+    body = []
+    for i, row in enumerate(rows[:_MAX_ROWS]):
+        style = f' style="border-left:4px solid {colours[i]}"' if colours else ""
+        body.append(f"<tr{style}>" + "".join(f'<td style="text-align:left">{escape(c)}</td>' for c in row) + "</tr>")
+    more = f"<p>... {len(rows) - _MAX_ROWS} more rows</p>" if len(rows) > _MAX_ROWS else ""
+    return f'<table class="tskit-audit"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>{more}'
+
+
+def html_summary(audit: Audit) -> str:
+    """The notebook view: headline, severity badges, chart, findings and unreadable accounts."""
+    badges = "".join(_badge(f"{n} {s}", COLOURS[Severity.parse(s)]) for s, n in audit.counts().items() if n)
+    parts = [
+        '<div class="tskit-audit">',
+        f"<h4 style='margin:4px 0'>Audit of {escape(audit.source)} — {audit.started_at:%Y-%m-%d %H:%M} UTC</h4>",
+        f"<p>{escape(_headline(audit))}</p>",
+        f"<p>{badges or 'No findings.'}</p>",
+        chart(audit),
+    ]
+    if audit.finding_list:
+        parts.append(
+            _table(
+                ["severity", "account", "service", "rule", "detail"],
+                [[str(f.severity), f.account_name, f.service_name, f.rule, f.detail] for f in audit.finding_list],
+                [COLOURS[f.severity] for f in audit.finding_list],
+            )
+        )
+    if audit.error_list:
+        parts.append("<p><b>Accounts that could not be read</b></p>")
+        parts.append(
+            _table(
+                ["account", "error", "status", "code", "message"],
+                [
+                    [
+                        e.account_name,
+                        e.error,
+                        "" if e.status_code is None else str(e.status_code),
+                        e.error_code,
+                        e.message,
+                    ]
+                    for e in audit.error_list
+                ],
+            )
+        )
+    parts.append("</div>")
+    return "".join(parts)

@@ -1,0 +1,40 @@
+"""A progress bar for fan-outs: tqdm's notebook bar in Jupyter, a text bar in a terminal, else none."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def _in_jupyter() -> bool:
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    ipython = getattr(shell, "get_ipython", lambda: None)()
+    return ipython is not None and hasattr(ipython, "kernel")
+
+
+def progress_bar(total: int, *, enabled: bool | None, description: str) -> Any | None:
+    """A tqdm bar, or ``None`` when there should be none.
+
+    Args:
+        total: Steps to count.
+        enabled: ``True`` always, ``False`` never, ``None`` only in Jupyter or when stderr is a terminal.
+        description: Text in front of the bar.
+    """
+    if enabled is False:
+        return None
+    notebook = _in_jupyter()
+    if enabled is None and not (notebook or sys.stderr.isatty()):
+        return None
+    if notebook:
+        try:
+            import ipywidgets  # noqa: F401  (tqdm's notebook bar needs it; fall back to text without)
+            from tqdm.notebook import tqdm as notebook_tqdm
+
+            return notebook_tqdm(total=total, desc=description, unit="account")
+        except ImportError:
+            pass
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="account", file=sys.stderr, leave=False)

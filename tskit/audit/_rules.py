@@ -1,0 +1,313 @@
+"""Audit rules: each a small unit that looks at one account's callbacks and says what is wrong.
+
+A rule has a ``name``, a ``severity``, a one-line ``description`` and a ``check`` method. Most
+rules judge one callback at a time; :func:`callback_rule` turns such a function into a rule::
+
+    @callback_rule("no-path", Severity.LOW, "The listener URL has no path.")
+    def no_path(callback):
+        if urlsplit(callback.url).path in ("", "/"):
+            return "the URL has no path; most listeners serve one per service"
+        return None
+
+    ts.audit(accounts, rules=[*DEFAULT_RULES, no_path])
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+from tskit._models import ALLOWED_LISTENER_PORTS, ALLOWED_LISTENER_PORTS_TEXT, SERVICE_CATALOGUE, Callback
+
+
+class Severity(enum.IntEnum):
+    """How much a finding matters, in increasing order."""
+
+    INFO = 1
+    LOW = 2
+    MEDIUM = 3
+    HIGH = 4
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, value: str | Severity) -> Severity:
+        """Read a severity from its name, e.g. ``"high"``."""
+        if isinstance(value, Severity):
+            return value
+        try:
+            return cls[value.strip().upper()]
+        except KeyError:
+            allowed = ", ".join(str(s) for s in cls)
+            raise ValueError(f"unknown severity {value!r}: use one of {allowed}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem found by a rule.
+
+    Attributes:
+        account_name: The account it concerns.
+        service_name: The service it concerns (``""`` for the account as a whole).
+        rule: The rule's name.
+        severity: How much it matters.
+        detail: What is wrong and why it matters, in plain words.
+    """
+
+    account_name: str
+    service_name: str
+    rule: str
+    severity: Severity
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditContext:
+    """What rules may know beyond one account's callbacks.
+
+    Attributes:
+        expect: Services every account should have registered.
+    """
+
+    expect: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class Rule(Protocol):
+    """What an audit rule provides: a name, a severity, a description and a check."""
+
+    @property
+    def name(self) -> str:
+        """Short kebab-case name, e.g. ``"not-https"``."""
+        ...
+
+    @property
+    def severity(self) -> Severity:
+        """How much its findings matter."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """One line on what it looks for."""
+        ...
+
+    def check(self, account_name: str, callbacks: Sequence[Callback], context: AuditContext) -> Iterable[Finding]:
+        """The findings for one account."""
+        ...
+
+
+@dataclass(frozen=True)
+class CallbackRule:
+    """A rule made of a function that judges one callback (see :func:`callback_rule`)."""
+
+    name: str
+    severity: Severity
+    description: str
+    judge: Callable[[Callback], str | None] = field(repr=False)
+
+    def check(self, account_name: str, callbacks: Sequence[Callback], context: AuditContext) -> Iterable[Finding]:
+        """One finding for each callback the function has something to say about."""
+        for callback in callbacks:
+            detail = self.judge(callback)
+            if detail:
+                yield Finding(account_name, callback.service_name, self.name, self.severity, detail)
+
+
+def callback_rule(
+    name: str, severity: Severity | str, description: str
+) -> Callable[[Callable[[Callback], str | None]], CallbackRule]:
+    """Make a rule from a function that returns a detail text for a bad callback, or ``None``."""
+    level = Severity.parse(severity)
+
+    def make(judge: Callable[[Callback], str | None]) -> CallbackRule:
+        return CallbackRule(name, level, description, judge)
+
+    return make
+
+
+def _parts(callback: Callback) -> tuple[str, str, int | None]:
+    """Scheme, host and effective port of a callback's URL; the port is None when unparsable."""
+    try:
+        parts = urlsplit(callback.url)
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        return "", "", None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+@callback_rule("not-https", Severity.MEDIUM, "The listener URL does not use HTTPS.")
+def not_https(callback: Callback) -> str | None:
+    """Messages (device ids, results) travel unencrypted to a plain-HTTP listener."""
+    scheme, _, _ = _parts(callback)
+    if scheme != "https":
+        return f"{callback.url} is not HTTPS: ThingSpace's messages would travel unencrypted"
+    return None
+
+
+@callback_rule("credentials-over-http", Severity.HIGH, "Username and password are sent to a plain-HTTP URL.")
+def credentials_over_http(callback: Callback) -> str | None:
+    """ThingSpace puts the listener's username and password in every message body."""
+    scheme, _, _ = _parts(callback)
+    if scheme != "https" and (callback.username or callback.password):
+        return "the listener's username and password travel in clear text inside every message"
+    return None
+
+
+_PRIVATE_SUFFIXES = (
+    ".localhost",
+    ".local",
+    ".internal",
+    ".intranet",
+    ".lan",
+    ".home.arpa",
+    ".corp",
+    ".test",
+    ".example",
+    ".invalid",
+    ".localdomain",
+)
+
+
+def _unreachable_reason(host: str) -> str | None:
+    if not host:
+        return "it has no host"
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        if host == "localhost" or host.endswith(_PRIVATE_SUFFIXES):
+            return f"{host} is a local or reserved name"
+        if "." not in host:
+            return f"{host} is a single-label name that only resolves inside a private network"
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    kinds = (
+        (address.is_loopback, "a loopback address"),
+        (address.is_link_local, "a link-local address"),
+        (_is_documentation(address), "a documentation address"),
+        (address.is_multicast, "a multicast address"),
+        (address.is_unspecified, "the unspecified address"),
+        (address.is_reserved, "a reserved address"),
+        (address.is_private, "a private address"),
+        (not address.is_global, "not a public address"),
+    )
+    return next((f"{host} is {what}" for test, what in kinds if test), None)
+
+
+_DOCUMENTATION = [
+    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+]
+
+
+def _is_documentation(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return any(address.version == net.version and address in net for net in _DOCUMENTATION)
+
+
+@callback_rule("unreachable-host", Severity.HIGH, "Verizon's data centers cannot reach the listener's host.")
+def unreachable_host(callback: Callback) -> str | None:
+    """ThingSpace delivers from the public internet; private and reserved hosts never get a message."""
+    _, host, _ = _parts(callback)
+    reason = _unreachable_reason(host)
+    if reason:
+        return f"{reason}: ThingSpace delivers from the internet and cannot reach it"
+    return None
+
+
+@callback_rule("port-not-allowed", Severity.HIGH, "The listener port is not one ThingSpace delivers to.")
+def port_not_allowed(callback: Callback) -> str | None:
+    """ThingSpace only delivers to a fixed list of ports."""
+    _, _, port = _parts(callback)
+    if port is None:
+        return f"{callback.url} cannot be parsed"
+    if port not in ALLOWED_LISTENER_PORTS:
+        return f"port {port} is not one ThingSpace delivers to ({ALLOWED_LISTENER_PORTS_TEXT})"
+    return None
+
+
+@callback_rule("no-credentials", Severity.MEDIUM, "The listener has no username and password.")
+def no_credentials(callback: Callback) -> str | None:
+    """Without them, the listener cannot tell ThingSpace's messages from anyone else's."""
+    if not callback.username and not callback.password:
+        return "no username or password is registered, so the listener cannot check who sent a message"
+    return None
+
+
+@callback_rule("unknown-service", Severity.LOW, "The service name is not in tskit's catalogue.")
+def unknown_service(callback: Callback) -> str | None:
+    """A name tskit does not know: a new service, or a typo made through another tool."""
+    if callback.service_name not in SERVICE_CATALOGUE:
+        return f"{callback.service_name!r} is not a callback service tskit knows"
+    return None
+
+
+@dataclass(frozen=True)
+class SharedUrl:
+    """One URL registered for several services of an account (Verizon advises one per service)."""
+
+    name: str = "shared-url"
+    severity: Severity = Severity.LOW
+    description: str = "Several services of an account share one listener URL."
+
+    def check(self, account_name: str, callbacks: Sequence[Callback], context: AuditContext) -> Iterable[Finding]:
+        """One finding per service sharing a URL with another service."""
+        by_url: defaultdict[str, list[str]] = defaultdict(list)
+        for callback in callbacks:
+            by_url[callback.url].append(callback.service_name)
+        for callback in callbacks:
+            others = [s for s in by_url[callback.url] if s != callback.service_name]
+            if others:
+                yield Finding(
+                    account_name,
+                    callback.service_name,
+                    self.name,
+                    self.severity,
+                    f"the URL is also registered for {', '.join(others)}; Verizon advises one URL per service",
+                )
+
+
+@dataclass(frozen=True)
+class MissingService:
+    """A service the audit expects is not registered."""
+
+    name: str = "missing-service"
+    severity: Severity = Severity.HIGH
+    description: str = "A service the audit expects has no listener."
+
+    def check(self, account_name: str, callbacks: Sequence[Callback], context: AuditContext) -> Iterable[Finding]:
+        """One finding per expected service with no registration."""
+        registered = {c.service_name for c in callbacks}
+        for service in context.expect:
+            if service not in registered:
+                yield Finding(
+                    account_name,
+                    service,
+                    self.name,
+                    self.severity,
+                    f"no {service} listener is registered; its messages are not delivered anywhere",
+                )
+
+
+#: The rules an audit runs unless told otherwise.
+DEFAULT_RULES: tuple[Rule, ...] = (
+    credentials_over_http,
+    unreachable_host,
+    port_not_allowed,
+    MissingService(),
+    not_https,
+    no_credentials,
+    SharedUrl(),
+    unknown_service,
+)
+
+
+def run_rules(
+    account_name: str, callbacks: Sequence[Callback], rules: Iterable[Rule], context: AuditContext
+) -> list[Finding]:
+    """Every finding of every rule for one account."""
+    return [finding for rule in rules for finding in rule.check(account_name, callbacks, context)]
