@@ -15,7 +15,7 @@ from tskit._models import CallbackActionResult
 from tskit._retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     import pandas as pd
 
@@ -177,8 +177,9 @@ class ThingSpace:
         concurrency: int = 16,
         progress: bool | None = None,
         fingerprint_key: bytes | str | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> Audit:
-        """Async twin of :meth:`audit`."""
+        """Async twin of :meth:`audit`; ``on_progress(done, total)`` is called after each account."""
         from tskit.audit import run_audit
 
         return await run_audit(
@@ -190,6 +191,7 @@ class ThingSpace:
             progress=progress,
             source=self.source,
             fingerprint_key=fingerprint_key,
+            on_progress=on_progress,
         )
 
     def audit(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -238,8 +238,12 @@ async def run_audit(
     progress: bool | None = None,
     source: str,
     fingerprint_key: bytes | str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Audit:
-    """Read every account's callbacks with bounded concurrency and run the rules over them."""
+    """Read every account's callbacks with bounded concurrency and run the rules over them.
+
+    ``on_progress(done, total)`` is called after each account, e.g. to drive a widget.
+    """
     names = account_list(accounts)
     expected = tuple(check.service_name(s, allow_unknown=True) for s in expect)
     if not 1 <= concurrency <= 256:
@@ -266,6 +270,8 @@ async def run_audit(
                 failed[name] = exc
             if bar is not None:
                 bar.update(1)
+            if on_progress is not None:
+                on_progress(len(found) + len(failed), len(names))
 
     try:
         async with asyncio.TaskGroup() as group:

@@ -1,0 +1,77 @@
+"""LoginPanel: real ThingSpace credentials typed into the notebook, used once, then cleared."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import ipywidgets as widgets
+
+from tskit._config import DEFAULT_BASE_URL
+from tskit.widgets._common import Panel
+
+if TYPE_CHECKING:
+    from tskit._facade import ThingSpace
+
+
+class LoginPanel(Panel):
+    """Connect to a real ThingSpace with credentials typed in the notebook.
+
+    The secret and the password are read once, when *Connect* is clicked, then cleared from the
+    widgets, so they do not stay in widget state or reach a saved notebook. Nothing is sent to
+    ThingSpace until the connection is first used; a refused login is never retried.
+
+    Args:
+        on_connect: Called with the new connection, e.g. ``manager.use``.
+
+    Attributes:
+        connection: The last connection made, or ``None``.
+    """
+
+    def __init__(self, on_connect: Callable[[ThingSpace], None] | None = None) -> None:
+        self.client_id = widgets.Text(description="App key", placeholder="THINGSPACE_CLIENT_ID")
+        self.client_secret = widgets.Password(description="App secret", placeholder="never shown or kept")
+        self.username = widgets.Text(description="UWS user", placeholder="THINGSPACE_USERNAME")
+        self.password = widgets.Password(description="Password", placeholder="never shown or kept")
+        self.base_url = widgets.Text(description="Base URL", value=DEFAULT_BASE_URL)
+        self.connect = widgets.Button(description="Connect", button_style="primary", icon="sign-in")
+        self.connection: ThingSpace | None = None
+        self._on_connect = on_connect
+        super().__init__(
+            [self.client_id, self.client_secret, self.username, self.password, self.base_url, self.connect]
+        )
+        self.connect.on_click(lambda _: self.submit())
+
+    def submit(self) -> None:
+        """Make the connection from the fields, then clear the secret fields whatever happens."""
+        import tskit
+
+        secret, password = self.client_secret.value, self.password.value
+        self.client_secret.value = self.password.value = ""
+        try:
+            connection = tskit.connect(
+                client_id=self.client_id.value,
+                client_secret=secret,
+                username=self.username.value,
+                password=password,
+                base_url=self.base_url.value,
+                simulator=False,
+            )
+        except tskit.ThingSpaceError as error:
+            from tskit.widgets._common import plain_words
+
+            self.say(plain_words(error), "error")
+            self.note(f"not connected: {error}")
+            return
+        self.connection = connection
+        self.say(
+            f"Connected to {connection.client.base_url} as {connection.client.auth.username}. "
+            "The login happens on first use.",
+            "ok",
+        )
+        self.note(f"connection made: {connection!r}")
+        if self._on_connect is not None:
+            self._on_connect(connection)
+
+    def _update_buttons(self) -> None:
+        self.connect.disabled = self.busy
