@@ -258,7 +258,7 @@ def test_server_binds_loopback_on_a_free_port_and_stops(sim: Simulator) -> None:
 
 def test_server_socket_lets_asyncio_turn_nagle_off() -> None:
     """asyncio sets TCP_NODELAY only on sockets created as IPPROTO_TCP; without it each answer waits ~40 ms."""
-    from tskit.simulator._server import bind
+    from tskit._serving import bind
 
     sock = bind()
     try:

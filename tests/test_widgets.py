@@ -215,3 +215,30 @@ async def test_audit_dashboard_loads_a_file(ts: tskit.ThingSpace) -> None:
     dashboard.accounts.value = ""
     dashboard.run_button.click()
     assert "Paste or load some account names first" in dashboard.status.value
+
+
+async def test_messages_view_updates_live(sim: Simulator, ts: tskit.ThingSpace) -> None:
+    import asyncio
+
+    from tskit.listener import Listener
+    from tskit.widgets import MessagesView
+
+    sim.config.delivery_time_scale = 0.05
+    with Listener(username="tsuser", password="view-pw-1") as listener:
+        view = MessagesView(listener, interval=0.05)
+        assert "No messages yet" in view.table.value and view.pending is not None
+        await ts.aregister_callback(
+            EMPTY, "CarrierService", listener.url_for("CarrierService"), username="tsuser", password="view-pw-1"
+        )
+        delivery = sim.trigger(EMPTY, "CarrierService")
+        await asyncio.to_thread(delivery.wait)
+        for _ in range(100):  # no click: the view notices by itself
+            if delivery.request_id in view.table.value:
+                break
+            await asyncio.sleep(0.02)
+        assert delivery.request_id in view.table.value and "1 message(s)" in view.header.value
+        assert "view-pw-1" not in view.table.value
+        view.live.value = False
+        assert view.pending is None
+        view.close()
+    sim.close()

@@ -75,4 +75,8 @@ def __getattr__(name: str) -> object:
         from tskit.audit import Audit
 
         return Audit
+    if name == "Listener":
+        from tskit.listener import Listener
+
+        return Listener
     raise AttributeError(f"module 'tskit' has no attribute {name!r}")

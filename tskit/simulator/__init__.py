@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from tskit.simulator._config import Fault, Faults, SimulatorConfig
 from tskit.simulator._core import Reply, RequestRecord, Simulator
+from tskit.simulator._delivery import DOCUMENTED, OBSERVED, Delivery, DeliveryAttempt, DeliveryPolicy
 from tskit.simulator._demo import (
     DEMO_ACCOUNTS,
     DEMO_CLIENT_ID,
@@ -28,6 +29,7 @@ from tskit.simulator._demo import (
     fleet_accounts,
     seed_fleet,
 )
+from tskit.simulator._messages import KINDS, build_message
 from tskit.simulator._process import simulator_process
 
 if TYPE_CHECKING:
@@ -39,6 +41,12 @@ __all__ = [
     "DEMO_CLIENT_SECRET",
     "DEMO_PASSWORD",
     "DEMO_USERNAME",
+    "DOCUMENTED",
+    "KINDS",
+    "OBSERVED",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeliveryPolicy",
     "Fault",
     "Faults",
     "Reply",
@@ -46,6 +54,7 @@ __all__ = [
     "Simulator",
     "SimulatorConfig",
     "SimulatorServer",
+    "build_message",
     "demo_env",
     "fleet_accounts",
     "seed_fleet",

@@ -29,6 +29,10 @@ class SimulatorConfig:
         session_idle_timeout: Seconds without use after which a session token expires.
         lockout_after: Failed logins in a row after which a user is locked.
         max_body: Largest request body accepted, in bytes.
+        delivery_policy: How callback messages are resent: ``"observed"`` (one retry after ~1.3 s,
+            and one when the first attempt is not answered in ~4 s: what production did) or
+            ``"documented"`` (three more attempts at 5-minute intervals: what Verizon's docs say).
+        delivery_time_scale: Multiplies every delivery wait and timeout (e.g. 0.01 in tests).
     """
 
     reregister: Literal["replace", "error"] = "replace"
@@ -41,6 +45,8 @@ class SimulatorConfig:
     session_idle_timeout: float = 1200.0
     lockout_after: int = 5
     max_body: int = 64 * 1024
+    delivery_policy: Literal["observed", "documented"] = "observed"
+    delivery_time_scale: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from tskit._models import ALLOWED_LISTENER_PORTS, ALLOWED_LISTENER_PORTS_TEXT, SERVICE_CATALOGUE
 from tskit.simulator._config import Faults, Operation, SimulatorConfig
+from tskit.simulator._delivery import POLICIES, Deliverer, Delivery, DeliveryPolicy
+from tskit.simulator._messages import build_message
 
 JSON: Final = (("content-type", "application/json"),)
 _CM = "UnifiedWebService"  # the service prefix of Connectivity Management error codes
@@ -139,6 +141,8 @@ class Simulator:
         self._client_tokens: dict[str, str] = {}  # client id -> current token
         self._sessions: dict[str, _Session] = {}
         self.requests: deque[RequestRecord] = deque(maxlen=10_000)
+        self.deliveries: list[Delivery] = []
+        self._deliverer: Deliverer | None = None
         if demo:
             from tskit.simulator._demo import seed
 
@@ -226,6 +230,111 @@ class Simulator:
         """How many requests of an operation (``"login"``, ``"list"``, …) the simulator has seen."""
         with self._lock:
             return sum(1 for r in self.requests if r.operation == operation)
+
+    # -- delivering callback messages ---------------------------------------------------------
+
+    def trigger(
+        self,
+        account_name: str,
+        service_name: str,
+        kind: str | None = None,
+        *,
+        devices: list[dict[str, str]] | None = None,
+        request_id: str | None = None,
+        policy: DeliveryPolicy | str | None = None,
+    ) -> Delivery:
+        """Send a callback message to the listener registered for a service of an account.
+
+        The message is built like ThingSpace's (see ``tskit.simulator._messages``), carries the
+        registered username and password in its body, and is POSTed with ``User-Agent:
+        Verizon's callback service``, retried by the delivery policy. Returns at once; call
+        ``.wait()`` on the result to block until it is delivered or given up.
+
+        Args:
+            account_name: The account.
+            service_name: The service whose listener receives it.
+            kind: What happened, e.g. ``"activation"`` or ``"fault"`` for CarrierService; see
+                ``tskit.simulator.KINDS``.
+            devices: Device ids; default a fresh device.
+            request_id: The message's request id; default a new one.
+            policy: ``"observed"``, ``"documented"`` or a :class:`DeliveryPolicy`; default the config's.
+
+        Raises:
+            LookupError: No listener is registered for that service of that account.
+            ValueError: The service does not send that kind of message.
+        """
+        with self._lock:
+            registration = self._accounts.get(account_name, {}).get(service_name)
+            if registration is None:
+                raise LookupError(f"no {service_name} listener is registered for account {account_name}")
+            body = build_message(
+                service_name,
+                kind,
+                account_name=account_name,
+                username=registration.username,
+                password=registration.password,
+                request_id=request_id,
+                devices=devices,
+            )
+            chosen = policy if isinstance(policy, DeliveryPolicy) else POLICIES[policy or self.config.delivery_policy]
+            shown = dict(body, password="********" if body["password"] else "")
+            delivery = Delivery(
+                len(self.deliveries) + 1, account_name, service_name, registration.url, body["requestId"], shown, chosen
+            )
+            self.deliveries.append(delivery)
+            if self._deliverer is None:
+                self._deliverer = Deliverer()
+            deliverer = self._deliverer
+        deliverer.submit(delivery, body, self.config.delivery_time_scale)
+        return delivery
+
+    def delivery_log(self) -> Any:
+        """Every delivery attempt as a DataFrame, oldest first.
+
+        Columns: delivery, account_name, service_name, url, request_id, attempt, callback_count,
+        status_code, outcome, elapsed_ms, state.
+        """
+        from tskit._frames import frame
+
+        rows = [
+            (
+                str(d.id),
+                d.account_name,
+                d.service_name,
+                d.url,
+                d.request_id,
+                str(a.number),
+                str(a.callback_count),
+                "" if a.status_code is None else str(a.status_code),
+                a.outcome,
+                f"{a.elapsed * 1000:.0f}",
+                d.state,
+            )
+            for d in list(self.deliveries)
+            for a in list(d.attempts)
+        ]
+        return frame(
+            rows,
+            (
+                "delivery",
+                "account_name",
+                "service_name",
+                "url",
+                "request_id",
+                "attempt",
+                "callback_count",
+                "status_code",
+                "outcome",
+                "elapsed_ms",
+                "state",
+            ),
+        )
+
+    def close(self) -> None:
+        """Wait for deliveries under way, then stop the delivery threads."""
+        if self._deliverer is not None:
+            self._deliverer.close()
+            self._deliverer = None
 
     def transport(self) -> Any:
         """An httpx transport (sync and async) that serves this simulator in-process, no sockets."""

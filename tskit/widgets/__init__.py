@@ -13,5 +13,6 @@ from tskit.widgets._common import Panel, plain_words
 from tskit.widgets._dashboard import AuditDashboard
 from tskit.widgets._login import LoginPanel
 from tskit.widgets._manager import CallbackManager
+from tskit.widgets._messages import MessagesView
 
-__all__ = ["AuditDashboard", "CallbackManager", "LoginPanel", "Panel", "plain_words"]
+__all__ = ["AuditDashboard", "CallbackManager", "LoginPanel", "MessagesView", "Panel", "plain_words"]

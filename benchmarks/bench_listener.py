@@ -1,0 +1,159 @@
+"""Listener throughput: messages accepted and durably stored per second, beside a bare uvicorn app.
+
+Both servers run in their own process with the same uvicorn settings; a load generator in this
+process POSTs N distinct ThingSpace messages (default 20,000) with C requests in flight (default
+64) over loopback, first to the bare app (answers 200, stores nothing), then to ``tskit listen``
+(checks the credentials in each body, commits each message to SQLite with synchronous=FULL
+before answering). Rounds alternate. After the listener runs, the store is opened and every
+message is looked for: nothing may be lost.
+
+Run: ``.venv/bin/python -m benchmarks.bench_listener [--messages 20000] [--concurrency 64] [--rounds 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from tskit.simulator import build_message
+
+GOAL_RATE = 2000
+GOAL_SHARE = 0.5
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the server exited")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("the server did not start")
+
+
+async def load(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, int]:
+    """Seconds to POST every body, and how many were answered 2xx."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    ok = 0
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(
+        connector=connector, headers={"Content-Type": "application/json", "User-Agent": "Verizon's callback service"}
+    ) as http:
+
+        async def worker() -> None:
+            nonlocal ok
+            while not queue.empty():
+                body = queue.get_nowait()
+                async with http.post(url, data=body) as response:
+                    await response.read()
+                    ok += response.status // 100 == 2
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started, ok
+
+
+def run_server(command: list[str], port: int, url: str, bodies: list[bytes], concurrency: int) -> tuple[float, int]:
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+        try:
+            wait_until_up(port, proc)
+            return asyncio.run(load(url, bodies, concurrency))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def main(messages: int, concurrency: int, rounds: int) -> None:
+    password = "bench-pw-1"
+    bodies = [
+        json.dumps(
+            build_message("CarrierService", account_name="0000123456-00001", username="tsuser", password=password)
+        ).encode()
+        for _ in range(messages)
+    ]
+    ids = {json.loads(b)["requestId"] for b in bodies}
+    env_password = {**os.environ, "BENCH_PW": password}
+    bare_rates, listener_rates = [], []
+    with tempfile.TemporaryDirectory() as scratch:
+        for round_number in range(rounds):
+            port = free_port()
+            seconds, ok = run_server(
+                [sys.executable, "-m", "benchmarks._bare_app", str(port)],
+                port,
+                f"http://127.0.0.1:{port}/callbacks",
+                bodies,
+                concurrency,
+            )
+            assert ok == messages, f"bare app answered {ok} of {messages}"
+            bare_rates.append(messages / seconds)
+
+            port, store = free_port(), Path(scratch) / f"round{round_number}.db"
+            command = [
+                sys.executable,
+                "-m",
+                "tskit",
+                "listen",
+                "--port",
+                str(port),
+                "--store",
+                str(store),
+                "--username",
+                "tsuser",
+                "--password-env",
+                "BENCH_PW",
+            ]
+            os.environ["BENCH_PW"] = password
+            seconds, ok = run_server(
+                command, port, f"http://127.0.0.1:{port}/callbacks/CarrierService", bodies, concurrency
+            )
+            assert ok == messages, f"listener acknowledged {ok} of {messages}"
+            with sqlite3.connect(store) as db:
+                stored = {r for (r,) in db.execute("SELECT request_id FROM messages")}
+            lost = ids - stored
+            assert not lost, f"{len(lost)} acknowledged messages are not in the store"
+            listener_rates.append(messages / seconds)
+            print(
+                f"  round {round_number + 1}: bare {bare_rates[-1]:7.0f} msg/s, listener {listener_rates[-1]:7.0f} "
+                f"msg/s, {len(stored)} stored, 0 lost"
+            )
+    del env_password
+    bare, listener = statistics.median(bare_rates), statistics.median(listener_rates)
+    share = statistics.median(lr / br for lr, br in zip(listener_rates, bare_rates, strict=True))
+    print(f"{messages} messages, {concurrency} in flight, {rounds} rounds (medians):")
+    print(f"  bare uvicorn app: {bare:.0f} msg/s")
+    print(
+        f"  tskit listener:   {listener:.0f} msg/s accepted and committed "
+        f"(goal >= {GOAL_RATE}: {'OK' if listener >= GOAL_RATE else 'UNDER'})"
+    )
+    print(f"  listener / bare:  {share:.2f} (goal >= {GOAL_SHARE}: {'OK' if share >= GOAL_SHARE else 'UNDER'})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    options = parser.parse_args()
+    main(options.messages, options.concurrency, options.rounds)

@@ -1,0 +1,22 @@
+"""The callback listener: receive what ThingSpace POSTs, check it, store it durably, read it back.
+
+Example:
+    >>> import tskit
+    >>> listener = tskit.Listener(username="tsuser", password="s3cret")  # doctest: +SKIP
+"""
+
+from tskit.listener._app import ListenerApp, service_of
+from tskit.listener._listener import MESSAGE_COLUMNS, Listener, bind_listener_socket, messages_frame
+from tskit.listener._store import MessageStore, Stored, digest
+
+__all__ = [
+    "MESSAGE_COLUMNS",
+    "Listener",
+    "ListenerApp",
+    "MessageStore",
+    "Stored",
+    "bind_listener_socket",
+    "digest",
+    "messages_frame",
+    "service_of",
+]
