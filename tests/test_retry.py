@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
+import httpx
 import pytest
 
 import tskit
@@ -154,3 +155,14 @@ def test_policy_rejects_nonsense() -> None:
     assert 0.5 <= (policy.delay(1) or 0) <= 1
     assert 0.75 <= (policy.delay(2) or 0) <= 1.5
     assert policy.delay(1, retry_after=4) == 4
+
+
+async def test_network_transport_honours_proxy_settings_like_httpx() -> None:
+    from tskit._transport import AiohttpTransport
+
+    transport = AiohttpTransport(limits=httpx.Limits(max_connections=7))
+    session = transport.get_client()
+    try:
+        assert session.trust_env and session.connector is not None and session.connector.limit == 7
+    finally:
+        await session.close()

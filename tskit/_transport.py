@@ -57,8 +57,21 @@ class _PreciseStream(httpx.AsyncByteStream):
 class AiohttpTransport(_AiohttpTransport):
     """httpx-aiohttp's transport, with errors that tell whether a request may have arrived.
 
-    Like any aiohttp session it belongs to the event loop it was first used on.
+    Like any aiohttp session it belongs to the event loop it was first used on. Unlike
+    httpx-aiohttp's default session it honours ``HTTPS_PROXY``/``NO_PROXY`` from the environment,
+    as httpx itself does.
     """
+
+    def get_client(self) -> aiohttp.ClientSession:
+        """The aiohttp session: httpx's limits and TLS settings, proxies from the environment."""
+        if self.client is not None:
+            return super().get_client()
+        connector = aiohttp.TCPConnector(
+            keepalive_timeout=self.limits.keepalive_expiry,
+            ssl=self.ssl_context,
+            limit=self.limits.max_connections or 0,
+        )
+        return aiohttp.ClientSession(connector=connector, trust_env=True)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send one request through aiohttp."""

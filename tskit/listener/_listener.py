@@ -11,7 +11,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from tskit._models import ALLOWED_LISTENER_PORTS
-from tskit._secret import Secret
 from tskit._serving import AsgiServer, bind
 from tskit.listener._app import ListenerApp
 from tskit.listener._store import MessageStore
@@ -85,7 +84,6 @@ class Listener:
     ) -> None:
         self.host = host
         self.username = username
-        self._password = Secret(password or "")
         passwords = [p for p in (password, previous_password) if p]
         self.store = MessageStore(store)
         self.app = ListenerApp(self.store, username=username, passwords=passwords, max_body=max_body, delay=delay)
