@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import statistics
 import time
@@ -133,10 +134,14 @@ def frames(rows: int, rounds: int) -> None:
 
     def best(fn: Callable[[], object]) -> float:
         times = []
-        for _ in range(rounds):
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
+        gc.disable()  # as timeit does: a collection landing in one side's timing is noise
+        try:
+            for _ in range(rounds):
+                started = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - started)
+        finally:
+            gc.enable()
         return min(times)
 
     ours, theirs = [], []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import time
 
-import httpx
 import pytest
 
 import tskit
@@ -157,12 +156,26 @@ def test_policy_rejects_nonsense() -> None:
     assert policy.delay(1, retry_after=4) == 4
 
 
-async def test_network_transport_honours_proxy_settings_like_httpx() -> None:
-    from tskit._transport import AiohttpTransport
+def test_network_transport_takes_the_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tskit._transport import environment_proxy
 
-    transport = AiohttpTransport(limits=httpx.Limits(max_connections=7))
-    session = transport.get_client()
-    try:
-        assert session.trust_env and session.connector is not None and session.connector.limit == 7
-    finally:
-        await session.close()
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.net:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxy = environment_proxy("https://thingspace.verizon.com")
+    assert proxy is not None and str(proxy.url) == "http://proxy.example.net:3128"
+    monkeypatch.setenv("NO_PROXY", "thingspace.verizon.com")
+    assert environment_proxy("https://thingspace.verizon.com") is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.delenv("NO_PROXY")
+    assert environment_proxy("https://thingspace.verizon.com") is None
+
+
+async def test_the_client_hands_the_proxy_to_its_transport(monkeypatch: pytest.MonkeyPatch, demo_credentials) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.net:3128")
+    async with tskit.ThingSpaceClient(demo_credentials, base_url="https://thingspace.verizon.com") as client:
+        from tskit._transport import AiohttpTransport
+
+        transport = client._client()._transport
+        assert isinstance(transport, AiohttpTransport) and transport.proxy is not None
+        assert str(transport.proxy.url) == "http://proxy.example.net:3128"

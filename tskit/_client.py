@@ -117,9 +117,9 @@ class ThingSpaceClient:
         if http is None:
             transport = self._transport
             if transport is None:
-                from tskit._transport import AiohttpTransport
+                from tskit._transport import AiohttpTransport, environment_proxy
 
-                transport = AiohttpTransport(limits=self._limits)
+                transport = AiohttpTransport(limits=self._limits, proxy=environment_proxy(self.base_url))
             http = httpx.AsyncClient(
                 base_url=self.base_url,
                 auth=self.auth,
