@@ -38,6 +38,18 @@ async def lifespan(receive: Callable[[], Awaitable[Message]], send: Callable[[Me
     await send({"type": "lifespan.shutdown.complete"})
 
 
+async def read_body(receive: Callable[[], Awaitable[Message]], limit: int) -> bytes:
+    """Read a request body, keeping at most ``limit + 1`` bytes: enough to tell it is too large."""
+    body = bytearray()
+    more = True
+    while more:
+        message = await receive()
+        if len(body) <= limit:
+            body += message.get("body", b"")[: limit + 1 - len(body)]
+        more = message.get("more_body", False)
+    return bytes(body)
+
+
 class AsgiServer:
     """uvicorn serving ``app`` on an already bound socket.
 

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from tskit._models import SERVICE_CATALOGUE
-from tskit._serving import lifespan
+from tskit._serving import lifespan, read_body
 from tskit.listener._store import MessageStore
 
 Scope = MutableMapping[str, Any]
@@ -113,16 +113,11 @@ class ListenerApp:
             self.rejected += 1
             await _answer(send, 413, {"error": f"body larger than {self.max_body} bytes"})
             return
-        raw = bytearray()
-        more = True
-        while more:
-            message = await receive()
-            raw += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(raw) > self.max_body:
-                self.rejected += 1
-                await _answer(send, 413, {"error": f"body larger than {self.max_body} bytes"})
-                return
+        raw = await read_body(receive, self.max_body)
+        if len(raw) > self.max_body:
+            self.rejected += 1
+            await _answer(send, 413, {"error": f"body larger than {self.max_body} bytes"})
+            return
         try:
             body = json.loads(raw)
         except ValueError:

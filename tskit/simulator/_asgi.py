@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from tskit._serving import lifespan
+from tskit._serving import lifespan, read_body
 
 if TYPE_CHECKING:
     from tskit.simulator._core import Simulator
@@ -45,18 +45,11 @@ class SimulatorApp:
             return
         if scope["type"] != "http":
             return
-        limit = self.simulator.config.max_body
-        body = bytearray()
-        more = True
-        while more:
-            message = await receive()
-            if len(body) <= limit:  # keep one byte past the limit: enough to refuse the body as too large
-                body += message.get("body", b"")[: limit + 1 - len(body)]
-            more = message.get("more_body", False)
+        body = await read_body(receive, self.simulator.config.max_body)
         raw = scope.get("raw_path") or quote(scope["path"]).encode()
         raw_path = raw.split(b"?", 1)[0].decode("latin-1")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        reply = self.simulator.handle(scope["method"], raw_path, headers, bytes(body))
+        reply = self.simulator.handle(scope["method"], raw_path, headers, body)
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.drop:
