@@ -91,13 +91,27 @@ def chart(audit: Audit) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]], colours: list[str] | None = None) -> str:
-    head = "".join(f'<th style="text-align:left">{escape(h)}</th>' for h in headers)
+    """An HTML table; with ``colours``, the first cell of each row is a badge of that colour."""
+    head = "".join(f'<th style="text-align:left;padding:2px 8px">{escape(h)}</th>' for h in headers)
     body = []
     for i, row in enumerate(rows[:_MAX_ROWS]):
-        style = f' style="border-left:4px solid {colours[i]}"' if colours else ""
-        body.append(f"<tr{style}>" + "".join(f'<td style="text-align:left">{escape(c)}</td>' for c in row) + "</tr>")
+        cells = [escape(c) for c in row]
+        if colours:
+            cells[0] = _badge(row[0], colours[i])
+        last = len(cells) - 1  # the detail column may wrap; the others stay on one line
+        body.append(
+            "<tr>"
+            + "".join(
+                f'<td style="text-align:left;padding:2px 8px;{"" if j == last else "white-space:nowrap"}">{c}</td>'
+                for j, c in enumerate(cells)
+            )
+            + "</tr>"
+        )
     more = f"<p>... {len(rows) - _MAX_ROWS} more rows</p>" if len(rows) > _MAX_ROWS else ""
-    return f'<table class="tskit-audit"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>{more}'
+    return (
+        f'<table class="tskit-audit" style="border-collapse:collapse"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>{more}"
+    )
 
 
 def html_summary(audit: Audit) -> str:
