@@ -144,3 +144,18 @@ def test_connect_to_simulator_does_not_import_server_parts() -> None:
     code = "import sys, tskit; tskit.connect().list_callbacks('0000123456-00001'); print('uvicorn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_connections_without_credentials_share_one_simulator() -> None:
+    first, second = tskit.connect(), tskit.connect()
+    assert first.simulator is not None and first.simulator is second.simulator
+    assert tskit.connect(simulator=True).simulator is not first.simulator  # asked for a fresh one
+
+
+def test_a_base_url_without_credentials_is_a_mistake_not_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THINGSPACE_BASE_URL", "http://127.0.0.1:9100")
+    with pytest.raises(tskit.ConfigurationError, match="THINGSPACE_BASE_URL is set but no credentials are"):
+        tskit.connect()
+    monkeypatch.delenv("THINGSPACE_BASE_URL")
+    with pytest.raises(tskit.ConfigurationError, match="base_url is set"):
+        tskit.connect(base_url="http://127.0.0.1:9100")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from tskit import _runner
 from tskit._client import ThingSpaceClient
-from tskit._config import Credentials
+from tskit._config import BASE_URL_ENV, Credentials
 from tskit._errors import ConfigurationError
 from tskit._frames import callbacks_frame, services_frame
 from tskit._models import CallbackActionResult
@@ -284,8 +285,9 @@ def connect(
     Credentials come from the arguments, else from ``THINGSPACE_CLIENT_ID``,
     ``THINGSPACE_CLIENT_SECRET``, ``THINGSPACE_USERNAME`` and ``THINGSPACE_PASSWORD``
     (and ``THINGSPACE_BASE_URL``, default ``https://thingspace.verizon.com``). With none of
-    them, the embedded simulator with its demo accounts is used. Nothing is sent until the
-    first call.
+    them, the embedded simulator with its demo accounts is used: the same one for every such
+    connection in the process, so widgets and cells see the same state. Nothing is sent until
+    the first call.
 
     Args:
         client_id: OAuth2 application key.
@@ -293,9 +295,9 @@ def connect(
         username: Connectivity Management (UWS) user name.
         password: UWS password.
         base_url: ThingSpace host root.
-        simulator: ``True`` for a new embedded simulator, a :class:`~tskit.simulator.Simulator`
-            to use that one, ``False`` to insist on real credentials, ``None`` to decide from
-            the credentials.
+        simulator: ``True`` for a new embedded simulator of its own, a
+            :class:`~tskit.simulator.Simulator` to use that one, ``False`` to insist on real
+            credentials, ``None`` to decide from the credentials (and use the shared simulator).
         retry: How passing failures are retried.
         timeout: Seconds to wait for each answer.
 
@@ -318,9 +320,16 @@ def connect(
             raise ConfigurationError(
                 "credentials", "none given and no THINGSPACE_* variables set", "required when simulator=False"
             )
-        from tskit.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME, Simulator
+        from tskit.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME, Simulator, shared
 
-        sim = simulator if isinstance(simulator, Simulator) else Simulator()
+        if simulator is None and (base_url or os.environ.get(BASE_URL_ENV)):
+            raise ConfigurationError(
+                "credentials",
+                f"{'base_url' if base_url else BASE_URL_ENV} is set but no credentials are",
+                "set the four THINGSPACE_* credential variables too, or leave the URL unset for the embedded simulator",
+            )
+        # a given one; True: a fresh one; None: the one every connection of this process shares
+        sim = simulator if isinstance(simulator, Simulator) else Simulator() if simulator is True else shared()
         demo = Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, DEMO_PASSWORD)
         client = ThingSpaceClient(demo, base_url=SIMULATOR_URL, transport=sim.transport(), retry=retry, timeout=timeout)
         logger.info("no ThingSpace credentials set: using the embedded simulator")

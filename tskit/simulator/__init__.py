@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from tskit.simulator._config import Fault, Faults, SimulatorConfig
@@ -58,8 +59,26 @@ __all__ = [
     "demo_env",
     "fleet_accounts",
     "seed_fleet",
+    "shared",
     "simulator_process",
 ]
+
+
+_shared: Simulator | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> Simulator:
+    """The process's embedded simulator, made on first use with the demo data.
+
+    ``tskit.connect()`` without credentials uses it, so every such connection in a notebook (the
+    widgets' included) sees the same accounts and registrations.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Simulator()
+        return _shared
 
 
 def __getattr__(name: str) -> Any:
