@@ -210,3 +210,13 @@ async def test_logout_ends_the_session_and_the_next_call_logs_in(sim: Simulator,
         await client.list_callbacks(ACCOUNT)
     assert sim.count("login") == 2
     assert [r.status for r in sim.requests if r.operation == "list"] == [200, 200]
+
+
+async def test_only_a_session_error_code_means_a_new_login(sim: Simulator, clock: FakeClock) -> None:
+    sim.add_account("SessionToken-1", users=["demo-user"])
+    async with make_client(sim, clock) as client:
+        await client.list_callbacks(ACCOUNT)
+        with pytest.raises(tskit.ApiError) as caught:  # the message names "SessionToken", the code does not
+            await client.deregister_callback("SessionToken-1", "CarrierService")
+        assert caught.value.error_code.endswith("CallbackNotRegistered")
+    assert sim.count("login") == 1 and sim.count("deregister") == 1

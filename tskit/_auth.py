@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from tskit._config import LOGIN_PATH, TOKEN_PATH, Credentials
-from tskit._errors import AuthenticationError, error_from_response, scrub
+from tskit._errors import AuthenticationError, error_from_response, parse_error_body, scrub
 from tskit._secret import Secret
 
 logger = logging.getLogger("tskit.auth")
@@ -217,7 +217,11 @@ class ThingSpaceAuth(httpx.Auth):
 
     def _needs_new_login(self, response: httpx.Response, generation: int) -> bool:
         """After a call: note the session's use, and drop what ThingSpace says is no longer valid."""
-        expired_session = response.status_code in (400, 401, 403) and b"SessionToken" in response.content
+        expired_session = (
+            response.status_code in (400, 401, 403)
+            and b"SessionToken" in response.content  # cheap test first; then only the error code counts
+            and ".SessionToken." in parse_error_body(response.content)[0]
+        )
         if response.status_code != 401 and not expired_session:
             if generation == self._generation:
                 self._session_last_used = self._clock()

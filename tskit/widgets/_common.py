@@ -38,7 +38,7 @@ def plain_words(error: BaseException) -> str:
         code = f" [{error.error_code}]" if error.error_code else ""
         return f"ThingSpace said no ({error.status_code}): {error.error_message or 'no reason given'}{code}"
     if isinstance(error, RequestTimeout):
-        return "ThingSpace did not answer in time; nothing is known to have changed. Refresh to check."
+        return "ThingSpace did not answer in time; a change may or may not have happened. List again to check."
     if isinstance(error, TransportError):
         return f"Could not reach ThingSpace: {error}"
     if isinstance(error, UnexpectedResponseError):
