@@ -168,3 +168,12 @@ def test_message_is_kept_when_the_listener_is_killed_right_after_answering(
     assert delivery.delivered and proc.returncode == -signal.SIGKILL
     with Listener(store=store, port=0) as restarted:
         assert restarted.messages["request_id"].tolist() == [delivery.request_id]
+
+
+def test_nothing_is_sent_to_documentation_addresses(quick_sim: Simulator) -> None:
+    # the demo data's listeners live on example.com and 203.0.113.0/24: nobody's hosts
+    for account, service in (("0000123456-00001", "CarrierService"), ("0000123456-00002", "CarrierService")):
+        delivery = quick_sim.trigger(account, service).wait()
+        assert delivery.state == "given up"
+        [attempt] = delivery.attempts
+        assert attempt.status_code is None and attempt.outcome.startswith("not sent:")

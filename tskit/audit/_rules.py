@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from tskit._addresses import is_documentation_address
 from tskit._models import ALLOWED_LISTENER_PORTS, ALLOWED_LISTENER_PORTS_TEXT, SERVICE_CATALOGUE, Callback
 
 
@@ -190,7 +191,7 @@ def _unreachable_reason(host: str) -> str | None:
     kinds = (
         (address.is_loopback, "a loopback address"),
         (address.is_link_local, "a link-local address"),
-        (_is_documentation(address), "a documentation address"),
+        (is_documentation_address(address), "a documentation address"),
         (address.is_multicast, "a multicast address"),
         (address.is_unspecified, "the unspecified address"),
         (address.is_reserved, "a reserved address"),
@@ -198,15 +199,6 @@ def _unreachable_reason(host: str) -> str | None:
         (not address.is_global, "not a public address"),
     )
     return next((f"{host} is {what}" for test, what in kinds if test), None)
-
-
-_DOCUMENTATION = [
-    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
-]
-
-
-def _is_documentation(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return any(address.version == net.version and address in net for net in _DOCUMENTATION)
 
 
 @callback_rule("unreachable-host", Severity.HIGH, "Verizon's data centers cannot reach the listener's host.")

@@ -8,14 +8,18 @@ not answered within about 4 s (even if it later succeeds, so the listener sees a
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
+
+from tskit._addresses import is_documentation_address, is_documentation_name
 
 USER_AGENT = "Verizon's callback service"
 
@@ -105,6 +109,24 @@ class Delivery:
         return self
 
 
+def undeliverable(url: str) -> str:
+    """Why a message to ``url`` is not sent at all (a documentation address), or ``""``.
+
+    The demo data uses example.com and 203.0.113.0/24: nothing listens there, and the simulator
+    sends no traffic to hosts that are not anybody's.
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if is_documentation_name(host):
+            return f"not sent: {host} is a documentation name, nothing listens there"
+        return ""
+    if is_documentation_address(address):
+        return f"not sent: {host} is a documentation address, nothing listens there"
+    return ""
+
+
 def _describe(error: httpx.HTTPError) -> str:
     if isinstance(error, httpx.TimeoutException):
         return "no answer in time"
@@ -128,7 +150,12 @@ class Deliverer:
         policy = delivery.policy
         headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
         try:
-            with httpx.Client(timeout=policy.timeout * scale, headers=headers) as http:
+            reason = undeliverable(delivery.url)
+            if reason:
+                delivery.attempts.append(DeliveryAttempt(1, 1, time.time(), None, reason, 0.0))
+                return
+            # straight to the listener, as ThingSpace would: no proxy from the environment
+            with httpx.Client(timeout=policy.timeout * scale, headers=headers, trust_env=False) as http:
                 for number in range(1, len(policy.delays) + 2):
                     sent = dict(body, callbackCount=number)
                     started = time.time()
