@@ -220,3 +220,26 @@ async def test_only_a_session_error_code_means_a_new_login(sim: Simulator, clock
             await client.deregister_callback("SessionToken-1", "CarrierService")
         assert caught.value.error_code.endswith("CallbackNotRegistered")
     assert sim.count("login") == 1 and sim.count("deregister") == 1
+
+
+async def test_a_refusal_is_remembered_across_runs(sim: Simulator, clock: FakeClock, demo_credentials) -> None:
+    import os
+    import stat
+
+    from tskit import _fingerprint, _refusals
+
+    wrong = tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, "wrong-pw-123")
+    async with make_client(sim, clock, credentials=wrong) as first_run:
+        with pytest.raises(tskit.AuthenticationError, match="does not try again"):
+            await first_run.list_callbacks(ACCOUNT)
+    for _ in range(6):  # later runs (new clients, as a cron job makes): nothing is sent
+        async with make_client(sim, clock, credentials=wrong) as later_run:
+            with pytest.raises(tskit.AuthenticationError, match="an earlier run"):
+                await later_run.list_callbacks(ACCOUNT)
+    assert sim.count("login") == 1 and not sim.is_locked(DEMO_USERNAME)
+    record = _fingerprint.config_dir() / _refusals.FILE_NAME
+    assert stat.S_IMODE(os.stat(record).st_mode) == 0o600
+    assert "wrong-pw-123" not in record.read_text() and DEMO_CLIENT_SECRET not in record.read_text()
+    async with make_client(sim, clock, credentials=demo_credentials) as fixed:  # corrected: tried, and works
+        assert len(await fixed.list_callbacks(ACCOUNT)) == 2
+    assert not _refusals.recorded("https://simulator.tskit.invalid", wrong)

@@ -105,3 +105,24 @@ def test_a_script_that_never_closes_exits_quietly(simulator_process: dict[str, s
         check=True,
     )
     assert (done.stdout, done.stderr) == ("2\n", "")
+
+
+def test_cron_runs_with_a_wrong_password_try_to_log_in_once(tmp_path) -> None:
+    from tskit.simulator import Simulator
+
+    sim = Simulator()
+    with sim.serve() as server:
+        env = {**os.environ, **server.env(), "THINGSPACE_PASSWORD": "wrong-pw", "TSKIT_CONFIG_DIR": str(tmp_path)}
+        for run in range(6):
+            done = subprocess.run(
+                [sys.executable, "-m", "tskit", "list", "0000123456-00001"], env=env, capture_output=True, text=True
+            )
+            assert done.returncode == 1
+            assert ("does not try again" if run == 0 else "an earlier run") in done.stderr
+        assert sim.count("login") == 1 and not sim.is_locked("demo-user")
+        reset = subprocess.run(
+            [sys.executable, "-m", "tskit", "reset-login"], env=env, capture_output=True, text=True, check=True
+        )
+        assert "Forgot the refused login of demo-user" in reset.stdout
+        subprocess.run([sys.executable, "-m", "tskit", "list", "0000123456-00001"], env=env, capture_output=True)
+        assert sim.count("login") == 2  # tried again after the reset

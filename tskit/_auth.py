@@ -48,6 +48,9 @@ class ThingSpaceAuth(httpx.Auth):
         session_idle_timeout: Seconds of inactivity after which ThingSpace drops a session.
         margin: Seconds before a token's or session's end at which a new one is fetched.
         clock: Monotonic clock in seconds; tests pass a fake one.
+        remember_refusals: Record a refused login on disk and refuse to try the same credentials
+            again in any later run (a cron job would otherwise lock the user on its fifth run);
+            see ``tskit._refusals``.
     """
 
     requires_response_body = True
@@ -60,8 +63,12 @@ class ThingSpaceAuth(httpx.Auth):
         session_idle_timeout: float = 1200.0,
         margin: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        remember_refusals: bool = True,
     ) -> None:
         self._credentials = credentials
+        self._remember = remember_refusals
+        self._disk_checked = False
+        self._stale_record = False
         self._base_url = base_url.rstrip("/")
         self._idle_timeout = session_idle_timeout
         self._margin = margin
@@ -109,6 +116,7 @@ class ThingSpaceAuth(httpx.Auth):
             self._credentials = credentials
         self._token = self._session = None
         self._refused = None
+        self._disk_checked = False
 
     # -- the sans-I/O steps -------------------------------------------------------------
 
@@ -135,6 +143,10 @@ class ThingSpaceAuth(httpx.Auth):
         assert isinstance(error, AuthenticationError)
         if response.status_code < 500:
             self._refused = error
+            if self._remember:
+                from tskit import _refusals
+
+                _refusals.remember(self._base_url, self._credentials, error.status_code, error.error_code)
         logger.warning("%s refused with status %s", what, response.status_code)
         return error
 
@@ -153,8 +165,30 @@ class ThingSpaceAuth(httpx.Auth):
             )
         return data
 
+    def _check_disk(self) -> None:
+        """Once per credentials: refuse at once if an earlier run saw exactly these refused."""
+        self._disk_checked = True
+        if not self._remember:
+            return
+        from tskit import _refusals
+
+        earlier = _refusals.refused_before(self._base_url, self._credentials)
+        self._stale_record = earlier is None and _refusals.recorded(self._base_url, self._credentials)
+        if earlier is not None:
+            self._refused = AuthenticationError(
+                int(earlier.get("status_code") or 0),
+                str(earlier.get("error_code") or ""),
+                f"a login with these credentials was refused at {earlier.get('at')} (an earlier run)",
+                method="POST",
+                path=LOGIN_PATH,
+                note="Not sent: tskit will not try them again from any run (5 failed logins lock the user). "
+                "Fix the credentials, or run `tskit reset-login` once the user is unlocked",
+            )
+
     def _login_steps(self) -> Steps:
         """Yield the token request and the login, whichever are needed; raise if refused."""
+        if not self._disk_checked and self._refused is None and not (self._token_valid() and self._session_valid()):
+            self._check_disk()
         if self._refused is not None:
             raise AuthenticationError(
                 self._refused.status_code,
@@ -202,6 +236,11 @@ class ThingSpaceAuth(httpx.Auth):
                 raise self._refuse_shape(response, "session login answer has no sessionToken")
             self._session, self._session_last_used = Secret(session), self._clock()
             self._generation += 1
+            if self._stale_record:  # these credentials work: an old refusal of others is moot
+                from tskit import _refusals
+
+                _refusals.forget(self._base_url, self._credentials)
+                self._stale_record = False
             logger.info("logged in to ThingSpace as %r", self._credentials.username)
 
     def _refuse_shape(self, response: httpx.Response, problem: str) -> AuthenticationError:

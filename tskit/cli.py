@@ -222,6 +222,22 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reset_login(args: argparse.Namespace) -> int:
+    from tskit import _refusals
+    from tskit._config import Credentials
+    from tskit._config import base_url as check_base_url
+
+    credentials = Credentials.from_env()
+    if credentials is None:
+        raise UsageError("set the THINGSPACE_* credential variables of the user to reset")
+    url = check_base_url()
+    if _refusals.forget(url, credentials):
+        print(f"Forgot the refused login of {credentials.username} on {url}: the next run will try to log in.")
+    else:
+        print(f"No refused login of {credentials.username} on {url} was on record.")
+    return 0
+
+
 def _cmd_simulator(args: argparse.Namespace) -> int:
     from tskit.simulator import Faults, Simulator, SimulatorConfig, SimulatorServer, seed_fleet
 
@@ -370,6 +386,15 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--password-env", metavar="VAR", help="variable holding the expected password")
     listen.add_argument("--max-body", type=int, default=1024 * 1024, help="largest message in bytes (default 1 MiB)")
     listen.set_defaults(func=_cmd_listen)
+
+    reset = commands.add_parser(
+        "reset-login",
+        help="forget a refused login, so the next run tries these credentials again",
+        description="After ThingSpace refuses a login, tskit will not try the same credentials again from "
+        "any run (5 failed logins lock the user). Once the user is unlocked, or if the refusal was "
+        "temporary, this forgets the refusal of the user in the THINGSPACE_* variables.",
+    )
+    reset.set_defaults(func=_cmd_reset_login)
 
     demo = commands.add_parser("demo", help="a short tour of tskit on the embedded simulator")
     demo.set_defaults(func=_cmd_demo)

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from tskit import _validate as check
 from tskit._errors import ApiError, ThingSpaceError, ValidationError
+from tskit._fingerprint import fingerprint, key_id, load_key
 from tskit._models import Callback
 from tskit._secret import MASK
-from tskit.audit._fingerprint import fingerprint, key_id, load_key
 from tskit.audit._progress import progress_bar
 from tskit.audit._rules import DEFAULT_RULES, AuditContext, Finding, Rule, Severity, run_rules
 

@@ -1,4 +1,4 @@
-"""Keyed fingerprints of listener passwords, so snapshots can show a change without the password.
+"""Keyed fingerprints of secrets: audit snapshots and the refused-login record keep these, never secrets.
 
 The key comes from the ``fingerprint_key`` argument, else ``TSKIT_FINGERPRINT_KEY``, else a random
 key kept in ``fingerprint.key`` in tskit's config folder (``TSKIT_CONFIG_DIR``, else

@@ -1,0 +1,99 @@
+"""A record, on disk, of logins ThingSpace refused, so that no later run tries the same ones again.
+
+ThingSpace locks a user after five failed logins in a row. One process never retries a refused
+login, but a cron job runs again every few minutes: each run would try once, and the fifth would
+lock the user. So a refusal is written to ``refused-logins.json`` in tskit's config folder,
+keyed by base URL, application key and user, with a keyed fingerprint of the secrets (never the
+secrets). A later run with the same credentials refuses to log in without sending anything;
+changed credentials are tried (and clear the record when they work). ``tskit reset-login``
+forgets the record, e.g. after support unlocked the user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tskit._config import Credentials
+from tskit._fingerprint import config_dir, fingerprint, load_key
+
+_lock = threading.Lock()
+FILE_NAME = "refused-logins.json"
+
+
+def _path() -> Path:
+    return config_dir() / FILE_NAME
+
+
+def _key(base_url: str, credentials: Credentials) -> str:
+    text = f"{base_url}\0{credentials.client_id}\0{credentials.username}"
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _secrets(base_url: str, credentials: Credentials) -> str:
+    both = f"{credentials.client_secret.reveal()}\0{credentials.password.reveal()}"
+    return fingerprint(load_key(), base_url, credentials.client_id + "\0" + credentials.username, both)
+
+
+def _read() -> dict[str, Any]:
+    try:
+        data = json.loads(_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write(data: dict[str, Any]) -> None:
+    path = _path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=1)
+    partial.replace(path)
+
+
+def refused_before(base_url: str, credentials: Credentials) -> dict[str, Any] | None:
+    """The record of an earlier refusal of exactly these credentials, if any."""
+    with _lock:
+        entry = _read().get(_key(base_url, credentials))
+    if isinstance(entry, dict) and entry.get("secrets") == _secrets(base_url, credentials):
+        return entry
+    return None
+
+
+def recorded(base_url: str, credentials: Credentials) -> bool:
+    """Whether a refusal of this user (with whatever secrets) is on record."""
+    with _lock:
+        return _key(base_url, credentials) in _read()
+
+
+def remember(base_url: str, credentials: Credentials, status_code: int, error_code: str) -> None:
+    """Record that ThingSpace refused these credentials."""
+    with _lock:
+        data = _read()
+        data[_key(base_url, credentials)] = {
+            "base_url": base_url,
+            "client_id": credentials.client_id,
+            "username": credentials.username,
+            "secrets": _secrets(base_url, credentials),
+            "status_code": status_code,
+            "error_code": error_code,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        _write(data)
+
+
+def forget(base_url: str, credentials: Credentials) -> bool:
+    """Drop the record for this user (any secrets); returns whether there was one."""
+    with _lock:
+        data = _read()
+        if data.pop(_key(base_url, credentials), None) is None:
+            return False
+        _write(data)
+        return True
