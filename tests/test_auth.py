@@ -243,3 +243,16 @@ async def test_a_refusal_is_remembered_across_runs(sim: Simulator, clock: FakeCl
     async with make_client(sim, clock, credentials=demo_credentials) as fixed:  # corrected: tried, and works
         assert len(await fixed.list_callbacks(ACCOUNT)) == 2
     assert not _refusals.recorded("https://simulator.tskit.invalid", wrong)
+
+
+async def test_an_unusable_refusal_record_does_not_hide_the_refusal(
+    sim: Simulator, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TSKIT_FINGERPRINT_KEY", "short")  # refused by the key loader
+    async with make_client(sim, clock) as client:
+        assert len(await client.list_callbacks(ACCOUNT)) == 2  # logins still work
+    wrong = tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, "wrong-pw-456")
+    async with make_client(sim, clock, credentials=wrong) as client:
+        with pytest.raises(tskit.AuthenticationError, match="does not try again"):
+            await client.list_callbacks(ACCOUNT)
+    assert "could not record the refused login" in caplog.text

@@ -146,7 +146,10 @@ class ThingSpaceAuth(httpx.Auth):
             if self._remember:
                 from tskit import _refusals
 
-                _refusals.remember(self._base_url, self._credentials, error.status_code, error.error_code)
+                try:
+                    _refusals.remember(self._base_url, self._credentials, error.status_code, error.error_code)
+                except (OSError, ValueError) as problem:  # the refusal itself must still reach the caller
+                    logger.warning("could not record the refused login: %s", problem)
         logger.warning("%s refused with status %s", what, response.status_code)
         return error
 
@@ -172,8 +175,12 @@ class ThingSpaceAuth(httpx.Auth):
             return
         from tskit import _refusals
 
-        earlier = _refusals.refused_before(self._base_url, self._credentials)
-        self._stale_record = earlier is None and _refusals.recorded(self._base_url, self._credentials)
+        try:
+            earlier = _refusals.refused_before(self._base_url, self._credentials)
+            self._stale_record = earlier is None and _refusals.recorded(self._base_url, self._credentials)
+        except (OSError, ValueError) as problem:
+            logger.warning("could not read the record of refused logins: %s", problem)
+            return
         if earlier is not None:
             self._refused = AuthenticationError(
                 int(earlier.get("status_code") or 0),
