@@ -284,6 +284,13 @@ def _add_accounts(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    """The account and service a register or deregister is about."""
+    parser.add_argument("account", help="account name, e.g. 0000123456-00001")
+    parser.add_argument("service", help="callback service, e.g. CarrierService")
+    parser.add_argument("--allow-unknown-service", action="store_true", help="accept a service tskit does not know")
+
+
 def _add_backend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--simulator", action="store_true", help="use the embedded simulator even when credentials are set"
@@ -313,25 +320,21 @@ def build_parser() -> argparse.ArgumentParser:
         "on the command line, where other users could see it: use --password-env or --password-stdin, "
         "or type it when asked.",
     )
-    register.add_argument("account", help="account name, e.g. 0000123456-00001")
-    register.add_argument("service", help="callback service, e.g. CarrierService")
+    _add_target(register)
     register.add_argument("url", help="listener URL, e.g. https://listener.example.com/carrier")
     register.add_argument("--username", help="username ThingSpace sends back in every message (40 characters at most)")
     secret = register.add_mutually_exclusive_group()
     secret.add_argument("--password-env", metavar="VAR", help="read the listener password from this variable")
     secret.add_argument("--password-stdin", action="store_true", help="read the listener password from stdin")
     register.add_argument("--allow-any-port", action="store_true", help="skip the allowed-ports check")
-    register.add_argument("--allow-unknown-service", action="store_true", help="accept a service tskit does not know")
     _add_backend(register)
     register.set_defaults(func=_cmd_register)
 
     deregister = commands.add_parser("deregister", help="stop the messages of one service of an account")
-    deregister.add_argument("account", help="account name")
-    deregister.add_argument("service", help="callback service")
+    _add_target(deregister)
     deregister.add_argument(
         "--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)"
     )
-    deregister.add_argument("--allow-unknown-service", action="store_true", help="accept a service tskit does not know")
     _add_backend(deregister)
     deregister.set_defaults(func=_cmd_deregister)
 
