@@ -5,7 +5,7 @@ own process, at concurrency C (default 32), three ways in one run:
 
 - the floor, ``ceil(N / C) x latency``: what a perfect client would take;
 - ``ThingSpace.aaudit`` with each transport under test;
-- a sequential plain ``httpx.Client`` loop (the way people script it today).
+- a sequential plain ``httpx2.Client`` loop (the way people script it today).
 
 Part 2 builds the DataFrame of 100,000 callbacks with tskit and with
 ``pandas.DataFrame.from_records`` on the same records.
@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import httpx2
 
 import tskit
 from tskit.simulator import fleet_accounts, simulator_process
@@ -42,12 +42,12 @@ def credentials(env: dict[str, str]) -> tskit.Credentials:
     )
 
 
-def transports(concurrency: int) -> dict[str, Callable[[], httpx.AsyncBaseTransport | None]]:
-    """The transports to compare: tskit's default (aiohttp under httpx) and httpx's own pool."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+def transports(concurrency: int) -> dict[str, Callable[[], httpx2.AsyncBaseTransport | None]]:
+    """The transports to compare: tskit's default (httpx2's pool, as tskit builds it) and a bare httpx2 pool."""
+    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     return {
-        "tskit default (aiohttp)": lambda: None,
-        "httpx's own pool": lambda: httpx.AsyncHTTPTransport(limits=limits),
+        "tskit default (httpx2)": lambda: None,
+        "bare httpx2 transport": lambda: httpx2.AsyncHTTPTransport(limits=limits),
     }
 
 
@@ -55,7 +55,7 @@ async def audit_once(
     env: dict[str, str], names: list[str], concurrency: int, make_transport: Callable[[], Any]
 ) -> tuple[float, float]:
     """Seconds for one audit (login done beforehand), and CPU seconds this process spent on it."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     client = tskit.ThingSpaceClient(
         credentials(env), base_url=env["THINGSPACE_BASE_URL"], transport=make_transport(), limits=limits
     )
@@ -70,9 +70,9 @@ async def audit_once(
 
 
 def sequential(env: dict[str, str], names: list[str]) -> float:
-    """A plain httpx.Client loop: log in, then one GET per account."""
+    """A plain httpx2.Client loop: log in, then one GET per account."""
     base = env["THINGSPACE_BASE_URL"]
-    with httpx.Client(base_url=base) as http:
+    with httpx2.Client(base_url=base) as http:
         token = http.post(
             "/api/ts/v1/oauth2/token",
             auth=(env["THINGSPACE_CLIENT_ID"], env["THINGSPACE_CLIENT_SECRET"]),
@@ -113,7 +113,7 @@ def fan_out(accounts: int, concurrency: int, latency: float, rounds: int, sequen
         subset = names[:sequential_accounts]
         seconds = sequential(env, subset) * accounts / len(subset)
         note = "" if len(subset) == accounts else f" (measured on {len(subset)}, scaled)"
-        print(f"  {'sequential httpx.Client':24s} {seconds:.2f} s = {seconds / floor:.1f}x floor{note}")
+        print(f"  {'sequential httpx2.Client':24s} {seconds:.2f} s = {seconds / floor:.1f}x floor{note}")
 
 
 def frames(rows: int, rounds: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
+import httpx2
 import pytest
 
 import tskit
@@ -15,16 +15,16 @@ pytestmark = pytest.mark.anyio
 ACCOUNT = "0000123456-00001"
 
 
-class Recorder(httpx.AsyncBaseTransport):
+class Recorder(httpx2.AsyncBaseTransport):
     """Passes requests to the simulator and keeps them, to look at the headers sent."""
 
     def __init__(self, sim: Simulator) -> None:
         self.inner = sim.transport()
-        self.requests: list[httpx.Request] = []
+        self.requests: list[httpx2.Request] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
-        response: httpx.Response = await self.inner.handle_async_request(request)
+        response: httpx2.Response = await self.inner.handle_async_request(request)
         return response
 
 
@@ -181,17 +181,17 @@ async def test_login_5xx_is_not_retried_within_the_call_but_next_call_may_log_in
 
 
 async def test_malformed_token_answer_is_a_clear_error(sim: Simulator, clock: FakeClock) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text="<html>maintenance</html>")
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, text="<html>maintenance</html>")
 
-    async with make_client(sim, clock, transport=httpx.MockTransport(handler)) as client:
+    async with make_client(sim, clock, transport=httpx2.MockTransport(handler)) as client:
         with pytest.raises(tskit.AuthenticationError, match="not a JSON object"):
             await client.list_callbacks(ACCOUNT)
 
 
 def test_same_auth_works_with_a_blocking_httpx_client(sim: Simulator, clock: FakeClock, demo_credentials) -> None:
     auth = tskit.ThingSpaceAuth(demo_credentials, base_url=IN_PROCESS_URL, clock=clock)
-    with httpx.Client(base_url=IN_PROCESS_URL, auth=auth, transport=sim.transport()) as http:
+    with httpx2.Client(base_url=IN_PROCESS_URL, auth=auth, transport=sim.transport()) as http:
         first = http.get(f"/api/m2m/v1/callbacks/{ACCOUNT}")
         sim.expire_sessions()
         second = http.get(f"/api/m2m/v1/callbacks/{ACCOUNT}")

@@ -1,4 +1,4 @@
-"""ThingSpace's two-step authentication as an ``httpx.Auth`` flow.
+"""ThingSpace's two-step authentication as an ``httpx2.Auth`` flow.
 
 Every Connectivity Management call needs an OAuth2 bearer token (client credentials, valid one
 hour) *and* an M2M session token from ``POST /api/m2m/v1/session/login`` (expires after 20 minutes
@@ -26,7 +26,7 @@ import weakref
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
-import httpx
+import httpx2
 
 from tskit._config import LOGIN_PATH, TOKEN_PATH, Credentials
 from tskit._errors import AuthenticationError, error_from_response, parse_error_body, scrub
@@ -34,13 +34,13 @@ from tskit._secret import Secret
 
 logger = logging.getLogger("tskit.auth")
 
-Steps = Generator[httpx.Request, httpx.Response, None]
+Steps = Generator[httpx2.Request, httpx2.Response, None]
 
 
-class ThingSpaceAuth(httpx.Auth):
-    """OAuth2 client-credentials token plus M2M session token, for ``httpx`` clients.
+class ThingSpaceAuth(httpx2.Auth):
+    """OAuth2 client-credentials token plus M2M session token, for ``httpx2`` clients.
 
-    Works with both ``httpx.Client`` and ``httpx.AsyncClient``.
+    Works with both ``httpx2.Client`` and ``httpx2.AsyncClient``.
 
     Args:
         credentials: Application key and secret, UWS user name and password.
@@ -126,7 +126,7 @@ class ThingSpaceAuth(httpx.Auth):
     def _session_valid(self) -> bool:
         return self._session is not None and self._clock() - self._session_last_used < self._idle_timeout - self._margin
 
-    def _refuse(self, response: httpx.Response, what: str) -> AuthenticationError:
+    def _refuse(self, response: httpx2.Response, what: str) -> AuthenticationError:
         error = error_from_response(
             response.status_code,
             response.content,
@@ -153,7 +153,7 @@ class ThingSpaceAuth(httpx.Auth):
         logger.warning("%s refused with status %s", what, response.status_code)
         return error
 
-    def _json(self, response: httpx.Response, what: str) -> dict[str, Any]:
+    def _json(self, response: httpx2.Response, what: str) -> dict[str, Any]:
         try:
             data = json.loads(response.content)
         except ValueError:
@@ -212,7 +212,7 @@ class ThingSpaceAuth(httpx.Auth):
                 f"{self._credentials.client_id}:{self._credentials.client_secret.reveal()}".encode()
             ).decode()
             self.token_requests += 1
-            response = yield httpx.Request(
+            response = yield httpx2.Request(
                 "POST",
                 self._base_url + TOKEN_PATH,
                 headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
@@ -230,7 +230,7 @@ class ThingSpaceAuth(httpx.Auth):
         if not self._session_valid():
             assert self._token is not None
             self.logins += 1
-            response = yield httpx.Request(
+            response = yield httpx2.Request(
                 "POST",
                 self._base_url + LOGIN_PATH,
                 headers={"Authorization": f"Bearer {self._token.reveal()}", "Accept": "application/json"},
@@ -250,18 +250,18 @@ class ThingSpaceAuth(httpx.Auth):
                 self._stale_record = False
             logger.info("logged in to ThingSpace as %r", self._credentials.username)
 
-    def _refuse_shape(self, response: httpx.Response, problem: str) -> AuthenticationError:
+    def _refuse_shape(self, response: httpx2.Response, problem: str) -> AuthenticationError:
         return AuthenticationError(
             response.status_code, "", problem, method=response.request.method, path=response.request.url.path
         )
 
-    def _apply(self, request: httpx.Request) -> int:
+    def _apply(self, request: httpx2.Request) -> int:
         assert self._token is not None and self._session is not None
         request.headers["Authorization"] = f"Bearer {self._token.reveal()}"
         request.headers["VZ-M2M-Token"] = self._session.reveal()
         return self._generation
 
-    def _needs_new_login(self, response: httpx.Response, generation: int) -> bool:
+    def _needs_new_login(self, response: httpx2.Response, generation: int) -> bool:
         """After a call: note the session's use, and drop what ThingSpace says is no longer valid."""
         expired_session = (
             response.status_code in (400, 401, 403)
@@ -281,8 +281,8 @@ class ThingSpaceAuth(httpx.Auth):
 
     # -- drivers: the same steps under a thread lock or a per-loop asyncio lock ----------
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Drive the flow for ``httpx.Client``."""
+    def sync_auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
+        """Drive the flow for ``httpx2.Client``."""
         for attempt in (1, 2):
             with self._thread_lock:
                 steps = self._login_steps()
@@ -308,8 +308,8 @@ class ThingSpaceAuth(httpx.Auth):
             lock = self._loop_locks[loop] = asyncio.Lock()
         return lock
 
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        """Drive the flow for ``httpx.AsyncClient``."""
+    async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        """Drive the flow for ``httpx2.AsyncClient``."""
         for attempt in (1, 2):
             if not (self._token_valid() and self._session_valid() and self._refused is None):
                 async with self._loop_lock():

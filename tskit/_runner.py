@@ -30,8 +30,8 @@ _closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[Callable[[],
 def close_at_exit(loop: asyncio.AbstractEventLoop, closer: Callable[[], Awaitable[None]]) -> None:
     """Have ``closer`` run on ``loop`` at interpreter exit, if the loop is one of tskit's own.
 
-    Scripts that never close a connection would otherwise leave aiohttp sessions open, which it
-    reports on stderr at exit.
+    Scripts that never close a connection would otherwise leave its sockets open until exit, which
+    Python reports as ResourceWarnings.
     """
     if loop in _private_loops:
         _closers.setdefault(loop, []).append(closer)
