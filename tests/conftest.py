@@ -47,6 +47,14 @@ def _no_thingspace_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest
     monkeypatch.setenv("TSKIT_CONFIG_DIR", str(tmp_path_factory.mktemp("tskit-config")))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_sessions() -> None:
+    """Each test starts with no session of any identity (loopback ports get reused)."""
+    from tskit import _session
+
+    _session.forget_all()
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

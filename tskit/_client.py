@@ -15,7 +15,7 @@ import httpx2
 
 from tskit import _runner
 from tskit import _validate as check
-from tskit._auth import ThingSpaceAuth
+from tskit._auth import LOGIN_EXTENSION, ThingSpaceAuth
 from tskit._config import CALLBACK_PATH, CALLBACKS_PATH, LOGOUT_PATH, Credentials
 from tskit._config import base_url as check_base_url
 from tskit._errors import (
@@ -82,7 +82,10 @@ class ThingSpaceClient:
                     "none given and no THINGSPACE_* variables set",
                     "pass credentials, or use tskit.connect() for the embedded simulator",
                 )
-            auth = ThingSpaceAuth(credentials, base_url=self.base_url)
+            realm = None if transport is None else getattr(transport, "realm", transport)
+            auth = ThingSpaceAuth(credentials, base_url=self.base_url, timeout=timeout, realm=realm)
+        elif transport is not None:
+            auth.bind_realm(getattr(transport, "realm", transport))
         self.auth = auth
         self.retry = retry or RetryPolicy()
         self._transport = transport
@@ -205,12 +208,12 @@ class ThingSpaceClient:
 
     async def logout(self) -> None:
         """End the M2M session, if one is open. The next call logs in again."""
-        if self.auth._session is None:
+        if not self.auth.has_session:
             return
         try:
             await self._send("POST", LOGOUT_PATH, retry=False)
         finally:
-            self.auth._session = None
+            self.auth.forget_session()
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -283,6 +286,14 @@ class ThingSpaceClient:
             except AuthenticationError:
                 raise
             except (httpx2.HTTPError, httpx2.StreamError, httpx2.InvalidURL) as exc:  # all below HTTP
+                failed = getattr(exc, "_request", None)  # the request that failed: maybe the login
+                login = failed.extensions.get(LOGIN_EXTENSION) if isinstance(failed, httpx2.Request) else None
+                if login is not None and isinstance(failed, httpx2.Request):  # to every waiter, never retried
+                    error, _ = as_tskit_error(
+                        exc, method=failed.method, path=failed.url.path, timeout=f"{self._timeout:g} s"
+                    )
+                    self.auth.login_failed(login, error)
+                    raise error from None
                 failure, reached = as_tskit_error(exc, method=method, path=path, timeout=f"{self._timeout:g} s")
             else:
                 logger.debug(

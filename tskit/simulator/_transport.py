@@ -18,6 +18,11 @@ class SimulatorTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     def __init__(self, simulator: Simulator) -> None:
         self.simulator = simulator
 
+    @property
+    def realm(self) -> Simulator:
+        """The server this transport reaches: clients of one simulator share their login."""
+        return self.simulator
+
     def _reply(self, request: httpx2.Request) -> Reply:
         raw_path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers.raw}
