@@ -323,8 +323,11 @@ class ThingSpaceAuth(httpx2.Auth):
             raise error
         return stale
 
-    def _login_steps(self, login: Login) -> Steps:
-        """Yield the token request and the login, whichever are needed; return the new grant."""
+    def _login_steps(self, login: Login, request: httpx2.Request) -> Steps:
+        """Yield the token request and the login, whichever are needed; return the new grant.
+
+        They carry the timeouts of ``request``, the call they are made for.
+        """
         session, creds, now = self.session, login.credentials, self._clock()
         with session.lock:
             old = session.grant
@@ -335,6 +338,8 @@ class ThingSpaceAuth(httpx2.Auth):
         # A renewed token keeps a session that is still valid: each hour would otherwise cost a login.
         kept = old.session if old is not None and idle < self._idle_timeout - self._margin else None
         ext = {LOGIN_EXTENSION: login}
+        if "timeout" in request.extensions:  # requests made here get none from the client
+            ext["timeout"] = request.extensions["timeout"]
         if token is None:
             basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret.reveal()}".encode()).decode()
             session.token_requests += 1
@@ -449,7 +454,7 @@ class ThingSpaceAuth(httpx2.Auth):
                     raise self._lock_timeout(login) from None
                 try:
                     stale = self._check_disk(login)
-                    steps = self._login_steps(login)
+                    steps = self._login_steps(login, request)
                     step = next(steps)
                     while True:
                         reply = yield step
@@ -501,7 +506,7 @@ class ThingSpaceAuth(httpx2.Auth):
                     raise
                 try:
                     stale = self._check_disk(login)
-                    steps = self._login_steps(login)
+                    steps = self._login_steps(login, request)
                     step = next(steps)
                     while True:
                         reply = yield step
