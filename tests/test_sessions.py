@@ -415,3 +415,40 @@ def test_nest_asyncio2_patches_only_the_loop_of_the_blocking_call() -> None:
         loop.run_until_complete(ts.aclose())
         loop.close()
         other.close()
+
+
+def test_in_a_real_kernel_widget_tasks_await_and_blocking_calls_mix() -> None:
+    from jupyter_client.manager import start_new_kernel
+
+    cells = [
+        "import asyncio, _asyncio, tskit\n"
+        "from tskit import _runner\n"
+        "ts = tskit.connect()\n"
+        "widget_task = asyncio.ensure_future(ts.alist_callbacks('0000123456-00001'))  # as a button's handler",
+        "frame = ts.list_callbacks('0000123456-00001')  # blocking, in the kernel's running loop\nprint(len(frame))",
+        "print(len(await ts.alist_callbacks('0000123456-00001')), len(await widget_task))",
+        "print(len(ts.list_callbacks('0000123456-00001')), len(await ts.alist_callbacks('0000123456-00001')))",
+        "print(_runner.is_patched(asyncio.get_running_loop()), asyncio.Task is _asyncio.Task,"
+        " asyncio.Future is _asyncio.Future, asyncio.run.__module__,"
+        " hasattr(asyncio.new_event_loop(), '_nest_patched'))",
+    ]
+    manager, kernel = start_new_kernel(kernel_name="python3")
+    outputs: list[str] = []
+    try:
+        for code in cells:
+            texts: list[str] = []
+
+            def hook(message: dict[str, Any], texts: list[str] = texts) -> None:
+                content = message["content"]
+                if message["msg_type"] == "stream":
+                    texts.append(content["text"])
+                elif message["msg_type"] == "error":
+                    texts.append("ERROR " + content["ename"] + ": " + content["evalue"])
+
+            reply = kernel.execute_interactive(code, timeout=60, output_hook=hook)
+            assert reply["content"]["status"] == "ok", (code, texts)
+            outputs.append("".join(texts).strip())
+    finally:
+        kernel.stop_channels()
+        manager.shutdown_kernel(now=True)
+    assert outputs[1:5] == ["2", "2 2", "2 2", "True True True asyncio.runners False"], outputs
