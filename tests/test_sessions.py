@@ -452,3 +452,30 @@ def test_in_a_real_kernel_widget_tasks_await_and_blocking_calls_mix() -> None:
         kernel.stop_channels()
         manager.shutdown_kernel(now=True)
     assert outputs[1:5] == ["2", "2 2", "2 2", "True True True asyncio.runners False"], outputs
+
+
+async def test_a_403_means_one_fresh_login_as_a_401_does(sim: Simulator, clock: FakeClock) -> None:
+    from tskit.simulator import Fault
+
+    async with make_client(sim, clock) as client:
+        await client.list_callbacks(ACCOUNT)
+        sim.faults.scripted.append(Fault(status=403))
+        assert len(await client.list_callbacks(ACCOUNT)) == 2
+        assert client.auth.logins == 2
+        sim.faults.scripted.extend([Fault(status=403), Fault(status=403)])
+        with pytest.raises(tskit.ApiError) as caught:  # still refused after the new login: not a loop
+            await client.list_callbacks(ACCOUNT)
+        assert caught.value.status_code == 403
+    assert sim.count("login") == 3
+
+
+async def test_a_failed_login_is_handed_once_to_every_waiter(sim: Simulator, clock: FakeClock) -> None:
+    from tskit.simulator import Fault
+
+    sim.faults.scripted.append(Fault(status=503, operations=("login",)))
+    sim.faults.latency = 0.01
+    async with make_client(sim, clock) as client:
+        results = await asyncio.gather(*(client.list_callbacks(ACCOUNT) for _ in range(20)), return_exceptions=True)
+        assert all(isinstance(r, tskit.ApiError) and r.status_code == 503 for r in results), results
+        assert sim.count("login") == 1 and sim.count("list") == 0
+        assert client.auth.refused is None
