@@ -398,6 +398,11 @@ class ThingSpaceAuth(httpx2.Auth):
             logger.warning("cannot serialise logins across processes: %s", problem)
             return None
 
+    @staticmethod
+    def _unlocked(problem: OSError) -> None:
+        logger.warning("cannot serialise logins across processes, logging in without the lock: %s", problem)
+        return None
+
     def _lock_timeout(self, login: Login) -> ThingSpaceError:
         error = self._waited("another process's login (its lock file)")
         self.session.finish(login, error, self._clock())
@@ -452,6 +457,11 @@ class ThingSpaceAuth(httpx2.Auth):
                         lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
                 except LockTimeout:
                     raise self._lock_timeout(login) from None
+                except OSError as problem:
+                    lock = self._unlocked(problem)
+                except BaseException:
+                    self._abandon(login)
+                    raise
                 try:
                     stale = self._check_disk(login)
                     steps = self._login_steps(login, request)
@@ -465,7 +475,10 @@ class ThingSpaceAuth(httpx2.Auth):
                     self._succeeded(login, grant, stale)
                     break
                 except GeneratorExit:  # the request failed below HTTP: waiters may lead next
-                    self._failed(login, LoginAbandoned("the login got no answer"))
+                    self._abandon(login)
+                    raise
+                except BaseException:  # anything unforeseen still releases the waiters
+                    self._abandon(login)
                     raise
                 finally:
                     if lock is not None:
@@ -501,8 +514,10 @@ class ThingSpaceAuth(httpx2.Auth):
                         await _acquire(lock, deadline)
                 except LockTimeout:
                     raise self._lock_timeout(login) from None
+                except OSError as problem:
+                    lock = self._unlocked(problem)
                 except BaseException:
-                    self._failed(login, LoginAbandoned("the call leading the login was cancelled"))
+                    self._abandon(login)
                     raise
                 try:
                     stale = self._check_disk(login)
@@ -520,6 +535,9 @@ class ThingSpaceAuth(httpx2.Auth):
                     # The request failed below HTTP (tskit's client then hands its error to the
                     # waiters through login_failed) or the call was cancelled: let waiters go on.
                     asyncio.get_running_loop().call_soon(self._abandon, login)
+                    raise
+                except BaseException:  # anything unforeseen still releases the waiters
+                    self._abandon(login)
                     raise
                 finally:
                     if lock is not None:
