@@ -36,6 +36,22 @@ CPU_GOAL_MS = 1.0
 FRAME_GOAL = 1.5
 
 
+def children_cpu() -> float:
+    """CPU seconds used so far by this process's children (the simulator), from /proc; 0 elsewhere."""
+    import os
+    from pathlib import Path
+
+    total, me, tick = 0.0, os.getpid(), os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me:  # fields after the name: state, ppid, ..., utime (12), stime (13)
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def credentials(env: dict[str, str]) -> tskit.Credentials:
     return tskit.Credentials(
         env["THINGSPACE_CLIENT_ID"],
@@ -95,6 +111,12 @@ def sequential(env: dict[str, str], names: list[str]) -> float:
         return time.perf_counter() - started
 
 
+def load() -> tuple[float, ...]:
+    import os
+
+    return os.getloadavg() if hasattr(os, "getloadavg") else ()
+
+
 def fan_out(accounts: int, concurrency: int, latency: float, rounds: int, sequential_accounts: int) -> None:
     names = fleet_accounts(accounts)
     floor = math.ceil(accounts / concurrency) * latency
@@ -103,8 +125,16 @@ def fan_out(accounts: int, concurrency: int, latency: float, rounds: int, sequen
         f"floor {floor:.2f} s"
     )
     with simulator_process("--fleet", str(accounts), "--latency", str(latency), "--no-demo") as env:
-        for label, make in transports(concurrency).items():
-            runs = [asyncio.run(audit_once(env, names, concurrency, make)) for _ in range(rounds)]
+        sides = transports(concurrency)
+        results: dict[str, list[tuple[float, float]]] = {label: [] for label in sides}
+        server_cpu: dict[str, list[float]] = {label: [] for label in sides}
+        print(f"  machine load average when starting: {' '.join(f'{x:.1f}' for x in load())}")
+        for _ in range(rounds):  # alternate, so that both sides see the same machine
+            for label, make in sides.items():
+                before = children_cpu()
+                results[label].append(asyncio.run(audit_once(env, names, concurrency, make)))
+                server_cpu[label].append(children_cpu() - before)
+        for label, runs in results.items():
             best = min(r[0] for r in runs)
             median = statistics.median(r[0] for r in runs)
             cpu = statistics.median(r[1] for r in runs)
@@ -113,7 +143,8 @@ def fan_out(accounts: int, concurrency: int, latency: float, rounds: int, sequen
             print(
                 f"  {label:24s} best {best:.2f} s = {best / floor:.2f}x floor (median {median:.2f} s = "
                 f"{median / floor:.2f}x, client CPU {cpu:.2f} s = {per_account:.2f} ms/account) "
-                f"goal <= {AUDIT_GOAL}x and <= {CPU_GOAL_MS} ms: {verdict}"
+                f"goal <= {AUDIT_GOAL}x and <= {CPU_GOAL_MS} ms: {verdict}; "
+                f"simulator CPU {statistics.median(server_cpu[label]):.2f} s"
             )
         subset = names[:sequential_accounts]
         seconds = sequential(env, subset) * accounts / len(subset)

@@ -93,11 +93,15 @@ def _patch(loop: asyncio.AbstractEventLoop) -> None:
             )
         import nest_asyncio2
 
-        base = type(loop)
-        # nest-asyncio2 sets its methods on the class: a class of this loop's own keeps every other
-        # loop of the process as it was. The subclass adds no slots, so the switch is allowed.
-        loop.__class__ = type(f"Reentrant{base.__name__}", (base,), {"__module__": __name__})
-        nest_asyncio2._patch_loop(loop)
+        patch_loop = getattr(nest_asyncio2, "_patch_loop", None)
+        if patch_loop is None:  # a nest-asyncio2 without it: its public, process-wide patch
+            nest_asyncio2.apply(loop)
+        else:
+            base = type(loop)
+            # nest-asyncio2 sets its methods on the class: a class of this loop's own keeps every
+            # other loop of the process as it was. The subclass adds no slots: the switch is allowed.
+            loop.__class__ = type(f"Reentrant{base.__name__}", (base,), {"__module__": __name__})
+            patch_loop(loop)
         _patched.add(loop)
 
 
