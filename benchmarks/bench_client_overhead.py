@@ -1,7 +1,7 @@
-"""Per-call cost of tskit's client against a bare httpx call, same server, same run.
+"""Per-call cost of tskit's client against a bare httpx2 call, same server, same run.
 
 Both sides list the callbacks of one account, one call at a time, over loopback HTTP to a
-simulator in another process. The bare side is the least a user of plain httpx writes: a GET
+simulator in another process. The bare side is the least a user of plain httpx2 writes: a GET
 with the two auth headers (fetched once beforehand) and ``response.json()``. Rounds alternate
 between the two sides and the median of the per-round ratios is reported, so that noise from
 other work on the machine hits both alike.
@@ -153,7 +153,7 @@ async def in_process(calls: int, rounds: int) -> None:
     client_us = statistics.median(c for _, c in pairs) * 1e6
     print(f"in-process, no network ({rounds} rounds x {calls} calls):")
     print(
-        f"  bare httpx {bare_us:.0f} us/call, ThingSpaceClient {client_us:.0f} us/call: "
+        f"  bare httpx2 {bare_us:.0f} us/call, ThingSpaceClient {client_us:.0f} us/call: "
         f"tskit adds {client_us - bare_us:.0f} us per call"
     )
 
