@@ -248,6 +248,40 @@ async def test_a_stale_401_never_erases_newer_credentials(sim: Simulator, clock:
     assert (sim.count("token"), sim.count("login")) == (2, 2)
 
 
+class HoldStaleAndLogin(HoldFirstList):
+    """Also holds the second login until released: a stale 401 then lands between token and login."""
+
+    def __init__(self, sim: Simulator) -> None:
+        super().__init__(sim)
+        self.login_started = asyncio.Event()
+        self.release_login = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/session/login"):
+            self.login_started.set()
+            await self.release_login.wait()
+        return await super().handle_async_request(request)
+
+
+async def test_a_stale_401_landing_between_new_token_and_new_login_trips_nothing(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    hold = HoldStaleAndLogin(sim)
+    async with make_client(sim, clock) as warm:
+        await warm.list_callbacks(ACCOUNT)  # token and session 1
+    async with make_client(sim, clock, transport=hold) as client:
+        sim.revoke_tokens()
+        late = asyncio.create_task(client.list_callbacks(ACCOUNT))  # its 401 is held back
+        await hold.answered.wait()
+        relogin = asyncio.create_task(client.list_callbacks(ACCOUNT))  # 401, new token, then the login...
+        await hold.login_started.wait()  # ...which is in flight now
+        hold.release.set()  # the stale 401 lands: it must not erase the new token
+        await asyncio.sleep(0.05)
+        hold.release_login.set()
+        assert [len(r) for r in await asyncio.gather(late, relogin)] == [2, 2]
+    assert (sim.count("token"), sim.count("login")) == (2, 2)
+
+
 def test_login_handed_over_across_event_loops_and_threads(slow_server) -> None:
     sim, url = slow_server
     auth_client = tskit.ThingSpaceClient(tskit.Credentials(**credentials()), base_url=url)

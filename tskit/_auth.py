@@ -192,8 +192,8 @@ class ThingSpaceAuth(httpx2.Auth):
             if session.cooldown is not None and now < session.cooldown[0]:
                 raise _copy(
                     session.cooldown[1],
-                    f"Not sent: a login as {self.username!r} failed {session.cooldown[0] - now:.0f} s before the "
-                    "cooldown ends; try again then",
+                    f"Not sent: a login as {self.username!r} has just failed; tskit tries again in "
+                    f"{session.cooldown[0] - now:.1f} s (cooldown), not once per waiting call",
                 )
             login = session.login = Login(self._credentials)
             return login
@@ -219,7 +219,7 @@ class ThingSpaceAuth(httpx2.Auth):
     def _failed(self, login: Login, error: ThingSpaceError, retry_after: float | None = None) -> ThingSpaceError:
         """Hand a failed login to every waiter, and remember it as a refusal or a cooldown."""
         now = self._clock()
-        if isinstance(error, ApiError) and _session.is_refusal(error, token_request=error.path == TOKEN_PATH):
+        if isinstance(error, ApiError) and _session.is_refusal(error, token_request=error.path.endswith(TOKEN_PATH)):
             self.session.refuse(login.credentials, error)
             if self._remember:
                 from tskit import _refusals
