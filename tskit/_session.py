@@ -20,6 +20,7 @@ process: every connection, thread and event loop that uses the identity shares t
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import threading
 import weakref
 from dataclasses import dataclass, replace
@@ -167,6 +168,20 @@ def session_for(base_url: str, credentials: Credentials, realm: object = None) -
         if session is None:
             session = _sessions[key] = IdentitySession(f"{key[2]}@{key[0]}")
         return session
+
+
+def _after_fork_in_child() -> None:
+    # A login led by a thread of the parent never ends in the child, and a lock held by one of
+    # them at the fork would never be released: the child keeps the grants, not these.
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for session in list(_sessions.values()):
+        session.lock = threading.Lock()
+        session.login = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def forget_all() -> None:
