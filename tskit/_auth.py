@@ -312,7 +312,8 @@ class ThingSpaceAuth(httpx2.Auth):
             error = AuthenticationError(
                 int(earlier.get("status_code") or 0),
                 str(earlier.get("error_code") or ""),
-                f"a login with these credentials was refused at {earlier.get('at')} (another process or an earlier run)",
+                f"a login with these credentials was refused at {earlier.get('at')} "
+                "(another process or an earlier run)",
                 method="POST",
                 path=LOGIN_PATH,
                 note="Not sent: tskit will not try them again from any run (5 failed logins lock the user). "

@@ -274,6 +274,7 @@ class ThingSpaceClient:
         """
         idempotent = method == "GET"
         http = self._client()
+        url = self.base_url + path  # absolute: httpx2 then parses it once instead of merging it twice
         headers = {"Content-Type": "application/json"}  # Verizon's pages require it on every call
         attempt = 0
         while True:
@@ -282,7 +283,7 @@ class ThingSpaceClient:
             failure: ThingSpaceError
             retry_after: float | None = None
             try:
-                response = await http.request(method, path, json=json_body, headers=headers)
+                response = await http.request(method, url, json=json_body, headers=headers)
             except AuthenticationError:
                 raise
             except (httpx2.HTTPError, httpx2.StreamError, httpx2.InvalidURL) as exc:  # all below HTTP
