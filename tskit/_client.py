@@ -56,7 +56,8 @@ class ThingSpaceClient:
         auth: A ready auth flow, e.g. one shared by several clients.
         transport: An httpx2 transport, e.g. the embedded simulator's. By default httpx2's own
             connection pool, one per event loop (see ``tskit._transport``).
-        timeout: Seconds to wait for ThingSpace on each request.
+        timeout: Seconds to wait for ThingSpace on each request (httpx2's connect, read, write and pool
+            timeouts), and at most for a login that another call, thread or process is doing.
         retry: The retry policy.
         limits: Connection pool limits, as :class:`httpx2.Limits` documents them (per event loop).
     """
