@@ -501,7 +501,9 @@ class ThingSpaceAuth(httpx2.Auth):
                     break
                 if isinstance(decision, concurrent.futures.Future):
                     # shield: giving up must not cancel the login that other callers wait for
-                    waiting = asyncio.shield(asyncio.wrap_future(decision))
+                    outcome = asyncio.wrap_future(decision)
+                    outcome.add_done_callback(_retrieved)  # a waiter that gave up leaves no "never retrieved"
+                    waiting = asyncio.shield(outcome)
                     try:
                         grant = await asyncio.wait_for(waiting, max(0.0, deadline - time.monotonic()))
                     except LoginAbandoned:
@@ -552,6 +554,11 @@ class ThingSpaceAuth(httpx2.Auth):
     def _abandon(self, login: Login) -> None:
         if not login.future.done():
             self._failed(login, LoginAbandoned("the call leading the login stopped before an answer"))
+
+
+def _retrieved(future: asyncio.Future[Grant]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _acquire(lock: FileLock, deadline: float) -> None:
