@@ -518,3 +518,14 @@ async def test_a_failed_login_is_handed_once_to_every_waiter(sim: Simulator, clo
         assert all(isinstance(r, tskit.ApiError) and r.status_code == 503 for r in results), results
         assert sim.count("login") == 1 and sim.count("list") == 0
         assert client.auth.refused is None
+
+
+def test_connections_to_one_simulator_share_a_login_and_two_simulators_do_not() -> None:
+    shared, other = Simulator(), Simulator()
+    first, second, third = (tskit.connect(simulator=s) for s in (shared, shared, other))
+    for ts in (first, second, third, first):
+        assert len(ts.list_callbacks(ACCOUNT)) == 2
+    assert (shared.count("login"), other.count("login")) == (1, 1)
+    assert first.client.auth.session is second.client.auth.session is not third.client.auth.session
+    for ts in (first, second, third):
+        ts.close()
