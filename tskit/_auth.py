@@ -164,9 +164,11 @@ class ThingSpaceAuth(httpx2.Auth):
 
         Call this after fixing credentials that ThingSpace refused; until then no login is tried.
         """
+        self.session.reset()
         if credentials is not None:
+            if (credentials.client_id, credentials.username) != (self._credentials.client_id, self.username):
+                self._identity = None  # another identity: its own session
             self._credentials = credentials
-        self.session.reset(credentials)
 
     # -- deciding: use the grant, wait for the login in progress, or lead one ------------
 

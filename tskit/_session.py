@@ -140,7 +140,7 @@ class IdentitySession:
         if self.grant is grant and now > self.last_used:
             self.last_used = now  # a plain store: a lost race only keeps a slightly older time
 
-    def reset(self, credentials: Credentials | None) -> None:
+    def reset(self) -> None:
         """Forget the token, session, refusal and cooldown."""
         with self.lock:
             self.grant = None
