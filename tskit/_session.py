@@ -99,7 +99,6 @@ class IdentitySession:
         self.login: Login | None = None
         self.refused: tuple[Credentials, ApiError] | None = None
         self.cooldown: tuple[float, ThingSpaceError] | None = None
-        self.disk_checked: Credentials | None = None
         self.logins = 0
         self.token_requests = 0
 
@@ -146,7 +145,6 @@ class IdentitySession:
             self.grant = None
             self.refused = None
             self.cooldown = None
-            self.disk_checked = None
 
 
 _Key = tuple[str, str, str, object]
