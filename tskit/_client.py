@@ -19,7 +19,6 @@ from tskit._auth import LOGIN_EXTENSION, ThingSpaceAuth
 from tskit._config import CALLBACK_PATH, CALLBACKS_PATH, LOGOUT_PATH, Credentials
 from tskit._config import base_url as check_base_url
 from tskit._errors import (
-    ApiError,
     AuthenticationError,
     ConfigurationError,
     ThingSpaceError,
@@ -303,7 +302,7 @@ class ThingSpaceClient:
                 )
                 if response.is_success:
                     return response
-                failure = error_from_response(
+                answered = error_from_response(
                     response.status_code,
                     response.content,
                     method=method,
@@ -312,10 +311,9 @@ class ThingSpaceClient:
                     reason=response.reason_phrase,
                     secrets=(*self.auth.secret_values(), *extra_secrets),
                 )
-                assert isinstance(failure, ApiError)
                 if not retry or response.status_code not in self.retry.statuses:
-                    raise failure
-                retry_after = failure.retry_after
+                    raise answered
+                failure, retry_after = answered, answered.retry_after
                 reached = response.status_code != 429  # a 429 is refused before any work is done
             logger.info("%s %s failed (try %d): %s", method, path, attempt, failure)
             if not retry:
