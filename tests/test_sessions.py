@@ -530,3 +530,21 @@ def test_connections_to_one_simulator_share_a_login_and_two_simulators_do_not() 
     assert first.client.auth.session is second.client.auth.session is not third.client.auth.session
     for ts in (first, second, third):
         ts.close()
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("password", [WRONG, DEMO_PASSWORD])
+def test_blocking_httpx2_clients_in_10_threads_share_one_login_through_the_sync_flow(slow_server, password) -> None:
+    sim, url = slow_server
+    auth = tskit.ThingSpaceAuth(tskit.Credentials(**credentials(password)), base_url=url)
+
+    def call(i: int) -> int:
+        with httpx2.Client(base_url=url, auth=auth) as http:
+            return http.get(f"/api/m2m/v1/callbacks/{ACCOUNT}").status_code
+
+    results = run_threads(10, call)
+    if password == WRONG:
+        assert all(isinstance(r, tskit.AuthenticationError) for r in results), results
+    else:
+        assert results == [200] * 10
+    assert sim.count("login") == 1
