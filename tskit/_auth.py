@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import httpx2
 from filelock import FileLock
@@ -435,11 +435,15 @@ class ThingSpaceAuth(httpx2.Auth):
         self.session.drop(grant, token=not expired_session, session=True)
         return True
 
-    # -- drivers -------------------------------------------------------------------------
+    # -- the flow, once, and its two drivers ------------------------------------------------
 
-    def sync_auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
-        """Drive the flow for ``httpx2.Client``."""
-        deadline = time.monotonic() + self._timeout
+    def _flow(self, request: httpx2.Request, deadline: float, on_exit: Callable[[Login], object]) -> Flow:
+        """Every decision of the auth flow, sans I/O: it yields what to do, a driver does it.
+
+        It yields a request to send (the driver sends back the read response), a :class:`_Wait`
+        for a login in progress (back: its grant, or its error thrown in) or a :class:`_Lock` to
+        take (back: ``None``, or the error thrown in). ``on_exit`` runs on a login cut short.
+        """
         for attempt in (1, 2):
             while True:
                 decision = self._decide()
@@ -448,39 +452,32 @@ class ThingSpaceAuth(httpx2.Auth):
                     break
                 if isinstance(decision, concurrent.futures.Future):
                     try:
-                        grant = decision.result(timeout=max(0.0, deadline - time.monotonic()))
+                        grant = yield _Wait(decision, deadline)
                     except LoginAbandoned:
-                        continue
+                        continue  # its leader stopped: lead it, or wait for whoever does
                     except TimeoutError:
                         raise self._waited("the login in progress in another call") from None
                     break
                 login, lock = decision, self._lock(decision)
-                try:
-                    if lock is not None:
-                        lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
-                except LockTimeout:
-                    raise self._lock_timeout(login) from None
-                except OSError as problem:
-                    lock = self._unlocked(problem)
-                except BaseException:
-                    self._abandon(login)
-                    raise
+                if lock is not None:
+                    try:
+                        yield _Lock(lock, deadline)
+                    except LockTimeout:
+                        raise self._lock_timeout(login) from None
+                    except OSError as problem:
+                        lock = self._unlocked(problem)
+                    except BaseException:
+                        self._abandon(login)
+                        raise
                 try:
                     stale = self._check_disk(login)
-                    steps = self._login_steps(login, request)
-                    step = next(steps)
-                    while True:
-                        reply = yield step
-                        reply.read()
-                        step = steps.send(reply)
-                except StopIteration as done:
-                    grant = done.value
+                    grant = yield from self._login_steps(login, request)
                     self._succeeded(login, grant, stale)
                     break
-                except GeneratorExit:  # the request failed below HTTP: waiters may lead next
-                    self._abandon(login)
+                except GeneratorExit:  # a request failed below HTTP, or the call was cancelled
+                    on_exit(login)
                     raise
-                except BaseException:  # anything unforeseen still releases the waiters
+                except BaseException:  # anything else still releases the waiters
                     self._abandon(login)
                     raise
                 finally:
@@ -488,74 +485,105 @@ class ThingSpaceAuth(httpx2.Auth):
                         lock.release()
             self._apply(request, grant)
             response = yield request
-            response.read()
             if not self._needs_new_login(response, grant) or attempt == 2:
                 return
 
+    def sync_auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
+        """Drive the flow for ``httpx2.Client``: waits block the calling thread."""
+        flow = self._flow(request, time.monotonic() + self._timeout, on_exit=self._abandon)
+        action = next(flow)
+        while True:
+            try:
+                if isinstance(action, httpx2.Request):
+                    result: object = yield action
+                    _read(result)
+                elif isinstance(action, _Wait):
+                    result = action.future.result(timeout=action.remaining())
+                else:
+                    action.lock.acquire(timeout=action.remaining())
+                    result = None
+            except GeneratorExit:
+                flow.close()
+                raise
+            except BaseException as error:
+                try:
+                    action = flow.throw(error)
+                except StopIteration:
+                    return
+                continue
+            try:
+                action = flow.send(result)
+            except StopIteration:
+                return
+
     async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        """Drive the flow for ``httpx2.AsyncClient``."""
-        deadline = time.monotonic() + self._timeout
-        for attempt in (1, 2):
-            while True:
-                decision = self._decide()
-                if isinstance(decision, Grant):
-                    grant = decision
-                    break
-                if isinstance(decision, concurrent.futures.Future):
-                    # shield: giving up must not cancel the login that other callers wait for
-                    outcome = asyncio.wrap_future(decision)
+        """Drive the flow for ``httpx2.AsyncClient``: waits suspend the task, never the loop."""
+        loop = asyncio.get_running_loop()
+        # A request of the login failed below HTTP: tskit's client hands its error to the waiters
+        # (login_failed) first; only if nobody did, the waiters are released to lead it anew.
+        flow = self._flow(
+            request, time.monotonic() + self._timeout, on_exit=lambda login: loop.call_soon(self._abandon, login)
+        )
+        action = next(flow)
+        while True:
+            try:
+                if isinstance(action, httpx2.Request):
+                    response = yield action
+                    await response.aread()
+                    result: object = response
+                elif isinstance(action, _Wait):
+                    outcome = asyncio.wrap_future(action.future)
                     outcome.add_done_callback(_retrieved)  # a waiter that gave up leaves no "never retrieved"
-                    waiting = asyncio.shield(outcome)
-                    try:
-                        grant = await asyncio.wait_for(waiting, max(0.0, deadline - time.monotonic()))
-                    except LoginAbandoned:
-                        continue
-                    except TimeoutError:
-                        raise self._waited("the login in progress in another call") from None
-                    break
-                login, lock = decision, self._lock(decision)
+                    # shield: giving up must not cancel the login that other callers wait for
+                    result = await asyncio.wait_for(asyncio.shield(outcome), action.remaining())
+                else:
+                    await _acquire(action.lock, action.deadline)
+                    result = None
+            except GeneratorExit:
+                flow.close()
+                raise
+            except BaseException as error:
                 try:
-                    if lock is not None:
-                        await _acquire(lock, deadline)
-                except LockTimeout:
-                    raise self._lock_timeout(login) from None
-                except OSError as problem:
-                    lock = self._unlocked(problem)
-                except BaseException:
-                    self._abandon(login)
-                    raise
-                try:
-                    stale = self._check_disk(login)
-                    steps = self._login_steps(login, request)
-                    step = next(steps)
-                    while True:
-                        reply = yield step
-                        await reply.aread()
-                        step = steps.send(reply)
-                except StopIteration as done:
-                    grant = done.value
-                    self._succeeded(login, grant, stale)
-                    break
-                except GeneratorExit:
-                    # The request failed below HTTP (tskit's client then hands its error to the
-                    # waiters through login_failed) or the call was cancelled: let waiters go on.
-                    asyncio.get_running_loop().call_soon(self._abandon, login)
-                    raise
-                except BaseException:  # anything unforeseen still releases the waiters
-                    self._abandon(login)
-                    raise
-                finally:
-                    if lock is not None:
-                        lock.release()
-            self._apply(request, grant)
-            response = yield request
-            await response.aread()
-            if not self._needs_new_login(response, grant) or attempt == 2:
+                    action = flow.throw(error)
+                except StopIteration:
+                    return
+                continue
+            try:
+                action = flow.send(result)
+            except StopIteration:
                 return
 
     def _abandon(self, login: Login) -> None:
         if not login.future.done():
             self._failed(login, LoginAbandoned("the call leading the login stopped before an answer"))
+
+
+class _Wait(NamedTuple):
+    """Wait for the login in progress, until ``deadline`` (``time.monotonic``)."""
+
+    future: concurrent.futures.Future[Grant]
+    deadline: float
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+
+class _Lock(NamedTuple):
+    """Take the cross-process login lock, until ``deadline`` (``time.monotonic``)."""
+
+    lock: FileLock
+    deadline: float
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+
+Flow = Generator["httpx2.Request | _Wait | _Lock", Any, None]
+
+
+def _read(response: object) -> None:
+    if isinstance(response, httpx2.Response):
+        response.read()
 
 
 def _retrieved(future: asyncio.Future[Grant]) -> None:
