@@ -491,30 +491,24 @@ class ThingSpaceAuth(httpx2.Auth):
     def sync_auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
         """Drive the flow for ``httpx2.Client``: waits block the calling thread."""
         flow = self._flow(request, time.monotonic() + self._timeout, on_exit=self._abandon)
-        action = next(flow)
-        while True:
+        action: Action | None = next(flow)
+        while action is not None:
+            result: object = None
+            error: BaseException | None = None
             try:
                 if isinstance(action, httpx2.Request):
-                    result: object = yield action
+                    result = yield action
                     _read(result)
                 elif isinstance(action, _Wait):
                     result = action.future.result(timeout=action.remaining())
                 else:
                     action.lock.acquire(timeout=action.remaining())
-                    result = None
             except GeneratorExit:
                 flow.close()
                 raise
-            except BaseException as error:
-                try:
-                    action = flow.throw(error)
-                except StopIteration:
-                    return
-                continue
-            try:
-                action = flow.send(result)
-            except StopIteration:
-                return
+            except BaseException as problem:
+                error = problem
+            action = _advance(flow, result, error)
 
     async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         """Drive the flow for ``httpx2.AsyncClient``: waits suspend the task, never the loop."""
@@ -524,13 +518,15 @@ class ThingSpaceAuth(httpx2.Auth):
         flow = self._flow(
             request, time.monotonic() + self._timeout, on_exit=lambda login: loop.call_soon(self._abandon, login)
         )
-        action = next(flow)
-        while True:
+        action: Action | None = next(flow)
+        while action is not None:
+            result: object = None
+            error: BaseException | None = None
             try:
                 if isinstance(action, httpx2.Request):
                     response = yield action
                     await response.aread()
-                    result: object = response
+                    result = response
                 elif isinstance(action, _Wait):
                     outcome = asyncio.wrap_future(action.future)
                     outcome.add_done_callback(_retrieved)  # a waiter that gave up leaves no "never retrieved"
@@ -538,20 +534,12 @@ class ThingSpaceAuth(httpx2.Auth):
                     result = await asyncio.wait_for(asyncio.shield(outcome), action.remaining())
                 else:
                     await _acquire(action.lock, action.deadline)
-                    result = None
             except GeneratorExit:
                 flow.close()
                 raise
-            except BaseException as error:
-                try:
-                    action = flow.throw(error)
-                except StopIteration:
-                    return
-                continue
-            try:
-                action = flow.send(result)
-            except StopIteration:
-                return
+            except BaseException as problem:
+                error = problem
+            action = _advance(flow, result, error)
 
     def _abandon(self, login: Login) -> None:
         if not login.future.done():
@@ -578,7 +566,16 @@ class _Lock(NamedTuple):
         return max(0.0, self.deadline - time.monotonic())
 
 
-Flow = Generator["httpx2.Request | _Wait | _Lock", Any, None]
+Action = httpx2.Request | _Wait | _Lock
+Flow = Generator[Action, Any, None]
+
+
+def _advance(flow: Flow, result: object, error: BaseException | None) -> Action | None:
+    """The flow's next action after ``result`` (or ``error`` thrown into it); ``None`` once it ended."""
+    try:
+        return flow.throw(error) if error is not None else flow.send(result)
+    except StopIteration:
+        return None
 
 
 def _read(response: object) -> None:
