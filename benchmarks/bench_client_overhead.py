@@ -1,7 +1,7 @@
-"""Per-call cost of tskit's client against a bare httpx call, same server, same run.
+"""Per-call cost of tskit's client against a bare httpx2 call, same server, same run.
 
 Both sides list the callbacks of one account, one call at a time, over loopback HTTP to a
-simulator in another process. The bare side is the least a user of plain httpx writes: a GET
+simulator in another process. The bare side is the least a user of plain httpx2 writes: a GET
 with the two auth headers (fetched once beforehand) and ``response.json()``. Rounds alternate
 between the two sides and the median of the per-round ratios is reported, so that noise from
 other work on the machine hits both alike.
@@ -17,7 +17,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
-import httpx
+import httpx2
 
 import tskit
 from tskit.simulator import simulator_process
@@ -26,7 +26,7 @@ ACCOUNT = "0000123456-00001"
 GOAL = 1.15
 
 
-async def bare_headers(http: httpx.AsyncClient, env: dict[str, str]) -> dict[str, str]:
+async def bare_headers(http: httpx2.AsyncClient, env: dict[str, str]) -> dict[str, str]:
     token = await http.post(
         "/api/ts/v1/oauth2/token",
         auth=(env["THINGSPACE_CLIENT_ID"], env["THINGSPACE_CLIENT_SECRET"]),
@@ -50,18 +50,13 @@ async def timed(calls: int, call: Callable[[], Awaitable[object]]) -> float:
 
 
 async def main(calls: int, rounds: int) -> None:
-    from tskit._transport import AiohttpTransport
-
     with simulator_process() as env:
         base = env["THINGSPACE_BASE_URL"]
         path = f"/api/m2m/v1/callbacks/{ACCOUNT}"
-        async with (
-            httpx.AsyncClient(base_url=base) as plain,
-            httpx.AsyncClient(base_url=base, transport=AiohttpTransport()) as same_transport,
-        ):
+        async with httpx2.AsyncClient(base_url=base) as plain:
             headers = await bare_headers(plain, env)
 
-            def bare_with(http: httpx.AsyncClient) -> Callable[[], Awaitable[object]]:
+            def bare_with(http: httpx2.AsyncClient) -> Callable[[], Awaitable[object]]:
                 async def bare() -> object:
                     response = await http.get(path, headers=headers)
                     response.raise_for_status()
@@ -88,7 +83,6 @@ async def main(calls: int, rounds: int) -> None:
 
             sides: dict[str, Callable[[], Awaitable[object]]] = {
                 "bare": bare_with(plain),
-                "bare-aiohttp": bare_with(same_transport),
                 "client": with_client,
                 "frame": with_frame,
             }
@@ -105,21 +99,19 @@ async def main(calls: int, rounds: int) -> None:
 
     print(f"{rounds} rounds x {calls} sequential list calls over loopback")
     for name, label in (
-        ("bare", "bare httpx GET + json()"),
-        ("bare-aiohttp", "the same on tskit's aiohttp transport"),
+        ("bare", "bare httpx2 GET + json()"),
         ("client", "ThingSpaceClient.list_callbacks"),
         ("frame", "ThingSpace.alist_callbacks (DataFrame)"),
     ):
         print(f"  {label:40s} median {statistics.median(results[name]) * 1e6:8.0f} us/call")
-    strict = ratios("client", "bare-aiohttp")
+    strict = ratios("client", "bare")
     verdict = "OK" if statistics.median(strict) <= GOAL else "OVER"
     print(
         f"  client / bare, same transport: {statistics.median(strict):.3f}x median of rounds, "
         f"range {strict[0]:.3f}-{strict[-1]:.3f} (goal <= {GOAL}x) {verdict}"
     )
-    print(f"  client / bare httpx as users write it: {statistics.median(ratios('client', 'bare')):.3f}x")
     print(
-        f"  frame  / bare, same transport: {statistics.median(ratios('frame', 'bare-aiohttp')):.3f}x "
+        f"  frame  / bare, same transport: {statistics.median(ratios('frame', 'bare')):.3f}x "
         "(a DataFrame per call, for information)"
     )
 
@@ -129,19 +121,19 @@ async def in_process(calls: int, rounds: int) -> None:
     body = b'[{"accountName":"0000123456-00001","serviceName":"CarrierService","url":"https://l.example.com/c",'
     body += b'"username":"u","password":"p"}]'
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         if request.url.path.endswith("/oauth2/token"):
-            return httpx.Response(200, json={"access_token": "t", "token_type": "Bearer", "expires_in": 3600})
+            return httpx2.Response(200, json={"access_token": "t", "token_type": "Bearer", "expires_in": 3600})
         if request.url.path.endswith("/session/login"):
-            return httpx.Response(200, json={"sessionToken": "s"})
-        return httpx.Response(200, content=body)
+            return httpx2.Response(200, json={"sessionToken": "s"})
+        return httpx2.Response(200, content=body)
 
-    transport = httpx.MockTransport(handler)
+    transport = httpx2.MockTransport(handler)
     base = "https://thingspace.example.com"
     path = f"/api/m2m/v1/callbacks/{ACCOUNT}"
     credentials = tskit.Credentials("id", "secret", "user", "password")
     async with (
-        httpx.AsyncClient(base_url=base, transport=transport) as http,
+        httpx2.AsyncClient(base_url=base, transport=transport) as http,
         tskit.ThingSpaceClient(credentials, base_url=base, transport=transport) as client,
     ):
         headers = {"Authorization": "Bearer t", "VZ-M2M-Token": "s"}
@@ -161,7 +153,7 @@ async def in_process(calls: int, rounds: int) -> None:
     client_us = statistics.median(c for _, c in pairs) * 1e6
     print(f"in-process, no network ({rounds} rounds x {calls} calls):")
     print(
-        f"  bare httpx {bare_us:.0f} us/call, ThingSpaceClient {client_us:.0f} us/call: "
+        f"  bare httpx2 {bare_us:.0f} us/call, ThingSpaceClient {client_us:.0f} us/call: "
         f"tskit adds {client_us - bare_us:.0f} us per call"
     )
 

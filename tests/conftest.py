@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
+import httpx2
 import pytest
 
 import tskit
@@ -47,6 +47,14 @@ def _no_thingspace_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest
     monkeypatch.setenv("TSKIT_CONFIG_DIR", str(tmp_path_factory.mktemp("tskit-config")))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_sessions() -> None:
+    """Each test starts with no session of any identity (loopback ports get reused)."""
+    from tskit import _session
+
+    _session.forget_all()
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -77,7 +85,7 @@ def make_client(
     base_url: str | None = None,
     retry: tskit.RetryPolicy | None = None,
     timeout: float = 10.0,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: httpx2.AsyncBaseTransport | None = None,
 ) -> tskit.ThingSpaceClient:
     """A client of ``sim``: in-process unless ``base_url`` points at its loopback server."""
     credentials = credentials or tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, DEMO_PASSWORD)

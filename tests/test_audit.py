@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-import httpx
+import httpx2
 import pytest
 
 import tskit
@@ -80,18 +80,18 @@ async def test_one_login_serves_the_whole_fan_out(sim: Simulator, clock: FakeClo
     assert (sim.count("token"), sim.count("login"), sim.count("list")) == (1, 1, 60)
 
 
-class Gauge(httpx.AsyncBaseTransport):
+class Gauge(httpx2.AsyncBaseTransport):
     """Counts requests in flight at once."""
 
     def __init__(self, sim: Simulator) -> None:
         self.inner, self.now, self.most = sim.transport(), 0, 0
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         self.now += 1
         self.most = max(self.most, self.now)
         try:
             await asyncio.sleep(0.002)
-            response: httpx.Response = await self.inner.handle_async_request(request)
+            response: httpx2.Response = await self.inner.handle_async_request(request)
             return response
         finally:
             self.now -= 1

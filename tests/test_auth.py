@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
+import httpx2
 import pytest
 
 import tskit
@@ -15,16 +15,16 @@ pytestmark = pytest.mark.anyio
 ACCOUNT = "0000123456-00001"
 
 
-class Recorder(httpx.AsyncBaseTransport):
+class Recorder(httpx2.AsyncBaseTransport):
     """Passes requests to the simulator and keeps them, to look at the headers sent."""
 
     def __init__(self, sim: Simulator) -> None:
         self.inner = sim.transport()
-        self.requests: list[httpx.Request] = []
+        self.requests: list[httpx2.Request] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
-        response: httpx.Response = await self.inner.handle_async_request(request)
+        response: httpx2.Response = await self.inner.handle_async_request(request)
         return response
 
 
@@ -167,31 +167,39 @@ async def test_refused_token_request_is_never_retried(sim: Simulator, clock: Fak
     assert (sim.count("token"), sim.count("login")) == (1, 0)
 
 
-async def test_login_5xx_is_not_retried_within_the_call_but_next_call_may_log_in(
+async def test_login_5xx_is_not_retried_within_the_call_but_a_call_after_the_cooldown_logs_in(
     sim: Simulator, clock: FakeClock
 ) -> None:
+    from tskit import _session
+
     sim.faults.scripted.append(Fault(status=503, operations=("login",)))
     async with make_client(sim, clock) as client:
         with pytest.raises(tskit.AuthenticationError) as caught:
             await client.list_callbacks(ACCOUNT)
         assert caught.value.status_code == 503
+        assert "passing reason" in str(caught.value)
         assert sim.count("login") == 1
+        with pytest.raises(tskit.AuthenticationError, match=r"Not sent.*cooldown"):  # at once, nothing sent
+            await client.list_callbacks(ACCOUNT)
+        assert sim.count("login") == 1
+        clock.advance(_session.COOLDOWN + 0.1)
         assert len(await client.list_callbacks(ACCOUNT)) == 2
+        assert client.auth.refused is None  # a 503 is no refusal
     assert sim.count("login") == 2
 
 
 async def test_malformed_token_answer_is_a_clear_error(sim: Simulator, clock: FakeClock) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text="<html>maintenance</html>")
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, text="<html>maintenance</html>")
 
-    async with make_client(sim, clock, transport=httpx.MockTransport(handler)) as client:
+    async with make_client(sim, clock, transport=httpx2.MockTransport(handler)) as client:
         with pytest.raises(tskit.AuthenticationError, match="not a JSON object"):
             await client.list_callbacks(ACCOUNT)
 
 
 def test_same_auth_works_with_a_blocking_httpx_client(sim: Simulator, clock: FakeClock, demo_credentials) -> None:
     auth = tskit.ThingSpaceAuth(demo_credentials, base_url=IN_PROCESS_URL, clock=clock)
-    with httpx.Client(base_url=IN_PROCESS_URL, auth=auth, transport=sim.transport()) as http:
+    with httpx2.Client(base_url=IN_PROCESS_URL, auth=auth, transport=sim.transport()) as http:
         first = http.get(f"/api/m2m/v1/callbacks/{ACCOUNT}")
         sim.expire_sessions()
         second = http.get(f"/api/m2m/v1/callbacks/{ACCOUNT}")
@@ -226,13 +234,14 @@ async def test_a_refusal_is_remembered_across_runs(sim: Simulator, clock: FakeCl
     import os
     import stat
 
-    from tskit import _fingerprint, _refusals
+    from tskit import _fingerprint, _refusals, _session
 
     wrong = tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, "wrong-pw-123")
     async with make_client(sim, clock, credentials=wrong) as first_run:
         with pytest.raises(tskit.AuthenticationError, match="does not try again"):
             await first_run.list_callbacks(ACCOUNT)
-    for _ in range(6):  # later runs (new clients, as a cron job makes): nothing is sent
+    for _ in range(6):  # later runs (new processes, as a cron job makes): nothing is sent
+        _session.forget_all()  # what a new process starts with
         async with make_client(sim, clock, credentials=wrong) as later_run:
             with pytest.raises(tskit.AuthenticationError, match="an earlier run"):
                 await later_run.list_callbacks(ACCOUNT)

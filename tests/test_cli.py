@@ -7,7 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 import tskit
@@ -63,7 +63,7 @@ def test_simulator_command_prints_working_exports(simulator_process: dict[str, s
 
 def test_simulator_answers_a_plain_client(simulator_process: dict[str, str]) -> None:
     base = simulator_process["THINGSPACE_BASE_URL"]
-    answer = httpx.post(
+    answer = httpx2.post(
         f"{base}/api/ts/v1/oauth2/token",
         data={"grant_type": "client_credentials"},
         auth=(simulator_process["THINGSPACE_CLIENT_ID"], simulator_process["THINGSPACE_CLIENT_SECRET"]),

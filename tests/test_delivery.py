@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 import tskit
@@ -151,9 +151,9 @@ def test_message_is_kept_when_the_listener_is_killed_right_after_answering(
             deadline = time.monotonic() + 20
             while True:
                 try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    if httpx2.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
                         break
-                except httpx.TransportError:
+                except httpx2.TransportError:
                     pass
                 assert time.monotonic() < deadline and proc.poll() is None, "the listener did not start"
                 time.sleep(0.05)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-import httpx
+import httpx2
 import pytest
 
 import tskit
@@ -97,17 +97,17 @@ def test_error_tree() -> None:
     assert issubclass(tskit.ValidationError, ValueError)
 
 
-def answering(sim: Simulator, body: bytes, status: int = 200) -> httpx.AsyncBaseTransport:
+def answering(sim: Simulator, body: bytes, status: int = 200) -> httpx2.AsyncBaseTransport:
     """The simulator for auth; a fixed answer for the callbacks calls."""
     inner = sim.transport()
 
-    async def handler(request: httpx.Request) -> httpx.Response:
+    async def handler(request: httpx2.Request) -> httpx2.Response:
         if "/callbacks/" in request.url.path:
-            return httpx.Response(status, content=body)
-        response: httpx.Response = await inner.handle_async_request(request)
+            return httpx2.Response(status, content=body)
+        response: httpx2.Response = await inner.handle_async_request(request)
         return response
 
-    return httpx.MockTransport(handler)
+    return httpx2.MockTransport(handler)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from tskit.listener import MESSAGE_COLUMNS, Listener
@@ -33,9 +33,9 @@ def message(**changes: object) -> dict[str, object]:
     return {**body, **changes}
 
 
-def post(listener: Listener, body: object, path: str = "/CarrierService", **kwargs: object) -> httpx.Response:
+def post(listener: Listener, body: object, path: str = "/CarrierService", **kwargs: object) -> httpx2.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.post(listener.url + path, content=content, headers={"Content-Type": "application/json"}, **kwargs)  # type: ignore[arg-type]
+    return httpx2.post(listener.url + path, content=content, headers={"Content-Type": "application/json"}, **kwargs)  # type: ignore[arg-type]
 
 
 def test_accepts_stores_and_never_keeps_the_password(listener: Listener, tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_oversized_bodies_are_refused(listener: Listener) -> None:
     def chunks() -> Iterator[bytes]:  # no Content-Length: the size is found while reading
         yield json.dumps(big).encode()
 
-    assert httpx.post(listener.url, content=chunks()).status_code == 413
+    assert httpx2.post(listener.url, content=chunks()).status_code == 413
     assert listener.count() == 0 and listener.app.rejected == 2
 
 
@@ -113,8 +113,8 @@ def test_service_from_the_path_or_the_body(listener: Listener) -> None:
 
 
 def test_health_and_methods(listener: Listener) -> None:
-    assert httpx.get(listener.url.rsplit("/", 1)[0] + "/healthz").json() == {"status": "ok"}
-    assert httpx.get(listener.url).status_code == 405
+    assert httpx2.get(listener.url.rsplit("/", 1)[0] + "/healthz").json() == {"status": "ok"}
+    assert httpx2.get(listener.url).status_code == 405
 
 
 def test_messages_survive_a_restart_from_the_same_store(tmp_path: Path) -> None:

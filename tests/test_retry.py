@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
+import httpx2
 import pytest
 
 import tskit
@@ -156,26 +157,50 @@ def test_policy_rejects_nonsense() -> None:
     assert policy.delay(1, retry_after=4) == 4
 
 
-def test_network_transport_takes_the_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tskit._transport import environment_proxy
+def _transport_for(client: tskit.ThingSpaceClient, url: str) -> httpx2.AsyncBaseTransport:
+    return client._client()._transport_for_url(httpx2.URL(url))
 
+
+def _proxy_url(transport: httpx2.AsyncBaseTransport) -> str | None:
+    pool = getattr(transport, "_pool", None)
+    proxy = getattr(pool, "_proxy_url", None)
+    return None if proxy is None else f"{proxy.scheme.decode()}://{proxy.host.decode()}:{proxy.port}"
+
+
+async def test_the_client_takes_the_proxy_from_the_environment_as_httpx2_does(
+    monkeypatch: pytest.MonkeyPatch, demo_credentials
+) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.net:3128")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    proxy = environment_proxy("https://thingspace.verizon.com")
-    assert proxy is not None and str(proxy.url) == "http://proxy.example.net:3128"
-    monkeypatch.setenv("NO_PROXY", "thingspace.verizon.com")
-    assert environment_proxy("https://thingspace.verizon.com") is None
-    monkeypatch.delenv("HTTPS_PROXY")
-    monkeypatch.delenv("NO_PROXY")
-    assert environment_proxy("https://thingspace.verizon.com") is None
-
-
-async def test_the_client_hands_the_proxy_to_its_transport(monkeypatch: pytest.MonkeyPatch, demo_credentials) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.net:3128")
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
     async with tskit.ThingSpaceClient(demo_credentials, base_url="https://thingspace.verizon.com") as client:
-        from tskit._transport import AiohttpTransport
+        assert (
+            _proxy_url(_transport_for(client, "https://thingspace.verizon.com/api")) == "http://proxy.example.net:3128"
+        )
+    monkeypatch.setenv("NO_PROXY", "thingspace.verizon.com")
+    async with tskit.ThingSpaceClient(demo_credentials, base_url="https://thingspace.verizon.com") as client:
+        assert _proxy_url(_transport_for(client, "https://thingspace.verizon.com/api")) is None
 
-        transport = client._client()._transport
-        assert isinstance(transport, AiohttpTransport) and transport.proxy is not None
-        assert str(transport.proxy.url) == "http://proxy.example.net:3128"
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080"])
+async def test_a_loopback_base_url_never_goes_through_a_proxy(
+    monkeypatch: pytest.MonkeyPatch, demo_credentials, base_url: str
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://proxy.example.net:3128")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with tskit.ThingSpaceClient(demo_credentials, base_url=base_url) as client:
+        transport = _transport_for(client, base_url + "/api/m2m/v1/session/login")
+        assert isinstance(transport, httpx2.AsyncHTTPTransport)
+        assert _proxy_url(transport) is None
+        assert transport._pool._retries == 0  # nothing below tskit sends a request again
+        # any other host still follows the environment, as httpx2 documents
+        assert _proxy_url(_transport_for(client, "https://example.org/")) == "http://proxy.example.net:3128"
+
+
+async def test_limits_are_httpx2_limits_of_the_pool(demo_credentials) -> None:
+    limits = httpx2.Limits(max_connections=7, max_keepalive_connections=3, keepalive_expiry=2.5)
+    async with tskit.ThingSpaceClient(demo_credentials, base_url="http://127.0.0.1:9", limits=limits) as client:
+        pool = _transport_for(client, "http://127.0.0.1:9/")._pool  # type: ignore[attr-defined]
+        assert (pool._max_connections, pool._max_keepalive_connections, pool._keepalive_expiry) == (7, 3, 2.5)

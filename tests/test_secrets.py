@@ -6,7 +6,7 @@ import json
 import logging
 import pickle
 
-import httpx
+import httpx2
 import pytest
 
 import tskit
@@ -61,16 +61,16 @@ async def test_no_secret_in_reprs_frames_errors_or_logs(
 async def test_server_echoing_secrets_in_errors_is_scrubbed(sim: Simulator, clock: FakeClock) -> None:
     inner = sim.transport()
 
-    async def echo(request: httpx.Request) -> httpx.Response:
+    async def echo(request: httpx2.Request) -> httpx2.Response:
         if request.url.path.endswith("/session/login"):
             sent = json.loads(request.content)
-            return httpx.Response(
+            return httpx2.Response(
                 400, json={"errorCode": "X.Login", "errorMessage": f"bad password {sent['password']}"}
             )
-        response: httpx.Response = await inner.handle_async_request(request)
+        response: httpx2.Response = await inner.handle_async_request(request)
         return response
 
-    async with make_client(sim, clock, transport=httpx.MockTransport(echo)) as client:
+    async with make_client(sim, clock, transport=httpx2.MockTransport(echo)) as client:
         with pytest.raises(tskit.AuthenticationError) as caught:
             await client.list_callbacks(ACCOUNT)
     assert DEMO_PASSWORD not in str(caught.value)
@@ -80,13 +80,13 @@ async def test_server_echoing_secrets_in_errors_is_scrubbed(sim: Simulator, cloc
 async def test_register_error_echoing_the_callback_password_is_scrubbed(sim: Simulator, clock: FakeClock) -> None:
     inner = sim.transport()
 
-    async def echo(request: httpx.Request) -> httpx.Response:
+    async def echo(request: httpx2.Request) -> httpx2.Response:
         if request.method == "POST" and "/callbacks/" in request.url.path:
-            return httpx.Response(400, json={"errorCode": "X", "errorMessage": request.content.decode()})
-        response: httpx.Response = await inner.handle_async_request(request)
+            return httpx2.Response(400, json={"errorCode": "X", "errorMessage": request.content.decode()})
+        response: httpx2.Response = await inner.handle_async_request(request)
         return response
 
-    async with make_client(sim, clock, transport=httpx.MockTransport(echo)) as client:
+    async with make_client(sim, clock, transport=httpx2.MockTransport(echo)) as client:
         with pytest.raises(tskit.ApiError) as caught:
             await client.register_callback(
                 ACCOUNT, "CarrierService", "https://l.example.com/c", password=CALLBACK_PASSWORD

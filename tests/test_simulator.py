@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 from tskit.simulator import (
@@ -25,12 +25,12 @@ EMPTY = "0000123456-00003"
 
 
 @pytest.fixture
-def http(server: SimulatorServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url + "/api") as client:
+def http(server: SimulatorServer) -> Iterator[httpx2.Client]:
+    with httpx2.Client(base_url=server.base_url + "/api") as client:
         yield client
 
 
-def token(http: httpx.Client) -> str:
+def token(http: httpx2.Client) -> str:
     response = http.post(
         "/ts/v1/oauth2/token", auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET), data={"grant_type": "client_credentials"}
     )
@@ -40,7 +40,7 @@ def token(http: httpx.Client) -> str:
     return str(body["access_token"])
 
 
-def login(http: httpx.Client, bearer: str, password: str = DEMO_PASSWORD) -> httpx.Response:
+def login(http: httpx2.Client, bearer: str, password: str = DEMO_PASSWORD) -> httpx2.Response:
     return http.post(
         "/m2m/v1/session/login",
         headers={"Authorization": f"Bearer {bearer}"},
@@ -48,13 +48,13 @@ def login(http: httpx.Client, bearer: str, password: str = DEMO_PASSWORD) -> htt
     )
 
 
-def headers(http: httpx.Client) -> dict[str, str]:
+def headers(http: httpx2.Client) -> dict[str, str]:
     bearer = token(http)
     session = login(http, bearer).json()["sessionToken"]
     return {"Authorization": f"Bearer {bearer}", "VZ-M2M-Token": session}
 
 
-def test_documented_flow_end_to_end(http: httpx.Client) -> None:
+def test_documented_flow_end_to_end(http: httpx2.Client) -> None:
     auth = headers(http)
     listed = http.get(f"/m2m/v1/callbacks/{ACCOUNT}", headers=auth)
     assert listed.status_code == 200
@@ -90,19 +90,19 @@ def test_documented_flow_end_to_end(http: httpx.Client) -> None:
     assert after.json()["errorCode"] == "UnifiedWebService.INPUT_INVALID.SessionToken.Invalid"
 
 
-def test_empty_list_as_json_array(http: httpx.Client, sim: Simulator) -> None:
+def test_empty_list_as_json_array(http: httpx2.Client, sim: Simulator) -> None:
     sim.config.empty_list = "json-array"
     assert http.get(f"/m2m/v1/callbacks/{EMPTY}", headers=headers(http)).json() == []
 
 
-def test_gateway_faults_for_missing_and_bad_bearer(http: httpx.Client) -> None:
+def test_gateway_faults_for_missing_and_bad_bearer(http: httpx2.Client) -> None:
     missing = http.get(f"/m2m/v1/callbacks/{ACCOUNT}")
     assert missing.status_code == 401 and missing.json()["fault"]["code"] == "900902"
     bad = http.get(f"/m2m/v1/callbacks/{ACCOUNT}", headers={"Authorization": "Bearer nope", "VZ-M2M-Token": "x"})
     assert bad.status_code == 401 and bad.json()["fault"]["message"] == "Invalid Credentials"
 
 
-def test_token_endpoint_errors(http: httpx.Client) -> None:
+def test_token_endpoint_errors(http: httpx2.Client) -> None:
     assert (
         http.post("/ts/v1/oauth2/token", data={"grant_type": "client_credentials"}).json()["fault"]["code"] == "900902"
     )
@@ -112,7 +112,7 @@ def test_token_endpoint_errors(http: httpx.Client) -> None:
     assert (no_grant.status_code, no_grant.json()["error_description"]) == (400, "Missing grant_type parameter value")
 
 
-def test_same_token_within_the_hour_then_a_new_one(http: httpx.Client, sim: Simulator) -> None:
+def test_same_token_within_the_hour_then_a_new_one(http: httpx2.Client, sim: Simulator) -> None:
     first = token(http)
     sim.advance(3000)
     assert token(http) == first
@@ -120,7 +120,7 @@ def test_same_token_within_the_hour_then_a_new_one(http: httpx.Client, sim: Simu
     assert token(http) != first
 
 
-def test_revoke_gives_a_new_token_next_time(http: httpx.Client) -> None:
+def test_revoke_gives_a_new_token_next_time(http: httpx2.Client) -> None:
     first = token(http)
     revoked = http.post(
         "/ts/v1/oauth2/revoke",
@@ -131,7 +131,7 @@ def test_revoke_gives_a_new_token_next_time(http: httpx.Client) -> None:
     assert token(http) != first
 
 
-def test_session_idle_timeout_slides(http: httpx.Client, sim: Simulator) -> None:
+def test_session_idle_timeout_slides(http: httpx2.Client, sim: Simulator) -> None:
     auth = headers(http)
     for _ in range(2):
         sim.advance(1100)  # under 20 minutes since the last use: still valid
@@ -144,14 +144,14 @@ def test_session_idle_timeout_slides(http: httpx.Client, sim: Simulator) -> None
     )
 
 
-def test_missing_session_token(http: httpx.Client) -> None:
+def test_missing_session_token(http: httpx2.Client) -> None:
     auth = headers(http)
     del auth["VZ-M2M-Token"]
     answer = http.get(f"/m2m/v1/callbacks/{ACCOUNT}", headers=auth).json()
     assert answer["errorCode"] == "UnifiedWebService.REQUEST_FAILED.SessionToken.Format"
 
 
-def test_lockout_after_five_failed_logins(http: httpx.Client, sim: Simulator) -> None:
+def test_lockout_after_five_failed_logins(http: httpx2.Client, sim: Simulator) -> None:
     bearer = token(http)
     for _ in range(5):
         assert login(http, bearer, "wrong").json()["errorCode"].endswith("Login.Failed")
@@ -163,7 +163,7 @@ def test_lockout_after_five_failed_logins(http: httpx.Client, sim: Simulator) ->
     assert login(http, bearer).status_code == 200
 
 
-def test_a_success_resets_the_failed_login_count(http: httpx.Client, sim: Simulator) -> None:
+def test_a_success_resets_the_failed_login_count(http: httpx2.Client, sim: Simulator) -> None:
     bearer = token(http)
     for _ in range(4):
         login(http, bearer, "wrong")
@@ -185,31 +185,31 @@ def test_a_success_resets_the_failed_login_count(http: httpx.Client, sim: Simula
         ({"name": "CarrierService", "url": "https://l.example.com/x", "username": 5}, "Username.Invalid"),
     ],
 )
-def test_register_body_checks(http: httpx.Client, sim: Simulator, body: dict[str, object], code: str) -> None:
+def test_register_body_checks(http: httpx2.Client, sim: Simulator, body: dict[str, object], code: str) -> None:
     answer = http.post(f"/m2m/v1/callbacks/{EMPTY}", headers=headers(http), json=body)
     assert answer.status_code == 400
     assert answer.json()["errorCode"].endswith(code)
     assert sim.registrations(EMPTY) == []
 
 
-def test_register_needs_json_content_type(http: httpx.Client) -> None:
+def test_register_needs_json_content_type(http: httpx2.Client) -> None:
     answer = http.post(f"/m2m/v1/callbacks/{EMPTY}", headers=headers(http), content=b"name=CarrierService")
     assert answer.json()["errorCode"].endswith("Request.ContentType")
 
 
-def test_oversized_body_is_refused(http: httpx.Client) -> None:
+def test_oversized_body_is_refused(http: httpx2.Client) -> None:
     answer = http.post(f"/m2m/v1/callbacks/{EMPTY}", headers=headers(http), json={"name": "x" * 70_000})
     assert answer.status_code == 413
 
 
-def test_unknown_paths(http: httpx.Client) -> None:
+def test_unknown_paths(http: httpx2.Client) -> None:
     auth = headers(http)
     assert http.get("/m2m/v2/callbacks/x", headers=auth).json()["fault"]["code"] == "900906"
     assert http.put(f"/m2m/v1/callbacks/{ACCOUNT}", headers=auth).json()["fault"]["code"] == "900906"
     assert http.get("/elsewhere").status_code == 404
 
 
-def test_encoded_slash_in_a_name_is_not_a_path_separator(http: httpx.Client, sim: Simulator) -> None:
+def test_encoded_slash_in_a_name_is_not_a_path_separator(http: httpx2.Client, sim: Simulator) -> None:
     sim.config.deregister_missing = "ok"
     answer = http.delete(
         f"/m2m/v1/callbacks/{ACCOUNT}%2Fname%2FCarrierService/name/CarrierService", headers=headers(http)
@@ -218,13 +218,13 @@ def test_encoded_slash_in_a_name_is_not_a_path_separator(http: httpx.Client, sim
     assert len(sim.registrations(ACCOUNT)) == 2
 
 
-def test_faults_over_loopback(http: httpx.Client, sim: Simulator) -> None:
+def test_faults_over_loopback(http: httpx2.Client, sim: Simulator) -> None:
     auth = headers(http)
     sim.faults.scripted.append(Fault(status=429, retry_after=7))
     limited = http.get(f"/m2m/v1/callbacks/{ACCOUNT}", headers=auth)
     assert (limited.status_code, limited.headers["retry-after"]) == (429, "7")
     sim.faults.scripted.append(Fault(drop="after"))
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(httpx2.RemoteProtocolError):
         http.get(f"/m2m/v1/callbacks/{ACCOUNT}", headers=auth)
     assert http.get(f"/m2m/v1/callbacks/{ACCOUNT}", headers=auth).status_code == 200
 
@@ -250,10 +250,10 @@ def test_server_binds_loopback_on_a_free_port_and_stops(sim: Simulator) -> None:
     with sim.serve() as server:
         assert server.host == "127.0.0.1" and server.port > 0
         url = server.base_url
-        assert httpx.get(url + "/elsewhere").status_code == 404
+        assert httpx2.get(url + "/elsewhere").status_code == 404
         assert server.env()["THINGSPACE_BASE_URL"] == url
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(url + "/elsewhere")
+    with pytest.raises(httpx2.ConnectError):
+        httpx2.get(url + "/elsewhere")
 
 
 def test_server_socket_lets_asyncio_turn_nagle_off() -> None:

@@ -1,46 +1,66 @@
-"""ThingSpace's two-step authentication as an ``httpx.Auth`` flow.
+"""ThingSpace's two-step authentication as an ``httpx2.Auth`` flow, over the identity's shared session.
 
 Every Connectivity Management call needs an OAuth2 bearer token (client credentials, valid one
 hour) *and* an M2M session token from ``POST /api/m2m/v1/session/login`` (expires after 20 minutes
-without use). :class:`ThingSpaceAuth` fetches both when first needed, reuses them while they are
-valid, sends them as ``Authorization: Bearer …`` and ``VZ-M2M-Token``, and logs in again once
-when ThingSpace answers 401 or says the session token expired.
+without use). :class:`ThingSpaceAuth` attaches both, taken from the session that the identity
+(base URL, application key, user) has in this process (``tskit._session``), and logs in again
+once when ThingSpace answers 401 or 403 or says the session token expired.
 
-Two rules keep accounts safe:
+Rules that keep accounts safe (ThingSpace locks a user after five failed logins):
 
-* one login at a time: concurrent calls wait for the login in progress instead of each logging in;
-* a refused token request or login is never retried. ThingSpace locks a user after five failed
-  logins, so after one refusal every further call fails at once, without a request, until
-  :meth:`ThingSpaceAuth.reset` is called with corrected credentials.
+* one login at a time per identity, in the whole process: every other caller, on any thread or
+  event loop, waits for its outcome; and one at a time across processes (a file lock);
+* a refusal (wrong credentials) is never tried again with the same credentials, in this process
+  or any later one (``tskit._refusals``), until :meth:`ThingSpaceAuth.reset` or
+  ``tskit reset-login``;
+* any other failed login is handed to its waiters once; new calls then fail at once for a short
+  cooldown (``Retry-After`` when the answer gave one) instead of each trying again;
+* no wait lasts longer than ``timeout``: a call then fails naming what it waited for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import json
 import logging
-import threading
 import time
-import weakref
 from collections.abc import AsyncGenerator, Callable, Generator
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
-import httpx
+import httpx2
+from filelock import FileLock
+from filelock import Timeout as LockTimeout
 
+from tskit import _session
 from tskit._config import LOGIN_PATH, TOKEN_PATH, Credentials
-from tskit._errors import AuthenticationError, error_from_response, parse_error_body, scrub
+from tskit._errors import (
+    ApiError,
+    AuthenticationError,
+    RequestTimeout,
+    ThingSpaceError,
+    error_from_response,
+    parse_error_body,
+    scrub,
+)
 from tskit._secret import Secret
+from tskit._session import Grant, IdentitySession, Login, LoginAbandoned
 
 logger = logging.getLogger("tskit.auth")
 
-Steps = Generator[httpx.Request, httpx.Response, None]
+#: The request extension that marks a token request or login, with the :class:`Login` it serves.
+LOGIN_EXTENSION = "tskit.login"
+
+Steps = Generator[httpx2.Request, httpx2.Response, Grant]
+E = TypeVar("E", bound=ThingSpaceError)
 
 
-class ThingSpaceAuth(httpx.Auth):
-    """OAuth2 client-credentials token plus M2M session token, for ``httpx`` clients.
+class ThingSpaceAuth(httpx2.Auth):
+    """OAuth2 client-credentials token plus M2M session token, for ``httpx2`` clients.
 
-    Works with both ``httpx.Client`` and ``httpx.AsyncClient``.
+    Works with both ``httpx2.Client`` and ``httpx2.AsyncClient``. Every ``ThingSpaceAuth`` of the
+    same identity in a process shares one token, one session and one login at a time.
 
     Args:
         credentials: Application key and secret, UWS user name and password.
@@ -51,6 +71,10 @@ class ThingSpaceAuth(httpx.Auth):
         remember_refusals: Record a refused login on disk and refuse to try the same credentials
             again in any later run (a cron job would otherwise lock the user on its fifth run);
             see ``tskit._refusals``.
+        timeout: Longest wait, in seconds, for a login that another call, thread or process
+            is doing for the same identity.
+        realm: The in-process server these credentials are for, if any (the embedded simulator):
+            two in-process servers are two ThingSpaces, with sessions of their own.
     """
 
     requires_response_body = True
@@ -64,33 +88,37 @@ class ThingSpaceAuth(httpx.Auth):
         margin: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         remember_refusals: bool = True,
+        timeout: float = 30.0,
+        realm: object = None,
     ) -> None:
         self._credentials = credentials
         self._remember = remember_refusals
-        self._disk_checked = False
-        self._stale_record = False
         self._base_url = base_url.rstrip("/")
         self._idle_timeout = session_idle_timeout
         self._margin = margin
         self._clock = clock
-        self._token: Secret | None = None
-        self._token_expires_at = 0.0
-        self._session: Secret | None = None
-        self._session_last_used = 0.0
-        self._generation = 0
-        self._refused: AuthenticationError | None = None
-        self._thread_lock = threading.Lock()
-        self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
-        #: Token requests sent so far (for monitoring and tests).
-        self.token_requests = 0
-        #: Session logins sent so far (for monitoring and tests).
-        self.logins = 0
+        self._timeout = timeout
+        self._realm = realm
+        self._identity: IdentitySession | None = None
 
     def __repr__(self) -> str:
-        state = "refused" if self._refused else ("session" if self._session else "no session")
+        grant = self.session.grant
+        state = "refused" if self.refused else ("session" if grant and grant.session else "no session")
         return f"<ThingSpaceAuth user={self._credentials.username!r} {state}>"
+
+    # -- what callers see -----------------------------------------------------------------
+
+    @property
+    def session(self) -> IdentitySession:
+        """The session of this identity, shared by every connection of the process."""
+        if self._identity is None:
+            self._identity = _session.session_for(self._base_url, self._credentials, self._realm)
+        return self._identity
+
+    def bind_realm(self, realm: object) -> None:
+        """Tie a not yet used flow to an in-process server (done by ``ThingSpaceClient``)."""
+        if self._identity is None and self._realm is None:
+            self._realm = realm
 
     @property
     def username(self) -> str:
@@ -98,232 +126,494 @@ class ThingSpaceAuth(httpx.Auth):
         return self._credentials.username
 
     @property
-    def refused(self) -> AuthenticationError | None:
-        """The error of the refused login or token request that blocks further logins, if any."""
-        return self._refused
+    def logins(self) -> int:
+        """Session logins sent for this identity in this process (for monitoring and tests)."""
+        return self.session.logins
+
+    @property
+    def token_requests(self) -> int:
+        """OAuth token requests sent for this identity in this process (for monitoring and tests)."""
+        return self.session.token_requests
+
+    @property
+    def refused(self) -> ApiError | None:
+        """The refusal of these credentials that blocks further logins, if any."""
+        refused = self.session.refused
+        return refused[1] if refused is not None and refused[0] == self._credentials else None
+
+    @property
+    def has_session(self) -> bool:
+        """Whether an M2M session is open for this identity."""
+        grant = self.session.grant
+        return grant is not None and grant.session is not None
+
+    def forget_session(self) -> None:
+        """Drop the current M2M session (after a logout); the next call logs in again."""
+        grant = self.session.grant
+        if grant is not None:
+            self.session.drop(grant, token=False, session=True)
 
     def secret_values(self) -> tuple[str, ...]:
         """Every secret this flow holds, for scrubbing texts a server sends back."""
-        held = [s.reveal() for s in (self._token, self._session) if s]
+        grant = self.session.grant
+        held = [s.reveal() for s in (grant.token, grant.session) if s] if grant else []
         return (*self._credentials.secret_values(), *held)
 
     def reset(self, credentials: Credentials | None = None) -> None:
-        """Forget tokens and any refused login, optionally with new credentials.
+        """Forget tokens, any refused login and any cooldown, optionally with new credentials.
 
         Call this after fixing credentials that ThingSpace refused; until then no login is tried.
         """
+        self.session.reset()
         if credentials is not None:
+            if (credentials.client_id, credentials.username) != (self._credentials.client_id, self.username):
+                self._identity = None  # another identity: its own session
             self._credentials = credentials
-        self._token = self._session = None
-        self._refused = None
-        self._disk_checked = False
 
-    # -- the sans-I/O steps -------------------------------------------------------------
+    # -- deciding: use the grant, wait for the login in progress, or lead one ------------
 
-    def _token_valid(self) -> bool:
-        return self._token is not None and self._clock() < self._token_expires_at - self._margin
+    def _usable(self, grant: Grant | None, now: float) -> bool:
+        return (
+            grant is not None
+            and grant.token is not None
+            and grant.session is not None
+            and now < grant.token_expires_at - self._margin
+            and now - self.session.last_used < self._idle_timeout - self._margin
+        )
 
-    def _session_valid(self) -> bool:
-        return self._session is not None and self._clock() - self._session_last_used < self._idle_timeout - self._margin
+    def _decide(self) -> Grant | concurrent.futures.Future[Grant] | Login:
+        session, now = self.session, self._clock()
+        with session.lock:
+            grant = session.grant
+            if grant is not None and self._usable(grant, now):
+                return grant
+            if session.login is not None:
+                return session.login.future
+            if session.refused is not None and session.refused[0] == self._credentials:
+                raise self._not_sent(session.refused[1])
+            if session.cooldown is not None and now < session.cooldown[0]:
+                raise _copy(
+                    session.cooldown[1],
+                    f"Not sent: a login as {self.username!r} has just failed; tskit tries again in "
+                    f"{session.cooldown[0] - now:.1f} s (cooldown), not once per waiting call",
+                )
+            login = session.login = Login(self._credentials)
+            return login
 
-    def _refuse(self, response: httpx.Response, what: str) -> AuthenticationError:
+    def _not_sent(self, refusal: ApiError) -> AuthenticationError:
+        return AuthenticationError(
+            refusal.status_code,
+            refusal.error_code,
+            refusal.error_message,
+            method=refusal.method,
+            path=refusal.path,
+            note="Not sent: an earlier login with these credentials was refused and is not retried. "
+            "Fix the credentials and reconnect (or call reset())",
+        )
+
+    def _waited(self, what: str) -> RequestTimeout:
+        return RequestTimeout(
+            f"waited {self._timeout:g} s for {what} of user {self.username!r}; gave up", method="POST", path=LOGIN_PATH
+        )
+
+    # -- leading a login (sans-I/O steps) ---------------------------------------------
+
+    def _failed(self, login: Login, error: ThingSpaceError, retry_after: float | None = None) -> ThingSpaceError:
+        """Hand a failed login to every waiter, and remember it as a refusal or a cooldown."""
+        now = self._clock()
+        if isinstance(error, ApiError) and _session.is_refusal(error, token_request=error.path.endswith(TOKEN_PATH)):
+            self.session.refuse(login.credentials, error)
+            if self._remember:
+                from tskit import _refusals
+
+                try:
+                    _refusals.remember(self._base_url, login.credentials, error.status_code, error.error_code)
+                except (OSError, ValueError, LockTimeout) as problem:  # the refusal must still reach the caller
+                    logger.warning("could not record the refused login: %s", problem)
+        elif not isinstance(error, LoginAbandoned):
+            wait = min(retry_after if retry_after is not None else _session.COOLDOWN, _session.MAX_COOLDOWN)
+            self.session.cool_down(error, now + wait)
+        self.session.finish(login, error, now)
+        return error
+
+    def login_failed(self, login: Login, error: ThingSpaceError) -> None:
+        """The token request or login of ``login`` got no answer: hand ``error`` to its waiters."""
+        if not login.future.done():
+            self._failed(login, _copy(error, "the login got no answer; not tried again at once"))
+
+    def _refusal(self, login: Login, response: httpx2.Response, what: str) -> ThingSpaceError:
+        creds = login.credentials
         error = error_from_response(
             response.status_code,
             response.content,
             method=response.request.method,
             path=response.request.url.path,
             reason=response.reason_phrase,
-            secrets=self.secret_values(),
+            secrets=(*creds.secret_values(), *self.secret_values()),
             cls=AuthenticationError,
-            note=(
+            retry_after=response.headers.get("Retry-After"),
+        )
+        token_request = response.request.url.path.endswith(TOKEN_PATH)
+        if _session.is_refusal(error, token_request=token_request):
+            note = (
                 f"ThingSpace refused the {what}; tskit does not try again by itself "
                 "(5 failed logins lock the user). Check the credentials, then reconnect"
-            ),
-        )
-        assert isinstance(error, AuthenticationError)
-        if response.status_code < 500:
-            self._refused = error
-            if self._remember:
-                from tskit import _refusals
+            )
+        else:
+            note = f"The {what} failed for a passing reason; not tried again at once (5 failed logins lock the user)"
+        error = _copy(error, note)
+        logger.warning("%s failed with status %s", what, response.status_code)
+        old = self.session.grant
+        if old is not None and response.status_code == 401 and not token_request:
+            self.session.drop(old, token=True, session=True)  # the bearer was refused: a new one next time
+        return self._failed(login, error, retry_after=error.retry_after)
 
-                try:
-                    _refusals.remember(self._base_url, self._credentials, error.status_code, error.error_code)
-                except (OSError, ValueError) as problem:  # the refusal itself must still reach the caller
-                    logger.warning("could not record the refused login: %s", problem)
-        logger.warning("%s refused with status %s", what, response.status_code)
-        return error
-
-    def _json(self, response: httpx.Response, what: str) -> dict[str, Any]:
+    def _json(self, login: Login, response: httpx2.Response, what: str) -> dict[str, Any]:
         try:
             data = json.loads(response.content)
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            raise AuthenticationError(
-                response.status_code,
-                "",
-                f"the {what} answer is not a JSON object: {scrub(response.text, self.secret_values())!r}",
-                method=response.request.method,
-                path=response.request.url.path,
+            raise self._failed(
+                login,
+                AuthenticationError(
+                    response.status_code,
+                    "",
+                    f"the {what} answer is not a JSON object: {scrub(response.text, self.secret_values())!r}",
+                    method=response.request.method,
+                    path=response.request.url.path,
+                ),
             )
         return data
 
-    def _check_disk(self) -> None:
-        """Once per credentials: refuse at once if an earlier run saw exactly these refused."""
-        self._disk_checked = True
+    def _shape(self, login: Login, response: httpx2.Response, problem: str) -> ThingSpaceError:
+        return self._failed(
+            login,
+            AuthenticationError(
+                response.status_code, "", problem, method=response.request.method, path=response.request.url.path
+            ),
+        )
+
+    def _check_disk(self, login: Login) -> bool:
+        """Under the login lock: refuse at once if a run saw exactly these credentials refused.
+
+        Returns:
+            Whether a refusal of this user with other secrets is on record (to forget on success).
+        """
         if not self._remember:
-            return
+            return False
         from tskit import _refusals
 
         try:
-            earlier = _refusals.refused_before(self._base_url, self._credentials)
-            self._stale_record = earlier is None and _refusals.recorded(self._base_url, self._credentials)
+            earlier = _refusals.refused_before(self._base_url, login.credentials)
+            stale = earlier is None and _refusals.recorded(self._base_url, login.credentials)
         except (OSError, ValueError) as problem:
             logger.warning("could not read the record of refused logins: %s", problem)
-            return
+            return False
         if earlier is not None:
-            self._refused = AuthenticationError(
+            error = AuthenticationError(
                 int(earlier.get("status_code") or 0),
                 str(earlier.get("error_code") or ""),
-                f"a login with these credentials was refused at {earlier.get('at')} (an earlier run)",
+                f"a login with these credentials was refused at {earlier.get('at')} "
+                "(another process or an earlier run)",
                 method="POST",
                 path=LOGIN_PATH,
                 note="Not sent: tskit will not try them again from any run (5 failed logins lock the user). "
                 "Fix the credentials, or run `tskit reset-login` once the user is unlocked",
             )
+            self.session.refuse(login.credentials, error)
+            self.session.finish(login, error, self._clock())
+            raise error
+        return stale
 
-    def _login_steps(self) -> Steps:
-        """Yield the token request and the login, whichever are needed; raise if refused."""
-        if not self._disk_checked and self._refused is None and not (self._token_valid() and self._session_valid()):
-            self._check_disk()
-        if self._refused is not None:
-            raise AuthenticationError(
-                self._refused.status_code,
-                self._refused.error_code,
-                self._refused.error_message,
-                method=self._refused.method,
-                path=self._refused.path,
-                note="Not sent: an earlier login with these credentials was refused and is not retried. "
-                "Fix the credentials and reconnect (or call reset())",
-            )
-        if not self._token_valid():
-            self._session = None  # a session belongs to the token that opened it
-            basic = base64.b64encode(
-                f"{self._credentials.client_id}:{self._credentials.client_secret.reveal()}".encode()
-            ).decode()
-            self.token_requests += 1
-            response = yield httpx.Request(
+    def _login_steps(self, login: Login, request: httpx2.Request) -> Steps:
+        """Yield the token request and the login, whichever are needed; return the new grant.
+
+        They carry the timeouts of ``request``, the call they are made for.
+        """
+        session, creds, now = self.session, login.credentials, self._clock()
+        with session.lock:
+            old = session.grant
+            idle = now - session.last_used
+        token, expires_at = (old.token, old.token_expires_at) if old is not None else (None, 0.0)
+        if token is not None and now >= expires_at - self._margin:
+            token = None
+        # A renewed token keeps a session that is still valid: each hour would otherwise cost a login.
+        kept = old.session if old is not None and idle < self._idle_timeout - self._margin else None
+        ext = {LOGIN_EXTENSION: login}
+        if "timeout" in request.extensions:  # requests made here get none from the client
+            ext["timeout"] = request.extensions["timeout"]
+        if token is None:
+            basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret.reveal()}".encode()).decode()
+            session.token_requests += 1
+            response = yield httpx2.Request(
                 "POST",
                 self._base_url + TOKEN_PATH,
                 headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
                 data={"grant_type": "client_credentials"},
+                extensions=ext,
             )
             if not response.is_success:
-                raise self._refuse(response, "OAuth token request")
-            data = self._json(response, "OAuth token")
-            token, expires_in = data.get("access_token"), data.get("expires_in", 3600)
-            if not isinstance(token, str) or not token:
-                raise self._refuse_shape(response, "OAuth token answer has no access_token")
+                raise self._refusal(login, response, "OAuth token request")
+            data = self._json(login, response, "OAuth token")
+            raw, expires_in = data.get("access_token"), data.get("expires_in", 3600)
+            if not isinstance(raw, str) or not raw:
+                raise self._shape(login, response, "OAuth token answer has no access_token")
             if not isinstance(expires_in, int | float) or isinstance(expires_in, bool) or expires_in <= 0:
                 expires_in = 3600
-            self._token, self._token_expires_at = Secret(token), self._clock() + float(expires_in)
-        if not self._session_valid():
-            assert self._token is not None
-            self.logins += 1
-            response = yield httpx.Request(
-                "POST",
-                self._base_url + LOGIN_PATH,
-                headers={"Authorization": f"Bearer {self._token.reveal()}", "Accept": "application/json"},
-                json={"username": self._credentials.username, "password": self._credentials.password.reveal()},
-            )
-            if not response.is_success:
-                raise self._refuse(response, f"session login of user {self._credentials.username!r}")
-            session = self._json(response, "session login").get("sessionToken")
-            if not isinstance(session, str) or not session:
-                raise self._refuse_shape(response, "session login answer has no sessionToken")
-            self._session, self._session_last_used = Secret(session), self._clock()
-            self._generation += 1
-            if self._stale_record:  # these credentials work: an old refusal of others is moot
-                from tskit import _refusals
-
-                _refusals.forget(self._base_url, self._credentials)
-                self._stale_record = False
-            logger.info("logged in to ThingSpace as %r", self._credentials.username)
-
-    def _refuse_shape(self, response: httpx.Response, problem: str) -> AuthenticationError:
-        return AuthenticationError(
-            response.status_code, "", problem, method=response.request.method, path=response.request.url.path
+            token, expires_at = Secret(raw), self._clock() + float(expires_in)
+        if kept is not None:
+            return Grant(token, expires_at, kept)
+        session.logins += 1
+        response = yield httpx2.Request(
+            "POST",
+            self._base_url + LOGIN_PATH,
+            headers={"Authorization": f"Bearer {token.reveal()}", "Accept": "application/json"},
+            json={"username": creds.username, "password": creds.password.reveal()},
+            extensions=ext,
         )
+        if not response.is_success:
+            raise self._refusal(login, response, f"session login of user {creds.username!r}")
+        raw_session = self._json(login, response, "session login").get("sessionToken")
+        if not isinstance(raw_session, str) or not raw_session:
+            raise self._shape(login, response, "session login answer has no sessionToken")
+        logger.info("logged in to ThingSpace as %r", creds.username)
+        return Grant(token, expires_at, Secret(raw_session))
 
-    def _apply(self, request: httpx.Request) -> int:
-        assert self._token is not None and self._session is not None
-        request.headers["Authorization"] = f"Bearer {self._token.reveal()}"
-        request.headers["VZ-M2M-Token"] = self._session.reveal()
-        return self._generation
+    def _succeeded(self, login: Login, grant: Grant, stale_record: bool) -> None:
+        self.session.finish(login, grant, self._clock())
+        if stale_record:  # these credentials work: an old refusal of other secrets is moot
+            from tskit import _refusals
 
-    def _needs_new_login(self, response: httpx.Response, generation: int) -> bool:
-        """After a call: note the session's use, and drop what ThingSpace says is no longer valid."""
+            try:
+                _refusals.forget(self._base_url, login.credentials)
+            except (OSError, LockTimeout) as problem:
+                logger.warning("could not update the record of refused logins: %s", problem)
+
+    def _lock(self, login: Login) -> FileLock | None:
+        if not self._remember:
+            return None
+        from tskit import _refusals
+
+        try:
+            return _refusals.login_lock(self._base_url, login.credentials)
+        except OSError as problem:
+            logger.warning("cannot serialise logins across processes: %s", problem)
+            return None
+
+    @staticmethod
+    def _unlocked(problem: OSError) -> None:
+        logger.warning("cannot serialise logins across processes, logging in without the lock: %s", problem)
+        return None
+
+    def _lock_timeout(self, login: Login) -> ThingSpaceError:
+        error = self._waited("another process's login (its lock file)")
+        self.session.finish(login, error, self._clock())
+        return error
+
+    # -- after a call ----------------------------------------------------------------
+
+    def _apply(self, request: httpx2.Request, grant: Grant) -> None:
+        if grant.token is None or grant.session is None:  # cannot happen: _usable or a login made it whole
+            raise AuthenticationError(0, "", "no session to send", method=request.method, path=request.url.path)
+        request.headers["Authorization"] = f"Bearer {grant.token.reveal()}"
+        request.headers["VZ-M2M-Token"] = grant.session.reveal()
+
+    def _needs_new_login(self, response: httpx2.Response, grant: Grant) -> bool:
+        """After a call: note the session's use, or drop what ThingSpace says is no longer valid."""
+        status = response.status_code
         expired_session = (
-            response.status_code in (400, 401, 403)
+            status in (400, 401, 403)
             and b"SessionToken" in response.content  # cheap test first; then only the error code counts
             and ".SessionToken." in parse_error_body(response.content)[0]
         )
-        if response.status_code != 401 and not expired_session:
-            if generation == self._generation:
-                self._session_last_used = self._clock()
+        if status not in (401, 403) and not expired_session:
+            self.session.touch(grant, self._clock())
             return False
-        if generation == self._generation:  # else a concurrent call already logged in again
-            logger.info("ThingSpace answered %s; logging in again", response.status_code)
-            self._session = None
-            if response.status_code == 401 and not expired_session:
-                self._token = None
+        logger.info("ThingSpace answered %s; logging in again", status)
+        # Only if this is still the current snapshot: a late answer for an old token erases nothing.
+        self.session.drop(grant, token=not expired_session, session=True)
         return True
 
-    # -- drivers: the same steps under a thread lock or a per-loop asyncio lock ----------
+    # -- the flow, once, and its two drivers ------------------------------------------------
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Drive the flow for ``httpx.Client``."""
+    def _flow(self, request: httpx2.Request, deadline: float, on_exit: Callable[[Login], object]) -> Flow:
+        """Every decision of the auth flow, sans I/O: it yields what to do, a driver does it.
+
+        It yields a request to send (the driver sends back the read response), a :class:`_Wait`
+        for a login in progress (back: its grant, or its error thrown in) or a :class:`_Lock` to
+        take (back: ``None``, or the error thrown in). ``on_exit`` runs on a login cut short.
+        """
         for attempt in (1, 2):
-            with self._thread_lock:
-                steps = self._login_steps()
-                try:
-                    step = next(steps)
-                    while True:
-                        reply = yield step
-                        reply.read()
-                        step = steps.send(reply)
-                except StopIteration:
-                    pass
-                generation = self._apply(request)
-            response = yield request
-            response.read()
-            if not self._needs_new_login(response, generation) or attempt == 2:
-                return
-
-    def _loop_lock(self) -> asyncio.Lock:
-        # An asyncio.Lock belongs to one event loop; a notebook and a script may use several.
-        loop = asyncio.get_running_loop()
-        lock = self._loop_locks.get(loop)
-        if lock is None:
-            lock = self._loop_locks[loop] = asyncio.Lock()
-        return lock
-
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        """Drive the flow for ``httpx.AsyncClient``."""
-        for attempt in (1, 2):
-            if not (self._token_valid() and self._session_valid() and self._refused is None):
-                async with self._loop_lock():
-                    steps = self._login_steps()
+            while True:
+                decision = self._decide()
+                if isinstance(decision, Grant):
+                    grant = decision
+                    break
+                if isinstance(decision, concurrent.futures.Future):
                     try:
-                        step = next(steps)
-                        while True:
-                            reply = yield step
-                            await reply.aread()
-                            step = steps.send(reply)
-                    except StopIteration:
-                        pass
-            generation = self._apply(request)
+                        grant = yield _Wait(decision, deadline)
+                    except LoginAbandoned:
+                        continue  # its leader stopped: lead it, or wait for whoever does
+                    except TimeoutError:
+                        raise self._waited("the login in progress in another call") from None
+                    break
+                login, lock = decision, self._lock(decision)
+                if lock is not None:
+                    try:
+                        yield _Lock(lock, deadline)
+                    except LockTimeout:
+                        raise self._lock_timeout(login) from None
+                    except OSError as problem:
+                        lock = self._unlocked(problem)
+                    except BaseException:
+                        self._abandon(login)
+                        raise
+                try:
+                    stale = self._check_disk(login)
+                    grant = yield from self._login_steps(login, request)
+                    self._succeeded(login, grant, stale)
+                    break
+                except GeneratorExit:  # a request failed below HTTP, or the call was cancelled
+                    on_exit(login)
+                    raise
+                except BaseException:  # anything else still releases the waiters
+                    self._abandon(login)
+                    raise
+                finally:
+                    if lock is not None:
+                        lock.release()
+            self._apply(request, grant)
             response = yield request
-            await response.aread()
-            if not self._needs_new_login(response, generation) or attempt == 2:
+            if not self._needs_new_login(response, grant) or attempt == 2:
                 return
+
+    def sync_auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
+        """Drive the flow for ``httpx2.Client``: waits block the calling thread."""
+        flow = self._flow(request, time.monotonic() + self._timeout, on_exit=self._abandon)
+        action: Action | None = next(flow)
+        while action is not None:
+            result: object = None
+            error: BaseException | None = None
+            try:
+                if isinstance(action, httpx2.Request):
+                    result = yield action
+                    _read(result)
+                elif isinstance(action, _Wait):
+                    result = action.future.result(timeout=action.remaining())
+                else:
+                    action.lock.acquire(timeout=action.remaining())
+            except GeneratorExit:
+                flow.close()
+                raise
+            except BaseException as problem:
+                error = problem
+            action = _advance(flow, result, error)
+
+    async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        """Drive the flow for ``httpx2.AsyncClient``: waits suspend the task, never the loop."""
+        loop = asyncio.get_running_loop()
+        # A request of the login failed below HTTP: tskit's client hands its error to the waiters
+        # (login_failed) first; only if nobody did, the waiters are released to lead it anew.
+        flow = self._flow(
+            request, time.monotonic() + self._timeout, on_exit=lambda login: loop.call_soon(self._abandon, login)
+        )
+        action: Action | None = next(flow)
+        while action is not None:
+            result: object = None
+            error: BaseException | None = None
+            try:
+                if isinstance(action, httpx2.Request):
+                    response = yield action
+                    await response.aread()
+                    result = response
+                elif isinstance(action, _Wait):
+                    outcome = asyncio.wrap_future(action.future)
+                    outcome.add_done_callback(_retrieved)  # a waiter that gave up leaves no "never retrieved"
+                    # shield: giving up must not cancel the login that other callers wait for
+                    result = await asyncio.wait_for(asyncio.shield(outcome), action.remaining())
+                else:
+                    await _acquire(action.lock, action.deadline)
+            except GeneratorExit:
+                flow.close()
+                raise
+            except BaseException as problem:
+                error = problem
+            action = _advance(flow, result, error)
+
+    def _abandon(self, login: Login) -> None:
+        if not login.future.done():
+            self._failed(login, LoginAbandoned("the call leading the login stopped before an answer"))
+
+
+class _Wait(NamedTuple):
+    """Wait for the login in progress, until ``deadline`` (``time.monotonic``)."""
+
+    future: concurrent.futures.Future[Grant]
+    deadline: float
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+
+class _Lock(NamedTuple):
+    """Take the cross-process login lock, until ``deadline`` (``time.monotonic``)."""
+
+    lock: FileLock
+    deadline: float
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+
+Action = httpx2.Request | _Wait | _Lock
+Flow = Generator[Action, Any, None]
+
+
+def _advance(flow: Flow, result: object, error: BaseException | None) -> Action | None:
+    """The flow's next action after ``result`` (or ``error`` thrown into it); ``None`` once it ended."""
+    try:
+        return flow.throw(error) if error is not None else flow.send(result)
+    except StopIteration:
+        return None
+
+
+def _read(response: object) -> None:
+    if isinstance(response, httpx2.Response):
+        response.read()
+
+
+def _retrieved(future: asyncio.Future[Grant]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+async def _acquire(lock: FileLock, deadline: float) -> None:
+    """Take a file lock without blocking the event loop: poll it until ``deadline``."""
+    while True:
+        try:
+            lock.acquire(timeout=0)
+            return
+        except LockTimeout:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.02)
+
+
+def _copy(error: E, note: str) -> E:
+    """A fresh error like ``error``, with a note: one exception object is never raised twice."""
+    if isinstance(error, ApiError):
+        return type(error)(
+            error.status_code,
+            error.error_code,
+            error.error_message,
+            method=error.method,
+            path=error.path,
+            retry_after=error.retry_after,
+            note=note,
+        )
+    copy = type(error).__new__(type(error))
+    copy.args = error.args
+    copy.__dict__.update({k: v for k, v in error.__dict__.items() if k != "__notes__"})
+    copy.add_note(note)
+    return copy

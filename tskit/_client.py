@@ -11,26 +11,24 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Final, Self
 
-import httpx
+import httpx2
 
 from tskit import _runner
 from tskit import _validate as check
-from tskit._auth import ThingSpaceAuth
+from tskit._auth import LOGIN_EXTENSION, ThingSpaceAuth
 from tskit._config import CALLBACK_PATH, CALLBACKS_PATH, LOGOUT_PATH, Credentials
 from tskit._config import base_url as check_base_url
 from tskit._errors import (
-    ApiError,
     AuthenticationError,
     ConfigurationError,
-    RequestTimeout,
     ThingSpaceError,
-    TransportError,
     UnexpectedResponseError,
     error_from_response,
     scrub,
 )
 from tskit._models import Callback, CallbackActionResult
 from tskit._retry import RetryPolicy
+from tskit._transport import as_tskit_error, make_client
 from tskit._version import __version__
 
 logger = logging.getLogger("tskit.http")
@@ -55,11 +53,12 @@ class ThingSpaceClient:
         credentials: Application key/secret and UWS user/password; ignored when ``auth`` is given.
         base_url: ThingSpace host root; default ``THINGSPACE_BASE_URL`` or production.
         auth: A ready auth flow, e.g. one shared by several clients.
-        transport: An httpx transport, e.g. the embedded simulator's. By default each event loop
-            gets its own aiohttp-backed transport (see ``tskit._transport`` for why).
-        timeout: Seconds to wait for ThingSpace on each request.
+        transport: An httpx2 transport, e.g. the embedded simulator's. By default httpx2's own
+            connection pool, one per event loop (see ``tskit._transport``).
+        timeout: Seconds to wait for ThingSpace on each request (httpx2's connect, read, write and pool
+            timeouts), and at most for a login that another call, thread or process is doing.
         retry: The retry policy.
-        limits: Connection pool limits of the underlying ``httpx.AsyncClient``.
+        limits: Connection pool limits, as :class:`httpx2.Limits` documents them (per event loop).
     """
 
     def __init__(
@@ -68,10 +67,10 @@ class ThingSpaceClient:
         *,
         base_url: str | None = None,
         auth: ThingSpaceAuth | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
-        limits: httpx.Limits | None = None,
+        limits: httpx2.Limits | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
         if auth is None:
@@ -83,14 +82,17 @@ class ThingSpaceClient:
                     "none given and no THINGSPACE_* variables set",
                     "pass credentials, or use tskit.connect() for the embedded simulator",
                 )
-            auth = ThingSpaceAuth(credentials, base_url=self.base_url)
+            realm = None if transport is None else getattr(transport, "realm", transport)
+            auth = ThingSpaceAuth(credentials, base_url=self.base_url, timeout=timeout, realm=realm)
+        elif transport is not None:
+            auth.bind_realm(getattr(transport, "realm", transport))
         self.auth = auth
         self.retry = retry or RetryPolicy()
         self._transport = transport
         self._timeout = timeout
-        self._limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=50)
-        # An httpx.AsyncClient (its pool, its locks) belongs to one event loop: keep one per loop.
-        self._http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+        self._limits = limits or httpx2.Limits(max_connections=100, max_keepalive_connections=50)
+        # An httpx2.AsyncClient (its pool, its locks) belongs to one event loop: keep one per loop.
+        self._http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -111,23 +113,17 @@ class ThingSpaceClient:
         if http is not None:
             await http.aclose()
 
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self) -> httpx2.AsyncClient:
         loop = asyncio.get_running_loop()
         http = self._http.get(loop)
         if http is None:
-            transport = self._transport
-            if transport is None:
-                from tskit._transport import AiohttpTransport, environment_proxy
-
-                transport = AiohttpTransport(limits=self._limits, proxy=environment_proxy(self.base_url))
-            http = httpx.AsyncClient(
-                base_url=self.base_url,
+            http = make_client(
+                self.base_url,
                 auth=self.auth,
-                transport=transport,
+                transport=self._transport,
                 timeout=self._timeout,
                 limits=self._limits,
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-                follow_redirects=False,
             )
             self._http[loop] = http
             _runner.close_at_exit(loop, http.aclose)
@@ -212,12 +208,12 @@ class ThingSpaceClient:
 
     async def logout(self) -> None:
         """End the M2M session, if one is open. The next call logs in again."""
-        if self.auth._session is None:
+        if not self.auth.has_session:
             return
         try:
             await self._send("POST", LOGOUT_PATH, retry=False)
         finally:
-            self.auth._session = None
+            self.auth.forget_session()
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -235,7 +231,7 @@ class ThingSpaceClient:
         except (ValueError, TypeError, AttributeError) as exc:
             raise self._unexpected(response, f"a callback in the list is malformed: {exc}") from None
 
-    def _action_result(self, response: httpx.Response | None, account: str, service: str) -> CallbackActionResult:
+    def _action_result(self, response: httpx2.Response | None, account: str, service: str) -> CallbackActionResult:
         if response is None:  # the answer was lost, a listing confirmed the outcome
             return CallbackActionResult(account, service, confirmed_by_listing=True)
         data = self._decode(response)
@@ -246,7 +242,7 @@ class ThingSpaceClient:
         except ValueError as exc:
             raise self._unexpected(response, str(exc)) from None
 
-    def _decode(self, response: httpx.Response) -> Any:
+    def _decode(self, response: httpx2.Response) -> Any:
         try:
             return json.loads(response.content)
         except ValueError:
@@ -255,7 +251,7 @@ class ThingSpaceClient:
             ) from None
 
     @staticmethod
-    def _unexpected(response: httpx.Response, problem: str) -> UnexpectedResponseError:
+    def _unexpected(response: httpx2.Response, problem: str) -> UnexpectedResponseError:
         return UnexpectedResponseError(
             problem, status_code=response.status_code, method=response.request.method, path=response.request.url.path
         )
@@ -269,7 +265,7 @@ class ThingSpaceClient:
         confirm: Callable[[], Awaitable[bool]] | None = None,
         retry: bool = True,
         extra_secrets: tuple[str, ...] = (),
-    ) -> httpx.Response | None:
+    ) -> httpx2.Response | None:
         """Send one call, with retries; the only place tskit talks HTTP.
 
         Returns:
@@ -278,6 +274,7 @@ class ThingSpaceClient:
         """
         idempotent = method == "GET"
         http = self._client()
+        url = self.base_url + path  # absolute: httpx2 then parses it once instead of merging it twice
         headers = {"Content-Type": "application/json"}  # Verizon's pages require it on every call
         attempt = 0
         while True:
@@ -286,22 +283,26 @@ class ThingSpaceClient:
             failure: ThingSpaceError
             retry_after: float | None = None
             try:
-                response = await http.request(method, path, json=json_body, headers=headers)
+                response = await http.request(method, url, json=json_body, headers=headers)
             except AuthenticationError:
                 raise
-            except httpx.TimeoutException as exc:
-                failure = RequestTimeout(f"no answer within {self._timeout:g} s", method=method, path=path)
-                reached = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-            except httpx.TransportError as exc:
-                failure = TransportError(self._describe(exc), method=method, path=path)
-                reached = not isinstance(exc, httpx.ConnectError)
+            except (httpx2.HTTPError, httpx2.StreamError, httpx2.InvalidURL) as exc:  # all below HTTP
+                failed = getattr(exc, "_request", None)  # the request that failed: maybe the login
+                login = failed.extensions.get(LOGIN_EXTENSION) if isinstance(failed, httpx2.Request) else None
+                if login is not None and isinstance(failed, httpx2.Request):  # to every waiter, never retried
+                    error, _ = as_tskit_error(
+                        exc, method=failed.method, path=failed.url.path, timeout=f"{self._timeout:g} s"
+                    )
+                    self.auth.login_failed(login, error)
+                    raise error from None
+                failure, reached = as_tskit_error(exc, method=method, path=path, timeout=f"{self._timeout:g} s")
             else:
                 logger.debug(
                     "%s %s -> %s in %.1f ms", method, path, response.status_code, (time.perf_counter() - started) * 1e3
                 )
                 if response.is_success:
                     return response
-                failure = error_from_response(
+                answered = error_from_response(
                     response.status_code,
                     response.content,
                     method=method,
@@ -310,10 +311,9 @@ class ThingSpaceClient:
                     reason=response.reason_phrase,
                     secrets=(*self.auth.secret_values(), *extra_secrets),
                 )
-                assert isinstance(failure, ApiError)
                 if not retry or response.status_code not in self.retry.statuses:
-                    raise failure
-                retry_after = failure.retry_after
+                    raise answered
+                failure, retry_after = answered, answered.retry_after
                 reached = response.status_code != 429  # a 429 is refused before any work is done
             logger.info("%s %s failed (try %d): %s", method, path, attempt, failure)
             if not retry:
@@ -331,14 +331,6 @@ class ThingSpaceClient:
             if delay is None:
                 raise failure
             await asyncio.sleep(delay)
-
-    @staticmethod
-    def _describe(exc: httpx.TransportError) -> str:
-        if isinstance(exc, httpx.ConnectError):
-            return f"could not connect ({exc or type(exc).__name__})"
-        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-            return f"the connection was dropped ({exc or type(exc).__name__})"
-        return str(exc) or type(exc).__name__
 
 
 def _with_note(error: ThingSpaceError, note: str) -> ThingSpaceError:

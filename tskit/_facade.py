@@ -299,7 +299,8 @@ def connect(
             :class:`~tskit.simulator.Simulator` to use that one, ``False`` to insist on real
             credentials, ``None`` to decide from the credentials (and use the shared simulator).
         retry: How passing failures are retried.
-        timeout: Seconds to wait for each answer.
+        timeout: Seconds to wait for each answer (httpx2's connect, read, write and pool timeouts), and at
+            most for a login that another call, thread or process is doing for the same user.
 
     Returns:
         A :class:`ThingSpace` connection.

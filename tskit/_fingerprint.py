@@ -1,8 +1,9 @@
 """Keyed fingerprints of secrets: audit snapshots and the refused-login record keep these, never secrets.
 
 The key comes from the ``fingerprint_key`` argument, else ``TSKIT_FINGERPRINT_KEY``, else a random
-key kept in ``fingerprint.key`` in tskit's config folder (``TSKIT_CONFIG_DIR``, else
-``$XDG_CONFIG_HOME/tskit`` or ``~/.config/tskit``), made on first use, readable by its owner only.
+key kept in ``fingerprint.key`` in tskit's config folder (``TSKIT_CONFIG_DIR``, else the user's
+config folder as platformdirs names it on each OS, e.g. ``~/.config/tskit`` on Linux), made on
+first use, readable by its owner only.
 Without the key, a fingerprint cannot be used to guess a password offline.
 """
 
@@ -19,11 +20,12 @@ CONFIG_DIR_ENV = "TSKIT_CONFIG_DIR"
 
 
 def config_dir() -> Path:
-    """Tskit's configuration folder."""
+    """Tskit's configuration folder: ``TSKIT_CONFIG_DIR``, else the OS's user config folder."""
     if os.environ.get(CONFIG_DIR_ENV):
         return Path(os.environ[CONFIG_DIR_ENV])
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "tskit"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("tskit", appauthor=False, roaming=True))
 
 
 def load_key(key: bytes | str | None = None) -> bytes:

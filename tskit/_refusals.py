@@ -7,6 +7,11 @@ keyed by base URL, application key and user, with a keyed fingerprint of the sec
 secrets). A later run with the same credentials refuses to log in without sending anything;
 changed credentials are tried (and clear the record when they work). ``tskit reset-login``
 forgets the record, e.g. after support unlocked the user.
+
+Processes share it safely: logins of one identity are serialised by :func:`login_lock` (a file
+lock in the same folder), and the record is changed under a lock of its own and replaced
+atomically, so N processes started together with a wrong password send one login between them
+and the others read its refusal.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from tskit._config import Credentials
 from tskit._fingerprint import config_dir, fingerprint, load_key
 
@@ -28,6 +35,19 @@ FILE_NAME = "refused-logins.json"
 
 def _path() -> Path:
     return config_dir() / FILE_NAME
+
+
+def _record_lock() -> FileLock:
+    path = _path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path.with_name(path.name + ".lock"), timeout=30, thread_local=False)
+
+
+def login_lock(base_url: str, credentials: Credentials) -> FileLock:
+    """The file lock that one process at a time holds while it logs in as this identity."""
+    folder = config_dir() / "logins"
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(folder / f"{_key(base_url, credentials)}.lock", thread_local=False)
 
 
 def _key(base_url: str, credentials: Credentials) -> str:
@@ -51,7 +71,7 @@ def _read() -> dict[str, Any]:
 def _write(data: dict[str, Any]) -> None:
     path = _path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle, indent=1)
@@ -75,7 +95,7 @@ def recorded(base_url: str, credentials: Credentials) -> bool:
 
 def remember(base_url: str, credentials: Credentials, status_code: int, error_code: str) -> None:
     """Record that ThingSpace refused these credentials."""
-    with _lock:
+    with _lock, _record_lock():
         data = _read()
         data[_key(base_url, credentials)] = {
             "base_url": base_url,
@@ -91,7 +111,7 @@ def remember(base_url: str, credentials: Credentials, status_code: int, error_co
 
 def forget(base_url: str, credentials: Credentials) -> bool:
     """Drop the record for this user (any secrets); returns whether there was one."""
-    with _lock:
+    with _lock, _record_lock():
         data = _read()
         if data.pop(_key(base_url, credentials), None) is None:
             return False

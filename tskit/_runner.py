@@ -1,16 +1,27 @@
-"""Run a coroutine to completion from blocking code, even inside a running event loop.
+"""Run a coroutine to completion from blocking code: on tskit's I/O loop, or nested in a notebook's loop.
 
-Outside any loop (scripts, cron, the CLI) each thread keeps one private loop, so the connection
-pool made on it is reused from call to call. Inside a running loop (a notebook cell) the loop is
-patched with nest-asyncio2 so that it can be re-entered; that happens once per loop, only then,
-never at import. Loops that cannot be patched (uvloop) get a clear error instead.
+Outside any running loop (scripts, cron, threads, the CLI) every blocking call runs on ONE event
+loop that tskit keeps in a daemon thread for the whole process (as dask's ``LoopRunner`` or
+anyio's blocking portal do): 20 threads calling at once share one loop and one connection pool,
+and no thread leaves a loop or sockets behind. The loop starts with the first blocking call,
+never at import, and is started anew in a child after ``fork``.
+
+Inside a running loop (a notebook cell calling ``ts.list_callbacks`` without ``await``) the call
+must run on that loop, so that widgets' tasks and awaited calls of the same kernel go on. That
+loop, and only that loop, is made re-entrant with nest-asyncio2: ``nest_asyncio2.apply`` would
+also replace ``asyncio.Task``, ``asyncio.Future``, ``asyncio.run`` and the policy's
+``get_event_loop`` for the whole process, and its loop patch is set on the loop's *class*; so
+tskit gives that one loop a subclass of its own and patches only the subclass. Loops that cannot
+be patched (uvloop) get a clear error instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
+import os
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
@@ -18,31 +29,57 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_local = threading.local()
-_private_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+#: Seconds tskit waits at exit for its I/O loop to close its connections.
+_EXIT_WAIT = 5.0
+
+_io_lock = threading.Lock()
+_io_loop: asyncio.AbstractEventLoop | None = None
+_io_thread: threading.Thread | None = None
 _patched: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 _patch_lock = threading.Lock()
-_closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[Callable[[], Awaitable[None]]]] = (
-    weakref.WeakKeyDictionary()
-)
+_closers: list[Callable[[], Awaitable[None]]] = []
+
+
+def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+    asyncio.set_event_loop(loop)
+    loop.call_soon(ready.set)
+    loop.run_forever()
+
+
+def io_loop() -> asyncio.AbstractEventLoop:
+    """The I/O loop of tskit, running in its daemon thread (started on first use)."""
+    global _io_loop, _io_thread
+    with _io_lock:
+        if _io_loop is None or _io_thread is None or not _io_thread.is_alive() or _io_loop.is_closed():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+            thread = threading.Thread(target=_serve, args=(loop, ready), name="tskit-io", daemon=True)
+            thread.start()
+            ready.wait()
+            _io_loop, _io_thread = loop, thread
+            _closers.clear()
+        return _io_loop
+
+
+def _forget_after_fork() -> None:
+    # The child has the parent's loop object but not its thread: the next call starts both anew.
+    global _io_loop, _io_thread
+    _io_loop = _io_thread = None
+    _closers.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def close_at_exit(loop: asyncio.AbstractEventLoop, closer: Callable[[], Awaitable[None]]) -> None:
-    """Have ``closer`` run on ``loop`` at interpreter exit, if the loop is one of tskit's own.
+    """Have ``closer`` run at interpreter exit if ``loop`` is tskit's I/O loop.
 
-    Scripts that never close a connection would otherwise leave aiohttp sessions open, which it
-    reports on stderr at exit.
+    Scripts that never close a connection would otherwise leave its sockets open until exit,
+    which Python reports as ResourceWarnings.
     """
-    if loop in _private_loops:
-        _closers.setdefault(loop, []).append(closer)
-
-
-def _private_loop() -> asyncio.AbstractEventLoop:
-    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _local.loop = asyncio.new_event_loop()
-        _private_loops.add(loop)
-    return loop
+    if loop is _io_loop:
+        _closers.append(closer)
 
 
 def _patch(loop: asyncio.AbstractEventLoop) -> None:
@@ -56,34 +93,62 @@ def _patch(loop: asyncio.AbstractEventLoop) -> None:
             )
         import nest_asyncio2
 
-        nest_asyncio2.apply(loop)
+        patch_loop = getattr(nest_asyncio2, "_patch_loop", None)
+        if patch_loop is None:  # a nest-asyncio2 without it: its public, process-wide patch
+            nest_asyncio2.apply(loop)
+        else:
+            base = type(loop)
+            # nest-asyncio2 sets its methods on the class: a class of this loop's own keeps every
+            # other loop of the process as it was. The subclass adds no slots: the switch is allowed.
+            loop.__class__ = type(f"Reentrant{base.__name__}", (base,), {"__module__": __name__})
+            patch_loop(loop)
         _patched.add(loop)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` and return its result, blocking the caller."""
     try:
-        loop = asyncio.get_running_loop()
+        running = asyncio.get_running_loop()
     except RuntimeError:
-        return _private_loop().run_until_complete(coro)
+        running = None
+    if running is None:
+        loop = io_loop()
+        if threading.current_thread() is _io_thread:  # cannot happen from tskit's own code
+            coro.close()
+            raise RuntimeError("a blocking tskit call cannot run on tskit's own I/O loop; await it instead")
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result()
+        except BaseException:  # Ctrl-C in the waiting thread: stop the call too
+            future.cancel()
+            raise
     try:
-        _patch(loop)
+        _patch(running)
     except BaseException:
         coro.close()
         raise
-    return loop.run_until_complete(coro)
+    return running.run_until_complete(coro)
 
 
 def is_patched(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether nest-asyncio2 has been applied to ``loop`` by tskit."""
+    """Whether tskit made ``loop`` re-entrant (nest-asyncio2), as after a blocking call inside it."""
     return loop in _patched
 
 
 @atexit.register
-def _close_private_loops() -> None:
-    for loop in list(_private_loops):
-        if not loop.is_running() and not loop.is_closed():
-            for closer in _closers.pop(loop, []):
-                with contextlib.suppress(Exception):  # exiting: a failed close is not worth a traceback
-                    loop.run_until_complete(closer())
-            loop.close()
+def _close_io_loop() -> None:
+    loop, thread = _io_loop, _io_thread
+    if loop is None or thread is None or not thread.is_alive() or loop.is_closed():
+        return
+
+    async def close_all() -> None:
+        for closer in list(_closers):
+            with contextlib.suppress(Exception):  # exiting: a failed close is not worth a traceback
+                await closer()
+
+    with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
+        asyncio.run_coroutine_threadsafe(close_all(), loop).result(_EXIT_WAIT)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(_EXIT_WAIT)
+    if not thread.is_alive():
+        loop.close()

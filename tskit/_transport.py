@@ -1,89 +1,96 @@
-"""The HTTP transport for real networks: aiohttp under httpx's API (httpx-aiohttp), errors made precise.
+"""The HTTP client for real networks, on httpx2's own connection pool, and its errors in tskit's terms.
 
-Why not httpx's own pool: at 20 and more concurrent requests it costs several milliseconds of CPU
-per request on a 2-core machine (httpx issue 3215); an audit of 1,000 accounts at concurrency 32
-took 4x its floor with it and 1.1x with aiohttp (``benchmarks/README.md``).
+httpx2's pool (httpcore2) fixed the CPU cost per concurrent request that once made tskit use
+aiohttp underneath (``benchmarks/README.md``). Three choices are made here, in one place:
 
-Why a subclass: httpx-aiohttp 0.2 maps every ``aiohttp.ClientConnectionError`` to
-``httpx.ConnectTimeout``, including a connection dropped after the request was sent. tskit decides
-whether resending a register or deregister is safe from that distinction, so each aiohttp error
-is mapped again here to the httpx error that says whether the request may have reached the server.
+* nothing below tskit ever sends a request again: the pool is built with ``retries=0`` and
+  httpcore2 only ever reuses a connection before a byte of the request went out, so a register
+  or deregister whose answer was lost is resent only if tskit decides to (``tskit._client``);
+* proxies, limits and timeouts are httpx2's own, as it documents them (``HTTPS_PROXY``,
+  ``NO_PROXY``, :class:`httpx2.Limits`), except that a loopback base URL (a local simulator) never
+  goes through a proxy: the client secret would travel to the proxy in clear text;
+* every error httpx2 (or anything under it) raises becomes a tskit error that says whether the
+  request may have reached the server, so no third-party exception reaches a caller.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import ipaddress
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-import aiohttp
-import httpx
-from httpx_aiohttp import AiohttpTransport as _AiohttpTransport
+import httpx2
+
+from tskit._errors import RequestTimeout, TransportError
 
 
-def precise_error(exc: httpx.TransportError, request: httpx.Request) -> httpx.TransportError:
-    """The httpx error that says truthfully whether the request may have reached the server."""
-    cause = exc.__cause__ or exc
-    message = str(cause) or type(cause).__name__
-    kind: type[httpx.TransportError]
-    if isinstance(cause, aiohttp.ConnectionTimeoutError):
-        kind = httpx.ConnectTimeout  # no connection was made: nothing was sent
-    elif isinstance(cause, aiohttp.ClientConnectorError):
-        kind = httpx.ConnectError  # refused, unreachable, DNS: nothing was sent
-    elif isinstance(cause, aiohttp.ServerTimeoutError):
-        kind = httpx.ReadTimeout
-    elif isinstance(cause, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
-        kind = httpx.RemoteProtocolError
-    elif isinstance(exc, httpx.UnsupportedProtocol | httpx.ProxyError):
-        return exc
-    else:
-        kind = httpx.ReadError  # anything else: assume the request may have arrived
-    return kind(message, request=request)
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
-class _PreciseStream(httpx.AsyncByteStream):
-    def __init__(self, stream: httpx.AsyncByteStream, request: httpx.Request) -> None:
-        self._stream, self._request = stream, request
+def make_client(
+    base_url: str,
+    *,
+    auth: httpx2.Auth,
+    transport: httpx2.AsyncBaseTransport | None,
+    timeout: float | httpx2.Timeout,
+    limits: httpx2.Limits,
+    headers: Mapping[str, str],
+) -> httpx2.AsyncClient:
+    """An ``httpx2.AsyncClient`` for ``base_url``: no redirects, no resend, no proxy for loopback.
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._stream:
-                yield chunk
-        except httpx.TransportError as exc:
-            raise precise_error(exc, self._request) from exc
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-
-def environment_proxy(url: str) -> httpx.Proxy | None:
-    """The proxy the environment sets for ``url`` (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``…).
-
-    Resolved once per client, as httpx does, rather than by aiohttp on every request
-    (``trust_env``), which doubled the client's CPU time per request in the audit benchmark.
+    Args:
+        base_url: The ThingSpace host root.
+        auth: The auth flow every request goes through.
+        transport: A transport to use instead of the network (the embedded simulator's).
+        timeout: httpx2's timeout: seconds for each of connect, read, write and pool, or a
+            :class:`httpx2.Timeout`.
+        limits: httpx2's connection pool limits.
+        headers: Headers sent with every request.
     """
-    from urllib.request import getproxies, proxy_bypass
+    mounts: dict[str, httpx2.AsyncBaseTransport | None] = {}
+    host = urlsplit(base_url).hostname or ""
+    if transport is None and _is_loopback(host):
+        # More specific than any proxy pattern of the environment: httpx2's own pool, no proxy.
+        mounts[f"all://[{host}]" if ":" in host else f"all://{host}"] = None
+    # With transport=None httpx2 builds its pool from ``limits`` (``retries=0``, its default: no
+    # resend) and reads the proxies of the environment, as it documents.
+    return httpx2.AsyncClient(
+        base_url=base_url,
+        auth=auth,
+        transport=transport,
+        mounts=mounts,
+        timeout=timeout,
+        limits=limits,
+        headers=dict(headers),
+        follow_redirects=False,
+    )
 
-    parts = urlsplit(url)
-    if not parts.hostname or proxy_bypass(parts.hostname):
-        return None
-    proxies = getproxies()
-    chosen = proxies.get(parts.scheme) or proxies.get("all")
-    return httpx.Proxy(chosen) if chosen else None
 
+def as_tskit_error(exc: BaseException, *, method: str, path: str, timeout: str) -> tuple[TransportError, bool]:
+    """Tskit's error for a failure below HTTP, and whether the request may have reached the server.
 
-class AiohttpTransport(_AiohttpTransport):
-    """httpx-aiohttp's transport, with errors that tell whether a request may have arrived.
-
-    Like any aiohttp session it belongs to the event loop it was first used on. Give it
-    ``proxy=environment_proxy(url)`` to honour the environment's proxy settings.
+    Args:
+        exc: What httpx2 (or the code under it) raised.
+        method: The request's method.
+        path: The request's path.
+        timeout: How long tskit waited, in words, for the timeout message.
     """
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send one request through aiohttp."""
-        try:
-            response = await super().handle_async_request(request)
-        except httpx.TransportError as exc:
-            raise precise_error(exc, request) from exc
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _PreciseStream(response.stream, request)
-        return response
+    if isinstance(exc, httpx2.ConnectTimeout | httpx2.PoolTimeout):
+        return RequestTimeout(f"could not connect within {timeout}", method=method, path=path), False
+    if isinstance(exc, httpx2.TimeoutException):
+        return RequestTimeout(f"no answer within {timeout}", method=method, path=path), True
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx2.ConnectError | httpx2.UnsupportedProtocol | httpx2.ProxyError):
+        return TransportError(f"could not connect ({text})", method=method, path=path), False
+    if isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError | httpx2.WriteError):
+        return TransportError(f"the connection was dropped ({text})", method=method, path=path), True
+    if isinstance(exc, httpx2.DecodingError):
+        return TransportError(f"the answer could not be decoded ({text})", method=method, path=path), True
+    # Anything else (a malformed answer, an unexpected library error): the request may have arrived.
+    return TransportError(f"no usable answer ({type(exc).__name__}: {text})", method=method, path=path), True

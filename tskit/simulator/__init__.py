@@ -1,7 +1,7 @@
 """The embedded ThingSpace simulator: tskit's default backend when no credentials are set.
 
 It serves the OAuth token (and revoke), the M2M session login and logout, and the three
-callbacks calls under the same paths as production, in-process through an httpx transport
+callbacks calls under the same paths as production, in-process through an httpx2 transport
 (:meth:`Simulator.transport`) or over HTTP on loopback (:meth:`Simulator.serve`, or the
 ``tskit simulator`` command). The server parts (uvicorn) are imported only when serving.
 

@@ -1,7 +1,7 @@
 """The ThingSpace stand-in: accounts, OAuth tokens, M2M sessions, registrations, and the routes.
 
 :meth:`Simulator.handle` takes one HTTP request (method, raw path, headers, body) and returns
-one :class:`Reply`. The in-process httpx transport and the ASGI app served by uvicorn both call it,
+one :class:`Reply`. The in-process httpx2 transport and the ASGI app served by uvicorn both call it,
 so the embedded simulator and the loopback server behave the same.
 
 Paths, bodies, status codes and the three error shapes follow Verizon's documentation. Where it
@@ -337,7 +337,7 @@ class Simulator:
             self._deliverer = None
 
     def transport(self) -> Any:
-        """An httpx transport (sync and async) that serves this simulator in-process, no sockets."""
+        """An httpx2 transport (sync and async) that serves this simulator in-process, no sockets."""
         from tskit.simulator._transport import SimulatorTransport
 
         return SimulatorTransport(self)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 
 from tskit._addresses import is_documentation_address, is_documentation_name
 
@@ -127,10 +127,10 @@ def undeliverable(url: str) -> str:
     return ""
 
 
-def _describe(error: httpx.HTTPError) -> str:
-    if isinstance(error, httpx.TimeoutException):
+def _describe(error: httpx2.HTTPError) -> str:
+    if isinstance(error, httpx2.TimeoutException):
         return "no answer in time"
-    if isinstance(error, httpx.ConnectError):
+    if isinstance(error, httpx2.ConnectError):
         return "connection refused"
     return f"connection failed: {type(error).__name__}"
 
@@ -155,7 +155,7 @@ class Deliverer:
                 delivery.attempts.append(DeliveryAttempt(1, 1, time.time(), None, reason, 0.0))
                 return
             # straight to the listener, as ThingSpace would: no proxy from the environment
-            with httpx.Client(timeout=policy.timeout * scale, headers=headers, trust_env=False) as http:
+            with httpx2.Client(timeout=policy.timeout * scale, headers=headers, trust_env=False) as http:
                 for number in range(1, len(policy.delays) + 2):
                     sent = dict(body, callbackCount=number)
                     started = time.time()
@@ -163,7 +163,7 @@ class Deliverer:
                         response = http.post(delivery.url, content=json.dumps(sent).encode())
                         code: int | None = response.status_code
                         outcome = "delivered" if response.is_success else "rejected"
-                    except httpx.HTTPError as error:
+                    except httpx2.HTTPError as error:
                         code, outcome = None, _describe(error)
                     delivery.attempts.append(
                         DeliveryAttempt(number, number, started, code, outcome, time.time() - started)

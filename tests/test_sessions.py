@@ -1,0 +1,550 @@
+"""One login for everyone: threads, event loops, connections and processes share one session per identity."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+import tskit
+from tests.conftest import FakeClock, make_client
+from tskit import _refusals, _session
+from tskit.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME, Simulator
+from tskit.simulator._core import Reply
+
+pytestmark = pytest.mark.anyio
+ACCOUNT = "0000123456-00001"
+WRONG = "wrong-pw-123"
+
+
+def credentials(password: str = DEMO_PASSWORD) -> dict[str, Any]:
+    return {
+        "client_id": DEMO_CLIENT_ID,
+        "client_secret": DEMO_CLIENT_SECRET,
+        "username": DEMO_USERNAME,
+        "password": password,
+    }
+
+
+class SlowLogins(Simulator):
+    """A simulator whose logins take ``login_delay`` seconds, and whose first ``throttled`` logins
+    are answered 429 with the API gateway's ``900800`` fault (counted in ``throttled_logins``)."""
+
+    def __init__(self, *, login_delay: float = 0.0, throttled: int = 0) -> None:
+        super().__init__()
+        self.login_delay = login_delay
+        self.throttled = throttled
+        self.throttled_logins = 0
+
+    def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        if raw_path.endswith("/session/login") and self.throttled_logins < self.throttled:
+            self.throttled_logins += 1
+            fault = {"fault": {"code": "900800", "message": "Message throttled out", "description": "try later"}}
+            return Reply(429, json.dumps(fault).encode(), (("content-type", "application/json"),))
+        reply = super().handle(method, raw_path, headers, body)
+        if raw_path.endswith("/session/login"):
+            reply.delay = max(reply.delay, self.login_delay)
+        return reply
+
+
+@pytest.fixture
+def slow_server() -> Iterator[tuple[SlowLogins, str]]:
+    sim = SlowLogins(login_delay=0.2)
+    with sim.serve() as running:
+        yield sim, running.base_url
+
+
+def run_threads(count: int, target) -> list[object]:
+    results: list[object] = [None] * count
+    start = threading.Barrier(count)
+
+    def worker(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = target(i)
+        except BaseException as error:  # kept, to be looked at by the test
+            results[i] = error
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+# -- the table: how many logins reach ThingSpace ------------------------------------------
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("password", [WRONG, DEMO_PASSWORD])
+def test_20_threads_on_one_connection_send_one_login(slow_server, password: str) -> None:
+    sim, url = slow_server
+    ts = tskit.connect(**credentials(password), base_url=url)
+    results = run_threads(20, lambda i: ts.list_callbacks(ACCOUNT))
+    if password == WRONG:
+        assert all(isinstance(r, tskit.AuthenticationError) for r in results), results
+    else:
+        assert all(len(r) == 2 for r in results)  # type: ignore[arg-type]
+    assert sim.count("login") == 1 and not sim.is_locked(DEMO_USERNAME)
+    assert ts.client.auth.logins == 1
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("password", [WRONG, DEMO_PASSWORD])
+def test_20_threads_each_with_its_own_connection_send_one_login(slow_server, password: str) -> None:
+    sim, url = slow_server
+
+    def call(i: int) -> object:
+        with tskit.connect(**credentials(password), base_url=url) as ts:
+            return ts.list_callbacks(ACCOUNT)
+
+    results = run_threads(20, call)
+    if password == WRONG:
+        assert all(isinstance(r, tskit.AuthenticationError) for r in results), results
+    else:
+        assert all(len(r) == 2 for r in results)  # type: ignore[arg-type]
+    assert sim.count("login") == 1 and not sim.is_locked(DEMO_USERNAME)
+
+
+@pytest.mark.server
+def test_6_processes_started_together_with_a_wrong_password_send_one_login(tmp_path: Path) -> None:
+    sim = SlowLogins(login_delay=0.3)
+    with sim.serve() as server:
+        env = {**os.environ, **server.env(), "THINGSPACE_PASSWORD": WRONG, "TSKIT_CONFIG_DIR": str(tmp_path)}
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "tskit", "list", ACCOUNT],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(6)
+        ]
+        outcomes = [proc.communicate(timeout=60) for proc in procs]
+        assert [proc.returncode for proc in procs] == [1] * 6
+        errors = [err for _, err in outcomes]
+        assert sum("does not try again" in e for e in errors) == 1, errors  # the one that sent it
+        assert sum("an earlier run" in e for e in errors) == 5, errors  # the others read its refusal
+        assert sim.count("login") == 1 and not sim.is_locked(DEMO_USERNAME)
+
+
+@pytest.mark.server
+def test_a_throttled_login_is_not_remembered_and_a_later_run_logs_in(tmp_path: Path) -> None:
+    sim = SlowLogins(throttled=1)
+    with sim.serve() as server:
+        env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path)}
+        command = [sys.executable, "-m", "tskit", "list", ACCOUNT]
+        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert first.returncode == 1 and "900800" in first.stderr and "passing reason" in first.stderr
+        assert (
+            not (tmp_path / _refusals.FILE_NAME).exists()
+            or "demo-user" not in (tmp_path / _refusals.FILE_NAME).read_text()
+        )
+        later = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert later.returncode == 0, later.stderr
+        assert "CarrierService" in later.stdout
+    assert (sim.throttled_logins, sim.count("login")) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (429, {"fault": {"code": "900800", "message": "Message throttled out"}}),
+        (401, {"fault": {"code": "900901", "message": "Invalid Credentials"}}),
+        (408, {"errorCode": "REQUEST_FAILED.Timeout", "errorMessage": "timeout"}),
+        (503, {"errorCode": "REQUEST_FAILED.UnexpectedError", "errorMessage": "down"}),
+    ],
+)
+async def test_passing_login_failures_are_never_recorded(
+    sim: Simulator, clock: FakeClock, status: int, body: dict[str, object]
+) -> None:
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/session/login"):
+            return httpx2.Response(status, json=body)
+        response: httpx2.Response = await inner.handle_async_request(request)
+        return response
+
+    inner = sim.transport()
+    async with make_client(sim, clock, transport=httpx2.MockTransport(handler)) as client:
+        with pytest.raises(tskit.ApiError, match="passing reason"):
+            await client.list_callbacks(ACCOUNT)
+        assert client.auth.refused is None
+    record = Path(os.environ["TSKIT_CONFIG_DIR"]) / _refusals.FILE_NAME
+    assert not record.exists() or "demo-user" not in record.read_text()
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "body"),
+    [
+        ("/oauth2/token", 401, {"error": "invalid_client", "error_description": "bad secret"}),
+        ("/session/login", 400, {"errorCode": "UnifiedWebService.REQUEST_FAILED.Login.Failed", "errorMessage": "x"}),
+        ("/session/login", 401, {"errorCode": "UnifiedWebService.REQUEST_FAILED.UserLocked", "errorMessage": "x"}),
+    ],
+)
+async def test_real_refusals_are_recorded(
+    sim: Simulator, clock: FakeClock, path: str, status: int, body: dict[str, object]
+) -> None:
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith(path):
+            return httpx2.Response(status, json=body)
+        response: httpx2.Response = await inner.handle_async_request(request)
+        return response
+
+    inner = sim.transport()
+    async with make_client(sim, clock, transport=httpx2.MockTransport(handler)) as client:
+        with pytest.raises(tskit.AuthenticationError, match="does not try again"):
+            await client.list_callbacks(ACCOUNT)
+        assert client.auth.refused is not None
+    assert _refusals.refused_before("https://simulator.tskit.invalid", client.auth._credentials) is not None
+
+
+# -- the faults -----------------------------------------------------------------------
+
+
+class HoldFirstList(httpx2.AsyncBaseTransport):
+    """Serves the simulator, but holds back the answer of the first list call until released."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.inner = sim.transport()
+        self.realm = sim
+        self.answered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.held = False
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response: httpx2.Response = await self.inner.handle_async_request(request)
+        if request.method == "GET" and not self.held:
+            self.held = True
+            self.answered.set()
+            await self.release.wait()
+        return response
+
+
+async def test_a_stale_401_never_erases_newer_credentials(sim: Simulator, clock: FakeClock) -> None:
+    hold = HoldFirstList(sim)
+    async with make_client(sim, clock) as warm:
+        await warm.list_callbacks(ACCOUNT)  # logged in: token and session 1
+    async with make_client(sim, clock, transport=hold) as client:
+        sim.revoke_tokens()  # revoked mid-audit
+        late = asyncio.create_task(client.list_callbacks(ACCOUNT))  # its 401 is held back
+        await hold.answered.wait()
+        assert len(await client.list_callbacks(ACCOUNT)) == 2  # 401, then token 2 and session 2
+        fresh = client.auth.session.grant
+        hold.release.set()  # now the stale 401 for token 1 lands
+        assert len(await late) == 2  # no assert tripped: it retried with the fresh credentials
+        assert client.auth.session.grant is fresh  # and erased nothing
+    assert (sim.count("token"), sim.count("login")) == (2, 2)
+
+
+class HoldStaleAndLogin(HoldFirstList):
+    """Also holds the second login until released: a stale 401 then lands between token and login."""
+
+    def __init__(self, sim: Simulator) -> None:
+        super().__init__(sim)
+        self.login_started = asyncio.Event()
+        self.release_login = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/session/login"):
+            self.login_started.set()
+            await self.release_login.wait()
+        return await super().handle_async_request(request)
+
+
+async def test_a_stale_401_landing_between_new_token_and_new_login_trips_nothing(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    hold = HoldStaleAndLogin(sim)
+    async with make_client(sim, clock) as warm:
+        await warm.list_callbacks(ACCOUNT)  # token and session 1
+    async with make_client(sim, clock, transport=hold) as client:
+        sim.revoke_tokens()
+        late = asyncio.create_task(client.list_callbacks(ACCOUNT))  # its 401 is held back
+        await hold.answered.wait()
+        relogin = asyncio.create_task(client.list_callbacks(ACCOUNT))  # 401, new token, then the login...
+        await hold.login_started.wait()  # ...which is in flight now
+        hold.release.set()  # the stale 401 lands: it must not erase the new token
+        await asyncio.sleep(0.05)
+        hold.release_login.set()
+        assert [len(r) for r in await asyncio.gather(late, relogin)] == [2, 2]
+    assert (sim.count("token"), sim.count("login")) == (2, 2)
+
+
+def test_login_handed_over_across_event_loops_and_threads(slow_server) -> None:
+    sim, url = slow_server
+    auth_client = tskit.ThingSpaceClient(tskit.Credentials(**credentials()), base_url=url)
+    loops_seen: list[int] = []
+
+    def on_own_loop(i: int) -> object:
+        async def call() -> object:
+            loops_seen.append(id(asyncio.get_running_loop()))
+            result = await auth_client.list_callbacks(ACCOUNT)
+            await auth_client.aclose()
+            return result
+
+        return asyncio.run(call())
+
+    results = run_threads(4, on_own_loop)
+    assert all(isinstance(r, list) and len(r) == 2 for r in results), results
+    assert len(set(loops_seen)) == 4
+    assert sim.count("login") == 1
+
+
+def test_a_cancelled_leader_hands_the_login_to_a_waiter_on_another_loop(slow_server) -> None:
+    sim, url = slow_server
+    client = tskit.ThingSpaceClient(tskit.Credentials(**credentials()), base_url=url)
+
+    async def leader() -> None:
+        task = asyncio.create_task(client.list_callbacks(ACCOUNT))
+        await asyncio.sleep(0.05)  # the login is on its way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await client.aclose()
+
+    async def waiter() -> object:
+        await asyncio.sleep(0.02)  # after the leader started its login
+        result = await client.list_callbacks(ACCOUNT)
+        await client.aclose()
+        return result
+
+    results: dict[str, object] = {}
+    threads = [
+        threading.Thread(target=lambda: results.__setitem__("leader", asyncio.run(leader()))),
+        threading.Thread(target=lambda: results.__setitem__("waiter", asyncio.run(waiter()))),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert isinstance(results["waiter"], list) and len(results["waiter"]) == 2
+    assert 1 <= sim.count("login") <= 2  # the cancelled login may have reached the server; no more
+
+
+async def test_a_login_timeout_is_not_retried_once_per_waiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_session, "COOLDOWN", 60.0)  # however slow the machine, the audit ends within it
+    sim = SlowLogins(login_delay=1.0)
+    with sim.serve() as server:
+        ts = tskit.connect(**credentials(), base_url=server.base_url, timeout=0.3)
+        accounts = [ACCOUNT] * 1 + [f"0000123456-{i:05d}" for i in range(2, 51)]
+        audit = await ts.aaudit(accounts, concurrency=16, progress=False, fingerprint_key="k" * 32)
+        await ts.aclose()
+    assert len(audit.error_list) == 50
+    assert all("/session/login" in e.message for e in audit.error_list), audit.error_list[:2]
+    assert sim.count("login") == 1  # not 50, not 150
+
+
+def test_every_wait_has_a_deadline_that_names_what_it_waited_for(tmp_path: Path) -> None:
+    sim = Simulator()
+    with sim.serve() as server:
+        creds = tskit.Credentials(**credentials())
+        lock = _refusals.login_lock(server.base_url, creds)
+        lock.acquire()  # another process is logging in as this user, and never finishes
+        try:
+            ts = tskit.connect(**credentials(), base_url=server.base_url, timeout=0.5)
+            started = time.monotonic()
+            with pytest.raises(tskit.RequestTimeout, match=r"waited 0\.5 s for another process's login"):
+                ts.list_callbacks(ACCOUNT)
+            assert time.monotonic() - started < 5
+            assert sim.count("login") == 0
+        finally:
+            lock.release()
+        assert len(ts.list_callbacks(ACCOUNT)) == 2  # the lock is free: it logs in
+        ts.close()
+
+
+def test_token_renewal_keeps_a_valid_session(sim: Simulator, clock: FakeClock) -> None:
+    async def main() -> None:
+        async with make_client(sim, clock) as client:
+            await client.list_callbacks(ACCOUNT)
+            for _ in range(8):  # two hours, the session kept alive by use
+                clock.advance(900)
+                sim.advance(900)
+                assert len(await client.list_callbacks(ACCOUNT)) == 2
+            assert (client.auth.token_requests, client.auth.logins) == (3, 1)
+
+    asyncio.run(main())
+
+
+# -- threads, loops and file descriptors ----------------------------------------------------
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.server
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc to count file descriptors")
+def test_blocking_calls_from_many_threads_leak_no_loop_nor_socket() -> None:
+    from tskit import _runner
+
+    sim = Simulator()
+    with sim.serve() as server:
+        ts = tskit.connect(**credentials(), base_url=server.base_url)
+        run_threads(20, lambda i: ts.list_callbacks(ACCOUNT))  # the I/O loop, its pool (and the server's end)
+        before, threads_before = _open_fds(), threading.active_count()
+        for _ in range(3):  # 60 more threads, each gone after its call
+            run_threads(20, lambda i: ts.list_callbacks(ACCOUNT))
+        after = _open_fds()
+        assert after - before <= 4, (before, after)  # the pool is reused: no loop nor socket per thread
+        assert threading.active_count() == threads_before
+        assert _runner.io_loop() is _runner.io_loop()
+        ts.close()
+
+
+def test_a_plain_script_never_patches_asyncio(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import asyncio, sys, threading, _asyncio\n"
+        "import tskit\n"
+        "ts = tskit.connect()\n"
+        "threads = [threading.Thread(target=ts.list_callbacks, args=('0000123456-00001',)) for _ in range(5)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print(len(ts.list_callbacks('0000123456-00001')))\n"
+        "assert asyncio.Task is _asyncio.Task and asyncio.Future is _asyncio.Future\n"
+        "assert asyncio.run.__module__ == 'asyncio.runners'\n"
+        "assert 'nest_asyncio2' not in sys.modules\n"
+        "loop = asyncio.new_event_loop(); assert not hasattr(loop, '_nest_patched'); loop.close()\n"
+        "print('unpatched')\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2", "unpatched"] and done.stderr == ""
+
+
+def test_nest_asyncio2_patches_only_the_loop_of_the_blocking_call() -> None:
+    import _asyncio
+
+    from tskit import _runner
+
+    ts = tskit.connect()
+    other = asyncio.new_event_loop()
+
+    async def cell() -> None:
+        pending = asyncio.ensure_future(ts.alist_callbacks(ACCOUNT))  # a widget's task
+        frame = ts.list_callbacks(ACCOUNT)  # blocking, inside the running loop
+        assert len(frame) == 2
+        assert len(await ts.alist_callbacks(ACCOUNT)) == 2
+        assert len(await pending) == 2
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(cell())
+        assert _runner.is_patched(loop) and not _runner.is_patched(other)
+        assert not hasattr(other, "_nest_patched")
+        assert asyncio.Task is _asyncio.Task and asyncio.run.__module__ == "asyncio.runners"
+        assert asyncio.run(asyncio.sleep(0, "ok")) == "ok"
+    finally:
+        loop.run_until_complete(ts.aclose())
+        loop.close()
+        other.close()
+
+
+def test_in_a_real_kernel_widget_tasks_await_and_blocking_calls_mix() -> None:
+    from jupyter_client.manager import start_new_kernel
+
+    cells = [
+        "import asyncio, _asyncio, tskit\n"
+        "from tskit import _runner\n"
+        "from tskit.simulator import Simulator\n"
+        "sim = Simulator()\n"
+        "sim.faults.latency = 0.1\n"
+        "ts = tskit.connect(simulator=sim)",
+        "widget_task = asyncio.ensure_future(ts.alist_callbacks('0000123456-00001'))  # a button's handler\n"
+        "frame = ts.list_callbacks('0000123456-00001')  # blocking, in the kernel's running loop\n"
+        "print(len(frame), sim.count('login'))",
+        "print(len(await ts.alist_callbacks('0000123456-00001')), len(await widget_task))",
+        "print(len(ts.list_callbacks('0000123456-00001')), len(await ts.alist_callbacks('0000123456-00001')))",
+        "print(_runner.is_patched(asyncio.get_running_loop()), asyncio.Task is _asyncio.Task,"
+        " asyncio.Future is _asyncio.Future, asyncio.run.__module__,"
+        " hasattr(asyncio.new_event_loop(), '_nest_patched'))",
+    ]
+    manager, kernel = start_new_kernel(kernel_name="python3")
+    outputs: list[str] = []
+    try:
+        for code in cells:
+            texts: list[str] = []
+
+            def hook(message: dict[str, Any], texts: list[str] = texts) -> None:
+                content = message["content"]
+                if message["msg_type"] == "stream":
+                    texts.append(content["text"])
+                elif message["msg_type"] == "error":
+                    texts.append("ERROR " + content["ename"] + ": " + content["evalue"])
+
+            reply = kernel.execute_interactive(code, timeout=60, output_hook=hook)
+            assert reply["content"]["status"] == "ok", (code, texts)
+            outputs.append("".join(texts).strip())
+    finally:
+        kernel.stop_channels()
+        manager.shutdown_kernel(now=True)
+    # the widget's task led the login; the blocking call waited for it inside the same loop
+    assert outputs[1:5] == ["2 1", "2 2", "2 2", "True True True asyncio.runners False"], outputs
+
+
+async def test_a_403_means_one_fresh_login_as_a_401_does(sim: Simulator, clock: FakeClock) -> None:
+    from tskit.simulator import Fault
+
+    async with make_client(sim, clock) as client:
+        await client.list_callbacks(ACCOUNT)
+        sim.faults.scripted.append(Fault(status=403))
+        assert len(await client.list_callbacks(ACCOUNT)) == 2
+        assert client.auth.logins == 2
+        sim.faults.scripted.extend([Fault(status=403), Fault(status=403)])
+        with pytest.raises(tskit.ApiError) as caught:  # still refused after the new login: not a loop
+            await client.list_callbacks(ACCOUNT)
+        assert caught.value.status_code == 403
+    assert sim.count("login") == 3
+
+
+async def test_a_failed_login_is_handed_once_to_every_waiter(sim: Simulator, clock: FakeClock) -> None:
+    from tskit.simulator import Fault
+
+    sim.faults.scripted.append(Fault(status=503, operations=("login",)))
+    sim.faults.latency = 0.01
+    async with make_client(sim, clock) as client:
+        results = await asyncio.gather(*(client.list_callbacks(ACCOUNT) for _ in range(20)), return_exceptions=True)
+        assert all(isinstance(r, tskit.ApiError) and r.status_code == 503 for r in results), results
+        assert sim.count("login") == 1 and sim.count("list") == 0
+        assert client.auth.refused is None
+
+
+def test_connections_to_one_simulator_share_a_login_and_two_simulators_do_not() -> None:
+    shared, other = Simulator(), Simulator()
+    first, second, third = (tskit.connect(simulator=s) for s in (shared, shared, other))
+    for ts in (first, second, third, first):
+        assert len(ts.list_callbacks(ACCOUNT)) == 2
+    assert (shared.count("login"), other.count("login")) == (1, 1)
+    assert first.client.auth.session is second.client.auth.session is not third.client.auth.session
+    for ts in (first, second, third):
+        ts.close()
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("password", [WRONG, DEMO_PASSWORD])
+def test_blocking_httpx2_clients_in_10_threads_share_one_login_through_the_sync_flow(slow_server, password) -> None:
+    sim, url = slow_server
+    auth = tskit.ThingSpaceAuth(tskit.Credentials(**credentials(password)), base_url=url)
+
+    def call(i: int) -> int:
+        with httpx2.Client(base_url=url, auth=auth) as http:
+            return http.get(f"/api/m2m/v1/callbacks/{ACCOUNT}").status_code
+
+    results = run_threads(10, call)
+    if password == WRONG:
+        assert all(isinstance(r, tskit.AuthenticationError) for r in results), results
+    else:
+        assert results == [200] * 10
+    assert sim.count("login") == 1

@@ -1,0 +1,188 @@
+"""One ThingSpace session per identity per process, and one login at a time for it.
+
+An identity is (base URL, application key, UWS user), plus the in-process server when there is
+one (the embedded simulator). Its OAuth token and M2M session are kept here, once for the whole
+process: every connection, thread and event loop that uses the identity shares them.
+
+* One login at a time: the first caller that needs one leads it; every other caller waits for
+  its outcome on a ``concurrent.futures.Future``, from whatever thread or event loop it runs on
+  (``asyncio.wrap_future`` on a loop, ``Future.result`` in a thread). The outcome, a new
+  :class:`Grant` or the error, is handed to every waiter; no waiter sends a login of its own.
+* Credentials are immutable :class:`Grant` snapshots. A call that fails with an expired token or
+  session drops them only if they are still the current snapshot, so a late 401 for an old token
+  never erases the newer one.
+* A refusal (wrong credentials: see :func:`is_refusal`) is remembered for the identity and never
+  tried again with the same credentials. Any other failed login (429, 408, 5xx, the gateway's
+  throttle, a timeout) is handed to its waiters once, then new calls fail at once during a short
+  cooldown instead of each trying again.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import threading
+import weakref
+from dataclasses import dataclass, replace
+from typing import Final
+
+from tskit._config import Credentials
+from tskit._errors import ApiError, ThingSpaceError
+from tskit._secret import Secret
+
+#: Seconds during which new calls fail at once after a failed (not refused) login.
+COOLDOWN: Final = 2.0
+#: Longest ``Retry-After`` of a failed login that the cooldown follows.
+MAX_COOLDOWN: Final = 60.0
+
+#: OAuth ``error`` values that mean the application key or secret is wrong.
+_TOKEN_REFUSALS: Final = frozenset({"invalid_client"})
+#: Parts of ThingSpace's login error codes that mean a wrong user/password or a locked user.
+_LOGIN_REFUSALS: Final = ("login.failed", "userlocked", "user.locked", "locked")
+#: Gateway codes that are passing: throttled (900800…900807), bad or expired bearer (900901).
+_TRANSIENT_FAULTS: Final = frozenset({"900800", "900801", "900802", "900803", "900804", "900805", "900806", "900807"})
+
+
+def is_refusal(error: ApiError, *, token_request: bool) -> bool:
+    """Whether a failed token request or login means the credentials are wrong (or the user locked).
+
+    Only these are remembered; 408, 429, 5xx, the gateway's throttling and a bad or expired
+    bearer token (``900901``) pass, and are never remembered.
+    """
+    status, code = error.status_code, error.error_code
+    if status in (408, 429) or status >= 500 or code in _TRANSIENT_FAULTS or code == "900901":
+        return False
+    if token_request:
+        return code in _TOKEN_REFUSALS
+    lowered = code.lower()
+    return any(part in lowered for part in _LOGIN_REFUSALS)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Grant:
+    """What lets calls through: an OAuth token and an M2M session token. Compared by identity."""
+
+    token: Secret | None
+    token_expires_at: float
+    session: Secret | None
+
+    def without(self, *, token: bool, session: bool) -> Grant:
+        """A new snapshot lacking the token, the session, or both."""
+        return replace(self, token=None if token else self.token, session=None if session else self.session)
+
+
+class LoginAbandoned(ThingSpaceError):
+    """The call leading a login stopped before an outcome (it was cancelled): a waiter leads next."""
+
+
+class Login:
+    """One login in progress: who asked for it with which credentials, and its outcome."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+        self.future: concurrent.futures.Future[Grant] = concurrent.futures.Future()
+
+
+class IdentitySession:
+    """The token, session, refusal and login in progress of one identity, shared process-wide.
+
+    Attributes:
+        logins: Session logins sent for this identity so far.
+        token_requests: OAuth token requests sent for this identity so far.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.lock = threading.Lock()
+        self.name = name
+        self.grant: Grant | None = None
+        self.last_used = 0.0
+        self.login: Login | None = None
+        self.refused: tuple[Credentials, ApiError] | None = None
+        self.cooldown: tuple[float, ThingSpaceError] | None = None
+        self.logins = 0
+        self.token_requests = 0
+
+    def finish(self, login: Login, outcome: Grant | BaseException, now: float) -> None:
+        """Record the outcome of ``login`` and hand it to every waiter."""
+        with self.lock:
+            if self.login is login:
+                self.login = None
+            if isinstance(outcome, Grant):
+                self.grant, self.last_used, self.cooldown = outcome, now, None
+                if self.refused is not None and self.refused[0] == login.credentials:
+                    self.refused = None
+        if login.future.done():
+            return
+        if isinstance(outcome, Grant):
+            login.future.set_result(outcome)
+        else:
+            login.future.set_exception(outcome)
+
+    def refuse(self, credentials: Credentials, error: ApiError) -> None:
+        """Remember that ThingSpace refused these credentials."""
+        with self.lock:
+            self.refused = (credentials, error)
+
+    def cool_down(self, error: ThingSpaceError, until: float) -> None:
+        """Make new calls fail at once with ``error`` until ``until``."""
+        with self.lock:
+            self.cooldown = (until, error)
+
+    def drop(self, grant: Grant, *, token: bool, session: bool) -> None:
+        """Drop the token and/or session of ``grant``, only if it is still the current snapshot."""
+        with self.lock:
+            if self.grant is grant:
+                self.grant = grant.without(token=token, session=session)
+
+    def touch(self, grant: Grant, now: float) -> None:
+        """Note that ``grant``'s session was just used (ThingSpace's idle timeout slides)."""
+        if self.grant is grant and now > self.last_used:
+            self.last_used = now  # a plain store: a lost race only keeps a slightly older time
+
+    def reset(self) -> None:
+        """Forget the token, session, refusal and cooldown."""
+        with self.lock:
+            self.grant = None
+            self.refused = None
+            self.cooldown = None
+
+
+_Key = tuple[str, str, str, object]
+_sessions: weakref.WeakValueDictionary[_Key, IdentitySession] = weakref.WeakValueDictionary()
+_registry_lock = threading.Lock()
+
+
+def session_for(base_url: str, credentials: Credentials, realm: object = None) -> IdentitySession:
+    """The session of this identity in this process, made on first use.
+
+    Args:
+        base_url: The ThingSpace host root.
+        credentials: Whose session (the application key and user name pick it).
+        realm: The in-process server, when there is one (two simulators are two ThingSpaces).
+    """
+    key: _Key = (base_url.rstrip("/"), credentials.client_id, credentials.username, realm)
+    with _registry_lock:
+        session = _sessions.get(key)
+        if session is None:
+            session = _sessions[key] = IdentitySession(f"{key[2]}@{key[0]}")
+        return session
+
+
+def _after_fork_in_child() -> None:
+    # A login led by a thread of the parent never ends in the child, and a lock held by one of
+    # them at the fork would never be released: the child keeps the grants, not these.
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for session in list(_sessions.values()):
+        session.lock = threading.Lock()
+        session.login = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def forget_all() -> None:
+    """Forget every identity's session (for tests that must start from nothing)."""
+    with _registry_lock:
+        _sessions.clear()
