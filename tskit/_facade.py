@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from tskit import _runner
 from tskit._client import ThingSpaceClient
@@ -16,12 +16,15 @@ from tskit._models import CallbackActionResult
 from tskit._retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
     import pandas as pd
 
     from tskit.audit import Audit, Rule
+    from tskit.listener import Listener
     from tskit.simulator import Simulator
+    from tskit.state import DesiredState, Plan, RotationResult
+    from tskit.state._journal import Journal
 
 logger = logging.getLogger("tskit")
 
@@ -232,6 +235,161 @@ class ThingSpace:
                 expect,
                 rules=rules,
                 concurrency=concurrency,
+                progress=progress,
+                fingerprint_key=fingerprint_key,
+            )
+        )
+
+    # -- desired state ------------------------------------------------------------------
+
+    async def aplan(
+        self,
+        desired: DesiredState | Mapping[str, Any] | str | os.PathLike[str],
+        *,
+        prune: bool = False,
+        concurrency: int = 16,
+        progress: bool | None = None,
+        fingerprint_key: bytes | str | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Plan:
+        """Async twin of :meth:`plan`; ``on_progress(done, total)`` is called after each account."""
+        from tskit.state import make_plan
+
+        return await make_plan(
+            self.client,
+            desired,
+            prune=prune,
+            concurrency=concurrency,
+            progress=progress,
+            fingerprint_key=fingerprint_key,
+            source=self.source,
+            on_progress=on_progress,
+        )
+
+    def plan(
+        self,
+        desired: DesiredState | Mapping[str, Any] | str | os.PathLike[str],
+        *,
+        prune: bool = False,
+        concurrency: int = 16,
+        progress: bool | None = None,
+        fingerprint_key: bytes | str | None = None,
+    ) -> Plan:
+        """Compare a desired state with what ThingSpace holds; sends no change.
+
+        Args:
+            desired: A :class:`~tskit.state.DesiredState`, a mapping
+                ``{account: {service: {"url", "username", "password"}}}``, or a TOML file's path.
+            prune: Also plan the deletion of listeners of named accounts that the state does not
+                name. Accounts not named are never touched.
+            concurrency: Most accounts read at the same time (1 to 256).
+            progress: Show a progress bar: ``None`` in Jupyter or a terminal only.
+            fingerprint_key: Key of the password fingerprints (see :mod:`tskit.audit`).
+
+        Returns:
+            A :class:`~tskit.state.Plan`: ``.changes``, ``.errors``, ``.apply()``.
+
+        Raises:
+            ValidationError: The desired state holds a value the client would refuse.
+        """
+        return _runner.run(
+            self.aplan(
+                desired, prune=prune, concurrency=concurrency, progress=progress, fingerprint_key=fingerprint_key
+            )
+        )
+
+    async def aexport(
+        self,
+        accounts: Iterable[str] | str,
+        *,
+        concurrency: int = 16,
+        progress: bool | None = None,
+        fingerprint_key: bytes | str | None = None,
+    ) -> DesiredState:
+        """Async twin of :meth:`export`."""
+        from tskit.state import export_state
+
+        return await export_state(
+            self.client, accounts, concurrency=concurrency, progress=progress, fingerprint_key=fingerprint_key
+        )
+
+    def export(
+        self,
+        accounts: Iterable[str] | str,
+        *,
+        concurrency: int = 16,
+        progress: bool | None = None,
+        fingerprint_key: bytes | str | None = None,
+    ) -> DesiredState:
+        """What the accounts hold now, as a desired state; ``.save("callbacks.toml")`` writes it.
+
+        Passwords are kept only as fingerprint references ("keep the password it has").
+
+        Raises:
+            ExportError: Some accounts could not be read.
+        """
+        return _runner.run(
+            self.aexport(accounts, concurrency=concurrency, progress=progress, fingerprint_key=fingerprint_key)
+        )
+
+    async def arotate_password(
+        self,
+        accounts: Iterable[str] | str,
+        services: Iterable[str] | None = None,
+        *,
+        new_password: str,
+        listener: Listener | None = None,
+        concurrency: int = 8,
+        journal: str | os.PathLike[str] | Journal | None = None,
+        progress: bool | None = None,
+        fingerprint_key: bytes | str | None = None,
+    ) -> RotationResult:
+        """Async twin of :meth:`rotate_password`."""
+        from tskit.state import rotate
+
+        return await rotate(
+            self.client,
+            accounts,
+            new_password=new_password,
+            services=services,
+            listener=listener,
+            concurrency=concurrency,
+            journal=journal,
+            progress=progress,
+            fingerprint_key=fingerprint_key,
+            source=self.source,
+        )
+
+    def rotate_password(
+        self,
+        accounts: Iterable[str] | str,
+        services: Iterable[str] | None = None,
+        *,
+        new_password: str,
+        listener: Listener | None = None,
+        concurrency: int = 8,
+        journal: str | os.PathLike[str] | Journal | None = None,
+        progress: bool | None = None,
+        fingerprint_key: bytes | str | None = None,
+    ) -> RotationResult:
+        """Move every listener of the accounts (or only of ``services``) to a new password.
+
+        With a ``listener``, it first accepts both the old and the new password. Each
+        registration is then updated (journaled like an apply), and all are read again to
+        verify the new password's fingerprint.
+
+        Returns:
+            A :class:`~tskit.state.RotationResult`: ``.outcomes``, ``.journal``, and
+            ``.remaining``, the listeners still on another password.
+        """
+        return _runner.run(
+            self.arotate_password(
+                accounts,
+                services,
+                new_password=new_password,
+                listener=listener,
+                concurrency=concurrency,
+                journal=journal,
                 progress=progress,
                 fingerprint_key=fingerprint_key,
             )
