@@ -445,6 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--drop-rate", type=_rate, default=0.0, help="share of connections dropped unanswered")
     sim.add_argument("--seed", type=int, default=None, help="seed for the fault draws")
     sim.set_defaults(func=_cmd_simulator)
+
+    from tskit.state._cli import add_commands as add_state_commands  # export, plan, apply, rotate
+
+    add_state_commands(commands)
     return parser
 
 

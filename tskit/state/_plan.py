@@ -273,7 +273,7 @@ def _fields(step: Step) -> list[tuple[str, str, str]]:
     if old.username != step.username:
         rows.append(("username", old.username, step.username))
     same = old.fingerprint == step.fingerprint
-    if step.action == "update" or not same:
+    if not same or (step.action == "update" and old.fingerprint):
         rows.append(("password", MASK if old.fingerprint else "", "unchanged" if same else "changed"))
     return rows
 

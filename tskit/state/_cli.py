@@ -1,0 +1,191 @@
+"""The desired-state commands of ``tskit``: export, plan, apply, rotate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Final
+
+from tskit.cli import UsageError, _accounts, _add_accounts, _add_backend, _connect
+
+if TYPE_CHECKING:
+    from tskit.state import Plan
+
+#: ``tskit plan``: Terraform's ``-detailed-exitcode``, so CI can alert on drift.
+EXIT_NO_CHANGES: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_CHANGES: Final = 2
+
+PLAN_EPILOG = """\
+exit codes:
+  0 nothing would change; 2 changes are pending; 1 failure (a bad file, an account that
+  could not be read, ThingSpace or the network failed).
+"""
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if args.no_progress else None
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    ts = _connect(args)
+    return ts.plan(args.file, prune=args.prune, concurrency=args.concurrency, progress=_progress(args))
+
+
+def _failure(args: argparse.Namespace, error: Exception) -> int:
+    print(f"tskit {args.command}: {error}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write what the accounts hold as a desired-state TOML file (stdout or --output)."""
+    names = _accounts(args)
+    with _connect(args) as ts:
+        state = ts.export(names, concurrency=args.concurrency, progress=_progress(args))
+    if args.output:
+        state.save(args.output)
+        print(f"Wrote {args.output}: {len(state.accounts)} accounts (passwords as references).", file=sys.stderr)
+    else:
+        sys.stdout.write(state.dumps())
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Show what apply would change; the exit code says whether anything would."""
+    import tskit
+
+    try:
+        plan = _plan(args)
+    except (tskit.ThingSpaceError, UsageError) as error:
+        return _failure(args, error)
+    if args.format == "json":
+        document = {
+            "source": plan.source,
+            "desired": plan.desired.source,
+            "prune": plan.prune,
+            "counts": plan.counts(),
+            "changes": json.loads(plan.changes.astype({"action": "str"}).to_json(orient="records")),
+            "errors": json.loads(plan.errors.to_json(orient="records")),
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        sys.stdout.write(repr(plan) + "\n")
+    if plan.error_list:
+        return EXIT_FAILED
+    return EXIT_CHANGES if plan.has_changes else EXIT_NO_CHANGES
+
+
+def _confirm(args: argparse.Namespace, plan: Plan) -> bool:
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError("apply needs --yes when it cannot ask (no terminal)")
+    answer = input(f"Apply {len(plan.steps)} changes to {plan.source}? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """Plan, show the plan, ask (on a terminal), apply; exit 1 if any step failed."""
+    from tskit.state import StalePlanError
+
+    while True:
+        plan = _plan(args)
+        sys.stdout.write(repr(plan) + "\n")
+        if not plan.has_changes:
+            return EXIT_FAILED if plan.error_list else 0
+        if not _confirm(args, plan):
+            print("Nothing was changed.")
+            return 0
+        try:
+            result = plan.apply(concurrency=args.concurrency, journal=args.journal, progress=_progress(args))
+        except StalePlanError:
+            print("The plan went stale while waiting for an answer: planning again.", file=sys.stderr)
+            continue
+        break
+    sys.stdout.write(repr(result) + "\n")
+    return 0 if result.ok and not plan.error_list else EXIT_FAILED
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    """Move every listener of the accounts to the password in --password-env, verified."""
+    if args.password_env not in os.environ:
+        raise UsageError(f"--password-env: the variable {args.password_env} is not set")
+    services = [s.strip() for s in ",".join(args.services).split(",") if s.strip()] or None
+    names = _accounts(args)
+    with _connect(args) as ts:
+        result = ts.rotate_password(
+            names,
+            services,
+            new_password=os.environ[args.password_env],
+            concurrency=args.concurrency,
+            journal=args.journal,
+            progress=_progress(args),
+        )
+    sys.stdout.write(repr(result) + "\n")
+    return 0 if result.ok else EXIT_FAILED
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=int, default=16, help="calls at once (default 16)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_backend(parser)
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``export``, ``plan``, ``apply`` and ``rotate`` to the ``tskit`` command."""
+    export = commands.add_parser(
+        "export",
+        help="write what accounts hold as a desired-state TOML file (passwords as references)",
+        description="Read the accounts' listeners and write them as TOML for `tskit plan` and `tskit apply`. "
+        "Passwords are never written: each one is a fingerprint reference meaning 'keep the password it has'; "
+        'replace one by password = { env = "VARIABLE" } to change it.',
+    )
+    _add_accounts(export)
+    export.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    _common(export)
+    export.set_defaults(func=cmd_export)
+
+    plan = commands.add_parser(
+        "plan",
+        help="show what `tskit apply FILE` would change (exit 2 when something would)",
+        description="Compare a desired-state TOML file with what ThingSpace holds. Sends no change.",
+        epilog=PLAN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plan.add_argument("file", metavar="FILE", help="desired-state TOML file")
+    plan.add_argument("--prune", action="store_true", help="also delete listeners the file does not name")
+    plan.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    _common(plan)
+    plan.set_defaults(func=cmd_plan)
+
+    apply = commands.add_parser(
+        "apply",
+        help="make ThingSpace hold a desired-state TOML file, every step journaled",
+        description="Plan, show the plan, ask for confirmation on a terminal, then apply it. Each step is "
+        "written to the journal before it is sent and again once its outcome is known (no passwords, only "
+        "fingerprints). After a crash, run the same command again: it plans from the live state, so what "
+        "took effect is not repeated.",
+    )
+    apply.add_argument("file", metavar="FILE", help="desired-state TOML file")
+    apply.add_argument("--prune", action="store_true", help="also delete listeners the file does not name")
+    apply.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
+    apply.add_argument("--journal", metavar="PATH", help="JSON Lines journal to append to (default: a new file)")
+    _common(apply)
+    apply.set_defaults(func=cmd_apply)
+
+    rotate = commands.add_parser(
+        "rotate",
+        help="move every listener of accounts to a new password, verified by fingerprint",
+        description="Update every listener of the accounts (or only --services) to the password held by "
+        "--password-env, journaled like apply, then read them again and list any still on another password.",
+    )
+    _add_accounts(rotate)
+    rotate.add_argument("--password-env", metavar="VAR", required=True, help="variable holding the new password")
+    rotate.add_argument(
+        "--services", action="append", default=[], metavar="SERVICES", help="only these services, comma-separated"
+    )
+    rotate.add_argument("--journal", metavar="PATH", help="JSON Lines journal to append to (default: a new file)")
+    _common(rotate)
+    rotate.set_defaults(func=cmd_rotate)
