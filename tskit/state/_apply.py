@@ -100,36 +100,43 @@ def outcome_of(result: CallbackActionResult) -> str:
     return "confirmed" if result.confirmed_by_listing else "done"
 
 
+#: Times a step is sent when a listing shows that a send with a lost answer did not take effect.
+_SENDS: Final = 3
+
+
+async def _mutate(plan: Plan, step: Step) -> CallbackActionResult:
+    if step.action == "delete":
+        return await plan.client.deregister_callback(step.account_name, step.service_name, allow_unknown_service=True)
+    return await plan.client.register_callback(
+        step.account_name,
+        step.service_name,
+        step.url,
+        username=step.username or None,
+        password=step.password.reveal() or None,
+        allow_any_port=plan.desired.allow_any_port,
+        allow_unknown_service=True,
+    )
+
+
 async def _send(plan: Plan, step: Step) -> Outcome:
-    client = plan.client
-    desired = plan.desired
-    try:
-        if step.action == "delete":
-            result = await client.deregister_callback(step.account_name, step.service_name, allow_unknown_service=True)
-        else:
-            result = await client.register_callback(
-                step.account_name,
-                step.service_name,
-                step.url,
-                username=step.username or None,
-                password=step.password.reveal() or None,
-                allow_any_port=desired.allow_any_port,
-                allow_unknown_service=True,
-            )
-    except ThingSpaceError as exc:
-        return Outcome(step, "failed", str(exc))
-    outcome = outcome_of(result)
-    if outcome == "confirmed":
-        # The answer was lost: look once more, password included, before calling it done.
+    """Send one step; when its answer was lost, look (password included) before calling it done."""
+    for _ in range(_SENDS):
         try:
-            callbacks = await client.list_callbacks(step.account_name)
+            result = await _mutate(plan, step)
+        except ThingSpaceError as exc:
+            return Outcome(step, "failed", str(exc))
+        if outcome_of(result) == "done":
+            return Outcome(step, "done")
+        try:
+            callbacks = await plan.client.list_callbacks(step.account_name)
         except ThingSpaceError as exc:
             return Outcome(step, "failed", f"the answer was lost and the outcome is unknown: {exc}")
         now = next((c for c in callbacks if c.service_name == step.service_name), None)
-        if not step.took_effect(None if now is None else live_of(plan._key, now)):
-            return Outcome(step, "failed", "the answer was lost and the listing does not show the change")
-        return Outcome(step, "confirmed", "the answer was lost; a listing shows the change")
-    return Outcome(step, "done")
+        if step.took_effect(None if now is None else live_of(plan._key, now)):
+            return Outcome(step, "confirmed", "the answer was lost; a listing shows the change")
+        # Not in effect (a listing that ignores the password can mistake an unchanged listener
+        # for a changed one): sending again cannot repeat a change that never happened.
+    return Outcome(step, "failed", f"the answer was lost {_SENDS} times and the listing does not show the change")
 
 
 def _close_unfinished(plan: Plan, journal: Journal, apply_id: str) -> int:
