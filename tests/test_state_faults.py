@@ -155,7 +155,13 @@ def test_a_killed_apply_is_finished_by_the_next_without_repeating_a_step(tmp_pat
         env = {**os.environ, **demo_env(server.base_url), "FLEET_PW": PASSWORD}
         os.environ["FLEET_PW"] = PASSWORD
         try:
-            ts = tskit.connect(**_credentials(env))
+            ts = tskit.connect(
+                base_url=env["THINGSPACE_BASE_URL"],
+                client_id=env["THINGSPACE_CLIENT_ID"],
+                client_secret=env["THINGSPACE_CLIENT_SECRET"],
+                username=env["THINGSPACE_USERNAME"],
+                password=env["THINGSPACE_PASSWORD"],
+            )
             first = ts.plan(path, prune=True, progress=False)
             ts.close()
         finally:
@@ -200,16 +206,6 @@ def test_a_killed_apply_is_finished_by_the_next_without_repeating_a_step(tmp_pat
     text = journal_path.read_text()
     assert PASSWORD not in text and "old-pw-" not in text
     assert all(json.loads(line) for line in text.splitlines())
-
-
-def _credentials(env: dict[str, str]) -> dict[str, str]:
-    return {
-        "base_url": env["THINGSPACE_BASE_URL"],
-        "client_id": env["THINGSPACE_CLIENT_ID"],
-        "client_secret": env["THINGSPACE_CLIENT_SECRET"],
-        "username": env["THINGSPACE_USERNAME"],
-        "password": env["THINGSPACE_PASSWORD"],
-    }
 
 
 def _outcomes(path: Path) -> int:

@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from tskit import _validate as check
@@ -174,7 +175,7 @@ class DesiredState:
 
         return load(path, environ=environ)
 
-    def save(self, path: str | os.PathLike[str]) -> os.PathLike[str]:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the state as TOML, passwords as references (never as text)."""
         from tskit.state._toml import save
 
