@@ -1,0 +1,123 @@
+"""The tskit export, plan, apply and rotate commands, against a simulator on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tskit.cli import main
+from tskit.simulator import Simulator, SimulatorServer, demo_env
+
+pytestmark = pytest.mark.server
+A1, A2, A3 = "0000123456-00001", "0000123456-00002", "0000123456-00003"
+
+
+@pytest.fixture
+def served(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatorServer]:
+    """The simulator on loopback, and the THINGSPACE_* variables that lead the command to it."""
+    with sim.serve() as server:
+        for key, value in demo_env(server.base_url).items():
+            monkeypatch.setenv(key, value)
+        yield server
+
+
+def test_export_plan_apply_rotate(
+    served: SimulatorServer,
+    sim: Simulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "callbacks.toml"
+    assert main(["export", A1, A2, A3, "--no-progress"]) == 0
+    path.write_text(capsys.readouterr().out)
+    assert "demo-pass" not in path.read_text() and "fingerprint" in path.read_text()
+    assert main(["plan", str(path), "--no-progress"]) == 0
+    assert "Nothing to change" in capsys.readouterr().out
+
+    monkeypatch.setenv("NEW_PW", "from-the-environment")
+    path.write_text(
+        path.read_text()
+        + f'\n["{A3}".CarrierService]\nurl = "https://l.example.com/c"\npassword = {{ env = "NEW_PW" }}\n'
+    )
+    path.write_text(path.read_text().replace(f'["{A3}"]\n', ""))
+    assert main(["plan", str(path), "--format", "json", "--no-progress"]) == 2
+    document = json.loads(capsys.readouterr().out)
+    assert document["counts"] == {"create": 1, "update": 0, "delete": 0, "keep": 4}
+    assert "from-the-environment" not in json.dumps(document)
+
+    journal = tmp_path / "journal.jsonl"
+    assert main(["apply", str(path), "--yes", "--journal", str(journal), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "1 done" in out
+    assert sim.registrations(A3)[0]["password"] == "from-the-environment"
+    assert main(["plan", str(path), "--no-progress"]) == 0
+    capsys.readouterr()
+
+    monkeypatch.setenv("ROTATED", "rotated-pw")
+    accounts = tmp_path / "accounts.txt"
+    accounts.write_text(f"{A1}\n{A3}  # the new one\n")
+    assert main(["rotate", "--accounts-file", str(accounts), "--password-env", "ROTATED", "--no-progress"]) == 0
+    assert "still on another password: 0" in capsys.readouterr().out
+    assert {r["password"] for r in sim.registrations(A1) + sim.registrations(A3)} == {"rotated-pw"}
+    for written in (path, journal):
+        text = written.read_text()
+        assert "rotated-pw" not in text and "from-the-environment" not in text and "demo-pass" not in text
+
+
+def test_plan_fails_with_1_on_bad_files_and_unreadable_accounts(
+    served: SimulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'["{A1}".CarrierService]\nurl = "ftp://l.example.com/c"\n')
+    assert main(["plan", str(bad)]) == 1
+    assert "bad.toml: [0000123456-00001.CarrierService] url" in capsys.readouterr().err
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('["9999999999-00001"]\n')
+    assert main(["plan", str(unknown), "--no-progress"]) == 1
+    assert main(["plan", str(tmp_path / "missing.toml")]) == 1
+
+
+def test_apply_asks_and_refuses_without_a_terminal(
+    served: SimulatorServer,
+    sim: Simulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'["{A3}".CarrierService]\nurl = "https://l.example.com/c"\n')
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["apply", str(path), "--no-progress"]) == 2
+    assert "--yes" in capsys.readouterr().err and sim.registrations(A3) == []
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: "n" if "Apply 1 changes" in prompt else "?")
+    assert main(["apply", str(path), "--no-progress"]) == 0
+    assert "Nothing was changed" in capsys.readouterr().out and sim.registrations(A3) == []
+    monkeypatch.setattr("builtins.input", lambda prompt: "y")
+    assert main(["apply", str(path), "--no-progress", "--journal", str(tmp_path / "j.jsonl")]) == 0
+    assert [r["serviceName"] for r in sim.registrations(A3)] == ["CarrierService"]
+
+
+def test_plan_exit_codes_in_a_shell_script(served: SimulatorServer, tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'["{A3}".CarrierService]\nurl = "https://l.example.com/c"\n')
+    script = """
+        tskit plan c.toml --no-progress > /dev/null
+        case $? in
+          0) echo in-sync ;;
+          2) echo drift; tskit apply c.toml --yes --journal j.jsonl --no-progress > /dev/null && echo applied ;;
+          *) echo failed ;;
+        esac
+        tskit plan c.toml --no-progress > /dev/null; echo "after: $?"
+        tskit plan nothing-here.toml 2> /dev/null; echo "missing: $?"
+    """
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split("\n")[:-1] == ["drift", "applied", "after: 0", "missing: 1"], done.stderr
