@@ -93,7 +93,7 @@ class PlanView(Panel):
             self.plan = await self.ts.aplan(self.desired, prune=self.prune, progress=False)
             self.table.value = self.plan._repr_html_()
             changes = len(self.plan.steps)
-            errors = f", {len(self.plan.error_list)} errors" if self.plan.error_list else ""
+            errors = f", {len(self.plan.error_list)} error(s)" if self.plan.error_list else ""
             self.say(f"Planned: {changes} change(s){errors}.", "ok" if not self.plan.error_list else "error")
 
         self.run(f"Planning {len(self.desired.accounts)} accounts", plan)
