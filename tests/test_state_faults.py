@@ -60,14 +60,7 @@ def desired_toml(sim: Simulator, path: Path) -> tuple[Path, dict[str, dict[str, 
         }
         if kind == 2:
             expected[name]["NiddService"] = (f"https://l{i}.example.com/nidd", "", PASSWORD)
-    key_id = DesiredState.from_mapping({}).key_id  # (no fingerprints: None)
-    assert key_id is None
-    from tskit._fingerprint import key_id as make_key_id
-    from tskit._fingerprint import load_key
-
-    text = DesiredState.from_mapping(
-        {"tskit": {"fingerprint_key_id": make_key_id(load_key())}, **state}, environ={"FLEET_PW": PASSWORD}
-    ).dumps()
+    text = DesiredState.from_mapping(state, environ={"FLEET_PW": PASSWORD}).dumps()
     path.write_text(text)
     return path, expected
 

@@ -130,19 +130,21 @@ class DesiredState:
 
         return frame([(a, s, w.url, w.username, w._password_text()) for a, s, w in self], STATE_COLUMNS)
 
-    def to_dict(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """The state as a plain mapping, passwords as references: edit it, then :meth:`from_mapping`.
+    def to_dict(self) -> dict[str, Any]:
+        """The state as a plain mapping, the shape of the TOML file: edit it, then :meth:`from_mapping`.
+
+        Passwords appear as references; a ``"tskit"`` entry names the key of the fingerprints.
 
         Raises:
             ValueError: A password was given as text (it has no reference to show).
         """
-        return {
-            account: {
+        data: dict[str, Any] = {META: {"format": FORMAT, "fingerprint_key_id": self.key_id}} if self.key_id else {}
+        for account, services in self.accounts.items():
+            data[account] = {
                 service: {"url": w.url, "username": w.username, "password": w.reference()}
                 for service, w in services.items()
             }
-            for account, services in self.accounts.items()
-        }
+        return data
 
     @classmethod
     def from_mapping(
