@@ -57,3 +57,18 @@ async def test_unreadable_accounts_are_shown(ts: tskit.ThingSpace) -> None:
     await settle(view)
     assert "9999999999-00001" in view.table.value and "1 error(s)" in view.status.value
     assert view.apply_button.disabled
+
+
+async def test_a_stale_plan_is_made_again_and_shown_before_anything_is_sent(
+    ts: tskit.ThingSpace, sim: Simulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    view = PlanView(ts, DESIRED, journal=tmp_path / "j.jsonl")
+    await settle(view)
+    assert view.plan is not None
+    monkeypatch.setattr(view.plan, "_created", view.plan._created - 301)
+    sim.register(A3, "CarrierService", "https://l.example.com/c", "u", "widget-pw")  # someone else did it
+    view.apply_button.click()
+    view.confirm.click()
+    await settle(view)
+    assert view.result is None and sim.count("register") == 0
+    assert "check the new plan" in view.status.value and not view.plan.has_changes

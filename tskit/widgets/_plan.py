@@ -133,6 +133,11 @@ class PlanView(Panel):
             if current.age > MAX_PLAN_AGE:  # stale: plan again rather than refuse, and say so
                 self.note("the plan was stale: planning again before applying")
                 current = await self.ts.aplan(self.desired, prune=self.prune, progress=False)
+                if [s.id for s in current.steps] != [s.id for s in plan.steps]:
+                    self.plan = current  # what was confirmed is no longer what would be done
+                    self.table.value = current._repr_html_()
+                    self.say("ThingSpace changed since the plan was made: check the new plan, then apply.", "info")
+                    return
             result = await current.aapply(journal=self.journal, progress=False, on_progress=advance)
             self.result = result
             self.outcomes.value = result._repr_html_()
