@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import tskit
-from tskit.simulator import DEMO_PASSWORD, DEMO_USERNAME, Faults, Simulator, demo_env
+from tskit.simulator import DEMO_PASSWORD, DEMO_USERNAME, Fault, Faults, Simulator, demo_env
 from tskit.state import DesiredState, Journal
 
 FLEET = [f"{7100000000 + i:010d}-00001" for i in range(100)]
@@ -103,6 +103,7 @@ def test_one_or_two_applies_reach_the_desired_state_under_faults(tmp_path: Path,
     before = held(sim)
     ts = tskit.connect(simulator=sim, retry=tskit.RetryPolicy(attempts=4, backoff=0.01))
     first = ts.plan(state, prune=True, concurrency=20, progress=False)
+    sim.faults.scripted.append(Fault(drop="after", operations=("register",)))  # at least one answer lost
     todo = first
     applied: list[tskit.state.ApplyResult] = []
     for _ in range(2):
@@ -129,7 +130,7 @@ def test_one_or_two_applies_reach_the_desired_state_under_faults(tmp_path: Path,
     # the faults did happen
     statuses = Counter(r.status for r in sim.requests)
     assert statuses[500] > 10 and statuses[429] > 5
-    assert sum(1 for o in applied[0].outcome_list if o.outcome == "confirmed") >= 1
+    assert any(o.outcome == "confirmed" for o in applied[0].outcome_list)
     print(
         f"applies: {len(applied)}; outcomes of the first: {applied[0].counts()}",
         [o.reason[:150] for o in applied[0].failed],
