@@ -76,12 +76,19 @@ class Journal:
         line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            created = not self.path.exists()
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             try:
                 os.write(fd, line)  # one write of one line: concurrent writers never interleave inside it
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            if created:  # the new file's name must survive a crash too
+                folder = os.open(self.path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(folder)
+                finally:
+                    os.close(folder)
         return entry
 
     # -- reading ----------------------------------------------------------------------------
