@@ -25,6 +25,7 @@ credentials:
 exit codes:
   0 done; 1 ThingSpace or the network failed; 2 bad usage or input (nothing was sent);
   3 audit findings at or above --fail-on; 4 some accounts could not be read.
+  tskit plan: 0 nothing would change, 2 changes pending, 1 failure (Terraform's convention).
 """
 
 EXIT_FINDINGS = 3
