@@ -90,6 +90,33 @@ def test_a_python_mapping_may_hold_the_password_itself() -> None:
         DesiredState.from_mapping({A1: {"CarrierService": {"url": "https://l.example.com/c", "password": "p" * 41}}})
 
 
+def test_a_file_may_relax_the_port_and_service_checks_for_itself(tmp_path: Path) -> None:
+    body = f'["{A1}".CarrierService]\nurl = "https://l.example.com:8443/c"\n\n["{A1}".BrandNewService]\nurl = "https://l.example.com/n"\n'
+    path = tmp_path / "c.toml"
+    path.write_text(body)
+    with pytest.raises(tskit.ValidationError, match="port 8443"):
+        DesiredState.load(path)
+    path.write_text("[tskit]\nallow_any_port = true\nallow_unknown_service = true\n\n" + body)
+    state = DesiredState.load(path)
+    assert state.allow_any_port and set(state.accounts[A1]) == {"CarrierService", "BrandNewService"}
+    assert "allow_any_port = true" in state.dumps()
+    path.write_text('[tskit]\ncolour = "red"\n')
+    with pytest.raises(tskit.ValidationError, match=r"\[tskit\]: unknown keys \['colour'\]"):
+        DesiredState.load(path)
+
+
+def test_an_export_relaxes_only_the_checks_what_thingspace_holds_would_fail(
+    ts: tskit.ThingSpace, sim: Simulator, tmp_path: Path
+) -> None:
+    assert not ts.export([A1], progress=False).allow_any_port
+    sim.register(A3, "CarrierService", "https://l.example.com:8443/c")
+    state = ts.export([A3], progress=False)
+    assert state.allow_any_port and not state.allow_unknown_service
+    loaded = DesiredState.load(state.save(tmp_path / "c.toml"))
+    assert loaded == state and loaded.allow_any_port
+    assert not ts.plan(loaded, progress=False).has_changes
+
+
 # -- plan --------------------------------------------------------------------------------------------
 
 
@@ -296,3 +323,10 @@ def test_rotation_lists_what_is_still_on_the_old_password(ts: tskit.ThingSpace, 
     assert result.remaining.values.tolist() == [[A2, "CarrierService", "still on another password"]]
     assert registrations(sim, A2)["NiddService"][2] == "demo-pass-3"  # not asked for: untouched
     assert "CarrierService" in repr(result)
+
+
+def test_plan_text_carries_no_terminal_escapes_from_the_server(ts: tskit.ThingSpace, sim: Simulator) -> None:
+    sim.register(A3, "CarrierService", "https://l.example.com/\x1b]0;pwned\x07")
+    plan = ts.plan({A3: {"CarrierService": {"url": "https://l.example.com/c"}}}, progress=False)
+    assert plan.counts()["update"] == 1
+    assert "\x1b" not in repr(plan) and "\x07" not in repr(plan)

@@ -5,6 +5,7 @@ Every text that came from a server or a file is HTML-escaped.
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import TYPE_CHECKING, Final
 
@@ -24,6 +25,12 @@ COLOURS: Final = {
 }
 SIGNS: Final = {"create": "+", "update": "~", "delete": "-", "keep": " "}
 _MAX_ROWS: Final = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _safe(value: object) -> str:
+    """Text from a server or a file, made harmless for a terminal (no escape sequences)."""
+    return _CONTROL.sub("?", str(value))
 
 
 def _counts_text(counts: dict[str, int]) -> str:
@@ -39,16 +46,16 @@ def plan_text(plan: Plan) -> str:
     changes = plan.changes
     shown = changes[changes["action"] != "keep"]
     for row in shown.head(50).to_dict("records"):
-        action, old, new = str(row["action"]), str(row["old"]), str(row["new"])
+        action, old, new = str(row["action"]), _safe(row["old"]), _safe(row["new"])
         if action == "create":
             detail = f"{row['field']}: {new}"
         else:
             detail = f"{row['field']}: {old or '(none)'} -> {new or '(none)'}"
-        lines.append(f"  {SIGNS[action]} {action:<6} {row['account_name']} {row['service_name']} {detail}")
+        lines.append(f"  {SIGNS[action]} {action:<6} {row['account_name']} {_safe(row['service_name'])} {detail}")
     if len(shown) > 50:
         lines.append(f"  ... {len(shown) - 50} more rows in .changes")
     for e in plan.error_list[:10]:
-        lines.append(f"  ! {e.account_name}: {e.error} {e.error_code} {e.message}".rstrip())
+        lines.append(_safe(f"  ! {e.account_name}: {e.error} {e.error_code} {e.message}".rstrip()))
     if len(plan.error_list) > 10:
         lines.append(f"  ... {len(plan.error_list) - 10} more in .errors")
     if not plan.has_changes and not plan.error_list:
@@ -118,7 +125,7 @@ def result_text(result: ApplyResult) -> str:
         f"{f', {result.resumed} interrupted steps closed' if result.resumed else ''}; journal {result.journal.path}>"
     ]
     for o in result.failed[:20]:
-        lines.append(f"  failed {o.step.action} {o.step.account_name} {o.step.service_name}: {o.reason}")
+        lines.append(_safe(f"  failed {o.step.action} {o.step.account_name} {o.step.service_name}: {o.reason}"))
     if len(result.failed) > 20:
         lines.append(f"  ... {len(result.failed) - 20} more in .outcomes")
     return "\n".join(lines)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from tskit import _validate as check
 from tskit._client import ThingSpaceClient
-from tskit._errors import ThingSpaceError
+from tskit._errors import ThingSpaceError, ValidationError
 from tskit._fingerprint import fingerprint, key_id, load_key
 from tskit._models import SERVICE_CATALOGUE
 from tskit.audit import AccountError, account_list, read_accounts
@@ -54,12 +55,23 @@ async def export_state(
         first: ThingSpaceError = failed[errors[0].account_name]
         raise error from first
     state: dict[str, dict[str, DesiredCallback]] = {}
-    unknown = False
+    unknown = other_port = False
     for name in names:
         state[name] = {}
         for cb in found[name]:
             print_ = fingerprint(key, name, cb.service_name, cb.password.reveal())
             unknown = unknown or cb.service_name not in SERVICE_CATALOGUE
+            other_port = other_port or not _port_allowed(cb.url)
             state[name][cb.service_name] = DesiredCallback(cb.url, cb.username, fingerprint=print_ or None)
-    # What ThingSpace holds is what it accepted: later checks must not refuse it.
-    return DesiredState(state, source="export", key_id=key_id(key), allow_any_port=True, allow_unknown_service=unknown)
+    # What ThingSpace holds is what it accepted: the export relaxes the checks it would fail.
+    return DesiredState(
+        state, source="export", key_id=key_id(key), allow_any_port=other_port, allow_unknown_service=unknown
+    )
+
+
+def _port_allowed(url: str) -> bool:
+    try:
+        check.listener_url(url)
+    except ValidationError:
+        return False
+    return True

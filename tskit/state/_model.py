@@ -26,6 +26,8 @@ META: Final = "tskit"
 FORMAT: Final = "tskit-desired-state/1"
 STATE_COLUMNS: Final = ("account_name", "service_name", "url", "username", "password")
 _FIELDS: Final = frozenset({"url", "username", "password"})
+_META_FLAGS: Final = ("allow_any_port", "allow_unknown_service")
+_META_KEYS: Final = ("format", "fingerprint_key_id", *_META_FLAGS)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _FINGERPRINT = re.compile(r"[0-9a-f]{16}")
 _REFERENCE_HELP = (
@@ -138,13 +140,24 @@ class DesiredState:
         Raises:
             ValueError: A password was given as text (it has no reference to show).
         """
-        data: dict[str, Any] = {META: {"format": FORMAT, "fingerprint_key_id": self.key_id}} if self.key_id else {}
+        meta = self.meta()
+        data: dict[str, Any] = {META: meta} if len(meta) > 1 else {}
         for account, services in self.accounts.items():
             data[account] = {
                 service: {"url": w.url, "username": w.username, "password": w.reference()}
                 for service, w in services.items()
             }
         return data
+
+    def meta(self) -> dict[str, Any]:
+        """The facts a file keeps about itself: format, key of the fingerprints, relaxed checks."""
+        meta: dict[str, Any] = {"format": FORMAT}
+        if self.key_id:
+            meta["fingerprint_key_id"] = self.key_id
+        for flag in _META_FLAGS:
+            if getattr(self, flag):
+                meta[flag] = True
+        return meta
 
     @classmethod
     def from_mapping(
@@ -209,13 +222,22 @@ class _Reader:
             raise self.fail("desired state", f"must be a mapping, not {type(mapping).__name__}", "{account: {...}}")
         meta = mapping.get(META, {})
         if not isinstance(meta, Mapping):
-            raise self.fail(f"[{META}]", "must be a table", "format and fingerprint_key_id")
+            raise self.fail(f"[{META}]", "must be a table", ", ".join(_META_KEYS))
         key_id = meta.get("fingerprint_key_id")
         if key_id is not None and not isinstance(key_id, str):
             raise self.fail(f"[{META}] fingerprint_key_id", "must be a string")
         fmt = meta.get("format", FORMAT)
         if fmt != FORMAT:
             raise self.fail(f"[{META}] format", f"{fmt!r} is not a format this tskit reads", FORMAT)
+        unknown_meta = set(meta) - {"format", *_META_FLAGS, "fingerprint_key_id"}
+        if unknown_meta:
+            raise self.fail(f"[{META}]", f"unknown keys {sorted(unknown_meta)}", ", ".join(_META_KEYS))
+        for flag in _META_FLAGS:
+            if not isinstance(meta.get(flag, False), bool):
+                raise self.fail(f"[{META}] {flag}", "must be true or false")
+        # A file may relax the checks for itself (a listener on another port, a service newer than tskit).
+        self.allow_any_port = self.allow_any_port or bool(meta.get("allow_any_port"))
+        self.allow_unknown_service = self.allow_unknown_service or bool(meta.get("allow_unknown_service"))
         defaults = mapping.get(DEFAULTS, {})
         if not isinstance(defaults, Mapping):
             raise self.fail(f"[{DEFAULTS}]", "must be a table", "username and password")

@@ -10,7 +10,7 @@ from pathlib import Path
 import tomli_w
 
 from tskit._errors import ValidationError
-from tskit.state._model import FORMAT, META, DesiredState
+from tskit.state._model import META, DesiredState
 
 _HEADER = """\
 # Desired callback listeners, one table per account and service, for `tskit plan` and `tskit apply`.
@@ -48,10 +48,7 @@ def dumps(state: DesiredState) -> str:
     Raises:
         ValueError: A password was given as text and has no reference to write.
     """
-    meta: dict[str, str] = {"format": FORMAT}
-    if state.key_id:
-        meta["fingerprint_key_id"] = state.key_id
-    parts = [_HEADER, tomli_w.dumps({META: meta})]
+    parts = [_HEADER, tomli_w.dumps({META: state.meta()})]
     for account, services in state.accounts.items():
         if not services:
             parts.append("\n" + tomli_w.dumps({account: {}}))
