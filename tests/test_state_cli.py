@@ -121,3 +121,15 @@ def test_plan_exit_codes_in_a_shell_script(served: SimulatorServer, tmp_path: Pa
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.stdout.split("\n")[:-1] == ["drift", "applied", "after: 0", "missing: 1"], done.stderr
+
+
+def test_export_to_a_file_and_unreadable_accounts(
+    served: SimulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "callbacks.toml"
+    assert main(["export", A1, A2, "--output", str(out), "--no-progress"]) == 0
+    assert "Wrote" in capsys.readouterr().err
+    text = out.read_text()
+    assert f"[{A2}.NiddService]" in text and "demo-pass" not in text
+    assert main(["export", A1, "9999999999-00001", "--no-progress"]) == 1
+    assert "1 accounts could not be read: 9999999999-00001" in capsys.readouterr().err
