@@ -226,7 +226,7 @@ def test_an_interrupted_step_is_closed_by_the_next_apply(ts: tskit.ThingSpace, s
         A3: {"CarrierService": {"url": "https://l.example.com/c"}, "DeviceUsage": {"url": "https://l.example.com/u"}}
     }
     plan = ts.plan(desired, progress=False)
-    journal = Journal(tmp_path / "j.jsonl")
+    journal = Journal.for_writing(tmp_path / "j.jsonl")
     # As if a process wrote both steps, sent the first, and was killed before any outcome:
     journal.write("apply", apply="crashed")
     for step in plan.steps:
@@ -244,7 +244,7 @@ def test_an_interrupted_step_is_closed_by_the_next_apply(ts: tskit.ThingSpace, s
 
 def test_journal_skips_a_line_cut_short(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
-    journal = Journal(path)
+    journal = Journal.for_writing(path)
     journal.write("step", apply="a", step="s1", account_name=A1, service_name="CarrierService", action="create")
     with path.open("a") as handle:
         handle.write('{"event": "outcome", "apply": "a", "st')

@@ -99,7 +99,7 @@ def test_one_or_two_applies_reach_the_desired_state_under_faults(tmp_path: Path,
         state = DesiredState.load(path)
     finally:
         del os.environ["FLEET_PW"]
-    journal = Journal(tmp_path / "journal.jsonl")
+    journal = Journal.for_writing(tmp_path / "journal.jsonl")
     before = held(sim)
     ts = tskit.connect(simulator=sim, retry=tskit.RetryPolicy(attempts=4, backoff=0.01))
     first = ts.plan(state, prune=True, concurrency=20, progress=False)

@@ -18,9 +18,9 @@ Example:
     {'create': 0, 'update': 0, 'delete': 0, 'keep': 2}
 """
 
-from tskit.state._apply import OUTCOME_COLUMNS, ApplyResult, Outcome, StalePlanError, apply_plan
+from tskit.state._apply import OUTCOME_COLUMNS, ApplyResult, Outcome, PlanUsedError, StalePlanError, apply_plan
 from tskit.state._export import ExportError, export_state
-from tskit.state._journal import JOURNAL_COLUMNS, Journal
+from tskit.state._journal import JOURNAL_COLUMNS, Journal, JournalError
 from tskit.state._model import DesiredCallback, DesiredState
 from tskit.state._plan import ACTIONS, CHANGE_COLUMNS, MAX_PLAN_AGE, Plan, Step, as_desired, make_plan
 from tskit.state._rotate import RotationResult, rotate
@@ -36,8 +36,10 @@ __all__ = [
     "DesiredState",
     "ExportError",
     "Journal",
+    "JournalError",
     "Outcome",
     "Plan",
+    "PlanUsedError",
     "RotationResult",
     "StalePlanError",
     "Step",

@@ -28,6 +28,10 @@ class StalePlanError(ThingSpaceError):
     """A plan too old to apply: ThingSpace may hold something else by now. Nothing was sent."""
 
 
+class PlanUsedError(StalePlanError):
+    """A plan already applied (re-running a cell, say): plan again. Nothing was sent."""
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one step.
@@ -179,10 +183,28 @@ async def apply_plan(
     check_concurrency(concurrency)
     if plan.age > max_age:
         raise StalePlanError(
-            f"the plan is {plan.age:.0f} s old (more than {max_age:g} s): ThingSpace may hold something else "
-            "by now. Plan again, then apply the new plan; nothing was sent"
+            f"the plan is {_seconds(plan.age)} old (the most is {_seconds(max_age)}): ThingSpace may hold "
+            "something else by now. Plan again, then apply the new plan; nothing was sent"
         )
-    book = journal if isinstance(journal, Journal) else Journal(journal or default_path())
+    book = journal if isinstance(journal, Journal) else Journal.for_writing(journal or default_path())
+    with book.hold():
+        plan.mark_applied()
+        return await _apply_held(plan, book, concurrency, progress, on_progress)
+
+
+def _seconds(value: float) -> str:
+    shown = f"{value:.0f}" if value >= 1 else f"{value:.1g}"
+    return f"{shown} s"
+
+
+async def _apply_held(
+    plan: Plan,
+    book: Journal,
+    concurrency: int,
+    progress: bool | None,
+    on_progress: Callable[[int, int], None] | None,
+) -> ApplyResult:
+    """The apply itself, the journal held."""
     apply_id = f"{plan.id}-{secrets.token_hex(3)}"
     book.write(
         "apply",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -110,7 +111,8 @@ class Plan:
     Attributes:
         desired: The desired state planned for.
         prune: Whether services the state does not name are deleted.
-        steps: The changes, deletes first.
+        steps: The changes: creates, then updates, then deletes (the deletes last, so an apply
+            cut short has removed nothing it was about to replace).
         keeps: ``(account, service)`` of listeners already as desired.
         live: What each account read held (fingerprints, no passwords).
         error_list: Accounts that could not be read (they get no changes), and listeners whose
@@ -144,6 +146,8 @@ class Plan:
         self.source = source
         self.created_at = datetime.now(UTC)
         self._created = time.monotonic()
+        self._applied = False
+        self._applied_lock = threading.Lock()
 
     # -- what it holds ----------------------------------------------------------------------
 
@@ -151,6 +155,26 @@ class Plan:
     def age(self) -> float:
         """Seconds since the plan was made."""
         return time.monotonic() - self._created
+
+    @property
+    def applied(self) -> bool:
+        """Whether :meth:`apply` has run: a plan is used once (plan again to apply again)."""
+        return self._applied
+
+    def mark_applied(self) -> None:
+        """Use the plan up, once: a second apply (another thread, say) is refused.
+
+        Raises:
+            PlanUsedError: It was already applied.
+        """
+        from tskit.state._apply import PlanUsedError
+
+        with self._applied_lock:
+            if self._applied:
+                raise PlanUsedError(
+                    "this plan was already applied: plan again, then apply the new plan; nothing was sent"
+                )
+            self._applied = True
 
     @property
     def id(self) -> str:
@@ -256,8 +280,13 @@ class Plan:
         Returns:
             An :class:`ApplyResult` with ``.outcomes`` and ``.journal``.
 
+        A plan is used once: applying it again (re-running a cell, say) is refused with
+        :class:`PlanUsedError`, and nothing is sent; plan again instead.
+
         Raises:
             StalePlanError: The plan is older than ``max_age``; nothing was sent.
+            PlanUsedError: The plan was already applied; nothing was sent.
+            JournalError: The journal cannot be written, or another apply holds it.
         """
         return _runner.run(self.aapply(concurrency=concurrency, journal=journal, progress=progress, max_age=max_age))
 
