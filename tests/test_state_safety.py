@@ -54,7 +54,7 @@ def test_a_second_apply_on_a_held_journal_is_refused_across_processes(
 
 def test_two_threads_applying_on_one_journal_one_is_refused(sim: Simulator, tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
-    sim.latency = 0.3  # the first apply is still sending when the second starts
+    sim.faults.latency = 0.3  # the first apply is still sending when the second starts
     barrier = threading.Barrier(2)
     outcomes: list[object] = [None, None]
 
