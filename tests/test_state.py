@@ -81,6 +81,53 @@ def test_bad_values_name_file_account_service_and_field(tmp_path: Path, body: st
     assert "plain" not in str(caught.value)  # a password written as text is never echoed
 
 
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ('password = { env = "EMPTY_PW" }\n', "the variable EMPTY_PW is empty"),
+        ('[defaults]\npassword = { env = "EMPTY_PW" }\n', "the variable EMPTY_PW is empty"),
+        ('password = { env = "Hunter2 secret!" }\n', "password: the env reference is not a variable name"),
+        ('password = { fingerprint = "Hunter2 secret!" }\n', "the fingerprint reference is not a fingerprint"),
+        ('password = { "Hunter2 secret!" = "x" }\n', "unknown reference key"),
+        ('password = { evn = "Hunter2 secret!" }\n', "did you mean 'env'"),
+    ],
+)
+def test_references_refuse_empty_variables_and_never_echo_what_may_be_a_password(
+    tmp_path: Path, body: str, words: str
+) -> None:
+    path = tmp_path / "desired.toml"
+    listener = f'["{A1}".CarrierService]\nurl = "https://l.example.com/c"\n'
+    path.write_text(body + listener if body.startswith("[defaults]") else listener + body)
+    with pytest.raises(tskit.ValidationError) as caught:
+        DesiredState.load(path, environ={"EMPTY_PW": ""})
+    assert words in str(caught.value) and "Hunter2" not in str(caught.value)
+
+
+def test_a_file_named_like_a_mapping_still_refuses_passwords_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "<mapping>"
+    path.write_text(f'["{A1}".CarrierService]\nurl = "https://l.example.com/c"\npassword = "plain-text"\n')
+    with pytest.raises(tskit.ValidationError, match="never holds a password"):
+        DesiredState.load(path)
+
+
+def test_a_desired_state_file_over_16_mb_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "huge.toml"
+    path.write_bytes(b"# padding\n" * (2 * 2**20))
+    with pytest.raises(tskit.ValidationError, match="larger than 16 MB"):
+        DesiredState.load(path)
+
+
+def test_an_export_writes_none_explicitly_so_defaults_added_later_do_not_apply(
+    ts: tskit.ThingSpace, sim: Simulator, tmp_path: Path
+) -> None:
+    sim.register(A3, "CarrierService", "https://l.example.com/c")  # no username, no password
+    path = ts.export([A3], progress=False).save(tmp_path / "c.toml")
+    text = path.read_text()
+    assert 'username = ""' in text and 'password = ""' in text
+    path.write_text('[defaults]\nusername = "ts"\npassword = { env = "PW" }\n' + text)
+    assert not ts.plan(DesiredState.load(path, environ={"PW": "set-later"}), progress=False).has_changes
+
+
 def test_a_python_mapping_may_hold_the_password_itself() -> None:
     state = DesiredState.from_mapping({A1: {"CarrierService": {"url": "https://l.example.com/c", "password": "pw"}}})
     assert state.accounts[A1]["CarrierService"].password.reveal() == "pw"

@@ -6,6 +6,7 @@ password it has now" (what an export writes, since an export never learns to wri
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -168,6 +169,7 @@ class DesiredState:
         environ: Mapping[str, str] | None = None,
         allow_any_port: bool = False,
         allow_unknown_service: bool = False,
+        from_file: bool = False,
     ) -> DesiredState:
         """Check a mapping ``{account: {service: {"url", "username", "password"}}}`` and build the state.
 
@@ -175,13 +177,21 @@ class DesiredState:
         ``{"fingerprint": HEX}``. A ``"defaults"`` entry gives the username and password of
         listeners that name none; a ``"tskit"`` entry holds facts about a file.
 
+        Args:
+            mapping: The accounts, and optionally ``"defaults"`` and ``"tskit"``.
+            source: Where it came from, named in errors.
+            environ: Where ``{"env": NAME}`` is looked up; default ``os.environ``.
+            allow_any_port: Accept listener URLs on any port.
+            allow_unknown_service: Accept service names the catalogue does not know.
+            from_file: The mapping was read from a file, so a password written as text is refused.
+
         Raises:
             ValidationError: A value the client would refuse; the source, account, service and
                 field are named.
         """
-        return _Reader(source, environ if environ is not None else os.environ, allow_any_port, allow_unknown_service)(
-            mapping
-        )
+        reader = _Reader(source, environ if environ is not None else os.environ, allow_any_port, allow_unknown_service)
+        reader.from_file = from_file
+        return reader(mapping)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> DesiredState:
@@ -213,6 +223,7 @@ class _Reader:
         self.environ = environ
         self.allow_any_port = allow_any_port
         self.allow_unknown_service = allow_unknown_service
+        self.from_file = False
 
     def fail(self, where: str, problem: str, allowed: str = "") -> ValidationError:
         return ValidationError(f"{self.source}: {where}", problem, allowed)
@@ -300,23 +311,32 @@ class _Reader:
         if given is None or given == "":
             return DesiredCallback(url, username)
         if isinstance(given, Secret | str):
-            if self.source != "<mapping>":
+            if self.from_file:
                 raise self.fail(where, "is written as text; a file never holds a password", _REFERENCE_HELP)
             return DesiredCallback(url, username, Secret(self.credential(where, given)))
         if not isinstance(given, Mapping) or len(given) != 1:
             raise self.fail(where, "is not a password reference", _REFERENCE_HELP)
         (kind, value), *_ = given.items()
         if kind == "env":
+            # A mistyped reference may hold the password itself: it is named, never echoed.
             if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
-                raise self.fail(where, f"{value!r} is not an environment variable name", "e.g. LISTENER_PW")
+                raise self.fail(where, "the env reference is not a variable name (not shown)", "e.g. LISTENER_PW")
             if value not in self.environ:
                 raise self.fail(where, f"the variable {value} is not set", "set it to the listener password")
+            if not self.environ[value]:
+                raise self.fail(
+                    where, f"the variable {value} is empty", 'set it to the listener password, or "" for none'
+                )
             return DesiredCallback(url, username, Secret(self.credential(where, self.environ[value])), env=value)
         if kind == "fingerprint":
             if not isinstance(value, str) or not _FINGERPRINT.fullmatch(value):
-                raise self.fail(where, f"{value!r} is not a password fingerprint", "16 lower-case hex digits")
+                raise self.fail(
+                    where, "the fingerprint reference is not a fingerprint (not shown)", "16 lower-case hex digits"
+                )
             return DesiredCallback(url, username, fingerprint=value)
-        raise self.fail(where, f"unknown reference {kind!r}", _REFERENCE_HELP)
+        hint = difflib.get_close_matches(str(kind), ["env", "fingerprint"], n=1, cutoff=0.6)
+        problem = "has an unknown reference key (not shown)" + (f"; did you mean {hint[0]!r}?" if hint else "")
+        raise self.fail(where, problem, _REFERENCE_HELP)
 
     def credential(self, where: str, value: str | Secret) -> str:
         try:
