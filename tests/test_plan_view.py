@@ -55,7 +55,7 @@ async def test_plan_confirm_apply_and_plan_again(ts: tskit.ThingSpace, sim: Simu
 async def test_unreadable_accounts_are_shown(ts: tskit.ThingSpace) -> None:
     view = PlanView(ts, {"9999999999-00001": {}})
     await settle(view)
-    assert "9999999999-00001" in view.table.value and "1 error(s)" in view.status.value
+    assert "9999999999-00001" in view.table.value and "1 error." in view.status.value
     assert view.apply_button.disabled
 
 
@@ -72,3 +72,20 @@ async def test_a_stale_plan_is_made_again_and_shown_before_anything_is_sent(
     await settle(view)
     assert view.result is None and sim.count("register") == 0
     assert "check the new plan" in view.status.value and not view.plan.has_changes
+
+
+async def test_plan_again_reads_the_file_and_its_variables_again(
+    ts: tskit.ThingSpace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.toml"
+    monkeypatch.setenv("VIEW_PW", "first-pw")
+    path.write_text(f'["{A3}".CarrierService]\nurl = "https://l.example.com/c"\npassword = {{ env = "VIEW_PW" }}\n')
+    view = PlanView(ts, path)
+    await settle(view)
+    assert view.plan is not None and view.plan.counts()["create"] == 1
+    path.write_text(path.read_text() + f'\n["{A3}".DeviceUsage]\nurl = "https://l.example.com/u"\n')
+    monkeypatch.setenv("VIEW_PW", "second-pw")
+    view.refresh.click()
+    await settle(view)
+    assert view.plan.counts()["create"] == 2 and "2 changes" in view.status.value
+    assert view.plan.desired.accounts[A3]["CarrierService"].password.reveal() == "second-pw"

@@ -377,3 +377,42 @@ def test_plan_text_carries_no_terminal_escapes_from_the_server(ts: tskit.ThingSp
     plan = ts.plan({A3: {"CarrierService": {"url": "https://l.example.com/c"}}}, progress=False)
     assert plan.counts()["update"] == 1
     assert "\x1b" not in repr(plan) and "\x07" not in repr(plan)
+
+
+HIDDEN = "\x85\x9b\u202e\u2066\u200b\ufeff\u2028\u2029"
+
+
+def test_plan_text_and_html_carry_no_hidden_or_reordering_characters(
+    ts: tskit.ThingSpace, sim: Simulator, tmp_path: Path
+) -> None:
+    sim.register(A3, "CarrierService", f"https://l.example.com/{HIDDEN}x")
+    path = tmp_path / f"desired{HIDDEN}.toml"
+    path.write_text(f'["{A3}".CarrierService]\nurl = "https://l.example.com/c"\nusername = ""\npassword = ""\n')
+    plan = ts.plan(path, progress=False)
+    assert plan.counts()["update"] == 1
+    for shown in (repr(plan), plan._repr_html_()):
+        assert not any(ch in shown for ch in HIDDEN), ascii(shown)
+
+
+def test_plan_text_says_what_happens_to_passwords_and_unmanaged_listeners(ts: tskit.ThingSpace, sim: Simulator) -> None:
+    sim.register(A3, "CarrierService", "https://l.example.com/c", "ts", "old-pw")
+    sim.register(A3, "DeviceUsage", "https://l.example.com/u")
+    plan = ts.plan(
+        {A3: {"CarrierService": {"url": "https://l.example.com/c2", "username": "ts", "password": "old-pw"}}}
+    )
+    text = repr(plan)
+    assert "password unchanged" in text and "-> unchanged" not in text and "; 0 errors>" in text
+    assert "1 listener of the accounts named is not in the desired state: unmanaged" in text
+    changed = ts.plan({A3: {"CarrierService": {"url": "https://l.example.com/c", "username": "ts", "password": "n"}}})
+    assert "password changed" in repr(changed) and "1 listener password would be set or changed" in repr(changed)
+    assert "<b>password changed</b>" in changed._repr_html_()
+    emptied = ts.plan({A3: {}}, progress=False)
+    assert "Nothing to change" in repr(emptied) and "2 listeners of the accounts named are not" in repr(emptied)
+    assert "  " not in repr(emptied).replace("\n  ", "\n")
+
+
+def test_results_say_counts_in_words(ts: tskit.ThingSpace, sim: Simulator, tmp_path: Path) -> None:
+    result = ts.rotate_password([A2], ["CarrierService"], new_password=NEW_PW, journal=tmp_path / "r.jsonl")
+    assert repr(result).startswith("<RotationResult: 1 done, 0 confirmed, 0 failed; 0 listeners still on another")
+    plan = ts.plan({"9999999999-00001": {}}, progress=False)
+    assert "; 1 error>" in repr(plan) and "<b>1 error</b>" in plan._repr_html_()

@@ -85,6 +85,10 @@ class ApplyResult:
         """How many steps per outcome."""
         return {k: sum(1 for o in self.outcome_list if o.outcome == k) for k in ("done", "confirmed", "failed")}
 
+    def summary(self) -> str:
+        """More to say on the first line of the text (none here)."""
+        return ""
+
     def __repr__(self) -> str:
         from tskit.state._display import result_text
 

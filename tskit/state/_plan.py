@@ -183,6 +183,20 @@ class Plan:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
+    def unmanaged(self) -> list[tuple[str, str]]:
+        """``(account, service)`` of listeners read but not named by the state, left alone (no prune)."""
+        if self.prune:
+            return []
+        return [(a, s) for a, services in self.live.items() for s in services if s not in self.desired.accounts[a]]
+
+    @property
+    def password_changes(self) -> int:
+        """How many steps set, change or remove a listener's password."""
+        return sum(
+            1 for s in self.steps if s.action != "delete" and (s.old.fingerprint if s.old else "") != s.fingerprint
+        )
+
+    @property
     def has_changes(self) -> bool:
         """Whether applying would send anything."""
         return bool(self.steps)
@@ -303,7 +317,8 @@ def _fields(step: Step) -> list[tuple[str, str, str]]:
         rows.append(("username", old.username, step.username))
     same = old.fingerprint == step.fingerprint
     if not same or (step.action == "update" and old.fingerprint):
-        rows.append(("password", MASK if old.fingerprint else "", "unchanged" if same else "changed"))
+        new = "unchanged" if same else "changed" if step.fingerprint else "removed"
+        rows.append(("password", MASK if old.fingerprint else "", new))
     return rows
 
 

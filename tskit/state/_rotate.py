@@ -49,9 +49,16 @@ class RotationResult(ApplyResult):
         """Whether every listener was verified on the new password."""
         return not self.remaining_list
 
+    def summary(self) -> str:
+        """How many listeners are still on another password."""
+        count = len(self.remaining_list)
+        return f"; {count} {'listener' if count == 1 else 'listeners'} still on another password"
+
     def __repr__(self) -> str:
-        lines = [super().__repr__(), f"  still on another password: {len(self.remaining_list)}"]
-        lines += [f"  {a} {s or '(account)'}: {r}" for a, s, r in self.remaining_list[:20]]
+        from tskit.state._display import _safe
+
+        lines = [super().__repr__()]
+        lines += [_safe(f"  {a} {s or '(account)'}: {r}") for a, s, r in self.remaining_list[:20]]
         return "\n".join(lines)
 
 

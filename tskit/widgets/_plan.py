@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from tskit.state._display import plural
 from tskit.widgets._common import Panel
 from tskit.widgets._manager import connection_badge
 
@@ -53,6 +54,8 @@ class PlanView(Panel):
         from tskit.state import as_desired
 
         self.ts = ts
+        # A file is read again at each plan (it, or its variables, may have been edited since).
+        self.path = desired if isinstance(desired, str | os.PathLike) else None
         self.desired = as_desired(desired)
         self.prune = prune
         self.journal = journal
@@ -90,13 +93,20 @@ class PlanView(Panel):
         """Read the accounts and show what applying would change."""
 
         async def plan() -> None:
-            self.plan = await self.ts.aplan(self.desired, prune=self.prune, progress=False)
+            self.plan = await self._plan()
             self.table.value = self.plan._repr_html_()
-            changes = len(self.plan.steps)
-            errors = f", {len(self.plan.error_list)} error(s)" if self.plan.error_list else ""
-            self.say(f"Planned: {changes} change(s){errors}.", "ok" if not self.plan.error_list else "error")
+            changes = plural(len(self.plan.steps), "change")
+            errors = f", {plural(len(self.plan.error_list), 'error')}" if self.plan.error_list else ""
+            self.say(f"Planned: {changes}{errors}.", "ok" if not self.plan.error_list else "error")
 
         self.run(f"Planning {len(self.desired.accounts)} accounts", plan)
+
+    async def _plan(self) -> Plan:
+        if self.path is not None:
+            from tskit.state import as_desired
+
+            self.desired = as_desired(self.path)
+        return await self.ts.aplan(self.desired, prune=self.prune, progress=False)
 
     def ask_to_apply(self) -> None:
         """Show the confirmation step, naming the number of changes; nothing is sent yet."""
@@ -104,11 +114,9 @@ class PlanView(Panel):
             self.say("Nothing to apply.", "info")
             return
         count = len(self.plan.steps)
-        self.confirm_text.value = (
-            f"Apply <b>{count} change{'s' if count != 1 else ''}</b> to {html.escape(self.plan.source)}?"
-        )
+        self.confirm_text.value = f"Apply <b>{plural(count, 'change')}</b> to {html.escape(self.plan.source)}?"
         self.confirm_box.layout.display = None
-        self.say(f"Confirm to apply {count} change(s).", "info")
+        self.say(f"Confirm to apply {plural(count, 'change')}.", "info")
 
     def cancel_apply(self) -> None:
         """Close the confirmation step without sending anything."""
@@ -132,7 +140,7 @@ class PlanView(Panel):
             current = plan
             if current.age > MAX_PLAN_AGE:  # stale: plan again rather than refuse, and say so
                 self.note("the plan was stale: planning again before applying")
-                current = await self.ts.aplan(self.desired, prune=self.prune, progress=False)
+                current = await self._plan()
                 if [s.id for s in current.steps] != [s.id for s in plan.steps]:
                     self.plan = current  # what was confirmed is no longer what would be done
                     self.table.value = current._repr_html_()
@@ -141,12 +149,12 @@ class PlanView(Panel):
             result = await current.aapply(journal=self.journal, progress=False, on_progress=advance)
             self.result = result
             self.outcomes.value = result._repr_html_()
-            self.plan = await self.ts.aplan(self.desired, prune=self.prune, progress=False)
+            self.plan = await self._plan()
             self.table.value = self.plan._repr_html_()
             counts = ", ".join(f"{n} {k}" for k, n in result.counts().items() if n) or "nothing to do"
             self.say(f"Applied: {counts}.", "ok" if result.ok else "error")
 
-        self.run(f"Applying {len(plan.steps)} change(s)", apply)
+        self.run(f"Applying {plural(len(plan.steps), 'change')}", apply)
 
     def _update_buttons(self) -> None:
         busy = self.busy
