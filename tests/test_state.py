@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import tskit
-from tskit.simulator import Simulator
+from tskit.simulator import Fault, Simulator
 from tskit.state import DesiredState, Journal, StalePlanError
 
 A1, A2, A3 = "0000123456-00001", "0000123456-00002", "0000123456-00003"
@@ -354,22 +354,87 @@ def test_rotation_with_a_listener_taking_both_passwords(ts: tskit.ThingSpace, si
         assert result.ok and result.remaining.empty
         assert listener.app.passwords == [NEW_PW.encode(), b"old-pw"]  # both, until ThingSpace stops the old
         assert {r[2] for r in registrations(sim, A3).values()} == {NEW_PW}
-        assert {r[2] for r in registrations(sim, A1).values()} == {NEW_PW}
+        assert registrations(sim, A1)["CarrierService"][2] == NEW_PW
+        assert registrations(sim, A1)["DeviceUsage"][2] == ""  # no credentials: left alone
         listener.set_password(NEW_PW)
         assert listener.app.passwords == [NEW_PW.encode()]
     assert secrets_in(tmp_path, NEW_PW, "old-pw") == []
-    assert len(Journal(tmp_path / "r.jsonl").frame) == 4
+    assert len(Journal(tmp_path / "r.jsonl").frame) == 3
 
 
 def test_rotation_lists_what_is_still_on_the_old_password(ts: tskit.ThingSpace, sim: Simulator, tmp_path: Path) -> None:
     from tskit.simulator import Fault
 
     sim.faults.scripted.append(Fault(status=400, operations=("register",)))
-    result = ts.rotate_password([A2], ["CarrierService"], new_password=NEW_PW, journal=tmp_path / "r.jsonl")
+    result = ts.rotate_password(
+        [A2], ["CarrierService"], new_password=NEW_PW, journal=tmp_path / "r.jsonl", allow_http=True
+    )
     assert not result.ok
     assert result.remaining.values.tolist() == [[A2, "CarrierService", "still on another password"]]
     assert registrations(sim, A2)["NiddService"][2] == "demo-pass-3"  # not asked for: untouched
     assert "CarrierService" in repr(result)
+
+
+def test_rotation_run_again_keeps_the_listener_accepting_the_old_password(
+    ts: tskit.ThingSpace, sim: Simulator, tmp_path: Path
+) -> None:
+    from tskit.listener import Listener
+
+    sim.config.enforce_listener_ports = False
+    with Listener(username="tsuser", password="old-pw", port=0) as listener:
+        sim.register(A3, "CarrierService", listener.url_for("CarrierService"), "tsuser", "old-pw")
+        for _ in range(2):  # a notebook cell run twice
+            result = ts.rotate_password(A3, new_password=NEW_PW, listener=listener, journal=tmp_path / "r.jsonl")
+            assert result.ok
+        assert listener.app.passwords == [NEW_PW.encode(), b"old-pw"]
+        # a listener that lost the grace gets back the password still registered for it
+        listener.set_password("other-pw")
+        sim.register(A3, "CarrierService", listener.url_for("CarrierService"), "tsuser", "old-pw")
+        sim.faults.scripted.append(Fault(status=400, operations=("register",)))
+        assert not ts.rotate_password(A3, new_password=NEW_PW, listener=listener, journal=tmp_path / "r.jsonl").ok
+        assert set(listener.app.passwords) == {NEW_PW.encode(), b"other-pw", b"old-pw"}
+    with pytest.raises(tskit.ValidationError, match="listener: is stopped"):
+        ts.rotate_password(A3, new_password=NEW_PW, listener=listener)
+
+
+def test_rotation_checks_services_and_says_when_nothing_matched(ts: tskit.ThingSpace, sim: Simulator) -> None:
+    with pytest.raises(tskit.ValidationError, match="did you mean 'CarrierService'"):
+        ts.rotate_password([A1], ["CarierService"], new_password=NEW_PW)
+    result = ts.rotate_password([A1], "CarrierService", new_password=NEW_PW)  # one name, not its letters
+    assert result.ok and result.matched == 1
+    assert registrations(sim, A1)["CarrierService"][2] == NEW_PW and registrations(sim, A1)["DeviceUsage"][2] != NEW_PW
+    nothing = ts.rotate_password([A3], new_password=NEW_PW)
+    assert not nothing.ok and "No listener matched" in repr(nothing)
+
+
+def test_rotation_skips_listeners_without_credentials_and_refuses_clear_text(
+    ts: tskit.ThingSpace, sim: Simulator
+) -> None:
+    sim.register(A3, "CarrierService", "https://l.example.com/c")  # checks no password
+    result = ts.rotate_password([A3], new_password=NEW_PW)
+    assert result.skipped == 1 and registrations(sim, A3)["CarrierService"][2] == ""
+    assert "1 listener with no username or password left alone" in repr(result)
+    assert ts.rotate_password([A3], new_password=NEW_PW, include_without_credentials=True).ok
+    sim.register(A3, "DeviceUsage", "http://l.example.com:9001/u", "ts", "old")
+    before = sim.count("register")
+    with pytest.raises(tskit.ValidationError, match="clear text to 1 plain-HTTP listener"):
+        ts.rotate_password([A3], new_password="another-pw")
+    assert sim.count("register") == before
+    assert ts.rotate_password([A3], new_password="another-pw", allow_http=True).ok
+
+
+def test_rotation_names_the_variables_to_update_so_plan_does_not_undo_it(
+    ts: tskit.ThingSpace, sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'["{A3}".CarrierService]\nurl = "https://l.example.com/c"\npassword = {{ env = "LPW" }}\n')
+    monkeypatch.setenv("LPW", "old-pw")
+    assert ts.plan(path).apply(journal=tmp_path / "j.jsonl").ok
+    result = ts.rotate_password(A3, new_password=NEW_PW, desired=path, journal=tmp_path / "j.jsonl")
+    assert result.variables == ["LPW"] and "Now set LPW (named by c.toml) to the new password" in repr(result)
+    assert "password changed" in repr(ts.plan(path))  # the file still says the old one
+    monkeypatch.setenv("LPW", NEW_PW)
+    assert not ts.plan(path).has_changes
 
 
 def test_plan_text_carries_no_terminal_escapes_from_the_server(ts: tskit.ThingSpace, sim: Simulator) -> None:
@@ -412,7 +477,9 @@ def test_plan_text_says_what_happens_to_passwords_and_unmanaged_listeners(ts: ts
 
 
 def test_results_say_counts_in_words(ts: tskit.ThingSpace, sim: Simulator, tmp_path: Path) -> None:
-    result = ts.rotate_password([A2], ["CarrierService"], new_password=NEW_PW, journal=tmp_path / "r.jsonl")
+    result = ts.rotate_password(
+        [A2], ["CarrierService"], new_password=NEW_PW, journal=tmp_path / "r.jsonl", allow_http=True
+    )
     assert repr(result).startswith("<RotationResult: 1 done, 0 confirmed, 0 failed; 0 listeners still on another")
     plan = ts.plan({"9999999999-00001": {}}, progress=False)
     assert "; 1 error>" in repr(plan) and "<b>1 error</b>" in plan._repr_html_()

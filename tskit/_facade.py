@@ -335,7 +335,7 @@ class ThingSpace:
     async def arotate_password(
         self,
         accounts: Iterable[str] | str,
-        services: Iterable[str] | None = None,
+        services: Iterable[str] | str | None = None,
         *,
         new_password: str,
         listener: Listener | None = None,
@@ -343,6 +343,10 @@ class ThingSpace:
         journal: str | os.PathLike[str] | Journal | None = None,
         progress: bool | None = None,
         fingerprint_key: bytes | str | None = None,
+        include_without_credentials: bool = False,
+        allow_http: bool = False,
+        allow_unknown_service: bool = False,
+        desired: DesiredState | str | os.PathLike[str] | None = None,
     ) -> RotationResult:
         """Async twin of :meth:`rotate_password`."""
         from tskit.state import rotate
@@ -358,12 +362,16 @@ class ThingSpace:
             progress=progress,
             fingerprint_key=fingerprint_key,
             source=self.source,
+            include_without_credentials=include_without_credentials,
+            allow_http=allow_http,
+            allow_unknown_service=allow_unknown_service,
+            desired=desired,
         )
 
     def rotate_password(
         self,
         accounts: Iterable[str] | str,
-        services: Iterable[str] | None = None,
+        services: Iterable[str] | str | None = None,
         *,
         new_password: str,
         listener: Listener | None = None,
@@ -371,16 +379,47 @@ class ThingSpace:
         journal: str | os.PathLike[str] | Journal | None = None,
         progress: bool | None = None,
         fingerprint_key: bytes | str | None = None,
+        include_without_credentials: bool = False,
+        allow_http: bool = False,
+        allow_unknown_service: bool = False,
+        desired: DesiredState | str | os.PathLike[str] | None = None,
     ) -> RotationResult:
         """Move every listener of the accounts (or only of ``services``) to a new password.
 
-        With a ``listener``, it first accepts both the old and the new password. Each
-        registration is then updated (journaled like an apply), and all are read again to
-        verify the new password's fingerprint.
+        With a running ``listener``, it first accepts the new password while still accepting
+        every password it accepted and those still registered for it. Each registration is then
+        updated (journaled like an apply), and all are read again to verify the new password's
+        fingerprint.
+
+        Afterwards, set the variable a desired-state file names for these passwords
+        (``password = { env = ... }``) to the new password: until then ``plan`` shows a password
+        change and ``apply`` would put the old one back. Give ``desired`` to have the result
+        name those variables.
+
+        Args:
+            accounts: The accounts.
+            services: Only these services (a name or several), checked against the catalogue.
+            new_password: The password to move to.
+            listener: A running :class:`~tskit.Listener` receiving these listeners' messages.
+            concurrency: Most calls at once.
+            journal: The journal to append to (see :meth:`Plan.apply <tskit.state.Plan.apply>`).
+            progress: Show a progress bar: ``None`` in Jupyter or a terminal only.
+            fingerprint_key: Key of the password fingerprints.
+            include_without_credentials: Also give the password to listeners that have no
+                username nor password (left alone by default).
+            allow_http: Send the password to plain-HTTP listeners off this machine too (refused by
+                default: it would travel in clear text in every message).
+            allow_unknown_service: Accept service names the catalogue does not know.
+            desired: The desired state (or its file) that names these listeners' passwords.
 
         Returns:
-            A :class:`~tskit.state.RotationResult`: ``.outcomes``, ``.journal``, and
-            ``.remaining``, the listeners still on another password.
+            A :class:`~tskit.state.RotationResult`: ``.outcomes``, ``.journal``, ``.remaining``
+            (the listeners still on another password), and ``.next_step``. ``.ok`` is false when
+            no listener matched.
+
+        Raises:
+            ValidationError: A service is unknown, the listener is stopped, or the password would
+                go to a plain-HTTP listener; nothing was sent.
         """
         return _runner.run(
             self.arotate_password(
@@ -392,6 +431,10 @@ class ThingSpace:
                 journal=journal,
                 progress=progress,
                 fingerprint_key=fingerprint_key,
+                include_without_credentials=include_without_credentials,
+                allow_http=allow_http,
+                allow_unknown_service=allow_unknown_service,
+                desired=desired,
             )
         )
 

@@ -453,11 +453,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_of(argv: Sequence[str]) -> str:
+    """The subcommand named on a command line (the first word that is not an option)."""
+    return next((word for word in argv if not word.startswith("-")), "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tskit`` command; returns the exit code."""
     import tskit
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        # tskit plan keeps exit 2 for "changes pending": its usage errors are failures (1).
+        if exit_.code == 2 and _command_of(sys.argv[1:] if argv is None else argv) == "plan":
+            return 1
+        raise
     try:
         code: int = args.func(args)
     except UsageError as error:

@@ -6,12 +6,13 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from tskit.cli import UsageError, _accounts, _add_accounts, _add_backend, _connect
 
 if TYPE_CHECKING:
-    from tskit.state import Plan
+    from tskit.state import Journal, Plan
 
 #: ``tskit plan``: Terraform's ``-detailed-exitcode``, so CI can alert on drift.
 EXIT_NO_CHANGES: Final = 0
@@ -29,9 +30,38 @@ def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
 
 
+EMBEDDED_NOTICE = (
+    "Note: this runs on the embedded ThingSpace simulator, which keeps nothing between runs: what is "
+    "applied here is gone when the command ends. For a simulator that keeps its state, run `tskit simulator` "
+    "in another terminal and set the THINGSPACE_* variables it prints."
+)
+
+
 def _plan(args: argparse.Namespace) -> Plan:
     ts = _connect(args)
+    if ts.simulator is not None and args.command in ("apply", "rotate"):
+        print(EMBEDDED_NOTICE, file=sys.stderr)
     return ts.plan(args.file, prune=args.prune, concurrency=args.concurrency, progress=_progress(args))
+
+
+def _journal(args: argparse.Namespace) -> Journal | None:
+    """The --journal file, checked before anything is read or sent."""
+    from tskit.state import Journal
+
+    return Journal.for_writing(args.journal) if args.journal else None
+
+
+def _check_output(path: str) -> None:
+    """Refuse an --output path that cannot be written, before anything is read; no folder is made."""
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder")
+    if not target.parent.is_dir():
+        raise OutputError(f"cannot write {path}: the folder {target.parent} does not exist")
+
+
+class OutputError(Exception):
+    """A file the command was asked to write that cannot be written."""
 
 
 def _failure(args: argparse.Namespace, error: Exception) -> int:
@@ -42,11 +72,24 @@ def _failure(args: argparse.Namespace, error: Exception) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """Write what the accounts hold as a desired-state TOML file (stdout or --output)."""
     names = _accounts(args)
-    with _connect(args) as ts:
-        state = ts.export(names, concurrency=args.concurrency, progress=_progress(args))
+    try:
+        if args.output:
+            _check_output(args.output)
+        with _connect(args) as ts:
+            state = ts.export(names, concurrency=args.concurrency, progress=_progress(args))
+        if args.output:
+            try:
+                state.save(args.output)
+            except OSError as exc:
+                raise OutputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    except OutputError as error:
+        return _failure(args, error)
     if args.output:
-        state.save(args.output)
-        print(f"Wrote {args.output}: {len(state.accounts)} accounts (passwords as references).", file=sys.stderr)
+        count = len(state.accounts)
+        print(
+            f"Wrote {args.output}: {count} account{'' if count == 1 else 's'} (passwords as references).",
+            file=sys.stderr,
+        )
     else:
         sys.stdout.write(state.dumps())
     return 0
@@ -82,7 +125,12 @@ def _confirm(args: argparse.Namespace, plan: Plan) -> bool:
         return True
     if not sys.stdin.isatty():
         raise UsageError("apply needs --yes when it cannot ask (no terminal)")
-    answer = input(f"Apply {len(plan.steps)} changes to {plan.source}? [y/N] ")
+    count = len(plan.steps)
+    try:
+        answer = input(f"Apply {count} change{'' if count == 1 else 's'} to {plan.source}? [y/N] ")
+    except EOFError:  # Ctrl-D: no answer is a no
+        print()
+        return False
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -90,6 +138,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     """Plan, show the plan, ask (on a terminal), apply; exit 1 if any step failed."""
     from tskit.state import StalePlanError
 
+    journal = _journal(args)
     while True:
         plan = _plan(args)
         sys.stdout.write(repr(plan) + "\n")
@@ -99,7 +148,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             print("Nothing was changed.")
             return 0
         try:
-            result = plan.apply(concurrency=args.concurrency, journal=args.journal, progress=_progress(args))
+            result = plan.apply(concurrency=args.concurrency, journal=journal, progress=_progress(args))
         except StalePlanError:
             print("The plan went stale while waiting for an answer: planning again.", file=sys.stderr)
             continue
@@ -114,16 +163,35 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         raise UsageError(f"--password-env: the variable {args.password_env} is not set")
     services = [s.strip() for s in ",".join(args.services).split(",") if s.strip()] or None
     names = _accounts(args)
+    journal = _journal(args)
     with _connect(args) as ts:
+        if ts.simulator is not None:
+            print(EMBEDDED_NOTICE, file=sys.stderr)
         result = ts.rotate_password(
             names,
             services,
             new_password=os.environ[args.password_env],
             concurrency=args.concurrency,
-            journal=args.journal,
+            journal=journal,
             progress=_progress(args),
+            include_without_credentials=args.include_without_credentials,
+            allow_http=args.allow_http,
+            allow_unknown_service=args.allow_unknown_service,
+            desired=args.state,
         )
     sys.stdout.write(repr(result) + "\n")
+    if result.matched and not result.variables:
+        print(
+            f"tskit rotate: now set the variable your desired-state file names for these passwords to the value "
+            f"of {args.password_env} (or give --state FILE to have it named), then `tskit plan` shows nothing.",
+            file=sys.stderr,
+        )
+    elif result.variables:
+        print(
+            f"tskit rotate: now set {', '.join(result.variables)} to the value of {args.password_env}, "
+            "then `tskit plan` shows nothing.",
+            file=sys.stderr,
+        )
     return 0 if result.ok else EXIT_FAILED
 
 
@@ -187,5 +255,17 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--services", action="append", default=[], metavar="SERVICES", help="only these services, comma-separated"
     )
     rotate.add_argument("--journal", metavar="PATH", help="JSON Lines journal to append to (default: a new file)")
+    rotate.add_argument(
+        "--state", metavar="FILE", help="the desired-state file naming these passwords: its variables are named"
+    )
+    rotate.add_argument(
+        "--include-without-credentials",
+        action="store_true",
+        help="also give the password to listeners with no username nor password (left alone by default)",
+    )
+    rotate.add_argument(
+        "--allow-http", action="store_true", help="send the password to plain-HTTP listeners too (clear text)"
+    )
+    rotate.add_argument("--allow-unknown-service", action="store_true", help="accept a service tskit does not know")
     _common(rotate)
     rotate.set_defaults(func=cmd_rotate)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
 
 from tskit import _validate as check
 from tskit._errors import ValidationError
@@ -33,9 +35,39 @@ class RotationResult(ApplyResult):
             password (an unreadable account is listed with service ``""``).
     """
 
-    def __init__(self, result: ApplyResult, remaining: list[tuple[str, str, str]]) -> None:
+    def __init__(
+        self,
+        result: ApplyResult,
+        remaining: list[tuple[str, str, str]],
+        *,
+        matched: int,
+        skipped: int = 0,
+        variables: list[str] | None = None,
+        desired_source: str | None = None,
+    ) -> None:
         super().__init__(result.plan, result.outcome_list, result.journal, result.resumed)
         self.remaining_list = remaining
+        self.matched = matched
+        self.skipped = skipped
+        self.variables = list(variables or [])
+        self.desired_source = desired_source
+
+    @property
+    def next_step(self) -> str:
+        """What to update so that a desired state does not put the old password back."""
+        if not self.matched:
+            return ""
+        if self.variables:
+            names = ", ".join(self.variables)
+            return (
+                f"Now set {names} (named by {self.desired_source}) to the new password: until then, plan shows "
+                "a password change and apply would put the old password back."
+            )
+        return (
+            "Now update the desired-state files of these listeners: set the variable each one's "
+            "password = { env = ... } names to the new password; until then, plan shows a password change "
+            "and apply would put the old password back."
+        )
 
     @property
     def remaining(self) -> pd.DataFrame:
@@ -46,8 +78,8 @@ class RotationResult(ApplyResult):
 
     @property
     def ok(self) -> bool:
-        """Whether every listener was verified on the new password."""
-        return not self.remaining_list
+        """Whether some listener matched and every one was verified on the new password."""
+        return bool(self.matched) and not self.remaining_list
 
     def summary(self) -> str:
         """How many listeners are still on another password."""
@@ -58,8 +90,58 @@ class RotationResult(ApplyResult):
         from tskit.state._display import _safe
 
         lines = [super().__repr__()]
+        if not self.matched:
+            lines.append("  No listener matched the accounts and services given: nothing was rotated.")
+        if self.skipped:
+            lines.append(
+                f"  {self.skipped} listener{'' if self.skipped == 1 else 's'} with no username or password "
+                "left alone (include_without_credentials=True to rotate them too)."
+            )
         lines += [_safe(f"  {a} {s or '(account)'}: {r}") for a, s, r in self.remaining_list[:20]]
+        if self.next_step:
+            lines.append(f"  {_safe(self.next_step)}")
         return "\n".join(lines)
+
+
+def service_list(services: Iterable[str] | str | None, *, allow_unknown: bool) -> set[str] | None:
+    """The services a rotation is limited to (``None``: all), each checked (with did-you-mean)."""
+    if services is None:
+        return None
+    names = [services] if isinstance(services, str) else list(services)
+    if not names:
+        raise ValidationError("services", "is empty", "service names, or None for every service")
+    try:
+        return {check.service_name(s, allow_unknown=allow_unknown) for s in names}
+    except ValidationError as exc:
+        raise ValidationError("services", exc.problem, exc.allowed) from None
+
+
+def _on_loopback(url: str) -> bool:
+    """Whether a URL's host is this machine: a clear-text password there never crosses a network."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _clear_text(url: str) -> bool:
+    """Whether a password sent to this listener would cross a network in clear text."""
+    return urlsplit(url).scheme.lower() != "https" and not _on_loopback(url)
+
+
+def _variables(desired: DesiredState | None, rotated: Iterable[tuple[str, str]]) -> list[str]:
+    """The variables a desired state names for the passwords of the listeners rotated."""
+    if desired is None:
+        return []
+    found = {
+        wanted.env
+        for account, service in rotated
+        if (wanted := desired.accounts.get(account, {}).get(service)) is not None and wanted.env
+    }
+    return sorted(found)
 
 
 async def rotate(
@@ -67,7 +149,7 @@ async def rotate(
     accounts: Iterable[str] | str,
     *,
     new_password: str | Secret,
-    services: Iterable[str] | None = None,
+    services: Iterable[str] | str | None = None,
     listener: Listener | None = None,
     concurrency: int = 8,
     journal: str | os.PathLike[str] | Journal | None = None,
@@ -75,30 +157,56 @@ async def rotate(
     fingerprint_key: bytes | str | None = None,
     source: str = "",
     on_progress: Callable[[int, int], None] | None = None,
+    include_without_credentials: bool = False,
+    allow_http: bool = False,
+    allow_unknown_service: bool = False,
+    desired: DesiredState | str | os.PathLike[str] | None = None,
 ) -> RotationResult:
-    """Move every listener of the accounts (or of the given services) to ``new_password``."""
+    """Move every listener of the accounts (or of the given services) to ``new_password``.
+
+    See :meth:`tskit.ThingSpace.rotate_password`.
+    """
+    from tskit.state._plan import as_desired
+
     names = account_list(accounts)
     secret = Secret(check.credential("new_password", new_password))
     if not secret:
         raise ValidationError("new_password", "is empty", "1 to 40 characters")
-    wanted = None if services is None else {check.service_name(s, allow_unknown=True) for s in services}
+    wanted = service_list(services, allow_unknown=allow_unknown_service)
+    if listener is not None and not listener.running:
+        raise ValidationError("listener", "is stopped: it would receive nothing", "a running tskit.Listener")
+    state_file = None if desired is None else as_desired(desired)
     key = load_key(fingerprint_key)
-    if listener is not None:
-        # The listener must take the new password before ThingSpace sends it, and keep taking the
-        # old one for the minutes ThingSpace goes on sending it.
-        listener.rotate_password(secret.reveal())
     found, failed = await read_accounts(
         client, names, concurrency=concurrency, progress=progress, description="Reading", on_progress=None
     )
+    named = {n: [cb for cb in found[n] if wanted is None or cb.service_name in wanted] for n in names if n in found}
+    # A listener with no username nor password checks none: giving it one is a change it never asked for.
+    chosen = {
+        n: [cb for cb in cbs if include_without_credentials or cb.username or cb.password] for n, cbs in named.items()
+    }
+    skipped = sum(len(cbs) - len(chosen[n]) for n, cbs in named.items())
+    clear = [f"{n} {cb.service_name}" for n, cbs in chosen.items() for cb in cbs if _clear_text(cb.url)]
+    if clear and not allow_http:
+        raise ValidationError(
+            "new_password",
+            f"would travel in clear text to {len(clear)} plain-HTTP listener(s) ({', '.join(clear[:5])}"
+            f"{' ...' if len(clear) > 5 else ''}); the audit rates this high; nothing was sent",
+            "https listeners, or allow_http=True (--allow-http) to send it anyway",
+        )
+    if listener is not None:
+        # The listener takes the new password before ThingSpace sends it, and keeps every password
+        # it took, plus those still registered for it, for the minutes ThingSpace goes on sending them.
+        listener.rotate_password(
+            secret.reveal(),
+            still_registered=[
+                cb.password.reveal() for cbs in chosen.values() for cb in cbs if cb.url.startswith(listener.url)
+            ],
+        )
     state = DesiredState(
         {
-            name: {
-                cb.service_name: DesiredCallback(cb.url, cb.username, secret)
-                for cb in found[name]
-                if wanted is None or cb.service_name in wanted
-            }
-            for name in names
-            if name in found
+            name: {cb.service_name: DesiredCallback(cb.url, cb.username, secret) for cb in cbs}
+            for name, cbs in chosen.items()
         },
         source="rotation",
         allow_any_port=True,
@@ -114,13 +222,23 @@ async def rotate(
     for name in names:
         if name in failed or name in unread:
             error = AccountError.from_exception(name, failed.get(name) or unread[name])
-            remaining.append((name, "", f"could not be read: {error.error} {error.message}".strip()))
+            reason = " ".join(p for p in ("could not be read:", error.error, error.message) if p)
+            remaining.append((name, "", reason))
             continue
+        rotated = {cb.service_name for cb in chosen[name]}
         for cb in after[name]:
-            if wanted is not None and cb.service_name not in wanted:
+            if cb.service_name not in rotated:
                 continue
             if fingerprint(key, name, cb.service_name, cb.password.reveal()) != fingerprint(
                 key, name, cb.service_name, secret.reveal()
             ):
                 remaining.append((name, cb.service_name, "still on another password"))
-    return RotationResult(result, remaining)
+    matched = [(n, cb.service_name) for n, cbs in chosen.items() for cb in cbs]
+    return RotationResult(
+        result,
+        remaining,
+        matched=len(matched),
+        skipped=skipped,
+        variables=_variables(state_file, matched),
+        desired_source=None if state_file is None else state_file.source,
+    )
