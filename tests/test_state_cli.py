@@ -135,7 +135,13 @@ def test_export_to_a_file_and_unreadable_accounts(
     text = out.read_text()
     assert f"[{A2}.NiddService]" in text and "demo-pass" not in text
     assert main(["export", A1, "9999999999-00001", "--no-progress"]) == 1
-    assert "1 accounts could not be read: 9999999999-00001" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "1 account could not be read" in captured.err and captured.out == ""
+    assert "  9999999999-00001: " in captured.err  # each account with its reason
+    assert main(["export", A1, "9999999999-00001", "--allow-partial", "--no-progress"]) == 4
+    captured = capsys.readouterr()
+    assert f"[{A1}.CarrierService]" in captured.out and "9999999999-00001" not in captured.out
+    assert "warning: 1 account could not be read and is not in the export" in captured.err
 
 
 @pytest.mark.parametrize(

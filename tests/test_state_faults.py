@@ -208,3 +208,18 @@ def _outcomes(path: Path) -> int:
         return path.read_text().count('"event":"outcome"')
     except FileNotFoundError:
         return 0
+
+
+@pytest.mark.parametrize("seed_", [21, 22, 23, 24, 25])
+def test_export_and_plan_of_100_accounts_read_through_the_faults_with_the_default_attempts(seed_: int) -> None:
+    sim = Simulator(faults=Faults(error_rate=0.10, rate_limit_rate=0.05, retry_after=0.01, drop_rate=0.02, seed=seed_))
+    seed(sim)
+    # the default number of tries per call; short waits keep the test quick
+    ts = tskit.connect(simulator=sim, retry=tskit.RetryPolicy(backoff=0.01))
+    try:
+        state = ts.export(FLEET, concurrency=20, progress=False)
+        assert len(state.accounts) == 100
+        plan = ts.plan(state, concurrency=20, progress=False)
+        assert plan.error_list == [] and not plan.has_changes
+    finally:
+        ts.close()

@@ -305,12 +305,18 @@ class ThingSpace:
         concurrency: int = 16,
         progress: bool | None = None,
         fingerprint_key: bytes | str | None = None,
+        allow_partial: bool = False,
     ) -> DesiredState:
         """Async twin of :meth:`export`."""
         from tskit.state import export_state
 
         return await export_state(
-            self.client, accounts, concurrency=concurrency, progress=progress, fingerprint_key=fingerprint_key
+            self.client,
+            accounts,
+            concurrency=concurrency,
+            progress=progress,
+            fingerprint_key=fingerprint_key,
+            allow_partial=allow_partial,
         )
 
     def export(
@@ -320,16 +326,32 @@ class ThingSpace:
         concurrency: int = 16,
         progress: bool | None = None,
         fingerprint_key: bytes | str | None = None,
+        allow_partial: bool = False,
     ) -> DesiredState:
         """What the accounts hold now, as a desired state; ``.save("callbacks.toml")`` writes it.
 
-        Passwords are kept only as fingerprint references ("keep the password it has").
+        Passwords are kept only as fingerprint references ("keep the password it has"). Reads
+        that fail for a passing reason are tried again.
+
+        Args:
+            accounts: The accounts to export.
+            concurrency: Most accounts read at once.
+            progress: Show a progress bar: ``None`` in Jupyter or a terminal only.
+            fingerprint_key: Key of the password fingerprints.
+            allow_partial: Export the accounts that could be read, warn, and list the others in
+                ``.unread`` (by default one unreadable account fails the export).
 
         Raises:
-            ExportError: Some accounts could not be read.
+            ExportError: Some accounts could not be read; each is listed with why.
         """
         return _runner.run(
-            self.aexport(accounts, concurrency=concurrency, progress=progress, fingerprint_key=fingerprint_key)
+            self.aexport(
+                accounts,
+                concurrency=concurrency,
+                progress=progress,
+                fingerprint_key=fingerprint_key,
+                allow_partial=allow_partial,
+            )
         )
 
     async def arotate_password(

@@ -19,7 +19,7 @@ Example:
 """
 
 from tskit.state._apply import OUTCOME_COLUMNS, ApplyResult, Outcome, PlanUsedError, StalePlanError, apply_plan
-from tskit.state._export import ExportError, export_state
+from tskit.state._export import ExportError, PartialExportWarning, export_state
 from tskit.state._journal import JOURNAL_COLUMNS, Journal, JournalError
 from tskit.state._model import DesiredCallback, DesiredState
 from tskit.state._plan import ACTIONS, CHANGE_COLUMNS, MAX_PLAN_AGE, Plan, Step, as_desired, make_plan
@@ -38,6 +38,7 @@ __all__ = [
     "Journal",
     "JournalError",
     "Outcome",
+    "PartialExportWarning",
     "Plan",
     "PlanUsedError",
     "RotationResult",

@@ -6,10 +6,11 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from tskit.cli import UsageError, _accounts, _add_accounts, _add_backend, _connect
+from tskit.cli import EXIT_UNREADABLE, UsageError, _accounts, _add_accounts, _add_backend, _connect
 
 if TYPE_CHECKING:
     from tskit.state import Journal, Plan
@@ -71,12 +72,17 @@ def _failure(args: argparse.Namespace, error: Exception) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write what the accounts hold as a desired-state TOML file (stdout or --output)."""
+    from tskit.state._export import PartialExportWarning, unread_text
+
     names = _accounts(args)
     try:
         if args.output:
             _check_output(args.output)
-        with _connect(args) as ts:
-            state = ts.export(names, concurrency=args.concurrency, progress=_progress(args))
+        with _connect(args) as ts, warnings.catch_warnings():
+            warnings.simplefilter("ignore", PartialExportWarning)  # said below, as a command says it
+            state = ts.export(
+                names, concurrency=args.concurrency, progress=_progress(args), allow_partial=args.allow_partial
+            )
         if args.output:
             try:
                 state.save(args.output)
@@ -92,6 +98,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     else:
         sys.stdout.write(state.dumps())
+    if state.unread:
+        count = len(state.unread)
+        print(
+            f"tskit export: warning: {count} account{' ' if count == 1 else 's '}could not be read and "
+            f"{'is' if count == 1 else 'are'} not in the export:\n{unread_text(state.unread)}",
+            file=sys.stderr,
+        )
+        return EXIT_UNREADABLE
     return 0
 
 
@@ -212,6 +226,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     _add_accounts(export)
     export.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    export.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="export the accounts that could be read, list the others, exit 4 (default: export nothing, exit 1)",
+    )
     _common(export)
     export.set_defaults(func=cmd_export)
 

@@ -21,6 +21,8 @@ from tskit._secret import MASK, Secret
 if TYPE_CHECKING:
     import pandas as pd
 
+    from tskit.audit import AccountError
+
 #: Top-level names that are not accounts: shared values, and facts about the file itself.
 DEFAULTS: Final = "defaults"
 META: Final = "tskit"
@@ -93,6 +95,7 @@ class DesiredState:
         key_id: Public name of the key of the fingerprints it holds, if any.
         allow_any_port: Listener URLs were not checked against ThingSpace's ports.
         allow_unknown_service: Service names the catalogue does not know were accepted.
+        unread: Accounts a partial export could not read (not in the state), with why.
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class DesiredState:
         self.key_id = key_id
         self.allow_any_port = allow_any_port
         self.allow_unknown_service = allow_unknown_service
+        self.unread: list[AccountError] = []
 
     def __repr__(self) -> str:
         count = sum(len(s) for s in self.accounts.values())

@@ -17,8 +17,9 @@ from tskit._errors import ValidationError
 from tskit._fingerprint import fingerprint, key_id, load_key
 from tskit._models import Callback
 from tskit._secret import MASK, Secret
-from tskit.audit import AccountError, read_accounts
+from tskit.audit import AccountError
 from tskit.state._model import DesiredState
+from tskit.state._read import read_all
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -428,7 +429,7 @@ async def make_plan(
         )
     if not state.accounts:
         raise ValidationError(f"{state.source}: desired state", "names no account", "one table per account")
-    found, failed = await read_accounts(
+    found, failed = await read_all(
         client,
         list(state.accounts),
         concurrency=concurrency,

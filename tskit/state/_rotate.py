@@ -12,11 +12,12 @@ from tskit import _validate as check
 from tskit._errors import ValidationError
 from tskit._fingerprint import fingerprint, load_key
 from tskit._secret import Secret
-from tskit.audit import AccountError, account_list, read_accounts
+from tskit.audit import AccountError, account_list
 from tskit.state._apply import ApplyResult, apply_plan
 from tskit.state._journal import Journal
 from tskit.state._model import DesiredCallback, DesiredState
 from tskit.state._plan import compute_plan
+from tskit.state._read import read_all
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -177,7 +178,7 @@ async def rotate(
         raise ValidationError("listener", "is stopped: it would receive nothing", "a running tskit.Listener")
     state_file = None if desired is None else as_desired(desired)
     key = load_key(fingerprint_key)
-    found, failed = await read_accounts(
+    found, failed = await read_all(
         client, names, concurrency=concurrency, progress=progress, description="Reading", on_progress=None
     )
     named = {n: [cb for cb in found[n] if wanted is None or cb.service_name in wanted] for n in names if n in found}
@@ -217,7 +218,7 @@ async def rotate(
         plan, concurrency=concurrency, journal=journal, progress=progress, on_progress=on_progress
     )
     # Verify by reading again: a listener is rotated when its password's fingerprint is the new one's.
-    after, unread = await read_accounts(client, names, concurrency=concurrency, progress=False)
+    after, unread = await read_all(client, names, concurrency=concurrency, progress=False)
     remaining: list[tuple[str, str, str]] = []
     for name in names:
         if name in failed or name in unread:
