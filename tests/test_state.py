@@ -435,6 +435,9 @@ def test_rotation_names_the_variables_to_update_so_plan_does_not_undo_it(
     assert "password changed" in repr(ts.plan(path))  # the file still says the old one
     monkeypatch.setenv("LPW", NEW_PW)
     assert not ts.plan(path).has_changes
+    exported = ts.export([A1]).save(tmp_path / "e.toml")
+    result = ts.rotate_password(A1, "CarrierService", new_password=NEW_PW, desired=exported)
+    assert "e.toml keeps 1 of these passwords by fingerprint" in result.next_step
 
 
 def test_plan_text_carries_no_terminal_escapes_from_the_server(ts: tskit.ThingSpace, sim: Simulator) -> None:

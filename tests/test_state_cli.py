@@ -66,7 +66,7 @@ def test_export_plan_apply_rotate(
     accounts.write_text(f"{A1}\n{A3}  # the new one\n")
     assert main(["rotate", "--accounts-file", str(accounts), "--password-env", "ROTATED", "--no-progress"]) == 0
     rotated = capsys.readouterr()
-    assert "0 listeners still on another password" in rotated.out and "ROTATED" in rotated.err
+    assert "0 listeners still on another password" in rotated.out and "value of ROTATED" in rotated.err
     with_credentials = [r for r in sim.registrations(A1) + sim.registrations(A3) if r["username"] or r["password"]]
     assert {r["password"] for r in with_credentials} == {"rotated-pw"} and len(with_credentials) == 2
     for written in (path, journal):

@@ -194,16 +194,12 @@ def cmd_rotate(args: argparse.Namespace) -> int:
             desired=args.state,
         )
     sys.stdout.write(repr(result) + "\n")
-    if result.matched and not result.variables:
+    if result.matched and (result.variables or result.fingerprinted):
+        print(f"tskit rotate: {result.next_step}", file=sys.stderr)
+    elif result.matched:
         print(
             f"tskit rotate: now set the variable your desired-state file names for these passwords to the value "
-            f"of {args.password_env} (or give --state FILE to have it named), then `tskit plan` shows nothing.",
-            file=sys.stderr,
-        )
-    elif result.variables:
-        print(
-            f"tskit rotate: now set {', '.join(result.variables)} to the value of {args.password_env}, "
-            "then `tskit plan` shows nothing.",
+            f"of {args.password_env} (give --state FILE to have it named), then `tskit plan` shows nothing.",
             file=sys.stderr,
         )
     return 0 if result.ok else EXIT_FAILED

@@ -43,14 +43,14 @@ class RotationResult(ApplyResult):
         *,
         matched: int,
         skipped: int = 0,
-        variables: list[str] | None = None,
+        references: tuple[list[str], int] = ([], 0),
         desired_source: str | None = None,
     ) -> None:
         super().__init__(result.plan, result.outcome_list, result.journal, result.resumed)
         self.remaining_list = remaining
         self.matched = matched
         self.skipped = skipped
-        self.variables = list(variables or [])
+        self.variables, self.fingerprinted = list(references[0]), references[1]
         self.desired_source = desired_source
 
     @property
@@ -58,12 +58,19 @@ class RotationResult(ApplyResult):
         """What to update so that a desired state does not put the old password back."""
         if not self.matched:
             return ""
+        steps = []
         if self.variables:
-            names = ", ".join(self.variables)
-            return (
-                f"Now set {names} (named by {self.desired_source}) to the new password: until then, plan shows "
-                "a password change and apply would put the old password back."
+            steps.append(
+                f"Now set {', '.join(self.variables)} (named by {self.desired_source}) to the new password: until "
+                "then, plan shows a password change and apply would put the old password back."
             )
+        if self.fingerprinted:
+            steps.append(
+                f"{self.desired_source} keeps {self.fingerprinted} of these passwords by fingerprint, which no "
+                'longer matches: export again, or write password = { env = "VARIABLE" } holding the new one.'
+            )
+        if steps:
+            return " ".join(steps)
         return (
             "Now update the desired-state files of these listeners: set the variable each one's "
             "password = { env = ... } names to the new password; until then, plan shows a password change "
@@ -133,16 +140,12 @@ def _clear_text(url: str) -> bool:
     return urlsplit(url).scheme.lower() != "https" and not _on_loopback(url)
 
 
-def _variables(desired: DesiredState | None, rotated: Iterable[tuple[str, str]]) -> list[str]:
-    """The variables a desired state names for the passwords of the listeners rotated."""
+def _references(desired: DesiredState | None, rotated: Iterable[tuple[str, str]]) -> tuple[list[str], int]:
+    """The variables a desired state names for the passwords rotated, and how many it keeps by fingerprint."""
     if desired is None:
-        return []
-    found = {
-        wanted.env
-        for account, service in rotated
-        if (wanted := desired.accounts.get(account, {}).get(service)) is not None and wanted.env
-    }
-    return sorted(found)
+        return [], 0
+    wanted = [w for a, s in rotated if (w := desired.accounts.get(a, {}).get(s)) is not None]
+    return sorted({w.env for w in wanted if w.env}), sum(1 for w in wanted if w.fingerprint)
 
 
 async def rotate(
@@ -240,6 +243,6 @@ async def rotate(
         remaining,
         matched=len(matched),
         skipped=skipped,
-        variables=_variables(state_file, matched),
+        references=_references(state_file, matched),
         desired_source=None if state_file is None else state_file.source,
     )
