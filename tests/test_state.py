@@ -255,6 +255,10 @@ def test_a_stale_plan_is_refused_and_nothing_is_sent(
     with pytest.raises(StalePlanError, match="Plan again"):
         plan.apply(journal=tmp_path / "j.jsonl")
     assert sim.count("register") == 0 and not (tmp_path / "j.jsonl").exists()
+    fresh = ts.plan({A3: {"CarrierService": {"url": "https://l.example.com/c"}}}, progress=False)
+    with pytest.raises(StalePlanError) as caught:
+        fresh.apply(journal=tmp_path / "j.jsonl", max_age=0)
+    assert "0 s old" not in str(caught.value) and "(the most is 0 s)" in str(caught.value)
 
 
 def test_a_failed_step_is_journaled_with_its_reason(ts: tskit.ThingSpace, sim: Simulator, tmp_path: Path) -> None:
