@@ -67,7 +67,14 @@ def test_two_threads_applying_on_one_journal_one_is_refused(sim: Simulator, tmp_
             except JournalError as exc:
                 outcomes[i] = exc
 
-    threads = [threading.Thread(target=asyncio.run, args=(plan_and_apply(i),)) for i in range(2)]
+    def thread(i: int) -> None:
+        loop = asyncio.new_event_loop()  # a loop of its own, closed after (asyncio.run may be patched)
+        try:
+            loop.run_until_complete(plan_and_apply(i))
+        finally:
+            loop.close()
+
+    threads = [threading.Thread(target=thread, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
