@@ -133,8 +133,8 @@ def test_unpatchable_loop_gets_a_clear_error() -> None:
 
 def test_import_is_light() -> None:
     code = (
-        "import sys, tskit; heavy = [m for m in ('ipywidgets', 'uvicorn', 'pandas', 'nest_asyncio2', "
-        "'tqdm', 'tskit.simulator', 'tskit.audit') if m in sys.modules]; print(','.join(heavy))"
+        "import sys, tskit; heavy = [m for m in ('ipywidgets', 'uvicorn', 'pandas', 'nest_asyncio2', 'aiohttp', "
+        "'tqdm', 'tskit.simulator', 'tskit.audit', 'tskit.state') if m in sys.modules]; print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""

@@ -50,6 +50,9 @@ __all__ = [
     "CallbackActionResult",
     "ConfigurationError",
     "Credentials",
+    "DesiredState",
+    "Journal",
+    "Plan",
     "RateLimitError",
     "RequestTimeout",
     "RetryPolicy",
@@ -79,4 +82,8 @@ def __getattr__(name: str) -> object:
         from tskit.listener import Listener
 
         return Listener
+    if name in ("Journal", "DesiredState", "Plan"):
+        import tskit.state
+
+        return getattr(tskit.state, name)
     raise AttributeError(f"module 'tskit' has no attribute {name!r}")

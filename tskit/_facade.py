@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from tskit import _runner
 from tskit._client import ThingSpaceClient
@@ -16,12 +16,15 @@ from tskit._models import CallbackActionResult
 from tskit._retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
     import pandas as pd
 
     from tskit.audit import Audit, Rule
+    from tskit.listener import Listener
     from tskit.simulator import Simulator
+    from tskit.state import DesiredState, Plan, RotationResult
+    from tskit.state._journal import Journal
 
 logger = logging.getLogger("tskit")
 
@@ -234,6 +237,226 @@ class ThingSpace:
                 concurrency=concurrency,
                 progress=progress,
                 fingerprint_key=fingerprint_key,
+            )
+        )
+
+    # -- desired state ------------------------------------------------------------------
+
+    async def aplan(
+        self,
+        desired: DesiredState | Mapping[str, Any] | str | os.PathLike[str],
+        *,
+        prune: bool = False,
+        concurrency: int = 16,
+        progress: bool | None = None,
+        fingerprint_key: bytes | str | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Plan:
+        """Async twin of :meth:`plan`; ``on_progress(done, total)`` is called after each account."""
+        from tskit.state import make_plan
+
+        return await make_plan(
+            self.client,
+            desired,
+            prune=prune,
+            concurrency=concurrency,
+            progress=progress,
+            fingerprint_key=fingerprint_key,
+            source=self.source,
+            on_progress=on_progress,
+        )
+
+    def plan(
+        self,
+        desired: DesiredState | Mapping[str, Any] | str | os.PathLike[str],
+        *,
+        prune: bool = False,
+        concurrency: int = 16,
+        progress: bool | None = None,
+        fingerprint_key: bytes | str | None = None,
+    ) -> Plan:
+        """Compare a desired state with what ThingSpace holds; sends no change.
+
+        Args:
+            desired: A :class:`~tskit.state.DesiredState`, a mapping
+                ``{account: {service: {"url", "username", "password"}}}``, or a TOML file's path.
+            prune: Also plan the deletion of listeners of named accounts that the state does not
+                name. Accounts not named are never touched.
+            concurrency: Most accounts read at the same time (1 to 256).
+            progress: Show a progress bar: ``None`` in Jupyter or a terminal only.
+            fingerprint_key: Key of the password fingerprints (see :mod:`tskit.audit`).
+
+        Returns:
+            A :class:`~tskit.state.Plan`: ``.changes``, ``.errors``, ``.apply()``.
+
+        Raises:
+            ValidationError: The desired state holds a value the client would refuse.
+        """
+        return _runner.run(
+            self.aplan(
+                desired, prune=prune, concurrency=concurrency, progress=progress, fingerprint_key=fingerprint_key
+            )
+        )
+
+    async def aexport(
+        self,
+        accounts: Iterable[str] | str,
+        *,
+        concurrency: int = 16,
+        progress: bool | None = None,
+        fingerprint_key: bytes | str | None = None,
+        allow_partial: bool = False,
+    ) -> DesiredState:
+        """Async twin of :meth:`export`."""
+        from tskit.state import export_state
+
+        return await export_state(
+            self.client,
+            accounts,
+            concurrency=concurrency,
+            progress=progress,
+            fingerprint_key=fingerprint_key,
+            allow_partial=allow_partial,
+        )
+
+    def export(
+        self,
+        accounts: Iterable[str] | str,
+        *,
+        concurrency: int = 16,
+        progress: bool | None = None,
+        fingerprint_key: bytes | str | None = None,
+        allow_partial: bool = False,
+    ) -> DesiredState:
+        """What the accounts hold now, as a desired state; ``.save("callbacks.toml")`` writes it.
+
+        Passwords are kept only as fingerprint references ("keep the password it has"). Reads
+        that fail for a passing reason are tried again.
+
+        Args:
+            accounts: The accounts to export.
+            concurrency: Most accounts read at once.
+            progress: Show a progress bar: ``None`` in Jupyter or a terminal only.
+            fingerprint_key: Key of the password fingerprints.
+            allow_partial: Export the accounts that could be read, warn, and list the others in
+                ``.unread`` (by default one unreadable account fails the export).
+
+        Raises:
+            ExportError: Some accounts could not be read; each is listed with why.
+        """
+        return _runner.run(
+            self.aexport(
+                accounts,
+                concurrency=concurrency,
+                progress=progress,
+                fingerprint_key=fingerprint_key,
+                allow_partial=allow_partial,
+            )
+        )
+
+    async def arotate_password(
+        self,
+        accounts: Iterable[str] | str,
+        services: Iterable[str] | str | None = None,
+        *,
+        new_password: str,
+        listener: Listener | None = None,
+        concurrency: int = 8,
+        journal: str | os.PathLike[str] | Journal | None = None,
+        progress: bool | None = None,
+        fingerprint_key: bytes | str | None = None,
+        include_without_credentials: bool = False,
+        allow_http: bool = False,
+        allow_unknown_service: bool = False,
+        desired: DesiredState | str | os.PathLike[str] | None = None,
+    ) -> RotationResult:
+        """Async twin of :meth:`rotate_password`."""
+        from tskit.state import rotate
+
+        return await rotate(
+            self.client,
+            accounts,
+            new_password=new_password,
+            services=services,
+            listener=listener,
+            concurrency=concurrency,
+            journal=journal,
+            progress=progress,
+            fingerprint_key=fingerprint_key,
+            source=self.source,
+            include_without_credentials=include_without_credentials,
+            allow_http=allow_http,
+            allow_unknown_service=allow_unknown_service,
+            desired=desired,
+        )
+
+    def rotate_password(
+        self,
+        accounts: Iterable[str] | str,
+        services: Iterable[str] | str | None = None,
+        *,
+        new_password: str,
+        listener: Listener | None = None,
+        concurrency: int = 8,
+        journal: str | os.PathLike[str] | Journal | None = None,
+        progress: bool | None = None,
+        fingerprint_key: bytes | str | None = None,
+        include_without_credentials: bool = False,
+        allow_http: bool = False,
+        allow_unknown_service: bool = False,
+        desired: DesiredState | str | os.PathLike[str] | None = None,
+    ) -> RotationResult:
+        """Move every listener of the accounts (or only of ``services``) to a new password.
+
+        With a running ``listener``, it first accepts the new password while still accepting
+        every password it accepted and those still registered for it. Each registration is then
+        updated (journaled like an apply), and all are read again to verify the new password's
+        fingerprint.
+
+        Afterwards, set the variable a desired-state file names for these passwords
+        (``password = { env = ... }``) to the new password: until then ``plan`` shows a password
+        change and ``apply`` would put the old one back. Give ``desired`` to have the result
+        name those variables.
+
+        Args:
+            accounts: The accounts.
+            services: Only these services (a name or several), checked against the catalogue.
+            new_password: The password to move to.
+            listener: A running :class:`~tskit.Listener` receiving these listeners' messages.
+            concurrency: Most calls at once.
+            journal: The journal to append to (see :meth:`Plan.apply <tskit.state.Plan.apply>`).
+            progress: Show a progress bar: ``None`` in Jupyter or a terminal only.
+            fingerprint_key: Key of the password fingerprints.
+            include_without_credentials: Also give the password to listeners that have no
+                username nor password (left alone by default).
+            allow_http: Send the password to plain-HTTP listeners off this machine too (refused by
+                default: it would travel in clear text in every message).
+            allow_unknown_service: Accept service names the catalogue does not know.
+            desired: The desired state (or its file) that names these listeners' passwords.
+
+        Returns:
+            A :class:`~tskit.state.RotationResult`: ``.outcomes``, ``.journal``, ``.remaining``
+            (the listeners still on another password), and ``.next_step``. ``.ok`` is false when
+            no listener matched.
+
+        Raises:
+            ValidationError: A service is unknown, the listener is stopped, or the password would
+                go to a plain-HTTP listener; nothing was sent.
+        """
+        return _runner.run(
+            self.arotate_password(
+                accounts,
+                services,
+                new_password=new_password,
+                listener=listener,
+                concurrency=concurrency,
+                journal=journal,
+                progress=progress,
+                fingerprint_key=fingerprint_key,
+                include_without_credentials=include_without_credentials,
+                allow_http=allow_http,
+                allow_unknown_service=allow_unknown_service,
+                desired=desired,
             )
         )
 

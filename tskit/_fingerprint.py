@@ -15,6 +15,8 @@ import os
 import secrets
 from pathlib import Path
 
+from tskit._errors import ConfigurationError
+
 KEY_ENV = "TSKIT_FINGERPRINT_KEY"
 CONFIG_DIR_ENV = "TSKIT_CONFIG_DIR"
 
@@ -29,28 +31,58 @@ def config_dir() -> Path:
 
 
 def load_key(key: bytes | str | None = None) -> bytes:
-    """The fingerprint key: the one given, the environment's, or the key file's (made if missing)."""
+    """The fingerprint key: the one given, the environment's, or the key file's (made if missing).
+
+    Raises:
+        ConfigurationError: The key given or in ``TSKIT_FINGERPRINT_KEY`` is shorter than 16
+            bytes, or the key file does not hold a key.
+    """
+    from_env = key is None and bool(os.environ.get(KEY_ENV))
     if key is None:
         key = os.environ.get(KEY_ENV) or None
     if key is not None:
         data = key.encode() if isinstance(key, str) else key
         if len(data) < 16:
-            raise ValueError("a fingerprint key must be at least 16 bytes long")
+            raise ConfigurationError(
+                KEY_ENV if from_env else "fingerprint_key", f"is {len(data)} bytes long", "at least 16 bytes"
+            )
         return data
     path = config_dir() / "fingerprint.key"
     try:
-        return bytes.fromhex(path.read_text().strip())
+        return _read_key(path)
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = secrets.token_hex(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return bytes.fromhex(path.read_text().strip())
+    # Written whole under another name, then linked into place: a process reading the key never
+    # sees a half-written file, and of two processes making it at once, both use the first one's.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(fresh + "\n")
-    return bytes.fromhex(fresh)
+        handle.write(secrets.token_hex(32) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass  # another process made it first: use its key
+    finally:
+        os.unlink(temporary)
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> bytes:
+    text = path.read_text().strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        raise ConfigurationError(
+            str(path),
+            "does not hold a fingerprint key (it is empty or not 32+ hex digits)",
+            f"delete it to have a new key made, or set {KEY_ENV}",
+        )
+    return key
 
 
 def key_id(key: bytes) -> str:

@@ -25,6 +25,7 @@ credentials:
 exit codes:
   0 done; 1 ThingSpace or the network failed; 2 bad usage or input (nothing was sent);
   3 audit findings at or above --fail-on; 4 some accounts could not be read.
+  tskit plan: 0 nothing would change, 2 changes pending, 1 failure (Terraform's convention).
 """
 
 EXIT_FINDINGS = 3
@@ -445,14 +446,29 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--drop-rate", type=_rate, default=0.0, help="share of connections dropped unanswered")
     sim.add_argument("--seed", type=int, default=None, help="seed for the fault draws")
     sim.set_defaults(func=_cmd_simulator)
+
+    from tskit.state._cli import add_commands as add_state_commands  # export, plan, apply, rotate
+
+    add_state_commands(commands)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str:
+    """The subcommand named on a command line (the first word that is not an option)."""
+    return next((word for word in argv if not word.startswith("-")), "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tskit`` command; returns the exit code."""
     import tskit
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        # tskit plan keeps exit 2 for "changes pending": its usage errors are failures (1).
+        if exit_.code == 2 and _command_of(sys.argv[1:] if argv is None else argv) == "plan":
+            return 1
+        raise
     try:
         code: int = args.func(args)
     except UsageError as error:

@@ -8,7 +8,16 @@ Example:
     ['credentials-over-http', 'no-credentials']
 """
 
-from tskit.audit._audit import AccountError, Audit, AuditRecord, account_list, read_accounts_file, run_audit
+from tskit.audit._audit import (
+    AccountError,
+    Audit,
+    AuditRecord,
+    account_list,
+    check_concurrency,
+    read_accounts,
+    read_accounts_file,
+    run_audit,
+)
 from tskit.audit._rules import (
     DEFAULT_RULES,
     AuditContext,
@@ -41,10 +50,12 @@ __all__ = [
     "SharedUrl",
     "account_list",
     "callback_rule",
+    "check_concurrency",
     "credentials_over_http",
     "no_credentials",
     "not_https",
     "port_not_allowed",
+    "read_accounts",
     "read_accounts_file",
     "run_audit",
     "unknown_service",

@@ -228,38 +228,36 @@ class Audit:
         return diff(old, self)
 
 
-async def run_audit(
+def check_concurrency(concurrency: int) -> int:
+    """Check a fan-out's concurrency: 1 to 256 calls at once."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
+        raise ValidationError("concurrency", f"{concurrency!r} is out of range", "a whole number from 1 to 256")
+    return concurrency
+
+
+async def read_accounts(
     client: ThingSpaceClient,
-    accounts: Iterable[str] | str,
+    names: Sequence[str],
     *,
-    expect: Iterable[str] = (),
-    rules: Iterable[Rule] | None = None,
     concurrency: int = 16,
     progress: bool | None = None,
-    source: str,
-    fingerprint_key: bytes | str | None = None,
+    description: str = "Reading",
     on_progress: Callable[[int, int], None] | None = None,
-) -> Audit:
-    """Read every account's callbacks with bounded concurrency and run the rules over them.
+) -> tuple[dict[str, list[Callback]], dict[str, ThingSpaceError]]:
+    """Read the callbacks of many accounts, at most ``concurrency`` at once, with a progress bar.
 
-    ``on_progress(done, total)`` is called after each account, e.g. to drive a widget.
+    One account's failure never stops the others: it is returned with the error it gave.
+
+    Returns:
+        The callbacks of each account read, and the error of each account that could not be.
     """
-    names = account_list(accounts)
-    expected = tuple(check.service_name(s, allow_unknown=True) for s in expect)
-    if not 1 <= concurrency <= 256:
-        raise ValidationError("concurrency", f"{concurrency} is out of range", "1 to 256")
-    rule_list = list(DEFAULT_RULES if rules is None else rules)
-    for rule in rule_list:
-        if not isinstance(rule, Rule):
-            raise ValidationError("rules", f"{rule!r} is not a rule", "objects with name, severity, description, check")
-    key = load_key(fingerprint_key)
-    started = datetime.now(UTC)
+    check_concurrency(concurrency)
     found: dict[str, list[Callback]] = {}
     failed: dict[str, ThingSpaceError] = {}
     queue: asyncio.Queue[str] = asyncio.Queue()
     for name in names:
         queue.put_nowait(name)
-    bar = progress_bar(len(names), enabled=progress, description="Auditing")
+    bar = progress_bar(len(names), enabled=progress, description=description)
 
     async def worker() -> None:
         while not queue.empty():
@@ -280,6 +278,37 @@ async def run_audit(
     finally:
         if bar is not None:
             bar.close()
+    return found, failed
+
+
+async def run_audit(
+    client: ThingSpaceClient,
+    accounts: Iterable[str] | str,
+    *,
+    expect: Iterable[str] = (),
+    rules: Iterable[Rule] | None = None,
+    concurrency: int = 16,
+    progress: bool | None = None,
+    source: str,
+    fingerprint_key: bytes | str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Audit:
+    """Read every account's callbacks with bounded concurrency and run the rules over them.
+
+    ``on_progress(done, total)`` is called after each account, e.g. to drive a widget.
+    """
+    names = account_list(accounts)
+    expected = tuple(check.service_name(s, allow_unknown=True) for s in expect)
+    check_concurrency(concurrency)
+    rule_list = list(DEFAULT_RULES if rules is None else rules)
+    for rule in rule_list:
+        if not isinstance(rule, Rule):
+            raise ValidationError("rules", f"{rule!r} is not a rule", "objects with name, severity, description, check")
+    key = load_key(fingerprint_key)
+    started = datetime.now(UTC)
+    found, failed = await read_accounts(
+        client, names, concurrency=concurrency, progress=progress, description="Auditing", on_progress=on_progress
+    )
     context = AuditContext(expect=expected)
     records: list[AuditRecord] = []
     findings: list[Finding] = []

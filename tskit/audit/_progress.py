@@ -14,13 +14,14 @@ def _in_jupyter() -> bool:
     return ipython is not None and hasattr(ipython, "kernel")
 
 
-def progress_bar(total: int, *, enabled: bool | None, description: str) -> Any | None:
+def progress_bar(total: int, *, enabled: bool | None, description: str, unit: str = "account") -> Any | None:
     """A tqdm bar, or ``None`` when there should be none.
 
     Args:
         total: Steps to count.
         enabled: ``True`` always, ``False`` never, ``None`` only in Jupyter or when stderr is a terminal.
         description: Text in front of the bar.
+        unit: What one step is, e.g. ``"account"`` or ``"change"``.
     """
     if enabled is False:
         return None
@@ -32,9 +33,9 @@ def progress_bar(total: int, *, enabled: bool | None, description: str) -> Any |
             import ipywidgets  # noqa: F401  (tqdm's notebook bar needs it; fall back to text without)
             from tqdm.notebook import tqdm as notebook_tqdm
 
-            return notebook_tqdm(total=total, desc=description, unit="account")
+            return notebook_tqdm(total=total, desc=description, unit=unit)
         except ImportError:
             pass
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=description, unit="account", file=sys.stderr, leave=False)
+    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, leave=False)

@@ -106,6 +106,35 @@ class Listener:
         """A URL per service (Verizon advises one per service); messages are labelled by it."""
         return f"{self.url}/{service}"
 
+    def set_password(self, password: str | None, *, previous_password: str | None = None) -> None:
+        """Change the passwords accepted inside messages, while running.
+
+        Args:
+            password: The expected password (``None``: passwords are not checked).
+            previous_password: Also accepted, during a rotation.
+        """
+        self.app.passwords = [p.encode() for p in (password, previous_password) if p]
+
+    def rotate_password(self, new_password: str, *, still_registered: Iterable[str] = ()) -> bool:
+        """Accept ``new_password`` from now on, and keep accepting every password accepted so far.
+
+        Call it before moving ThingSpace's registrations to ``new_password`` (``ts.rotate_password``
+        does), and :meth:`set_password` once ThingSpace has stopped sending the old ones. Running
+        it again (a rotation re-run) never drops a password it accepted.
+
+        Args:
+            new_password: The password the registrations are moving to.
+            still_registered: Passwords ThingSpace still holds for this listener: accepted too.
+
+        Returns:
+            ``False`` (and nothing changes) when this listener checks no password.
+        """
+        if not self.app.passwords:
+            return False
+        accepted = [new_password.encode(), *self.app.passwords, *(p.encode() for p in still_registered if p)]
+        self.app.passwords = list(dict.fromkeys(accepted))  # in order, once each
+        return True
+
     @property
     def allowed_by_thingspace(self) -> bool:
         """Whether the port is one ThingSpace delivers to (the URL passes tskit's checks)."""

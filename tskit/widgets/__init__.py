@@ -14,5 +14,6 @@ from tskit.widgets._dashboard import AuditDashboard
 from tskit.widgets._login import LoginPanel
 from tskit.widgets._manager import CallbackManager
 from tskit.widgets._messages import MessagesView
+from tskit.widgets._plan import PlanView
 
-__all__ = ["AuditDashboard", "CallbackManager", "LoginPanel", "MessagesView", "Panel", "plain_words"]
+__all__ = ["AuditDashboard", "CallbackManager", "LoginPanel", "MessagesView", "Panel", "PlanView", "plain_words"]

@@ -1,0 +1,225 @@
+"""Desired state under faults: 100 accounts with 5xx, 429 and dropped answers; a killed apply resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import tskit
+from tskit.simulator import DEMO_PASSWORD, DEMO_USERNAME, Fault, Faults, Simulator, demo_env
+from tskit.state import DesiredState, Journal
+
+FLEET = [f"{7100000000 + i:010d}-00001" for i in range(100)]
+PASSWORD = "fleet-new-pw"  # what the desired state's env reference holds
+
+
+def seed(sim: Simulator) -> None:
+    """100 accounts, each with two listeners on passwords of their own."""
+    sim.add_user(DEMO_USERNAME, DEMO_PASSWORD, accounts=FLEET)
+    for i, name in enumerate(FLEET):
+        sim.register(name, "CarrierService", f"https://l{i}.example.com/carrier", "ts", f"old-pw-{i}")
+        sim.register(name, "DeviceUsage", f"https://l{i}.example.com/usage", "ts", f"old-pw-{i}")
+
+
+def desired_toml(sim: Simulator, path: Path) -> tuple[Path, dict[str, dict[str, tuple[str, str, str]]]]:
+    """Export the fleet, then edit it: a new URL, a new password, a new service, a removed one."""
+    ts = tskit.connect(simulator=sim, retry=tskit.RetryPolicy(attempts=6, backoff=0.01))
+    faults, sim.faults = sim.faults, Faults()
+    try:
+        state = ts.export(FLEET, progress=False).to_dict()
+    finally:
+        sim.faults = faults
+        ts.close()
+    expected: dict[str, dict[str, tuple[str, str, str]]] = {}
+    for i, name in enumerate(FLEET):
+        services = state[name]
+        kind = i % 4
+        if kind == 0:
+            services["CarrierService"]["url"] = f"https://moved{i}.example.com/carrier"
+        elif kind == 1:
+            services["CarrierService"]["password"] = {"env": "FLEET_PW"}
+        elif kind == 2:
+            services["NiddService"] = {"url": f"https://l{i}.example.com/nidd", "password": {"env": "FLEET_PW"}}
+        else:
+            del services["DeviceUsage"]
+        expected[name] = {
+            service: (
+                values["url"],
+                values.get("username", ""),
+                PASSWORD if values.get("password") == {"env": "FLEET_PW"} else f"old-pw-{i}",
+            )
+            for service, values in services.items()
+        }
+        if kind == 2:
+            expected[name]["NiddService"] = (f"https://l{i}.example.com/nidd", "", PASSWORD)
+    text = DesiredState.from_mapping(state, environ={"FLEET_PW": PASSWORD}).dumps()
+    path.write_text(text)
+    return path, expected
+
+
+def held(sim: Simulator) -> dict[str, dict[str, tuple[str, str, str]]]:
+    return {
+        name: {r["serviceName"]: (r["url"], r["username"], r["password"]) for r in sim.registrations(name)}
+        for name in FLEET
+    }
+
+
+def effective_mutations(sim: Simulator) -> Counter[str]:
+    """Mutations that took effect at the simulator (answered 200, whether or not the answer arrived), by path."""
+    return Counter(r.path for r in sim.requests if r.operation in ("register", "deregister") and r.status == 200)
+
+
+def needed_mutations(
+    before: dict[str, dict[str, tuple[str, str, str]]], after: dict[str, dict[str, tuple[str, str, str]]]
+) -> Counter[str]:
+    """One register per listener to create or change, one deregister per listener to remove, by path."""
+    paths: Counter[str] = Counter()
+    for name, services in after.items():
+        paths[f"/api/m2m/v1/callbacks/{name}"] += sum(1 for s, v in services.items() if before[name].get(s) != v)
+        for service in set(before[name]) - set(services):
+            paths[f"/api/m2m/v1/callbacks/{name}/name/{service}"] += 1
+    return +paths
+
+
+@pytest.mark.parametrize("seed_", [11, 12, 13, 14])
+def test_one_or_two_applies_reach_the_desired_state_under_faults(tmp_path: Path, seed_: int) -> None:
+    sim = Simulator(faults=Faults(error_rate=0.10, rate_limit_rate=0.05, retry_after=0.01, drop_rate=0.02, seed=seed_))
+    seed(sim)
+    path, expected = desired_toml(sim, tmp_path / "fleet.toml")
+    os.environ["FLEET_PW"] = PASSWORD
+    try:
+        state = DesiredState.load(path)
+    finally:
+        del os.environ["FLEET_PW"]
+    journal = Journal.for_writing(tmp_path / "journal.jsonl")
+    before = held(sim)
+    ts = tskit.connect(simulator=sim, retry=tskit.RetryPolicy(attempts=4, backoff=0.01))
+    first = ts.plan(state, prune=True, concurrency=20, progress=False)
+    sim.faults.scripted.append(Fault(drop="after", operations=("register",)))  # at least one answer lost
+    todo = first
+    applied: list[tskit.state.ApplyResult] = []
+    for _ in range(2):
+        if not todo.has_changes and not todo.error_list:
+            break
+        applied.append(todo.apply(concurrency=20, journal=journal, progress=False))
+        todo = ts.plan(state, prune=True, concurrency=20, progress=False)
+    ts.close()
+    assert not todo.has_changes and not todo.error_list, repr(todo)
+    assert held(sim) == expected
+    # every step journaled once per apply, with one outcome; no step that took effect was sent again
+    lines = journal.entries()
+    for result in applied:
+        apply_id = next(e["apply"] for e in lines if e["event"] == "apply" and e["counts"] == result.plan.counts())
+        steps = [e["step"] for e in lines if e["event"] == "step" and e["apply"] == apply_id]
+        outcomes = [e["step"] for e in lines if e["event"] == "outcome" and e["apply"] == apply_id]
+        assert sorted(steps) == sorted(outcomes) == sorted(s.id for s in result.plan.steps)
+        assert len(set(steps)) == len(steps)
+    if len(applied) == 2:
+        took = {(o.step.account_name, o.step.service_name) for o in applied[0].outcome_list if o.outcome != "failed"}
+        again = {(s.account_name, s.service_name) for s in applied[1].plan.steps}
+        assert not took & again
+    assert effective_mutations(sim) == needed_mutations(before, expected)
+    # the faults did happen
+    statuses = Counter(r.status for r in sim.requests)
+    assert statuses[500] > 10 and statuses[429] > 5
+    assert any(o.outcome == "confirmed" for o in applied[0].outcome_list)
+    print(
+        f"applies: {len(applied)}; outcomes of the first: {applied[0].counts()}",
+        [o.reason[:150] for o in applied[0].failed],
+    )
+    assert not any(PASSWORD in p.read_text() or "old-pw-" in p.read_text() for p in tmp_path.iterdir())
+
+
+@pytest.mark.server
+def test_a_killed_apply_is_finished_by_the_next_without_repeating_a_step(tmp_path: Path) -> None:
+    sim = Simulator(faults=Faults(latency=0.02, seed=5))
+    seed(sim)
+    path, expected = desired_toml(sim, tmp_path / "fleet.toml")
+    journal_path = tmp_path / "journal.jsonl"
+    before = held(sim)
+    with sim.serve() as server:
+        env = {**os.environ, **demo_env(server.base_url), "FLEET_PW": PASSWORD}
+        os.environ["FLEET_PW"] = PASSWORD
+        try:
+            ts = tskit.connect(
+                base_url=env["THINGSPACE_BASE_URL"],
+                client_id=env["THINGSPACE_CLIENT_ID"],
+                client_secret=env["THINGSPACE_CLIENT_SECRET"],
+                username=env["THINGSPACE_USERNAME"],
+                password=env["THINGSPACE_PASSWORD"],
+            )
+            first = ts.plan(path, prune=True, progress=False)
+            ts.close()
+        finally:
+            del os.environ["FLEET_PW"]
+        command = [
+            sys.executable,
+            "-m",
+            "tskit",
+            "apply",
+            str(path),
+            "--prune",
+            "--yes",
+            "--journal",
+            str(journal_path),
+            "--concurrency",
+            "4",
+            "--no-progress",
+        ]
+        with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+            deadline = time.monotonic() + 60
+            while _outcomes(journal_path) < 20:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "the apply made no progress"
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)  # in the middle: steps in flight, no clean shutdown
+            proc.wait(timeout=10)
+        assert proc.returncode == -signal.SIGKILL
+        interrupted = Journal(journal_path)
+        started_before, open_before = len(interrupted.steps()), len(interrupted.unfinished())
+        assert 20 <= started_before < len(first.steps), "the kill came too late to test anything"
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stdout + again.stderr
+        if open_before:  # steps in flight when killed: closed by the second apply with what it found
+            assert f"{open_before} interrupted steps closed" in again.stdout
+    assert held(sim) == expected
+    # no mutation took effect twice: exactly one per step of the first plan
+    assert effective_mutations(sim) == needed_mutations(before, expected)
+    journal = Journal(journal_path)
+    assert journal.unfinished() == []
+    frame = journal.frame
+    assert set(frame["outcome"]) <= {"done", "confirmed", "failed"}
+    assert (frame["outcome"] != "failed").sum() == len(first.steps)
+    text = journal_path.read_text()
+    assert PASSWORD not in text and "old-pw-" not in text
+    assert all(json.loads(line) for line in text.splitlines())
+
+
+def _outcomes(path: Path) -> int:
+    try:
+        return path.read_text().count('"event":"outcome"')
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.parametrize("seed_", [21, 22, 23, 24, 25])
+def test_export_and_plan_of_100_accounts_read_through_the_faults_with_the_default_attempts(seed_: int) -> None:
+    sim = Simulator(faults=Faults(error_rate=0.10, rate_limit_rate=0.05, retry_after=0.01, drop_rate=0.02, seed=seed_))
+    seed(sim)
+    # the default number of tries per call; short waits keep the test quick
+    ts = tskit.connect(simulator=sim, retry=tskit.RetryPolicy(backoff=0.01))
+    try:
+        state = ts.export(FLEET, concurrency=20, progress=False)
+        assert len(state.accounts) == 100
+        plan = ts.plan(state, concurrency=20, progress=False)
+        assert plan.error_list == [] and not plan.has_changes
+    finally:
+        ts.close()

@@ -1,0 +1,52 @@
+"""Desired state: write down what every account should have, plan the difference, apply it, journaled.
+
+A desired state maps account names to services to listeners. In Python::
+
+    {"0000123456-00001": {"CarrierService": {"url": "https://listener.example.com/carrier",
+                                             "username": "tsuser", "password": {"env": "LISTENER_PW"}}}}
+
+On disk, TOML (read with ``tomllib``, written with ``tomli-w``), where a password is only ever a
+reference: ``password = { env = "LISTENER_PW" }``, or ``password = { fingerprint = "..." }`` for
+"keep the password it has" (what ``ts.export`` writes). A ``[defaults]`` table gives the
+username and password of listeners that name none.
+
+Example:
+    >>> import tskit
+    >>> ts = tskit.connect(simulator=True)
+    >>> state = ts.export(["0000123456-00001"], progress=False)
+    >>> ts.plan(state, progress=False).counts()
+    {'create': 0, 'update': 0, 'delete': 0, 'keep': 2}
+"""
+
+from tskit.state._apply import OUTCOME_COLUMNS, ApplyResult, Outcome, PlanUsedError, StalePlanError, apply_plan
+from tskit.state._export import ExportError, PartialExportWarning, export_state
+from tskit.state._journal import JOURNAL_COLUMNS, Journal, JournalError
+from tskit.state._model import DesiredCallback, DesiredState
+from tskit.state._plan import ACTIONS, CHANGE_COLUMNS, MAX_PLAN_AGE, Plan, Step, as_desired, make_plan
+from tskit.state._rotate import RotationResult, rotate
+
+__all__ = [
+    "ACTIONS",
+    "CHANGE_COLUMNS",
+    "JOURNAL_COLUMNS",
+    "MAX_PLAN_AGE",
+    "OUTCOME_COLUMNS",
+    "ApplyResult",
+    "DesiredCallback",
+    "DesiredState",
+    "ExportError",
+    "Journal",
+    "JournalError",
+    "Outcome",
+    "PartialExportWarning",
+    "Plan",
+    "PlanUsedError",
+    "RotationResult",
+    "StalePlanError",
+    "Step",
+    "apply_plan",
+    "as_desired",
+    "export_state",
+    "make_plan",
+    "rotate",
+]

@@ -1,0 +1,252 @@
+"""Carrying a plan out: steps sent through the client's truthful mutations, each one journaled."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from tskit._errors import ThingSpaceError
+from tskit._models import CallbackActionResult
+from tskit._secret import Secret
+from tskit.audit import check_concurrency
+from tskit.audit._progress import progress_bar
+from tskit.state._journal import Journal, default_path
+from tskit.state._plan import Live, Plan, Step, live_of
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+OUTCOME_COLUMNS: Final = ("account_name", "service_name", "action", "outcome", "reason")
+_NO_PASSWORD: Final = Secret("")  # a step read back from a journal, which holds no password
+
+
+class StalePlanError(ThingSpaceError):
+    """A plan too old to apply: ThingSpace may hold something else by now. Nothing was sent."""
+
+
+class PlanUsedError(StalePlanError):
+    """A plan already applied (re-running a cell, say): plan again. Nothing was sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one step.
+
+    ``done``: ThingSpace said yes; ``confirmed``: its answer was lost and a listing showed the
+    change; ``failed``: the reason says why.
+    """
+
+    step: Step
+    outcome: str
+    reason: str = ""
+
+
+class ApplyResult:
+    """The outcome of every step of an apply, and the journal that recorded them.
+
+    Attributes:
+        plan: The plan applied.
+        outcome_list: One :class:`Outcome` per step.
+        journal: The journal (``.frame`` reads it back).
+        resumed: Steps of an interrupted apply found in the journal, closed by this one.
+    """
+
+    def __init__(self, plan: Plan, outcomes: list[Outcome], journal: Journal, resumed: int) -> None:
+        self.plan = plan
+        self.outcome_list = outcomes
+        self.journal = journal
+        self.resumed = resumed
+
+    @property
+    def outcomes(self) -> pd.DataFrame:
+        """One row per step: account_name, service_name, action, outcome, reason."""
+        from tskit._frames import frame
+
+        rows = [
+            (o.step.account_name, o.step.service_name, o.step.action, o.outcome, o.reason) for o in self.outcome_list
+        ]
+        return frame(rows, OUTCOME_COLUMNS)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        """The steps that failed."""
+        return [o for o in self.outcome_list if o.outcome == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every step took effect."""
+        return not self.failed
+
+    def counts(self) -> dict[str, int]:
+        """How many steps per outcome."""
+        return {k: sum(1 for o in self.outcome_list if o.outcome == k) for k in ("done", "confirmed", "failed")}
+
+    def summary(self) -> str:
+        """More to say on the first line of the text (none here)."""
+        return ""
+
+    def __repr__(self) -> str:
+        from tskit.state._display import result_text
+
+        return result_text(self)
+
+    def _repr_html_(self) -> str:
+        from tskit.state._display import result_html
+
+        return result_html(self)
+
+
+def outcome_of(result: CallbackActionResult) -> str:
+    """``done`` or ``confirmed``, from what the client says of a mutation."""
+    told = getattr(result, "outcome", None)  # "sent", "resent" or "confirmed", where the client tells
+    if told is not None:
+        return "confirmed" if told == "confirmed" else "done"
+    return "confirmed" if result.confirmed_by_listing else "done"
+
+
+#: Times a step is sent when a listing shows that a send with a lost answer did not take effect.
+_SENDS: Final = 3
+
+
+async def _mutate(plan: Plan, step: Step) -> CallbackActionResult:
+    if step.action == "delete":
+        return await plan.client.deregister_callback(step.account_name, step.service_name, allow_unknown_service=True)
+    return await plan.client.register_callback(
+        step.account_name,
+        step.service_name,
+        step.url,
+        username=step.username or None,
+        password=step.password.reveal() or None,
+        allow_any_port=plan.desired.allow_any_port,
+        allow_unknown_service=True,
+    )
+
+
+async def _send(plan: Plan, step: Step) -> Outcome:
+    """Send one step; when its answer was lost, look (password included) before calling it done."""
+    for _ in range(_SENDS):
+        try:
+            result = await _mutate(plan, step)
+        except ThingSpaceError as exc:
+            return Outcome(step, "failed", str(exc))
+        if outcome_of(result) == "done":
+            return Outcome(step, "done")
+        try:
+            callbacks = await plan.client.list_callbacks(step.account_name)
+        except ThingSpaceError as exc:
+            return Outcome(step, "failed", f"the answer was lost and the outcome is unknown: {exc}")
+        now = next((c for c in callbacks if c.service_name == step.service_name), None)
+        if step.took_effect(None if now is None else live_of(plan._key, now)):
+            return Outcome(step, "confirmed", "the answer was lost; a listing shows the change")
+        # Not in effect (a listing that ignores the password can mistake an unchanged listener
+        # for a changed one): sending again cannot repeat a change that never happened.
+    return Outcome(step, "failed", f"the answer was lost {_SENDS} times and the listing does not show the change")
+
+
+def _close_unfinished(plan: Plan, journal: Journal, apply_id: str) -> int:
+    """Close the steps an interrupted apply left open, with what the live state read by the plan says."""
+    closed = 0
+    for entry in journal.unfinished():
+        account, service = entry["account_name"], entry["service_name"]
+        if account not in plan.live:
+            continue  # not read by this plan: left open for a plan that reads it
+        step = Step(
+            account,
+            service,
+            entry["action"],
+            entry["url"],
+            entry["username"],
+            _NO_PASSWORD,
+            entry["password_fingerprint"],
+            None,
+        )
+        live: Live | None = plan.live[account].get(service)
+        if step.took_effect(live):
+            outcome, reason = "confirmed", f"interrupted; apply {apply_id} found the change in effect"
+        else:
+            outcome, reason = "failed", f"interrupted; not in effect when apply {apply_id} planned again"
+        journal.write("outcome", apply=entry["apply"], step=entry["step"], outcome=outcome, reason=reason)
+        closed += 1
+    return closed
+
+
+async def apply_plan(
+    plan: Plan,
+    *,
+    concurrency: int = 8,
+    journal: str | os.PathLike[str] | Journal | None = None,
+    progress: bool | None = None,
+    max_age: float = 300.0,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ApplyResult:
+    """Carry out a plan's steps, at most ``concurrency`` at once; see :meth:`Plan.apply`."""
+    check_concurrency(concurrency)
+    if plan.age > max_age:
+        raise StalePlanError(
+            f"the plan is {_seconds(plan.age)} old (the most is {_seconds(max_age)}): ThingSpace may hold "
+            "something else by now. Plan again, then apply the new plan; nothing was sent"
+        )
+    book = journal if isinstance(journal, Journal) else Journal.for_writing(journal or default_path())
+    with book.hold():
+        plan.mark_applied()
+        return await _apply_held(plan, book, concurrency, progress, on_progress)
+
+
+def _seconds(value: float) -> str:
+    shown = f"{value:.0f}" if value >= 1 else f"{value:.1g}"
+    return f"{shown} s"
+
+
+async def _apply_held(
+    plan: Plan,
+    book: Journal,
+    concurrency: int,
+    progress: bool | None,
+    on_progress: Callable[[int, int], None] | None,
+) -> ApplyResult:
+    """The apply itself, the journal held."""
+    apply_id = f"{plan.id}-{secrets.token_hex(3)}"
+    book.write(
+        "apply",
+        apply=apply_id,
+        format="tskit-journal/1",
+        source=plan.source,
+        desired=plan.desired.source,
+        prune=plan.prune,
+        counts=plan.counts(),
+    )
+    resumed = await asyncio.to_thread(_close_unfinished, plan, book, apply_id)
+    outcomes: list[Outcome] = []
+    queue: asyncio.Queue[Step] = asyncio.Queue()
+    for step in plan.steps:
+        queue.put_nowait(step)
+    bar = progress_bar(len(plan.steps), enabled=progress, description="Applying", unit="change")
+
+    async def worker() -> None:
+        while not queue.empty():
+            step = queue.get_nowait()
+            await asyncio.to_thread(book.write, "step", apply=apply_id, **step.record())
+            outcome = await _send(plan, step)
+            await asyncio.to_thread(
+                book.write, "outcome", apply=apply_id, step=step.id, outcome=outcome.outcome, reason=outcome.reason
+            )
+            outcomes.append(outcome)
+            if bar is not None:
+                bar.update(1)
+            if on_progress is not None:
+                on_progress(len(outcomes), len(plan.steps))
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, len(plan.steps))):
+                group.create_task(worker())
+    finally:
+        if bar is not None:
+            bar.close()
+    order = {id(s): i for i, s in enumerate(plan.steps)}
+    outcomes.sort(key=lambda o: order[id(o.step)])
+    return ApplyResult(plan, outcomes, book, resumed)

@@ -1,0 +1,286 @@
+"""The desired-state commands of ``tskit``: export, plan, apply, rotate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from tskit.cli import EXIT_UNREADABLE, UsageError, _accounts, _add_accounts, _add_backend, _connect
+
+if TYPE_CHECKING:
+    from tskit.state import Journal, Plan
+
+#: ``tskit plan``: Terraform's ``-detailed-exitcode``, so CI can alert on drift.
+EXIT_NO_CHANGES: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_CHANGES: Final = 2
+
+PLAN_EPILOG = """\
+exit codes:
+  0 nothing would change; 2 changes are pending; 1 failure (a bad file, an account that
+  could not be read, ThingSpace or the network failed).
+"""
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if args.no_progress else None
+
+
+EMBEDDED_NOTICE = (
+    "Note: this runs on the embedded ThingSpace simulator, which keeps nothing between runs: what is "
+    "applied here is gone when the command ends. For a simulator that keeps its state, run `tskit simulator` "
+    "in another terminal and set the THINGSPACE_* variables it prints."
+)
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    ts = _connect(args)
+    if ts.simulator is not None and args.command in ("apply", "rotate"):
+        print(EMBEDDED_NOTICE, file=sys.stderr)
+    return ts.plan(args.file, prune=args.prune, concurrency=args.concurrency, progress=_progress(args))
+
+
+def _journal(args: argparse.Namespace) -> Journal | None:
+    """The --journal file, checked before anything is read or sent."""
+    from tskit.state import Journal
+
+    return Journal.for_writing(args.journal) if args.journal else None
+
+
+def _check_output(path: str) -> None:
+    """Refuse an --output path that cannot be written, before anything is read; no folder is made."""
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder")
+    if not target.parent.is_dir():
+        raise OutputError(f"cannot write {path}: the folder {target.parent} does not exist")
+
+
+class OutputError(Exception):
+    """A file the command was asked to write that cannot be written."""
+
+
+def _failure(args: argparse.Namespace, error: Exception) -> int:
+    print(f"tskit {args.command}: {error}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write what the accounts hold as a desired-state TOML file (stdout or --output)."""
+    from tskit.state._export import PartialExportWarning, unread_text
+
+    names = _accounts(args)
+    try:
+        if args.output:
+            _check_output(args.output)
+        with _connect(args) as ts, warnings.catch_warnings():
+            warnings.simplefilter("ignore", PartialExportWarning)  # said below, as a command says it
+            state = ts.export(
+                names, concurrency=args.concurrency, progress=_progress(args), allow_partial=args.allow_partial
+            )
+        if args.output:
+            try:
+                state.save(args.output)
+            except OSError as exc:
+                raise OutputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    except OutputError as error:
+        return _failure(args, error)
+    if args.output:
+        count = len(state.accounts)
+        print(
+            f"Wrote {args.output}: {count} account{'' if count == 1 else 's'} (passwords as references).",
+            file=sys.stderr,
+        )
+    else:
+        sys.stdout.write(state.dumps())
+    if state.unread:
+        count = len(state.unread)
+        print(
+            f"tskit export: warning: {count} account{' ' if count == 1 else 's '}could not be read and "
+            f"{'is' if count == 1 else 'are'} not in the export:\n{unread_text(state.unread)}",
+            file=sys.stderr,
+        )
+        return EXIT_UNREADABLE
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Show what apply would change; the exit code says whether anything would."""
+    import tskit
+
+    try:
+        plan = _plan(args)
+    except (tskit.ThingSpaceError, UsageError) as error:
+        return _failure(args, error)
+    if args.format == "json":
+        document = {
+            "source": plan.source,
+            "desired": plan.desired.source,
+            "prune": plan.prune,
+            "counts": plan.counts(),
+            "changes": json.loads(plan.changes.astype({"action": "str"}).to_json(orient="records")),
+            "errors": json.loads(plan.errors.to_json(orient="records")),
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        sys.stdout.write(repr(plan) + "\n")
+    if plan.error_list:
+        return EXIT_FAILED
+    return EXIT_CHANGES if plan.has_changes else EXIT_NO_CHANGES
+
+
+def _confirm(args: argparse.Namespace, plan: Plan) -> bool:
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError("apply needs --yes when it cannot ask (no terminal)")
+    count = len(plan.steps)
+    try:
+        answer = input(f"Apply {count} change{'' if count == 1 else 's'} to {plan.source}? [y/N] ")
+    except EOFError:  # Ctrl-D: no answer is a no
+        print()
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """Plan, show the plan, ask (on a terminal), apply; exit 1 if any step failed."""
+    from tskit.state import StalePlanError
+
+    journal = _journal(args)
+    while True:
+        plan = _plan(args)
+        sys.stdout.write(repr(plan) + "\n")
+        if not plan.has_changes:
+            return EXIT_FAILED if plan.error_list else 0
+        if not _confirm(args, plan):
+            print("Nothing was changed.")
+            return 0
+        try:
+            result = plan.apply(concurrency=args.concurrency, journal=journal, progress=_progress(args))
+        except StalePlanError:
+            print("The plan went stale while waiting for an answer: planning again.", file=sys.stderr)
+            continue
+        break
+    sys.stdout.write(repr(result) + "\n")
+    return 0 if result.ok and not plan.error_list else EXIT_FAILED
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    """Move every listener of the accounts to the password in --password-env, verified."""
+    if args.password_env not in os.environ:
+        raise UsageError(f"--password-env: the variable {args.password_env} is not set")
+    services = [s.strip() for s in ",".join(args.services).split(",") if s.strip()] or None
+    names = _accounts(args)
+    journal = _journal(args)
+    with _connect(args) as ts:
+        if ts.simulator is not None:
+            print(EMBEDDED_NOTICE, file=sys.stderr)
+        result = ts.rotate_password(
+            names,
+            services,
+            new_password=os.environ[args.password_env],
+            concurrency=args.concurrency,
+            journal=journal,
+            progress=_progress(args),
+            include_without_credentials=args.include_without_credentials,
+            allow_http=args.allow_http,
+            allow_unknown_service=args.allow_unknown_service,
+            desired=args.state,
+        )
+    sys.stdout.write(repr(result) + "\n")
+    if result.matched and (result.variables or result.fingerprinted):
+        print(f"tskit rotate: {result.next_step}", file=sys.stderr)
+    elif result.matched:
+        print(
+            f"tskit rotate: now set the variable your desired-state file names for these passwords to the value "
+            f"of {args.password_env} (give --state FILE to have it named), then `tskit plan` shows nothing.",
+            file=sys.stderr,
+        )
+    return 0 if result.ok else EXIT_FAILED
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=int, default=16, help="calls at once (default 16)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_backend(parser)
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``export``, ``plan``, ``apply`` and ``rotate`` to the ``tskit`` command."""
+    export = commands.add_parser(
+        "export",
+        help="write what accounts hold as a desired-state TOML file (passwords as references)",
+        description="Read the accounts' listeners and write them as TOML for `tskit plan` and `tskit apply`. "
+        "Passwords are never written: each one is a fingerprint reference meaning 'keep the password it has'; "
+        'replace one by password = { env = "VARIABLE" } to change it.',
+    )
+    _add_accounts(export)
+    export.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    export.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="export the accounts that could be read, list the others, exit 4 (default: export nothing, exit 1)",
+    )
+    _common(export)
+    export.set_defaults(func=cmd_export)
+
+    plan = commands.add_parser(
+        "plan",
+        help="show what `tskit apply FILE` would change (exit 2 when something would)",
+        description="Compare a desired-state TOML file with what ThingSpace holds. Sends no change.",
+        epilog=PLAN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plan.add_argument("file", metavar="FILE", help="desired-state TOML file")
+    plan.add_argument("--prune", action="store_true", help="also delete listeners the file does not name")
+    plan.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    _common(plan)
+    plan.set_defaults(func=cmd_plan)
+
+    apply = commands.add_parser(
+        "apply",
+        help="make ThingSpace hold a desired-state TOML file, every step journaled",
+        description="Plan, show the plan, ask for confirmation on a terminal, then apply it. Each step is "
+        "written to the journal before it is sent and again once its outcome is known (no passwords, only "
+        "fingerprints). After a crash, run the same command again: it plans from the live state, so what "
+        "took effect is not repeated.",
+    )
+    apply.add_argument("file", metavar="FILE", help="desired-state TOML file")
+    apply.add_argument("--prune", action="store_true", help="also delete listeners the file does not name")
+    apply.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
+    apply.add_argument("--journal", metavar="PATH", help="JSON Lines journal to append to (default: a new file)")
+    _common(apply)
+    apply.set_defaults(func=cmd_apply)
+
+    rotate = commands.add_parser(
+        "rotate",
+        help="move every listener of accounts to a new password, verified by fingerprint",
+        description="Update every listener of the accounts (or only --services) to the password held by "
+        "--password-env, journaled like apply, then read them again and list any still on another password.",
+    )
+    _add_accounts(rotate)
+    rotate.add_argument("--password-env", metavar="VAR", required=True, help="variable holding the new password")
+    rotate.add_argument(
+        "--services", action="append", default=[], metavar="SERVICES", help="only these services, comma-separated"
+    )
+    rotate.add_argument("--journal", metavar="PATH", help="JSON Lines journal to append to (default: a new file)")
+    rotate.add_argument(
+        "--state", metavar="FILE", help="the desired-state file naming these passwords: its variables are named"
+    )
+    rotate.add_argument(
+        "--include-without-credentials",
+        action="store_true",
+        help="also give the password to listeners with no username nor password (left alone by default)",
+    )
+    rotate.add_argument(
+        "--allow-http", action="store_true", help="send the password to plain-HTTP listeners too (clear text)"
+    )
+    rotate.add_argument("--allow-unknown-service", action="store_true", help="accept a service tskit does not know")
+    _common(rotate)
+    rotate.set_defaults(func=cmd_rotate)

@@ -1,0 +1,197 @@
+"""How plans and apply results show themselves: a few lines of text, or HTML coloured by action.
+
+Every text that came from a server or a file is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from tskit.state._apply import ApplyResult
+    from tskit.state._plan import Plan
+
+#: One colour per action and per outcome, the same in the HTML and the widget.
+COLOURS: Final = {
+    "create": "#2e7d32",
+    "update": "#ef6c00",
+    "delete": "#c62828",
+    "keep": "#607d8b",
+    "done": "#2e7d32",
+    "confirmed": "#1565c0",
+    "failed": "#c62828",
+}
+SIGNS: Final = {"create": "+", "update": "~", "delete": "-", "keep": " "}
+_MAX_ROWS: Final = 200
+# C0 and C1 controls, zero-width and bidirectional controls, line and paragraph separators, BOM:
+# each can hide or reorder what a terminal or a page shows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def _safe(value: object) -> str:
+    """Text from a server or a file, made harmless to show: no escapes, no hidden or reordering marks."""
+    return _CONTROL.sub("?", str(value))
+
+
+def _html(value: object) -> str:
+    """Text from a server or a file, for HTML: made harmless, then escaped."""
+    return escape(_safe(value))
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``"1 change"``, ``"2 changes"``."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {action}" for action, n in counts.items())
+
+
+def _error_text(account: str, *parts: object) -> str:
+    return _safe(f"{account}: " + " ".join(str(p) for p in parts if p))
+
+
+def _password_text(old: str, new: str) -> str:
+    """A password row as words: set, changed, removed or unchanged."""
+    if new == "unchanged":
+        return "password unchanged"
+    if new == "removed":
+        return "password removed"
+    return "password changed" if old else "password set"
+
+
+def plan_text(plan: Plan) -> str:
+    """A few lines for a terminal: counts, then one line per changed field."""
+    lines = [
+        f"<Plan for {_safe(plan.desired.source)} against {_safe(plan.source)}: {_counts_text(plan.counts())}"
+        f"{', prune' if plan.prune else ''}; {plural(len(plan.error_list), 'error')}>"
+    ]
+    changes = plan.changes
+    shown = changes[changes["action"] != "keep"]
+    for row in shown.head(50).to_dict("records"):
+        action, old, new = str(row["action"]), _safe(row["old"]), _safe(row["new"])
+        if row["field"] == "password":
+            detail = _password_text(old, new)
+        elif action == "create":
+            detail = f"{row['field']}: {new}"
+        else:
+            detail = f"{row['field']}: {old or '(none)'} -> {new or '(none)'}"
+        lines.append(
+            f"  {SIGNS[action]} {action:<6} {_safe(row['account_name'])} {_safe(row['service_name'])} {detail}"
+        )
+    if len(shown) > 50:
+        lines.append(f"  ... {plural(len(shown) - 50, 'more row')} in .changes")
+    for e in plan.error_list[:10]:
+        lines.append("  ! " + _error_text(e.account_name, e.error, e.error_code, e.message))
+    if len(plan.error_list) > 10:
+        lines.append(f"  ... {len(plan.error_list) - 10} more in .errors")
+    if plan.password_changes:
+        lines.append(f"  {_password_note(plan)}")
+    if not plan.has_changes and not plan.error_list:
+        lines.append("  Nothing to change: ThingSpace holds the desired state of the listeners named.")
+    if plan.unmanaged:
+        lines.append(f"  {_unmanaged_note(plan)}")
+    return "\n".join(lines)
+
+
+def _password_note(plan: Plan) -> str:
+    return (
+        f"{plural(plan.password_changes, 'listener password')} would be set or changed: the listeners must accept "
+        "the new passwords first. After a rotation, update the file's variables instead of applying the old ones."
+    )
+
+
+def _unmanaged_note(plan: Plan) -> str:
+    count = len(plan.unmanaged)
+    return (
+        f"{plural(count, 'listener')} of the accounts named {'is' if count == 1 else 'are'} not in the desired "
+        "state: unmanaged, left alone (plan with prune to delete them)."
+    )
+
+
+def badge(text: str, colour: str) -> str:
+    """A small coloured label."""
+    return (
+        f'<span style="background:{colour};color:#fff;border-radius:3px;padding:1px 6px;'
+        f'margin-right:4px;font-size:90%">{escape(text)}</span>'
+    )
+
+
+def changes_table(plan: Plan, *, include_keep: bool = False) -> str:
+    """The changes as an HTML table, each row's action as a coloured badge."""
+    changes = plan.changes
+    if not include_keep:
+        changes = changes[changes["action"] != "keep"]
+    if not len(changes):
+        return "<p><i>No changes.</i></p>"
+    head = "".join(f"<th style='text-align:left;padding:2px 10px'>{c}</th>" for c in changes.columns)
+    rows = []
+    for row in changes.head(_MAX_ROWS).itertuples(index=False):
+        action = str(row.action)
+        new = _html(row.new)
+        if row.field == "password":  # a password change is said plainly, in bold
+            new = f"<b>{escape(_password_text(str(row.old), str(row.new)))}</b>"
+        cells = [
+            _html(row.account_name),
+            _html(row.service_name),
+            badge(action, COLOURS[action]),
+            _html(row.field),
+            _html(row.old),
+            new,
+        ]
+        style = f"border-left:4px solid {COLOURS[action]}"
+        rows.append(
+            f"<tr style='{style}'>" + "".join(f"<td style='padding:2px 10px'>{c}</td>" for c in cells) + "</tr>"
+        )
+    more = f"<p>… {len(changes) - _MAX_ROWS} more rows in <code>.changes</code></p>" if len(changes) > _MAX_ROWS else ""
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+
+
+def plan_html(plan: Plan) -> str:
+    """Counts per action as coloured badges, the changes coloured by action, and the errors."""
+    counts = "".join(badge(f"{n} {action}", COLOURS[action]) for action, n in plan.counts().items())
+    parts = [
+        f"<div><b>Plan</b> for {_html(plan.desired.source)} against {_html(plan.source)}"
+        f"{' (prune)' if plan.prune else ''} at {plan.created_at:%Y-%m-%d %H:%M} UTC</div>",
+        f"<div style='margin:4px 0'>{counts}</div>",
+        changes_table(plan),
+    ]
+    if plan.password_changes:
+        parts.append(f"<p style='color:{COLOURS['update']}'><b>{escape(_password_note(plan))}</b></p>")
+    if plan.unmanaged:
+        parts.append(f"<p><i>{escape(_unmanaged_note(plan))}</i></p>")
+    if plan.error_list:
+        items = "".join(
+            f"<li>{escape(_error_text(e.account_name, e.error, e.error_code, e.message))}</li>"
+            for e in plan.error_list[:50]
+        )
+        title = plural(len(plan.error_list), "error")
+        parts.append(f"<div style='color:{COLOURS['failed']}'><b>{title}</b><ul>{items}</ul></div>")
+    return "".join(parts)
+
+
+def result_text(result: ApplyResult) -> str:
+    """A few lines for a terminal: counts per outcome, the failures, the journal."""
+    resumed = f", {plural(result.resumed, 'interrupted step')} closed" if result.resumed else ""
+    lines = [
+        f"<{type(result).__name__}: {_counts_text(result.counts())}{resumed}{result.summary()}; "
+        f"journal {_safe(result.journal.path)}>"
+    ]
+    for o in result.failed[:20]:
+        lines.append(_safe(f"  failed {o.step.action} {o.step.account_name} {o.step.service_name}: {o.reason}"))
+    if len(result.failed) > 20:
+        lines.append(f"  ... {len(result.failed) - 20} more in .outcomes")
+    return "\n".join(lines)
+
+
+def result_html(result: ApplyResult) -> str:
+    """Counts per outcome as coloured badges, then the failures."""
+    counts = "".join(badge(f"{n} {k}", COLOURS[k]) for k, n in result.counts().items())
+    items = "".join(
+        f"<li>{_html(o.step.action)} {_html(o.step.account_name)} {_html(o.step.service_name)}: {_html(o.reason)}</li>"
+        for o in result.failed[:50]
+    )
+    failures = f"<ul style='color:{COLOURS['failed']}'>{items}</ul>" if items else ""
+    return f"<div><b>Applied</b> {counts}</div>{failures}<div>Journal: <code>{_html(result.journal.path)}</code></div>"

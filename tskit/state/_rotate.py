@@ -1,0 +1,248 @@
+"""Password rotation: every listener of some accounts moved to a new password, verified by fingerprint."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
+
+from tskit import _validate as check
+from tskit._errors import ValidationError
+from tskit._fingerprint import fingerprint, load_key
+from tskit._secret import Secret
+from tskit.audit import AccountError, account_list
+from tskit.state._apply import ApplyResult, apply_plan
+from tskit.state._journal import Journal
+from tskit.state._model import DesiredCallback, DesiredState
+from tskit.state._plan import compute_plan
+from tskit.state._read import read_all
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tskit._client import ThingSpaceClient
+    from tskit.listener import Listener
+
+REMAINING_COLUMNS: Final = ("account_name", "service_name", "reason")
+
+
+class RotationResult(ApplyResult):
+    """An apply result, plus the listeners still on another password after the rotation.
+
+    Attributes:
+        remaining_list: ``(account, service, reason)`` of every listener not verified on the new
+            password (an unreadable account is listed with service ``""``).
+    """
+
+    def __init__(
+        self,
+        result: ApplyResult,
+        remaining: list[tuple[str, str, str]],
+        *,
+        matched: int,
+        skipped: int = 0,
+        references: tuple[list[str], int] = ([], 0),
+        desired_source: str | None = None,
+    ) -> None:
+        super().__init__(result.plan, result.outcome_list, result.journal, result.resumed)
+        self.remaining_list = remaining
+        self.matched = matched
+        self.skipped = skipped
+        self.variables, self.fingerprinted = list(references[0]), references[1]
+        self.desired_source = desired_source
+
+    @property
+    def next_step(self) -> str:
+        """What to update so that a desired state does not put the old password back."""
+        if not self.matched:
+            return ""
+        steps = []
+        if self.variables:
+            steps.append(
+                f"Now set {', '.join(self.variables)} (named by {self.desired_source}) to the new password: until "
+                "then, plan shows a password change and apply would put the old password back."
+            )
+        if self.fingerprinted:
+            steps.append(
+                f"{self.desired_source} keeps {self.fingerprinted} of these passwords by fingerprint, which no "
+                'longer matches: export again, or write password = { env = "VARIABLE" } holding the new one.'
+            )
+        if steps:
+            return " ".join(steps)
+        return (
+            "Now update the desired-state files of these listeners: set the variable each one's "
+            "password = { env = ... } names to the new password; until then, plan shows a password change "
+            "and apply would put the old password back."
+        )
+
+    @property
+    def remaining(self) -> pd.DataFrame:
+        """One row per listener still on the old password: account_name, service_name, reason."""
+        from tskit._frames import frame
+
+        return frame(self.remaining_list, REMAINING_COLUMNS)
+
+    @property
+    def ok(self) -> bool:
+        """Whether some listener matched and every one was verified on the new password."""
+        return bool(self.matched) and not self.remaining_list
+
+    def summary(self) -> str:
+        """How many listeners are still on another password."""
+        count = len(self.remaining_list)
+        return f"; {count} {'listener' if count == 1 else 'listeners'} still on another password"
+
+    def __repr__(self) -> str:
+        from tskit.state._display import _safe
+
+        lines = [super().__repr__()]
+        if not self.matched:
+            lines.append("  No listener matched the accounts and services given: nothing was rotated.")
+        if self.skipped:
+            lines.append(
+                f"  {self.skipped} listener{'' if self.skipped == 1 else 's'} with no username or password "
+                "left alone (include_without_credentials=True to rotate them too)."
+            )
+        lines += [_safe(f"  {a} {s or '(account)'}: {r}") for a, s, r in self.remaining_list[:20]]
+        if self.next_step:
+            lines.append(f"  {_safe(self.next_step)}")
+        return "\n".join(lines)
+
+
+def service_list(services: Iterable[str] | str | None, *, allow_unknown: bool) -> set[str] | None:
+    """The services a rotation is limited to (``None``: all), each checked (with did-you-mean)."""
+    if services is None:
+        return None
+    names = [services] if isinstance(services, str) else list(services)
+    if not names:
+        raise ValidationError("services", "is empty", "service names, or None for every service")
+    try:
+        return {check.service_name(s, allow_unknown=allow_unknown) for s in names}
+    except ValidationError as exc:
+        raise ValidationError("services", exc.problem, exc.allowed) from None
+
+
+def _on_loopback(url: str) -> bool:
+    """Whether a URL's host is this machine: a clear-text password there never crosses a network."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _clear_text(url: str) -> bool:
+    """Whether a password sent to this listener would cross a network in clear text."""
+    return urlsplit(url).scheme.lower() != "https" and not _on_loopback(url)
+
+
+def _references(desired: DesiredState | None, rotated: Iterable[tuple[str, str]]) -> tuple[list[str], int]:
+    """The variables a desired state names for the passwords rotated, and how many it keeps by fingerprint."""
+    if desired is None:
+        return [], 0
+    wanted = [w for a, s in rotated if (w := desired.accounts.get(a, {}).get(s)) is not None]
+    return sorted({w.env for w in wanted if w.env}), sum(1 for w in wanted if w.fingerprint)
+
+
+async def rotate(
+    client: ThingSpaceClient,
+    accounts: Iterable[str] | str,
+    *,
+    new_password: str | Secret,
+    services: Iterable[str] | str | None = None,
+    listener: Listener | None = None,
+    concurrency: int = 8,
+    journal: str | os.PathLike[str] | Journal | None = None,
+    progress: bool | None = None,
+    fingerprint_key: bytes | str | None = None,
+    source: str = "",
+    on_progress: Callable[[int, int], None] | None = None,
+    include_without_credentials: bool = False,
+    allow_http: bool = False,
+    allow_unknown_service: bool = False,
+    desired: DesiredState | str | os.PathLike[str] | None = None,
+) -> RotationResult:
+    """Move every listener of the accounts (or of the given services) to ``new_password``.
+
+    See :meth:`tskit.ThingSpace.rotate_password`.
+    """
+    from tskit.state._plan import as_desired
+
+    names = account_list(accounts)
+    secret = Secret(check.credential("new_password", new_password))
+    if not secret:
+        raise ValidationError("new_password", "is empty", "1 to 40 characters")
+    wanted = service_list(services, allow_unknown=allow_unknown_service)
+    if listener is not None and not listener.running:
+        raise ValidationError("listener", "is stopped: it would receive nothing", "a running tskit.Listener")
+    state_file = None if desired is None else as_desired(desired)
+    key = load_key(fingerprint_key)
+    found, failed = await read_all(
+        client, names, concurrency=concurrency, progress=progress, description="Reading", on_progress=None
+    )
+    named = {n: [cb for cb in found[n] if wanted is None or cb.service_name in wanted] for n in names if n in found}
+    # A listener with no username nor password checks none: giving it one is a change it never asked for.
+    chosen = {
+        n: [cb for cb in cbs if include_without_credentials or cb.username or cb.password] for n, cbs in named.items()
+    }
+    skipped = sum(len(cbs) - len(chosen[n]) for n, cbs in named.items())
+    clear = [f"{n} {cb.service_name}" for n, cbs in chosen.items() for cb in cbs if _clear_text(cb.url)]
+    if clear and not allow_http:
+        raise ValidationError(
+            "new_password",
+            f"would travel in clear text to {len(clear)} plain-HTTP listener(s) ({', '.join(clear[:5])}"
+            f"{' ...' if len(clear) > 5 else ''}); the audit rates this high; nothing was sent",
+            "https listeners, or allow_http=True (--allow-http) to send it anyway",
+        )
+    if listener is not None:
+        # The listener takes the new password before ThingSpace sends it, and keeps every password
+        # it took, plus those still registered for it, for the minutes ThingSpace goes on sending them.
+        listener.rotate_password(
+            secret.reveal(),
+            still_registered=[
+                cb.password.reveal() for cbs in chosen.values() for cb in cbs if cb.url.startswith(listener.url)
+            ],
+        )
+    state = DesiredState(
+        {
+            name: {cb.service_name: DesiredCallback(cb.url, cb.username, secret) for cb in cbs}
+            for name, cbs in chosen.items()
+        },
+        source="rotation",
+        allow_any_port=True,
+        allow_unknown_service=True,
+    )
+    plan = compute_plan(client, state, found, failed, key=key, prune=False, source=source or client.base_url)
+    result = await apply_plan(
+        plan, concurrency=concurrency, journal=journal, progress=progress, on_progress=on_progress
+    )
+    # Verify by reading again: a listener is rotated when its password's fingerprint is the new one's.
+    after, unread = await read_all(client, names, concurrency=concurrency, progress=False)
+    remaining: list[tuple[str, str, str]] = []
+    for name in names:
+        if name in failed or name in unread:
+            error = AccountError.from_exception(name, failed.get(name) or unread[name])
+            reason = " ".join(p for p in ("could not be read:", error.error, error.message) if p)
+            remaining.append((name, "", reason))
+            continue
+        rotated = {cb.service_name for cb in chosen[name]}
+        for cb in after[name]:
+            if cb.service_name not in rotated:
+                continue
+            if fingerprint(key, name, cb.service_name, cb.password.reveal()) != fingerprint(
+                key, name, cb.service_name, secret.reveal()
+            ):
+                remaining.append((name, cb.service_name, "still on another password"))
+    matched = [(n, cb.service_name) for n, cbs in chosen.items() for cb in cbs]
+    return RotationResult(
+        result,
+        remaining,
+        matched=len(matched),
+        skipped=skipped,
+        references=_references(state_file, matched),
+        desired_source=None if state_file is None else state_file.source,
+    )

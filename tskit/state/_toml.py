@@ -1,0 +1,91 @@
+"""Desired-state files: TOML read with ``tomllib``, written with ``tomli-w``, passwords as references."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+import tomli_w
+
+from tskit._errors import ValidationError
+from tskit.state._model import META, DesiredState
+
+#: Largest desired-state file read: thousands of accounts take well under a megabyte.
+MAX_FILE_SIZE: Final = 16 * 2**20
+
+_HEADER = """\
+# Desired callback listeners, one table per account and service, for `tskit plan` and `tskit apply`.
+# A password is never written here, only a reference to it:
+#   password = { env = "VARIABLE" }           the variable holds the password
+#   password = { fingerprint = "..." }        keep the password the listener has now
+#   username = "" or password = ""            none (a [defaults] value does not apply)
+# A [defaults] table may give the username and password of listeners that name none.
+# Accounts not named here are never touched; an account named with no services is emptied
+# only by `tskit apply --prune`.
+
+"""
+
+
+def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> DesiredState:
+    """Read and check a desired-state TOML file; environment references are resolved now.
+
+    Raises:
+        ValidationError: The file cannot be read or parsed, or a value is refused (the file,
+            account, service and field are named).
+    """
+    name = os.fspath(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_FILE_SIZE + 1)
+    except OSError as exc:
+        raise ValidationError(name, f"cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_SIZE:
+        raise ValidationError(
+            name, f"is larger than {MAX_FILE_SIZE // 2**20} MB", "a desired-state file of at most that"
+        )
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValidationError(name, "is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError(name, f"is not valid TOML: {exc}") from None
+    return DesiredState.from_mapping(data, source=Path(name).name, environ=environ, from_file=True)
+
+
+def dumps(state: DesiredState) -> str:
+    """The TOML text of a state; every password is written as its reference.
+
+    Raises:
+        ValueError: A password was given as text and has no reference to write.
+    """
+    parts = [_HEADER, tomli_w.dumps({META: state.meta()})]
+    for account, services in state.accounts.items():
+        if not services:
+            parts.append("\n" + tomli_w.dumps({account: {}}))
+        for service, wanted in services.items():
+            # An empty username or password is written too: "none", which [defaults] does not fill.
+            values = {"url": wanted.url, "username": wanted.username}
+            table = tomli_w.dumps({account: {service: values}})
+            reference = wanted.reference()
+            if reference:
+                # tomli-w writes a nested table as a sub-table; a reference reads better inline.
+                # Its values are checked names and hex digits, so this needs no quoting rules.
+                (kind, value), *_ = reference.items() if isinstance(reference, dict) else []
+                table += f'password = {{ {kind} = "{value}" }}\n'
+            else:
+                table += 'password = ""\n'
+            parts.append("\n" + table)
+    return "".join(parts)
+
+
+def save(state: DesiredState, path: str | os.PathLike[str]) -> Path:
+    """Write a state to a TOML file (readable by its owner and group only); returns the path."""
+    text = dumps(state)
+    target = Path(path)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return target
