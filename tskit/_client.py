@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
+import secrets as _random
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -22,12 +25,13 @@ from tskit._errors import (
     ApiError,
     AuthenticationError,
     ConfigurationError,
+    RateLimitError,
     RequestTimeout,
     ThingSpaceError,
     TransportError,
     UnexpectedResponseError,
     error_from_response,
-    scrub,
+    excerpt,
 )
 from tskit._models import Callback, CallbackActionResult
 from tskit._retry import RetryPolicy
@@ -38,6 +42,13 @@ logger = logging.getLogger("tskit.http")
 USER_AGENT: Final = f"thingspace-tskit/{__version__}"
 #: Most callbacks a list answer may hold before it is treated as malformed (23 services exist).
 _MAX_LIST_ITEMS: Final = 10_000
+#: Most listener passwords a client remembers to scrub them from error texts.
+_MAX_KNOWN_SECRETS: Final = 100_000
+#: 4xx answers after which a listing decides: what was asked may hold already (see ``_may_hold_already``).
+_CHECK_STATUSES: Final = frozenset({400, 404, 409, 410})
+_NOT_THERE: Final = ("notregistered", "notfound", "not_found", "doesnotexist")
+# Key of the fingerprints a register compares passwords by; random per process, never stored.
+_COMPARE_KEY: Final = _random.token_bytes(32)
 
 
 class ThingSpaceClient:
@@ -93,6 +104,8 @@ class ThingSpaceClient:
         self._http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
+        # Every listener password sent or read, to scrub from error texts (a dict keeps insertion order).
+        self._listener_secrets: dict[str, None] = {}
 
     def __repr__(self) -> str:
         return f"<ThingSpaceClient {self.base_url} user={self.auth.username!r}>"
@@ -158,57 +171,86 @@ class ThingSpaceClient:
         allow_any_port: bool = False,
         allow_unknown_service: bool = False,
     ) -> CallbackActionResult:
-        """Register (or replace) the listener URL of one service of an account.
+        """Register the listener of one service of an account, replacing any listener it had.
+
+        Register is an upsert: ThingSpace keeps one listener per service, so registering a service
+        again replaces its URL, username and password (this is how a password is rotated).
+
+        When an attempt's outcome is uncertain (timeout, dropped answer, 5xx, an answer that is
+        not the documented one), a fresh listing decides, compared on the URL, username and
+        password: if it shows exactly what was asked the call returns (``outcome="confirmed"``);
+        if it shows the old state, the request is sent again as the retry policy allows
+        (``outcome="resent"``); otherwise it raises. A returned result means ThingSpace holds
+        what was asked.
 
         Args:
             account_name: The billing account.
             service_name: A service of :data:`~tskit.SERVICE_CATALOGUE`, e.g. ``"CarrierService"``.
             url: Where ThingSpace will POST the messages (http/https, an allowed port).
-            username: Sent back inside every message, at most 40 characters.
-            password: Sent back inside every message, at most 40 characters; never shown.
+            username: Sent back inside every message, at most 40 characters; not the login user.
+            password: Sent back inside every message, at most 40 characters; never shown, and
+                never one of the client's own login secrets.
             allow_any_port: Skip the check against ThingSpace's listener ports.
             allow_unknown_service: Accept a service name the catalogue does not know.
+
+        Raises:
+            ValidationError: Bad input; nothing was sent.
+            ThingSpaceError: ThingSpace may not hold what was asked (see the error's notes).
         """
         account = check.account_name(account_name)
         service = check.service_name(service_name, allow_unknown=allow_unknown_service)
         target = check.listener_url(url, allow_any_port=allow_any_port)
         user = check.credential("username", username)
         secret = check.credential("password", password)
+        check.not_login_credentials(
+            user, secret, login_username=self.auth.username, login_secrets=self.auth.secret_values()
+        )
         body: dict[str, str] = {"name": service, "url": target}
         if user:
             body["username"] = user
         if secret:
             body["password"] = secret
+            self._remember_secret(secret)
+        wanted = _password_fingerprint(secret)  # the comparison keeps no copy of the password
 
-        async def took_effect() -> bool:
+        def holds(callbacks: list[Callback]) -> bool:
             return any(
-                cb.service_name == service and cb.url == target and cb.username == user
-                for cb in await self._list(account)
+                cb.service_name == service
+                and cb.url == target
+                and cb.username == user
+                and hmac.compare_digest(_password_fingerprint(cb.password.reveal()), wanted)
+                for cb in callbacks
             )
 
         path = CALLBACKS_PATH.format(account=check.path_segment(account))
-        response = await self._send("POST", path, json_body=body, confirm=took_effect, extra_secrets=(secret,))
-        return self._action_result(response, account, service)
+        return await self._mutate("POST", path, body, account, service, holds)
 
     async def deregister_callback(
         self, account_name: str, service_name: str, *, allow_unknown_service: bool = False
     ) -> CallbackActionResult:
         """Stop ThingSpace sending the messages of one service of an account.
 
+        When an attempt's outcome is uncertain, or ThingSpace answers that the service has no
+        listener, a fresh listing decides: if the service is gone the call returns
+        (``outcome="confirmed"``), else the request is sent again as the retry policy allows.
+
         Args:
             account_name: The billing account.
             service_name: The service to deregister.
             allow_unknown_service: Accept a service name the catalogue does not know.
+
+        Raises:
+            ValidationError: Bad input; nothing was sent.
+            ThingSpaceError: The listener may still be registered (see the error's notes).
         """
         account = check.account_name(account_name)
         service = check.service_name(service_name, allow_unknown=allow_unknown_service)
 
-        async def took_effect() -> bool:
-            return all(cb.service_name != service for cb in await self._list(account))
+        def holds(callbacks: list[Callback]) -> bool:
+            return all(cb.service_name != service for cb in callbacks)
 
         path = CALLBACK_PATH.format(account=check.path_segment(account), service=check.path_segment(service))
-        response = await self._send("DELETE", path, confirm=took_effect)
-        return self._action_result(response, account, service)
+        return await self._mutate("DELETE", path, None, account, service, holds)
 
     async def logout(self) -> None:
         """End the M2M session, if one is open. The next call logs in again."""
@@ -223,36 +265,105 @@ class ThingSpaceClient:
 
     async def _list(self, account: str) -> list[Callback]:
         path = CALLBACKS_PATH.format(account=check.path_segment(account))
-        response = await self._send("GET", path)
-        assert response is not None  # only mutating calls can end confirmed by a listing
+        response = await self._send("GET", path, extra_secrets=self._known_secrets())
         if not response.content.strip():
             return []  # ThingSpace's documented answer for "no callbacks registered"
         data = self._decode(response)
         if not isinstance(data, list) or len(data) > _MAX_LIST_ITEMS:
             raise self._unexpected(response, "expected a JSON array of callbacks")
+        for item in data:  # remember the passwords first, so that no error below can show one
+            if isinstance(item, dict) and isinstance(item.get("password"), str):
+                self._remember_secret(item["password"])
         try:
-            return [Callback.from_wire(item) for item in data]
+            return [Callback.from_wire(item, account) for item in data]
         except (ValueError, TypeError, AttributeError) as exc:
-            raise self._unexpected(response, f"a callback in the list is malformed: {exc}") from None
+            problem = excerpt(str(exc), self._known_secrets())
+            raise self._unexpected(response, f"a callback in the list is malformed: {problem}") from None
 
-    def _action_result(self, response: httpx.Response | None, account: str, service: str) -> CallbackActionResult:
-        if response is None:  # the answer was lost, a listing confirmed the outcome
-            return CallbackActionResult(account, service, confirmed_by_listing=True)
-        data = self._decode(response)
-        if not isinstance(data, dict):
-            raise self._unexpected(response, "expected a JSON object with accountName and serviceName")
+    async def _mutate(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, str] | None,
+        account: str,
+        service: str,
+        holds: Callable[[list[Callback]], bool],
+    ) -> CallbackActionResult:
+        """Send a register or deregister until a clear answer or a fresh listing shows it took effect.
+
+        ``holds`` tells whether a listing shows the account as asked. The request is sent again
+        only after a listing showed it had not taken effect, as the retry policy allows.
+        """
+        sends = 0
+        while True:
+            sends += 1
+            failure: ThingSpaceError
+            retry_after: float | None = None
+            try:
+                response = await self._send(method, path, json_body=body, extra_secrets=self._known_secrets())
+            except (AuthenticationError, RateLimitError):
+                raise  # refused before any work was done: nothing changed
+            except ApiError as exc:
+                if exc.status_code < 500 and not _may_hold_already(exc, method, resent=sends > 1):
+                    raise  # ThingSpace refused it: nothing changed
+                failure, retry_after = exc, exc.retry_after
+            except (TransportError, UnexpectedResponseError) as exc:
+                failure = exc  # it may or may not have reached ThingSpace
+            else:
+                problem = self._action_problem(response, account, service)
+                if not problem:
+                    return CallbackActionResult(account, service, outcome="sent" if sends == 1 else "resent")
+                failure = self._unexpected(response, problem)
+            logger.info("%s %s: outcome uncertain (%s); listing the account to decide", method, path, failure)
+            try:
+                callbacks = await self._list(account)
+            except ThingSpaceError:
+                raise _with_note(failure, "the outcome is unknown: list the account's callbacks to see") from None
+            if holds(callbacks):
+                logger.info("%s %s: a listing shows it took effect", method, path)
+                return CallbackActionResult(account, service, outcome="confirmed")
+            delay = self.retry.delay(sends, retry_after)
+            if delay is None:
+                raise _with_note(failure, "a listing shows it did not take effect")
+            await asyncio.sleep(delay)
+
+    def _action_problem(self, response: httpx.Response, account: str, service: str) -> str:
+        """What is odd about a 2xx answer to a register or deregister, or ``""`` when it is as documented.
+
+        An empty, partial or foreign answer does not say the change was refused: the caller decides
+        by a listing.
+        """
         try:
-            return CallbackActionResult.from_wire(data)
+            data = json.loads(response.content)
+        except ValueError:
+            return f"body is not JSON: {excerpt(response.content, self._known_secrets())!r}"
+        if not isinstance(data, dict):
+            return "expected a JSON object with accountName and serviceName"
+        try:
+            result = CallbackActionResult.from_wire(data)
         except ValueError as exc:
-            raise self._unexpected(response, str(exc)) from None
+            return str(exc)
+        if (result.account_name, result.service_name) != (account, service):
+            return "the answer names another account or service"
+        return ""
 
     def _decode(self, response: httpx.Response) -> Any:
         try:
             return json.loads(response.content)
         except ValueError:
             raise self._unexpected(
-                response, f"body is not JSON: {scrub(response.text, self.auth.secret_values())!r}"
+                response, f"body is not JSON: {excerpt(response.content, self._known_secrets())!r}"
             ) from None
+
+    def _remember_secret(self, value: str) -> None:
+        if value and value not in self._listener_secrets:
+            if len(self._listener_secrets) >= _MAX_KNOWN_SECRETS:
+                del self._listener_secrets[next(iter(self._listener_secrets))]
+            self._listener_secrets[value] = None
+
+    def _known_secrets(self) -> tuple[str, ...]:
+        """Every secret this client knows now: its login secrets and each listener password sent or read."""
+        return (*self.auth.secret_values(), *self._listener_secrets)
 
     @staticmethod
     def _unexpected(response: httpx.Response, problem: str) -> UnexpectedResponseError:
@@ -266,15 +377,16 @@ class ThingSpaceClient:
         path: str,
         *,
         json_body: dict[str, str] | None = None,
-        confirm: Callable[[], Awaitable[bool]] | None = None,
         retry: bool = True,
         extra_secrets: tuple[str, ...] = (),
-    ) -> httpx.Response | None:
+    ) -> httpx.Response:
         """Send one call, with retries; the only place tskit talks HTTP.
 
+        A register or deregister is retried here only when it cannot have reached ThingSpace
+        (connection refused, 429); any other failure is raised for :meth:`_mutate` to decide.
+
         Returns:
-            The successful response, or ``None`` when a mutating call's answer was lost and
-            ``confirm`` showed by listing that it took effect.
+            The successful response.
         """
         idempotent = method == "GET"
         http = self._client()
@@ -319,14 +431,7 @@ class ThingSpaceClient:
             if not retry:
                 raise failure
             if not idempotent and reached:
-                if confirm is None:
-                    raise failure
-                try:
-                    if await confirm():
-                        logger.info("%s %s: the answer was lost, a listing shows it took effect", method, path)
-                        return None
-                except ThingSpaceError:
-                    raise _with_note(failure, "the outcome is unknown: list the account's callbacks to see") from None
+                raise failure
             delay = self.retry.delay(attempt, retry_after)
             if delay is None:
                 raise failure
@@ -339,6 +444,26 @@ class ThingSpaceClient:
         if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
             return f"the connection was dropped ({exc or type(exc).__name__})"
         return str(exc) or type(exc).__name__
+
+
+def _may_hold_already(error: ApiError, method: str, *, resent: bool) -> bool:
+    """Whether a 4xx answer may come from a change that happened already, so a listing must decide.
+
+    After an uncertain attempt, a resend can be refused because the first one took effect (the
+    callback is gone, or already registered). A deregister answered "not registered" holds what
+    was asked whether or not this client removed it.
+    """
+    if error.status_code not in _CHECK_STATUSES:
+        return False
+    if resent:
+        return True
+    code = error.error_code.casefold()
+    return method == "DELETE" and (error.status_code == 404 or any(word in code for word in _NOT_THERE))
+
+
+def _password_fingerprint(password: str) -> bytes:
+    """A keyed digest of a listener password, so that a comparison holds no copy of it."""
+    return hmac.new(_COMPARE_KEY, password.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
 
 
 def _with_note(error: ThingSpaceError, note: str) -> ThingSpaceError:

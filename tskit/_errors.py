@@ -26,6 +26,19 @@ from typing import Final
 
 #: How much of a server's text an error keeps.
 _MAX_TEXT: Final = 300
+#: How much of an answer's body an error quotes when the body could not be read.
+_MAX_EXCERPT: Final = 80
+# Values that are secret by their name, in JSON, form or header-like text, even when the client does
+# not know them (a listing it could not parse, a token it never saw): the value is replaced.
+_SECRET_FIELD = re.compile(
+    r"""(?ix)
+    ( ["']?(?:password|passwd|pwd|secret|client_secret|token|access_token|refresh_token|sessiontoken|
+         authorization|vz-m2m-token)["']? \s*[:=]\s* )
+    ( "(?:[^"\\]|\\.)*"? | '[^']*'? | (?:bearer\s+|basic\s+)?[^\s,;&}<]* )
+    """
+)
+# User info in a URL (scheme://user:password@host): never shown.
+_USERINFO = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/?#@\s]*@")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _XML_CODE = re.compile(r"<(?:\w+:)?code>([^<]{1,100})</(?:\w+:)?code>")
 _XML_MESSAGE = re.compile(r"<(?:\w+:)?message>([^<]{1,300})</(?:\w+:)?message>")
@@ -162,12 +175,23 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     Returns:
         The cleaned text, at most about 300 characters long.
     """
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
+    # Longest first, so that a secret holding a shorter one is replaced whole.
+    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = _SECRET_FIELD.sub(r"\1***", text)
+    text = _USERINFO.sub(r"\1***@", text)
     text = _CONTROL.sub(" ", text).strip()
     if len(text) > _MAX_TEXT:
         text = text[: _MAX_TEXT - 3] + "..."
+    return text
+
+
+def excerpt(body: bytes | str, secrets: Iterable[str] = ()) -> str:
+    """A short, scrubbed quote of an answer's body for an error message (about 80 characters)."""
+    text = body if isinstance(body, str) else body.decode("utf-8", errors="replace")
+    text = scrub(text, secrets)
+    if len(text) > _MAX_EXCERPT:
+        text = text[: _MAX_EXCERPT - 3] + "..."
     return text
 
 

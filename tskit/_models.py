@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from tskit._secret import Secret
 
@@ -120,31 +120,58 @@ class Callback:
     password: Secret = field(default_factory=lambda: Secret(""))
 
     @classmethod
-    def from_wire(cls, data: Mapping[str, Any]) -> Callback:
-        """Build a record from one element of ThingSpace's list response."""
+    def from_wire(cls, data: Mapping[str, Any], account_name: str = "") -> Callback:
+        """Build a record from one element of ThingSpace's list response.
+
+        Args:
+            data: The element, e.g. ``{"accountName", "serviceName", "url", "username", "password"}``.
+                ``name`` is read when ``serviceName`` is missing (the name the register body uses).
+            account_name: The account that was listed, used when the element does not name one.
+        """
+        service_key = "serviceName" if data.get("serviceName") is not None else "name"
         return cls(
-            account_name=_text(data, "accountName"),
-            service_name=_text(data, "serviceName"),
+            account_name=_text(data, "accountName", required=not account_name) or account_name,
+            service_name=_text(data, service_key),
             url=_text(data, "url"),
             username=_text(data, "username", required=False),
             password=Secret(_text(data, "password", required=False)),
         )
 
 
+#: How a register or deregister ended; see :class:`CallbackActionResult`.
+Outcome = Literal["sent", "resent", "confirmed"]
+
+
 @dataclass(frozen=True, slots=True)
 class CallbackActionResult:
-    """What ThingSpace answers to a register or deregister request.
+    """What came of a register or deregister: it took effect, and how tskit knows.
+
+    A result is only returned when ThingSpace holds what was asked; otherwise the call raises.
 
     Attributes:
         account_name: The account the action applied to.
         service_name: The service registered or deregistered.
-        confirmed_by_listing: ``True`` when the answer was lost in transit and the outcome was
-            confirmed by listing the account's callbacks instead.
+        confirmed_by_listing: ``True`` when the outcome was decided by listing the account's
+            callbacks (``outcome == "confirmed"``).
+        outcome: ``"sent"``: sent once and ThingSpace answered that it was done. ``"resent"``: an
+            earlier attempt's outcome was uncertain (timeout, dropped answer, 5xx, an odd answer)
+            and a fresh listing showed it had not taken effect, so it was sent again and that
+            attempt was answered as done. ``"confirmed"``: an attempt's outcome was uncertain and a
+            fresh listing showed the account holding exactly what was asked (for a register: the
+            URL, username and password), so it was not sent again.
     """
 
     account_name: str
     service_name: str
     confirmed_by_listing: bool = False
+    outcome: Outcome = "sent"
+
+    def __post_init__(self) -> None:
+        # The two fields say the same thing; either may be given.
+        if self.confirmed_by_listing and self.outcome != "confirmed":
+            object.__setattr__(self, "outcome", "confirmed")
+        elif self.outcome == "confirmed":
+            object.__setattr__(self, "confirmed_by_listing", True)
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> CallbackActionResult:

@@ -7,9 +7,11 @@ naming the field and what it accepts. Pure functions: no I/O, no state.
 from __future__ import annotations
 
 import difflib
+import hmac
 import re
+from collections.abc import Iterable
 from typing import Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from tskit._errors import ValidationError
 from tskit._models import ALLOWED_LISTENER_PORTS, ALLOWED_LISTENER_PORTS_TEXT, SERVICE_CATALOGUE
@@ -24,14 +26,49 @@ _ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ACCOUNT_ALLOWED = "1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit, e.g. 0000123456-00001"
 _SERVICE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
 _SERVICE_ALLOWED = "a letter, then up to 99 letters, digits, '-', '_' or '.'"
-_UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f]")
+# Characters refused in every field: C0 and C1 controls, DEL, lone surrogates (e.g. bytes that were
+# not UTF-8), bidi controls that make text read differently than it is, zero-width characters, the
+# BOM, and the line and paragraph separators. None of them has a place in a name, URL or password.
+_FORBIDDEN = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u200b-\u200d\u2060\u202a-\u202e\u2066-\u2069\ufeff\u2028\u2029]"
+)
+_URL_SAFE_ASCII = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+def _kind(char: str) -> str:
+    code = ord(char)
+    if 0xD800 <= code <= 0xDFFF:
+        return "a lone surrogate (text that was not valid UTF-8)"
+    if 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+        return "a bidirectional text control"
+    if 0x200B <= code <= 0x200D or code == 0x2060:
+        return "a zero-width character"
+    if code == 0xFEFF:
+        return "a byte order mark"
+    if code in (0x2028, 0x2029):
+        return "a line or paragraph separator"
+    return "a control character"
+
+
+def plain_text(field: str, value: str, allowed: str = "printable characters only") -> str:
+    """Refuse text holding a character that no field accepts (see ``_FORBIDDEN``).
+
+    The message names the character's code point and position, never the value: it may be a password.
+    """
+    found = _FORBIDDEN.search(value)
+    if found:
+        char = found.group()
+        raise ValidationError(
+            field, f"contains U+{ord(char):04X}, {_kind(char)}, at position {found.start() + 1}", allowed
+        )
+    return value
 
 
 def account_name(value: object) -> str:
     """Check an account name; surrounding white space is dropped."""
     if not isinstance(value, str):
         raise ValidationError("account_name", f"must be a string, not {type(value).__name__}", _ACCOUNT_ALLOWED)
-    text = value.strip()
+    text = plain_text("account_name", value.strip(" "), _ACCOUNT_ALLOWED)
     if not text:
         raise ValidationError("account_name", "is empty", _ACCOUNT_ALLOWED)
     if not _ACCOUNT.fullmatch(text):
@@ -58,7 +95,7 @@ def service_name(value: object, *, allow_unknown: bool = False) -> str:
     """
     if not isinstance(value, str):
         raise ValidationError("service_name", f"must be a string, not {type(value).__name__}")
-    text = value.strip()
+    text = plain_text("service_name", value.strip(" "), _SERVICE_ALLOWED)
     if text in SERVICE_CATALOGUE:
         return text
     if not _SERVICE.fullmatch(text):
@@ -79,6 +116,9 @@ def service_name(value: object, *, allow_unknown: bool = False) -> str:
 def listener_url(value: object, *, allow_any_port: bool = False) -> str:
     """Check a listener URL: http or https, a host, no credentials in it, an allowed port.
 
+    An internationalised host name is sent in its IDNA form (``bücher.example`` becomes
+    ``xn--bcher-kva.example``), and other non-ASCII characters are percent-encoded.
+
     Args:
         value: The URL ThingSpace will POST messages to.
         allow_any_port: Skip the check against ThingSpace's allowed listener ports (for a
@@ -86,26 +126,30 @@ def listener_url(value: object, *, allow_any_port: bool = False) -> str:
     """
     if not isinstance(value, str):
         raise ValidationError("url", f"must be a string, not {type(value).__name__}")
-    text = value.strip()
+    text = plain_text("url", value.strip(" "), "an http:// or https:// URL without control or invisible characters")
     if not text:
         raise ValidationError("url", "is empty", "an http:// or https:// URL")
     if len(text) > MAX_URL_LENGTH:
         raise ValidationError("url", f"is {len(text)} characters long", f"at most {MAX_URL_LENGTH}")
-    if _UNSAFE_URL_CHARS.search(text):
-        raise ValidationError("url", "contains spaces or control characters", "percent-encode them")
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        raise ValidationError("url", f"cannot be parsed ({exc})", "an http:// or https:// URL") from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ValidationError("url", f"scheme {parts.scheme or '(none)'!r} is not allowed", "http or https")
-    if "@" in parts.netloc:
+    # Look for user info before parsing: a parser's error may quote the part that holds a password.
+    authority = text.split("//", 1)[1] if "//" in text else ""
+    if "@" in re.split(r"[/?#]", authority, maxsplit=1)[0]:
         raise ValidationError(
             "url",
             "must not carry a user name or password before '@'",
             "pass them as username= and password=; ThingSpace sends those inside each message",
         )
+    if " " in text:
+        raise ValidationError("url", "contains spaces", "percent-encode them as %20")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ValidationError(
+            "url", "cannot be parsed: the host or port is malformed", "an http:// or https:// URL"
+        ) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValidationError("url", f"scheme {parts.scheme or '(none)'!r} is not allowed", "http or https")
     if not parts.hostname:
         raise ValidationError("url", "has no host", "e.g. https://listener.example.com/callbacks")
     if parts.fragment:
@@ -117,11 +161,32 @@ def listener_url(value: object, *, allow_any_port: bool = False) -> str:
             f"port {effective} is not one ThingSpace delivers to",
             f"{ALLOWED_LISTENER_PORTS_TEXT}; pass allow_any_port=True to skip this check",
         )
-    return text
+    if text.isascii():
+        return text
+    host = _idna_host(parts.hostname)
+    netloc = f"{host}:{port}" if port is not None else host
+    path, query = (quote(p, safe=_URL_SAFE_ASCII) for p in (parts.path, parts.query))
+    return urlunsplit((parts.scheme, netloc, path, query, ""))
+
+
+def _idna_host(host: str) -> str:
+    """A host name in its IDNA (punycode) form, or a :class:`ValidationError` naming the field."""
+    if host.isascii():
+        return host
+    import idna
+
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        raise ValidationError(
+            "url",
+            "has a host name that is not a valid internationalised domain name",
+            "a host name in its IDNA form, e.g. xn--bcher-kva.example",
+        ) from None
 
 
 def credential(field: str, value: object) -> str:
-    """Check a listener username or password: a string of at most 40 characters."""
+    """Check a listener username or password: a string of at most 40 printable characters."""
     if value is None:
         return ""
     if isinstance(value, Secret):
@@ -131,9 +196,34 @@ def credential(field: str, value: object) -> str:
     if len(value) > MAX_CREDENTIAL_LENGTH:
         # Never echo the value: it may be a password.
         raise ValidationError(field, f"is {len(value)} characters long", f"at most {MAX_CREDENTIAL_LENGTH}")
-    if _UNSAFE_URL_CHARS.search(value.replace(" ", "")):
-        raise ValidationError(field, "contains control characters", "printable characters only")
-    return value
+    return plain_text(field, value, "printable characters only, no control or invisible characters")
+
+
+def not_login_credentials(username: str, password: str, *, login_username: str, login_secrets: Iterable[str]) -> None:
+    """Refuse a listener username or password that is one of the client's own login credentials.
+
+    Verizon forbids the UWS credentials as a listener's: ThingSpace sends these values inside every
+    message, so a listener (and its logs) would hold the login. The comparison of secrets runs in
+    constant time and no value is echoed.
+
+    Args:
+        username: The listener username about to be sent.
+        password: The listener password about to be sent.
+        login_username: The UWS user name the client logs in with.
+        login_secrets: The client's secrets: application secret, UWS password, tokens.
+    """
+    if username and login_username and username.casefold() == login_username.casefold():
+        raise ValidationError(
+            "username", "is the ThingSpace (UWS) login user name", "a name of the listener's own, not the login's"
+        )
+    if password:
+        given = password.encode("utf-8")
+        if any(hmac.compare_digest(given, secret.encode("utf-8")) for secret in login_secrets if secret):
+            raise ValidationError(
+                "password",
+                "is one of the ThingSpace login secrets (UWS password, application secret or token)",
+                "a password of the listener's own",
+            )
 
 
 def path_segment(value: str) -> str:

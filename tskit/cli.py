@@ -104,9 +104,15 @@ def _cmd_register(args: argparse.Namespace) -> int:
             allow_any_port=args.allow_any_port,
             allow_unknown_service=args.allow_unknown_service,
         )
-    note = " (confirmed by listing: the answer was lost)" if result.confirmed_by_listing else ""
-    print(f"Registered {result.service_name} for {result.account_name}{note}")
+    print(f"Registered {result.service_name} for {result.account_name}{_OUTCOME_NOTES[result.outcome]}")
     return 0
+
+
+_OUTCOME_NOTES = {
+    "sent": "",
+    "resent": " (sent again: a listing showed the first attempt had not taken effect)",
+    "confirmed": " (confirmed by listing the account's callbacks)",
+}
 
 
 def _cmd_deregister(args: argparse.Namespace) -> int:
@@ -119,7 +125,7 @@ def _cmd_deregister(args: argparse.Namespace) -> int:
                 print("Nothing was changed.")
                 return 0
         result = ts.deregister_callback(args.account, args.service, allow_unknown_service=args.allow_unknown_service)
-    print(f"Deregistered {result.service_name} for {result.account_name}")
+    print(f"Deregistered {result.service_name} for {result.account_name}{_OUTCOME_NOTES[result.outcome]}")
     return 0
 
 
