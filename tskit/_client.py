@@ -348,12 +348,14 @@ class ThingSpaceClient:
         return ""
 
     def _decode(self, response: httpx.Response) -> Any:
+        """A list answer's JSON. Its body is never quoted in an error: it holds listener passwords."""
         try:
             return json.loads(response.content)
+        except json.JSONDecodeError as exc:
+            problem = f"body is not JSON ({len(response.content)} bytes; {exc.msg} at position {exc.pos})"
         except ValueError:
-            raise self._unexpected(
-                response, f"body is not JSON: {excerpt(response.content, self._known_secrets())!r}"
-            ) from None
+            problem = f"body is not JSON ({len(response.content)} bytes; not valid UTF-8)"
+        raise self._unexpected(response, problem)
 
     def _remember_secret(self, value: str) -> None:
         if value and value not in self._listener_secrets:

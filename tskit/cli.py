@@ -454,11 +454,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _not_utf8(args: argparse.Namespace) -> str:
+    """The name of the first argument whose bytes were not UTF-8 (Python keeps them as lone surrogates)."""
+    for name, value in vars(args).items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and any("\ud800" <= char <= "\udfff" for char in text):
+                return name
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tskit`` command; returns the exit code."""
     import tskit
 
     args = build_parser().parse_args(argv)
+    bad = _not_utf8(args)
+    if bad:
+        print(f"tskit {args.command}: {bad}: is not valid UTF-8 text (check the terminal's encoding)", file=sys.stderr)
+        return 2
     try:
         code: int = args.func(args)
     except UsageError as error:
