@@ -162,6 +162,8 @@ def listener_url(value: object, *, allow_any_port: bool = False) -> str:
             f"{ALLOWED_LISTENER_PORTS_TEXT}; pass allow_any_port=True to skip this check",
         )
     if text.isascii():
+        if "xn--" in parts.hostname:
+            _idna_host(parts.hostname)  # an A-label must decode
         return text
     host = _idna_host(parts.hostname)
     netloc = f"{host}:{port}" if port is not None else host
@@ -171,11 +173,12 @@ def listener_url(value: object, *, allow_any_port: bool = False) -> str:
 
 def _idna_host(host: str) -> str:
     """A host name in its IDNA (punycode) form, or a :class:`ValidationError` naming the field."""
-    if host.isascii():
-        return host
     import idna
 
     try:
+        if host.isascii():
+            idna.decode(host)
+            return host
         return idna.encode(host, uts46=True).decode("ascii")
     except idna.IDNAError:
         raise ValidationError(

@@ -1,0 +1,328 @@
+"""Truthful under faults: a register or deregister returns only when ThingSpace holds what was asked.
+
+Real HTTP on loopback: a served simulator (with its own fault knobs) behind a small proxy that drops
+answers after forwarding, answers 500 without forwarding, and corrupts or replaces bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+import tskit
+from tests.conftest import FakeClock, make_client
+from tests.fault_proxy import FaultProxy
+from tskit.simulator import DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME, Fault, Simulator, SimulatorServer
+
+pytestmark = pytest.mark.anyio
+ACCOUNT = "0000123456-00001"  # CarrierService and DeviceUsage registered
+EMPTY = "0000123456-00003"
+URL = "https://listener.example.com/carrier"
+OLD, NEW = "old-password-0001", "new-password-0002"
+
+
+@pytest.fixture
+def proxy(server: SimulatorServer) -> Iterator[FaultProxy]:
+    with FaultProxy(server.base_url, stall_seconds=1.5) as running:
+        yield running
+
+
+@pytest.fixture
+async def client(sim: Simulator, clock: FakeClock, proxy: FaultProxy) -> AsyncIterator[tskit.ThingSpaceClient]:
+    async with make_client(sim, clock, base_url=proxy.base_url, timeout=1.0) as c:
+        await c.list_callbacks(EMPTY)  # log in first, so that faults hit the calls
+        yield c
+
+
+def held(sim: Simulator, account: str, service: str = "CarrierService") -> dict[str, str] | None:
+    return next((r for r in sim.registrations(account) if r["serviceName"] == service), None)
+
+
+def sent(sim: Simulator, operation: str) -> int:
+    return sim.count(operation)
+
+
+# -- 1. outcome by comparison ------------------------------------------------------------
+
+
+async def test_rotation_answered_500_without_effect_is_resent_not_confirmed(
+    client: tskit.ThingSpaceClient, sim: Simulator
+) -> None:
+    sim.register(EMPTY, "CarrierService", URL, "user", OLD)
+    sim.faults.scripted.append(Fault(status=500, operations=("register",)))
+    result = await client.register_callback(EMPTY, "CarrierService", URL, username="user", password=NEW)
+    assert (result.outcome, result.confirmed_by_listing) == ("resent", False)
+    assert held(sim, EMPTY) == {"serviceName": "CarrierService", "url": URL, "username": "user", "password": NEW}
+
+
+async def test_rotation_answered_500_by_the_proxy_is_resent(
+    client: tskit.ThingSpaceClient, sim: Simulator, proxy: FaultProxy
+) -> None:
+    sim.register(EMPTY, "CarrierService", URL, "user", OLD)
+    proxy.script("500", "POST")
+    result = await client.register_callback(EMPTY, "CarrierService", URL, username="user", password=NEW)
+    assert result.outcome == "resent"
+    assert held(sim, EMPTY)["password"] == NEW  # type: ignore[index]
+    assert sent(sim, "register") == 1  # the proxy's 500 never reached the simulator
+
+
+async def test_rotation_whose_answer_is_lost_is_confirmed_by_listing(
+    client: tskit.ThingSpaceClient, sim: Simulator, proxy: FaultProxy
+) -> None:
+    sim.register(EMPTY, "CarrierService", URL, "user", OLD)
+    proxy.script("drop-after", "POST")
+    result = await client.register_callback(EMPTY, "CarrierService", URL, username="user", password=NEW)
+    assert (result.outcome, result.confirmed_by_listing) == ("confirmed", True)
+    assert sent(sim, "register") == 1 and held(sim, EMPTY)["password"] == NEW  # type: ignore[index]
+
+
+async def test_register_timed_out_is_decided_by_listing(
+    client: tskit.ThingSpaceClient, sim: Simulator, proxy: FaultProxy
+) -> None:
+    proxy.script("stall", "POST")
+    result = await client.register_callback(EMPTY, "CarrierService", URL, password=NEW)
+    assert result.outcome == "confirmed" and sent(sim, "register") == 1
+
+
+async def test_register_dropped_before_it_reached_thingspace_is_resent(
+    client: tskit.ThingSpaceClient, sim: Simulator, proxy: FaultProxy
+) -> None:
+    proxy.script("drop-before", "POST")
+    result = await client.register_callback(EMPTY, "CarrierService", URL, password=NEW)
+    assert result.outcome == "resent" and sent(sim, "register") == 1 and held(sim, EMPTY)["password"] == NEW  # type: ignore[index]
+
+
+async def test_a_clear_answer_is_sent_once(client: tskit.ThingSpaceClient, sim: Simulator) -> None:
+    result = await client.register_callback(EMPTY, "CarrierService", URL, password=NEW)
+    assert (result.outcome, result.confirmed_by_listing) == ("sent", False)
+    assert sent(sim, "register") == 1
+
+
+async def test_register_raises_when_the_listing_never_shows_it(sim: Simulator, clock: FakeClock) -> None:
+    with sim.serve() as running, FaultProxy(running.base_url) as proxy:
+        retry = tskit.RetryPolicy(attempts=2, backoff=0.01)
+        async with make_client(sim, clock, base_url=proxy.base_url, retry=retry) as client:
+            sim.register(EMPTY, "CarrierService", URL, "user", OLD)
+            proxy.script("500", "POST")
+            proxy.script("500", "POST")
+            with pytest.raises(tskit.ApiError) as caught:
+                await client.register_callback(EMPTY, "CarrierService", URL, username="user", password=NEW)
+    assert caught.value.status_code == 500
+    assert any("did not take effect" in note for note in caught.value.__notes__)
+    assert held(sim, EMPTY)["password"] == OLD  # type: ignore[index]
+
+
+async def test_deregister_whose_answer_is_lost_is_confirmed(
+    client: tskit.ThingSpaceClient, sim: Simulator, proxy: FaultProxy
+) -> None:
+    proxy.script("drop-after", "DELETE")
+    result = await client.deregister_callback(ACCOUNT, "CarrierService")
+    # (an HTTP stack may resend a DELETE on its own; its "not registered" answer must not make this fail)
+    assert result.outcome == "confirmed" and held(sim, ACCOUNT) is None
+
+
+async def test_deregister_answered_500_without_effect_is_resent(
+    client: tskit.ThingSpaceClient, sim: Simulator, proxy: FaultProxy
+) -> None:
+    proxy.script("500", "DELETE")
+    result = await client.deregister_callback(ACCOUNT, "CarrierService")
+    assert result.outcome == "resent" and held(sim, ACCOUNT) is None
+
+
+async def test_deregister_already_applied_and_answered_not_registered_succeeds(
+    client: tskit.ThingSpaceClient, sim: Simulator
+) -> None:
+    # What a resend below tskit meets when the first attempt took effect and its answer was lost.
+    result = await client.deregister_callback(EMPTY, "CarrierService")
+    assert result.outcome == "confirmed" and result.confirmed_by_listing
+
+
+# -- 2. tolerant of what the API may answer ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"{}", b'{"accountName": "0000123456-00003"}', b"null", b'{"accountName": 1, "serviceName": []}']
+)
+async def test_register_with_an_empty_or_partial_2xx_is_verified_by_listing(
+    client: tskit.ThingSpaceClient, sim: Simulator, proxy: FaultProxy, body: bytes
+) -> None:
+    proxy.script("replace", "POST", body)
+    result = await client.register_callback(EMPTY, "CarrierService", URL, password=NEW)
+    assert result.outcome == "confirmed" and sent(sim, "register") == 1
+
+
+async def test_register_with_a_corrupt_2xx_is_verified_by_listing(
+    client: tskit.ThingSpaceClient, sim: Simulator, proxy: FaultProxy
+) -> None:
+    proxy.script("corrupt", "POST")
+    result = await client.register_callback(EMPTY, "CarrierService", URL, password=NEW)
+    assert result.outcome == "confirmed" and held(sim, EMPTY)["password"] == NEW  # type: ignore[index]
+
+
+async def test_deregister_with_an_empty_2xx_is_verified_by_listing(
+    client: tskit.ThingSpaceClient, sim: Simulator, proxy: FaultProxy
+) -> None:
+    proxy.script("empty", "DELETE")
+    result = await client.deregister_callback(ACCOUNT, "CarrierService")
+    assert result.outcome == "confirmed" and held(sim, ACCOUNT) is None
+
+
+async def test_list_items_may_name_the_service_name(client: tskit.ThingSpaceClient, proxy: FaultProxy) -> None:
+    items = [{"name": "CarrierService", "url": URL, "username": "u", "password": "p1"}]
+    proxy.script("replace", "GET", json.dumps(items).encode())
+    [callback] = await client.list_callbacks(EMPTY)
+    assert (callback.account_name, callback.service_name, callback.url) == (EMPTY, "CarrierService", URL)
+
+
+async def test_login_credentials_are_refused_as_listener_credentials(
+    client: tskit.ThingSpaceClient, sim: Simulator
+) -> None:
+    before = len(sim.requests)
+    for kwargs in ({"username": DEMO_USERNAME}, {"password": DEMO_PASSWORD}, {"password": DEMO_CLIENT_SECRET}):
+        with pytest.raises(tskit.ValidationError) as caught:
+            await client.register_callback(EMPTY, "CarrierService", URL, **kwargs)
+        assert caught.value.field in ("username", "password")
+        assert DEMO_PASSWORD not in str(caught.value) and DEMO_CLIENT_SECRET not in str(caught.value)
+    assert len(sim.requests) == before
+
+
+# -- 3. secrets scrubbed everywhere --------------------------------------------------------
+
+CANARY = "canary-Pw-7f3a9c"
+
+
+async def test_a_corrupt_list_answer_shows_no_listener_password(
+    client: tskit.ThingSpaceClient, sim: Simulator, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    sim.register(EMPTY, "CarrierService", URL, "user", CANARY)
+    for corruption in range(6):
+        proxy.script("corrupt", "GET")
+        with pytest.raises(tskit.UnexpectedResponseError) as caught:
+            await client.list_callbacks(EMPTY)
+        assert CANARY not in _everything(caught.value), corruption
+
+
+def test_audit_errors_and_snapshots_hold_no_password(sim: Simulator, server: SimulatorServer, tmp_path: Path) -> None:
+    sim.register(EMPTY, "CarrierService", URL, "user", CANARY)
+    with FaultProxy(server.base_url, corrupt_rate=1.0, seed=1) as proxy:
+        ts = tskit.connect(
+            client_id="demo-client", client_secret=DEMO_CLIENT_SECRET, username=DEMO_USERNAME,
+            password=DEMO_PASSWORD, base_url=proxy.base_url, retry=tskit.RetryPolicy(attempts=1),
+        )  # fmt: skip
+        try:
+            audit = ts.audit([EMPTY, ACCOUNT])
+        finally:
+            ts.close()
+    assert len(audit.error_list) == 2
+    text = repr(audit) + audit._repr_html_() + audit.errors.to_string() + audit.errors.to_html()
+    for name in ("snapshot.json", "snapshot.csv"):
+        audit.save(tmp_path / name)
+        text += (tmp_path / name).read_text()
+    assert CANARY not in text
+
+
+async def test_error_texts_are_scrubbed_of_every_listener_password_read(
+    client: tskit.ThingSpaceClient, sim: Simulator, proxy: FaultProxy
+) -> None:
+    sim.register(EMPTY, "DeviceUsage", URL, "user", CANARY)
+    await client.list_callbacks(EMPTY)  # the client has now read the password
+    proxy.script("400", "POST", f"listener {URL} with password {CANARY} and {DEMO_PASSWORD}".encode())
+    with pytest.raises(tskit.ApiError) as caught:
+        await client.register_callback(EMPTY, "CarrierService", URL, password=NEW)
+    assert caught.value.status_code == 400
+    text = _everything(caught.value)
+    assert CANARY not in text and DEMO_PASSWORD not in text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://user:{CANARY}@listener.example.com/cb",
+        f"https://user:{CANARY}@listener.example.com:bad/cb",
+        f"https://user:{CANARY}@listener\uff0eexample.com/cb",
+        f"https://user:{CANARY}@listener.example.com\uff0fcb",
+        f"https://user:{CANARY}@[::1/cb",
+        f"ftp://user:{CANARY}@listener.example.com/cb",
+    ],
+)
+def test_url_user_info_is_never_echoed(url: str) -> None:
+    with pytest.raises(tskit.ValidationError) as caught:
+        tskit._validate.listener_url(url)
+    assert caught.value.field == "url" and CANARY not in _everything(caught.value)
+
+
+def test_scrub_hides_password_fields_it_was_not_told_about() -> None:
+    text = tskit._errors.scrub(f'[{{"url": "https://u:{CANARY}@h/x", "password": "{CANARY}"}}, {{"password":"x')
+    assert CANARY not in text and '"password": ***' in text
+
+
+def _everything(error: BaseException) -> str:
+    """An error's message, repr, notes and whole chain."""
+    parts: list[str] = []
+    seen: BaseException | None = error
+    while seen is not None:
+        parts += [str(seen), repr(seen), *getattr(seen, "__notes__", ()), repr(vars(seen))]
+        seen = seen.__cause__ or seen.__context__
+    return "\n".join(parts)
+
+
+# -- 4. strict text ------------------------------------------------------------------------
+
+FORBIDDEN = [
+    *(chr(c) for c in (0x00, 0x01, 0x09, 0x0A, 0x0D, 0x1B, 0x1F, 0x7F, 0x80, 0x85, 0x9B, 0x9F)),
+    *(chr(c) for c in range(0x202A, 0x202F)),
+    *(chr(c) for c in range(0x2066, 0x206A)),
+    "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u2028", "\u2029", "\ud800", "\udcff", "\udfff",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("char", FORBIDDEN, ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize("field", ["account_name", "service_name", "url", "username", "password"])
+def test_invisible_and_control_characters_are_refused_before_sending(sim: Simulator, field: str, char: str) -> None:
+    args = {"account_name": EMPTY, "service_name": "CarrierService", "url": URL, "username": "u", "password": "pw"}
+    args[field] = {"url": f"https://listener.example.com/c{char}b", "account_name": f"0000123456{char}-00003"}.get(
+        field, f"{args[field]}{char}x"
+    )
+    ts = tskit.connect(simulator=sim)
+    try:
+        with pytest.raises(tskit.ValidationError) as caught:
+            ts.register_callback(
+                args["account_name"],
+                args["service_name"],
+                args["url"],
+                username=args["username"],
+                password=args["password"],
+            )
+    finally:
+        ts.close()
+    assert caught.value.field == field and f"U+{ord(char):04X}" in str(caught.value)
+    assert not sim.requests
+
+
+def test_internationalised_hosts_are_sent_in_idna_form(sim: Simulator) -> None:
+    ts = tskit.connect(simulator=sim)
+    try:
+        ts.register_callback(EMPTY, "CarrierService", "https://bücher.example/cb/ä?q=ü")
+        for host in ("\u0301a.example", "xn--zz.example", "a_b.ex\u00e4mple"):
+            with pytest.raises(tskit.ValidationError, match="IDNA"):
+                ts.register_callback(EMPTY, "DeviceUsage", f"https://{host}/cb")
+    finally:
+        ts.close()
+    assert held(sim, EMPTY)["url"] == "https://xn--bcher-kva.example/cb/%C3%A4?q=%C3%BC"  # type: ignore[index]
+
+
+def test_cli_refuses_arguments_that_are_not_utf8(sim: Simulator, tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "TSKIT_CONFIG_DIR": str(tmp_path), "PYTHONIOENCODING": "utf-8"}
+    for name in ("CLIENT_ID", "CLIENT_SECRET", "USERNAME", "PASSWORD", "BASE_URL"):
+        env.pop(f"THINGSPACE_{name}", None)
+    args = [b"register", EMPTY.encode(), b"CarrierService", b"https://listener.example.com/\xff\xfe"]
+    done = subprocess.run([sys.executable.encode(), b"-m", b"tskit", *args], env=env, capture_output=True, timeout=60)
+    err = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 2 and "not valid UTF-8" in err and "Traceback" not in err, err
