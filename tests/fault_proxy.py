@@ -11,6 +11,7 @@ Every connection carries one request (``Connection: close``), so a dropped answe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import threading
@@ -170,10 +171,8 @@ class FaultProxy:
             pass
         finally:
             writer.close()
-            try:
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
-            except (ConnectionError, asyncio.CancelledError):
-                pass
 
     def _corrupt(self, payload: bytes) -> bytes:
         """A broken body: cut short, bytes that are not UTF-8, or not JSON at all."""

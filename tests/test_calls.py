@@ -76,7 +76,9 @@ async def test_reregister_error_mode(client: tskit.ThingSpaceClient, sim: Simula
     assert sim.registrations(ACCOUNT)[0]["url"] == "https://listener.example.com/thingspace/carrier"
 
 
-async def test_deregister_of_a_missing_callback_succeeds_by_listing(client: tskit.ThingSpaceClient, sim: Simulator) -> None:
+async def test_deregister_of_a_missing_callback_succeeds_by_listing(
+    client: tskit.ThingSpaceClient, sim: Simulator
+) -> None:
     # ThingSpace answers CallbackNotRegistered (the simulator's default): what was asked holds, and
     # a listing shows it, so the call succeeds and says it was decided by the listing.
     result = await client.deregister_callback(EMPTY, "CarrierService")
