@@ -183,10 +183,15 @@ async def test_login_credentials_are_refused_as_listener_credentials(
     client: tskit.ThingSpaceClient, sim: Simulator
 ) -> None:
     before = len(sim.requests)
-    for kwargs in ({"username": DEMO_USERNAME}, {"password": DEMO_PASSWORD}, {"password": DEMO_CLIENT_SECRET}):
+    for field, user, password in (
+        ("username", DEMO_USERNAME, None),
+        ("username", DEMO_USERNAME.upper(), "pw"),
+        ("password", "listener", DEMO_PASSWORD),
+        ("password", None, DEMO_CLIENT_SECRET),
+    ):
         with pytest.raises(tskit.ValidationError) as caught:
-            await client.register_callback(EMPTY, "CarrierService", URL, **kwargs)
-        assert caught.value.field in ("username", "password")
+            await client.register_callback(EMPTY, "CarrierService", URL, username=user, password=password)
+        assert caught.value.field == field
         assert DEMO_PASSWORD not in str(caught.value) and DEMO_CLIENT_SECRET not in str(caught.value)
     assert len(sim.requests) == before
 
