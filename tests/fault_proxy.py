@@ -32,7 +32,7 @@ class Rule:
 
     action: Action
     method: str = ""
-    body: bytes = b""  # the body of "replace", or the error message of "400"
+    body: bytes = b""  # the body of "replace", the error message of "400", the kind of "corrupt"
 
 
 @dataclass
@@ -161,7 +161,7 @@ class FaultProxy:
             payload = response.content
             if response.is_success:
                 if rule.action == "corrupt":
-                    payload = self._corrupt(payload)
+                    payload = self._corrupt(payload, rule.body.decode())
                 elif rule.action == "empty":
                     payload = b""
                 elif rule.action == "replace":
@@ -174,13 +174,14 @@ class FaultProxy:
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
 
-    def _corrupt(self, payload: bytes) -> bytes:
-        """A broken body: cut short, bytes that are not UTF-8, or not JSON at all."""
-        with self._lock:
-            kind = self._rng.randrange(3)
-        if kind == 0:
-            return payload[: max(1, len(payload) // 2)]
-        if kind == 1:
+    def _corrupt(self, payload: bytes, kind: str = "") -> bytes:
+        """A broken body: ``cut`` short, ``bytes`` that are not UTF-8, or ``prefix``ed so it is not JSON."""
+        if not kind:
+            with self._lock:
+                kind = self._rng.choice(["cut", "bytes", "prefix"])
+        if kind == "cut":
+            return payload[: max(1, len(payload) - 3)]
+        if kind == "bytes":
             return b"\xff\xfe" + payload
         return b"<html>upstream error</html>" + payload
 
