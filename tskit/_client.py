@@ -265,12 +265,23 @@ class ThingSpaceClient:
 
     async def _list(self, account: str) -> list[Callback]:
         path = CALLBACKS_PATH.format(account=check.path_segment(account))
-        response = await self._send("GET", path, extra_secrets=self._known_secrets())
-        if not response.content.strip():
-            return []  # ThingSpace's documented answer for "no callbacks registered"
-        data = self._decode(response)
-        if not isinstance(data, list) or len(data) > _MAX_LIST_ITEMS:
-            raise self._unexpected(response, "expected a JSON array of callbacks")
+        attempt = 0
+        while True:  # a garbled answer to a read is read again, as the retry policy allows
+            attempt += 1
+            response = await self._send("GET", path, extra_secrets=self._known_secrets())
+            if not response.content.strip():
+                return []  # ThingSpace's documented answer for "no callbacks registered"
+            try:
+                data = self._decode(response)
+                if not isinstance(data, list) or len(data) > _MAX_LIST_ITEMS:
+                    raise self._unexpected(response, "expected a JSON array of callbacks")
+                break
+            except UnexpectedResponseError as exc:
+                delay = self.retry.delay(attempt, None)
+                if delay is None:
+                    raise
+                logger.info("GET %s: %s (try %d)", path, exc, attempt)
+                await asyncio.sleep(delay)
         for item in data:  # remember the passwords first, so that no error below can show one
             if isinstance(item, dict) and isinstance(item.get("password"), str):
                 self._remember_secret(item["password"])
