@@ -7,6 +7,7 @@ answers after forwarding, answers 500 without forwarding, and corrupts or replac
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -342,8 +343,6 @@ def test_internationalised_hosts_are_sent_in_idna_form(sim: Simulator) -> None:
 
 
 def test_cli_refuses_arguments_that_are_not_utf8(sim: Simulator, tmp_path: Path) -> None:
-    import os
-
     env = {**os.environ, "TSKIT_CONFIG_DIR": str(tmp_path), "PYTHONIOENCODING": "utf-8"}
     for name in ("CLIENT_ID", "CLIENT_SECRET", "USERNAME", "PASSWORD", "BASE_URL"):
         env.pop(f"THINGSPACE_{name}", None)
@@ -351,3 +350,19 @@ def test_cli_refuses_arguments_that_are_not_utf8(sim: Simulator, tmp_path: Path)
     done = subprocess.run([sys.executable.encode(), b"-m", b"tskit", *args], env=env, capture_output=True, timeout=60)
     err = done.stderr.decode("utf-8", "replace")
     assert done.returncode == 2 and "not valid UTF-8" in err and "Traceback" not in err, err
+
+
+# -- 5. the same checks at a small scale (``python -m benchmarks.faults`` runs them at full scale) --
+
+
+def test_the_scale_run_meets_every_goal_at_a_small_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import faults
+
+    monkeypatch.setenv("TSKIT_CONFIG_DIR", os.environ["TSKIT_CONFIG_DIR"])  # restored after the run
+    run = faults.measure(accounts=30, mutations=30, bad=300, seed=2)
+    missed = [r for r in run.rows if not r.ok]
+    assert not missed, faults.table(missed)
+    figures = {(r.part, r.measure.split(" (")[0]): r.figure for r in run.rows}
+    assert figures[("fleet audit", "missing")] == 0 and figures[("bad inputs", "crashes")] == 0
+    assert figures[("faults met", "by the simulator")] > 0 and figures[("faults met", "by the proxy")] > 0
+    assert len(run.canaries) > 100 and {"widget state", "listener files", "CLI output"} <= set(run.surfaces)
