@@ -1,7 +1,7 @@
 """Truthful under faults, at scale: audits, mutations, bad input and secrets, against a faulty ThingSpace.
 
 A simulator served on loopback with its fault knobs on (10% 5xx, 5% 429, 2% answers dropped after
-the call took effect, every session expired every half second), behind the tests' fault proxy (3%
+the call took effect, every session expired every second), behind the tests' fault proxy (3%
 answered 500 without forwarding, 2% dropped after forwarding, 2% of 2xx bodies corrupted):
 
 1. a fleet audit of N accounts (default 500): read correctly / read wrongly / listed in errors / missing;
@@ -190,9 +190,12 @@ async def mutation_part(run: Run, client: tskit.ThingSpaceClient, sim: Simulator
                     result = await client.register_callback(account, service, url, username=user, password=password)
             except tskit.ThingSpaceError as exc:
                 run.error(exc)
+                notes = "; ".join(getattr(exc, "__notes__", ()))
+                print(f"{phase} {account} {service} failed: {exc!r} {notes}", file=sys.stderr)
                 unknown = any("outcome is unknown" in n for n in getattr(exc, "__notes__", ()))
                 if holds(sim, account, service, wanted):
                     tally["lying failure" if not unknown else "failed, said unknown, had taken effect"] += 1
+
                 else:
                     tally["failed, truthfully"] += 1
                 return
@@ -427,7 +430,7 @@ def measure_into(run: Run, tmp: Path, accounts: int, mutations: int, bad: int, r
     with (
         sim.serve() as server,
         FaultProxy(server.base_url, drop_after_rate=0.02, error_rate=0.03, corrupt_rate=0.02, seed=seed) as proxy,
-        expiring_sessions(sim, 0.5),
+        expiring_sessions(sim, 1.0),
     ):
         ts = tskit.connect(client_id=client_id, client_secret=client_secret, username=user, password=uws_password,
                            base_url=proxy.base_url, retry=retry_policy(), timeout=10)  # fmt: skip

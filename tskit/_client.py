@@ -25,7 +25,6 @@ from tskit._errors import (
     ApiError,
     AuthenticationError,
     ConfigurationError,
-    RateLimitError,
     RequestTimeout,
     ThingSpaceError,
     TransportError,
@@ -44,9 +43,10 @@ USER_AGENT: Final = f"thingspace-tskit/{__version__}"
 _MAX_LIST_ITEMS: Final = 10_000
 #: Most listener passwords a client remembers to scrub them from error texts.
 _MAX_KNOWN_SECRETS: Final = 100_000
-#: 4xx answers after which a listing decides: what was asked may hold already (see ``_may_hold_already``).
+#: 4xx answers to a resent register after which a listing decides (the first attempt may have applied).
 _CHECK_STATUSES: Final = frozenset({400, 404, 409, 410})
-_NOT_THERE: Final = ("notregistered", "notfound", "not_found", "doesnotexist")
+#: Words of error codes that blame the input itself (then no listing can make the call succeed).
+_INPUT_WORDS: Final = ("servicename", "accountname", "accountnotfound", "account_not_found")
 # Key of the fingerprints a register compares passwords by; random per process, never stored.
 _COMPARE_KEY: Final = _random.token_bytes(32)
 
@@ -312,10 +312,10 @@ class ThingSpaceClient:
             retry_after: float | None = None
             try:
                 response = await self._send(method, path, json_body=body, extra_secrets=self._known_secrets())
-            except (AuthenticationError, RateLimitError):
-                raise  # refused before any work was done: nothing changed
+            except AuthenticationError:
+                raise  # the login was refused: no listing can be read either
             except ApiError as exc:
-                if exc.status_code < 500 and not _may_hold_already(exc, method, resent=sends > 1):
+                if not _may_hold_already(exc, method, resent=sends > 1):
                     raise  # ThingSpace refused it: nothing changed
                 failure, retry_after = exc, exc.retry_after
             except (TransportError, UnexpectedResponseError) as exc:
@@ -327,7 +327,7 @@ class ThingSpaceClient:
                 failure = self._unexpected(response, problem)
             logger.info("%s %s: outcome uncertain (%s); listing the account to decide", method, path, failure)
             try:
-                callbacks = await self._list(account)
+                callbacks = await self._list_to_decide(account)
             except ThingSpaceError:
                 raise _with_note(failure, "the outcome is unknown: list the account's callbacks to see") from None
             if holds(callbacks):
@@ -337,6 +337,19 @@ class ThingSpaceClient:
             if delay is None:
                 raise _with_note(failure, "a listing shows it did not take effect")
             await asyncio.sleep(delay)
+
+    async def _list_to_decide(self, account: str) -> list[Callback]:
+        """A fresh listing, tried again also after a 4xx (e.g. a session that expired twice in a row)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._list(account)
+            except ApiError as exc:
+                delay = self.retry.delay(attempt, exc.retry_after)
+                if isinstance(exc, AuthenticationError) or exc.status_code >= 500 or delay is None:
+                    raise  # (5xx were retried inside already)
+                await asyncio.sleep(delay)
 
     def _action_problem(self, response: httpx.Response, account: str, service: str) -> str:
         """What is odd about a 2xx answer to a register or deregister, or ``""`` when it is as documented.
@@ -460,18 +473,21 @@ class ThingSpaceClient:
 
 
 def _may_hold_already(error: ApiError, method: str, *, resent: bool) -> bool:
-    """Whether a 4xx answer may come from a change that happened already, so a listing must decide.
+    """Whether what was asked may hold despite this error answer, so that a listing must decide.
 
-    After an uncertain attempt, a resend can be refused because the first one took effect (the
-    callback is gone, or already registered). A deregister answered "not registered" holds what
-    was asked whether or not this client removed it.
+    A 5xx may come after the change was applied. An HTTP stack may resend a DELETE on its own
+    (DELETE is idempotent in HTTP) after its first attempt took effect and the answer was lost, so
+    any refusal of a deregister may follow a success: "not registered", an expired session, a 429.
+    Only a refusal that blames the input (an invalid service name, an unknown account) is final.
+    After an uncertain register was resent, a refusal may likewise come from the first attempt's
+    effect (e.g. "already registered").
     """
-    if error.status_code not in _CHECK_STATUSES:
-        return False
-    if resent:
+    if error.status_code >= 500:
         return True
-    code = error.error_code.casefold()
-    return method == "DELETE" and (error.status_code == 404 or any(word in code for word in _NOT_THERE))
+    if method == "DELETE":
+        code = error.error_code.casefold()
+        return not any(word in code for word in _INPUT_WORDS)
+    return resent and error.status_code in _CHECK_STATUSES
 
 
 def _password_fingerprint(password: str) -> bytes:
