@@ -282,6 +282,17 @@ def test_url_user_info_is_never_echoed(url: str) -> None:
     assert caught.value.field == "url" and CANARY not in _everything(caught.value)
 
 
+def test_login_credentials_that_are_not_text_are_refused_before_sending() -> None:
+    with pytest.raises(tskit.ConfigurationError) as caught:
+        tskit.Credentials("app", "secret\udcff", "user", "password")
+    assert caught.value.field == "client_secret" and "U+DCFF" in str(caught.value)
+
+
+def test_excerpts_of_answers_are_short_and_scrubbed() -> None:
+    text = tskit._errors.excerpt(b"x" * 500 + CANARY.encode(), [CANARY])
+    assert len(text) <= 80 and CANARY not in tskit._errors.excerpt(CANARY.encode() + b"y" * 500, [CANARY])
+
+
 def test_scrub_hides_password_fields_it_was_not_told_about() -> None:
     text = tskit._errors.scrub(f'[{{"url": "https://u:{CANARY}@h/x", "password": "{CANARY}"}}, {{"password":"x')
     assert CANARY not in text and '"password": ***' in text

@@ -128,7 +128,7 @@ class Callback:
                 ``name`` is read when ``serviceName`` is missing (the name the register body uses).
             account_name: The account that was listed, used when the element does not name one.
         """
-        service_key = "serviceName" if data.get("serviceName") is not None else "name"
+        service_key = "name" if data.get("serviceName") is None and data.get("name") is not None else "serviceName"
         return cls(
             account_name=_text(data, "accountName", required=not account_name) or account_name,
             service_name=_text(data, service_key),
