@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets as _random
+import secrets
 import time
 import weakref
 from collections.abc import Callable
@@ -48,7 +48,7 @@ _CHECK_STATUSES: Final = frozenset({400, 404, 409, 410})
 #: Words of error codes that blame the input itself (then no listing can make the call succeed).
 _INPUT_WORDS: Final = ("servicename", "accountname", "accountnotfound", "account_not_found")
 # Key of the fingerprints a register compares passwords by; random per process, never stored.
-_COMPARE_KEY: Final = _random.token_bytes(32)
+_COMPARE_KEY: Final = secrets.token_bytes(32)
 
 
 class ThingSpaceClient:
