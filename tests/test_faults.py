@@ -293,6 +293,18 @@ def test_excerpts_of_answers_are_short_and_scrubbed() -> None:
     assert len(text) <= 80 and CANARY not in tskit._errors.excerpt(CANARY.encode() + b"y" * 500, [CANARY])
 
 
+async def test_a_listed_url_with_a_password_in_it_is_shown_masked(
+    client: tskit.ThingSpaceClient, proxy: FaultProxy
+) -> None:
+    items = [{"serviceName": "CarrierService", "url": f"https://user:{CANARY}@listener.example.com:443/cb?x=1"}]
+    proxy.script("replace", "GET", json.dumps(items).encode())
+    [callback] = await client.list_callbacks(EMPTY)
+    assert callback.url == "https://user:********@listener.example.com:443/cb?x=1"
+    assert CANARY in client._known_secrets()  # and scrubbed from any error text from now on
+    frame = tskit.callbacks_frame([callback])
+    assert CANARY not in frame.to_html() + repr(callback)
+
+
 def test_scrub_hides_password_fields_it_was_not_told_about() -> None:
     text = tskit._errors.scrub(f'[{{"url": "https://u:{CANARY}@h/x", "password": "{CANARY}"}}, {{"password":"x')
     assert CANARY not in text and '"password": ***' in text

@@ -32,7 +32,7 @@ from tskit._errors import (
     error_from_response,
     excerpt,
 )
-from tskit._models import Callback, CallbackActionResult
+from tskit._models import Callback, CallbackActionResult, url_password
 from tskit._retry import RetryPolicy
 from tskit._version import __version__
 
@@ -283,8 +283,11 @@ class ThingSpaceClient:
                 logger.info("GET %s: %s (try %d)", path, exc, attempt)
                 await asyncio.sleep(delay)
         for item in data:  # remember the passwords first, so that no error below can show one
-            if isinstance(item, dict) and isinstance(item.get("password"), str):
-                self._remember_secret(item["password"])
+            if isinstance(item, dict):
+                if isinstance(item.get("password"), str):
+                    self._remember_secret(item["password"])
+                if isinstance(item.get("url"), str):
+                    self._remember_secret(url_password(item["url"]))
         try:
             return [Callback.from_wire(item, account) for item in data]
         except (ValueError, TypeError, AttributeError) as exc:
