@@ -16,6 +16,7 @@ import random
 import re
 import threading
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Self
 
@@ -33,6 +34,7 @@ class Rule:
     action: Action
     method: str = ""
     body: bytes = b""  # the body of "replace", the error message of "400", the kind of "corrupt"
+    then: Callable[[], object] | None = None  # run once the upstream answered (e.g. another caller's write)
 
 
 @dataclass
@@ -70,10 +72,12 @@ class FaultProxy:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def script(self, action: Action, method: str = "", body: bytes = b"") -> None:
-        """Apply ``action`` to the next callbacks call with ``method``."""
+    def script(
+        self, action: Action, method: str = "", body: bytes = b"", then: Callable[[], object] | None = None
+    ) -> None:
+        """Apply ``action`` to the next callbacks call with ``method``; ``then`` runs after forwarding."""
         with self._lock:
-            self.scripted.append(Rule(action, method.upper(), body))
+            self.scripted.append(Rule(action, method.upper(), body, then))
 
     def _choose(self, method: str, path: str) -> Rule:
         if not CALLBACKS.match(path):
@@ -154,6 +158,8 @@ class FaultProxy:
                 return
             forwarded = {k: v for k, v in headers if k.lower() not in _HOP_HEADERS}
             response = await self._http.request(method, target, headers=forwarded, content=body)
+            if rule.then is not None:
+                rule.then()
             if rule.action == "drop-after":
                 return  # the upstream applied it; the answer is lost
             if rule.action == "stall":

@@ -122,7 +122,7 @@ async def test_register_raises_when_the_listing_never_shows_it(sim: Simulator, c
             with pytest.raises(tskit.ApiError) as caught:
                 await client.register_callback(EMPTY, "CarrierService", URL, username="user", password=NEW)
     assert caught.value.status_code == 500
-    assert any("did not take effect" in note for note in caught.value.__notes__)
+    assert any("the listing does not show it now" in note for note in caught.value.__notes__)
     assert held(sim, EMPTY)["password"] == OLD  # type: ignore[index]
 
 
@@ -149,6 +149,47 @@ async def test_deregister_already_applied_and_answered_not_registered_succeeds(
     # What a resend below tskit meets when the first attempt took effect and its answer was lost.
     result = await client.deregister_callback(EMPTY, "CarrierService")
     assert result.outcome == "confirmed" and result.confirmed_by_listing
+
+
+@pytest.mark.parametrize("listing", [b"", b"[]"])
+async def test_deregister_is_not_confirmed_by_one_empty_listing_alone(
+    client: tskit.ThingSpaceClient, sim: Simulator, proxy: FaultProxy, listing: bytes
+) -> None:
+    # The DELETE never reached ThingSpace, and a faulty answer to the deciding listing says "none".
+    proxy.script("500", "DELETE")
+    proxy.script("replace", "GET", listing)
+    result = await client.deregister_callback(ACCOUNT, "CarrierService")
+    assert held(sim, ACCOUNT) is None
+    assert result.outcome == "resent" and sent(sim, "deregister") == 1
+
+
+async def test_register_is_not_confirmed_by_a_listing_without_the_password(
+    client: tskit.ThingSpaceClient, sim: Simulator, proxy: FaultProxy
+) -> None:
+    sim.register(EMPTY, "CarrierService", URL, "user", OLD)
+    proxy.script("500", "POST")  # never reached ThingSpace
+    item = {"serviceName": "CarrierService", "url": URL, "username": "user"}  # no password field: unknown
+    proxy.script("replace", "GET", json.dumps([item]).encode())
+    result = await client.register_callback(EMPTY, "CarrierService", URL, username="user")
+    assert held(sim, EMPTY)["password"] == ""  # type: ignore[index]
+    assert result.outcome == "resent"
+
+
+async def test_a_register_overwritten_by_another_caller_says_the_listing_does_not_show_it(
+    sim: Simulator, clock: FakeClock, server: SimulatorServer
+) -> None:
+    with FaultProxy(server.base_url) as proxy:
+        async with make_client(
+            sim, clock, base_url=proxy.base_url, retry=tskit.RetryPolicy(attempts=1, backoff=0.01)
+        ) as client:
+            await client.list_callbacks(EMPTY)
+            # Applied, then another caller registers the service before the listing; the answer is lost.
+            proxy.script("drop-after", "POST", then=lambda: sim.register(EMPTY, "CarrierService", URL, "o", "o-pw"))
+            with pytest.raises(tskit.TransportError) as caught:
+                await client.register_callback(EMPTY, "CarrierService", URL, username="user", password=NEW)
+    notes = " ".join(caught.value.__notes__)
+    assert "the listing does not show it now" in notes
+    assert held(sim, EMPTY)["username"] == "o"  # type: ignore[index]
 
 
 # -- 2. tolerant of what the API may answer ------------------------------------------------

@@ -47,6 +47,10 @@ _MAX_KNOWN_SECRETS: Final = 100_000
 _CHECK_STATUSES: Final = frozenset({400, 404, 409, 410})
 #: Words of error codes that blame the input itself (then no listing can make the call succeed).
 _INPUT_WORDS: Final = ("servicename", "accountname", "accountnotfound", "account_not_found")
+#: Note of a failed mutation a listing does not show: it may also have applied and been overwritten since.
+_NOT_SHOWN: Final = (
+    "the listing does not show it now: it did not take effect, or another caller changed the listener since"
+)
 # Key of the fingerprints a register compares passwords by; random per process, never stored.
 _COMPARE_KEY: Final = secrets.token_bytes(32)
 
@@ -180,8 +184,13 @@ class ThingSpaceClient:
         not the documented one), a fresh listing decides, compared on the URL, username and
         password: if it shows exactly what was asked the call returns (``outcome="confirmed"``);
         if it shows the old state, the request is sent again as the retry policy allows
-        (``outcome="resent"``); otherwise it raises. A returned result means ThingSpace holds
-        what was asked.
+        (``outcome="resent"``), and when the retry policy allows no more it raises. A returned
+        result means ThingSpace held what was asked when it was checked.
+
+        Concurrent writers race: ThingSpace keeps the last register of a service. If another caller
+        registers the same service between this call's attempt and its listing, the listing shows
+        the other caller's listener; this call then sends its own again (overwriting the other),
+        or raises saying the listing does not show it now. Serialise the writers of one service.
 
         Args:
             account_name: The billing account.
@@ -218,6 +227,7 @@ class ThingSpaceClient:
                 cb.service_name == service
                 and cb.url == target
                 and cb.username == user
+                and cb.password_listed  # a listing without the password cannot confirm it
                 and hmac.compare_digest(_password_fingerprint(cb.password.reveal()), wanted)
                 for cb in callbacks
             )
@@ -231,8 +241,9 @@ class ThingSpaceClient:
         """Stop ThingSpace sending the messages of one service of an account.
 
         When an attempt's outcome is uncertain, or ThingSpace answers that the service has no
-        listener, a fresh listing decides: if the service is gone the call returns
-        (``outcome="confirmed"``), else the request is sent again as the retry policy allows.
+        listener, fresh listings decide: absence must show in two independent listings (an empty
+        answer alone proves nothing), then the call returns (``outcome="confirmed"``); else the
+        request is sent again as the retry policy allows.
 
         Args:
             account_name: The billing account.
@@ -329,20 +340,24 @@ class ThingSpaceClient:
                     return CallbackActionResult(account, service, outcome="sent" if sends == 1 else "resent")
                 failure = self._unexpected(response, problem)
             logger.info("%s %s: outcome uncertain (%s); listing the account to decide", method, path, failure)
-            try:
-                callbacks = await self._list_to_decide(account)
-            except ThingSpaceError:
-                raise _with_note(failure, "the outcome is unknown: list the account's callbacks to see") from None
+            callbacks = await self._list_to_decide(account, failure)
+            if holds(callbacks) and method == "DELETE":
+                # Absence is what a faulty answer (an empty body, "[]") also looks like: a second,
+                # independent listing must agree before a deregister counts as done.
+                callbacks = await self._list_to_decide(account, failure)
             if holds(callbacks):
                 logger.info("%s %s: a listing shows it took effect", method, path)
                 return CallbackActionResult(account, service, outcome="confirmed")
             delay = self.retry.delay(sends, retry_after)
             if delay is None:
-                raise _with_note(failure, "a listing shows it did not take effect")
+                raise _with_note(failure, _NOT_SHOWN)
             await asyncio.sleep(delay)
 
-    async def _list_to_decide(self, account: str) -> list[Callback]:
-        """A fresh listing, tried again also after a 4xx (e.g. a session that expired twice in a row)."""
+    async def _list_to_decide(self, account: str, failure: ThingSpaceError) -> list[Callback]:
+        """A fresh listing, tried again also after a 4xx (e.g. a session that expired twice in a row).
+
+        When no listing can be read, ``failure`` is raised with a note that the outcome is unknown.
+        """
         attempt = 0
         while True:
             attempt += 1
@@ -351,8 +366,11 @@ class ThingSpaceClient:
             except ApiError as exc:
                 delay = self.retry.delay(attempt, exc.retry_after)
                 if isinstance(exc, AuthenticationError) or exc.status_code >= 500 or delay is None:
-                    raise  # (5xx were retried inside already)
+                    break  # (5xx were retried inside already)
                 await asyncio.sleep(delay)
+            except ThingSpaceError:
+                break
+        raise _with_note(failure, "the outcome is unknown: list the account's callbacks to see") from None
 
     def _action_problem(self, response: httpx.Response, account: str, service: str) -> str:
         """What is odd about a 2xx answer to a register or deregister, or ``""`` when it is as documented.

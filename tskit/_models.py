@@ -140,6 +140,8 @@ class Callback:
         username: Sent back by ThingSpace inside every message; ``""`` when none was set.
         password: Sent back inside every message; held as a :class:`~tskit.Secret` so it can be
             passed on but never shown.
+        password_listed: ``False`` when the listing had no ``password`` field for this listener:
+            then its password is unknown (not "none"), and no comparison can rely on it.
     """
 
     account_name: str
@@ -147,6 +149,7 @@ class Callback:
     url: str
     username: str = ""
     password: Secret = field(default_factory=lambda: Secret(""))
+    password_listed: bool = field(default=True, repr=False, compare=False)
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], account_name: str = "") -> Callback:
@@ -164,6 +167,7 @@ class Callback:
             url=mask_userinfo(_text(data, "url")),
             username=_text(data, "username", required=False),
             password=Secret(_text(data, "password", required=False)),
+            password_listed=data.get("password") is not None,
         )
 
 
