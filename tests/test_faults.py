@@ -247,6 +247,15 @@ async def test_login_credentials_are_refused_as_listener_credentials(
         ("username", DEMO_USERNAME.upper(), "pw"),
         ("password", "listener", DEMO_PASSWORD),
         ("password", None, DEMO_CLIENT_SECRET),
+        # the login secrets as the listener username, and lookalikes of the login credentials
+        ("username", DEMO_PASSWORD, "pw-1"),
+        ("username", DEMO_CLIENT_SECRET, "pw-1"),
+        ("username", "demo-\u00aduser", "pw-1"),  # soft hyphen
+        ("username", "ｄｅｍｏ－ｕｓｅｒ", "pw-1"),  # fullwidth
+        ("username", "demo-user\u200e", "pw-1"),
+        ("password", "listener", DEMO_PASSWORD.upper()),
+        ("password", "listener", "".join(chr(ord(c) + 0xFEE0) for c in DEMO_PASSWORD)),
+        ("password", "listener", DEMO_CLIENT_SECRET.replace("-", "-\u00ad")),
     ):
         with pytest.raises(tskit.ValidationError) as caught:
             await client.register_callback(EMPTY, "CarrierService", URL, username=user, password=password)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hmac
 import re
+import unicodedata
 from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -202,11 +203,31 @@ def credential(field: str, value: object) -> str:
     return plain_text(field, value, "printable characters only, no control or invisible characters")
 
 
+def _fold(text: str) -> bytes:
+    """Text as a reader would take it: compatibility forms, case, invisible characters and edges dropped."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = "".join(ch for ch in text if not _invisible(ch))
+    return unicodedata.normalize("NFKC", text).strip().encode("utf-8", "surrogatepass")
+
+
+def _invisible(char: str) -> bool:
+    code = ord(char)
+    return (
+        unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+        or 0xFE00 <= code <= 0xFE0F
+        or 0xE0100 <= code <= 0xE01EF
+        or 0x180B <= code <= 0x180F
+        or code in (0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x17B4, 0x17B5)
+    )
+
+
 def not_login_credentials(username: str, password: str, *, login_username: str, login_secrets: Iterable[str]) -> None:
-    """Refuse a listener username or password that is one of the client's own login credentials.
+    """Refuse a listener username or password that is, or looks like, one of the client's login credentials.
 
     Verizon forbids the UWS credentials as a listener's: ThingSpace sends these values inside every
-    message, so a listener (and its logs) would hold the login. The comparison of secrets runs in
+    message, so a listener (and its logs) would hold the login. Values are compared after NFKC
+    normalisation, case folding and removal of invisible characters and surrounding space, so a
+    lookalike (``"ＤＥＭＯ-user"``, a soft hyphen inside) is refused too. The comparison runs in
     constant time and no value is echoed.
 
     Args:
@@ -215,17 +236,21 @@ def not_login_credentials(username: str, password: str, *, login_username: str, 
         login_username: The UWS user name the client logs in with.
         login_secrets: The client's secrets: application secret, UWS password, tokens.
     """
-    if username and login_username and username.casefold() == login_username.casefold():
-        raise ValidationError(
-            "username", "is the ThingSpace (UWS) login user name", "a name of the listener's own, not the login's"
-        )
-    if password:
-        given = password.encode("utf-8")
-        if any(hmac.compare_digest(given, secret.encode("utf-8")) for secret in login_secrets if secret):
+    secrets = [_fold(secret) for secret in login_secrets if secret]
+    login_user = _fold(login_username) if login_username else b""
+    for field, value in (("username", username), ("password", password)):
+        if not value:
+            continue
+        given = _fold(value)
+        if field == "username" and login_user and hmac.compare_digest(given, login_user):
             raise ValidationError(
-                "password",
-                "is one of the ThingSpace login secrets (UWS password, application secret or token)",
-                "a password of the listener's own",
+                field, "is, or looks like, the ThingSpace (UWS) login user name", "a name of the listener's own"
+            )
+        if any(hmac.compare_digest(given, secret) for secret in secrets):
+            raise ValidationError(
+                field,
+                "is, or looks like, one of the ThingSpace login secrets (UWS password, application secret or token)",
+                f"a {field} of the listener's own",
             )
 
 
