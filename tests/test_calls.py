@@ -80,10 +80,10 @@ async def test_deregister_of_a_missing_callback_succeeds_by_listing(
     client: tskit.ThingSpaceClient, sim: Simulator
 ) -> None:
     # ThingSpace answers CallbackNotRegistered (the simulator's default): what was asked holds, and
-    # a listing shows it, so the call succeeds and says it was decided by the listing.
+    # two independent listings show it, so the call succeeds and says it was decided by listing.
     result = await client.deregister_callback(EMPTY, "CarrierService")
-    assert (result.outcome, result.confirmed_by_listing) == ("confirmed", True)
-    assert [r.operation for r in sim.requests][-2:] == ["deregister", "list"]
+    assert (result.outcome, result.confirmed_by_listing, result.was_registered) == ("confirmed", True, False)
+    assert [r.operation for r in sim.requests][-3:] == ["deregister", "list", "list"]
     assert [r.status for r in sim.requests if r.operation == "deregister"] == [400]
     sim.config.deregister_missing = "ok"
     result = await client.deregister_callback(EMPTY, "CarrierService")

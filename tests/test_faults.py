@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import tskit
+from tskit import _validate as check
 from tests.conftest import FakeClock, make_client
 from tests.fault_proxy import FaultProxy
 from tskit.simulator import (
@@ -377,6 +378,13 @@ FORBIDDEN = [
     *(chr(c) for c in range(0x202A, 0x202F)),
     *(chr(c) for c in range(0x2066, 0x206A)),
     "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u2028", "\u2029", "\ud800", "\udcff", "\udfff",
+    # every other format character, space but U+0020, noncharacter, selector, tag, blank or private one
+    "\u00ad", "\u034f", "\u061c", "\u180e", "\u200e", "\u200f", "\u2061", "\u206a", "\U000e0001", "\U000e0041",
+    "\u00a0", "\u2000", "\u200a", "\u202f", "\u205f", "\u3000", "\u1680",
+    "\ufdd0", "\ufdef", "\ufffe", "\uffff", "\U0001fffe", "\U0010ffff",
+    "\ufe00", "\ufe0f", "\U000e0100", "\U000e01ef", "\u180b", "\u180f",
+    "\ufff9", "\ufffa", "\ufffb", "\ufffc", "\u115f", "\u1160", "\u3164", "\uffa0", "\u2800",
+    "\ue000", "\U000f0000", "\u0378", "\U0001d173",
 ]  # fmt: skip
 
 
@@ -401,6 +409,61 @@ def test_invisible_and_control_characters_are_refused_before_sending(sim: Simula
         ts.close()
     assert caught.value.field == field and f"U+{ord(char):04X}" in str(caught.value)
     assert not sim.requests
+
+
+@pytest.mark.parametrize("field", ["username", "password"])
+@pytest.mark.parametrize("value", ["\u0301ab", " ab", "ab ", "\u0301"])
+def test_leading_marks_and_edge_spaces_are_refused(sim: Simulator, field: str, value: str) -> None:
+    ts = tskit.connect(simulator=sim)
+    try:
+        with pytest.raises(tskit.ValidationError) as caught:
+            ts.register_callback(EMPTY, "CarrierService", URL, **{field: value})
+    finally:
+        ts.close()
+    assert caught.value.field == field and value.strip() not in str(caught.value).replace(field, "")
+    assert not sim.requests
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "a" * 64 + ".example.com", ("a" * 60 + ".") * 5 + "com", "-bad-.example.com", "a..b.com", "exa_mple.com",
+        "ex%61mple.com", "0x7f.1", "127.1", "1.2.3.4.5", "host.", "xn--zz.example",
+        "ex\u0430mple.com",  # Cyrillic a among Latin letters
+        "\u0301a.example", "a_b.ex\u00e4mple",
+    ],
+)  # fmt: skip
+def test_malformed_and_lookalike_hosts_are_refused(host: str) -> None:
+    with pytest.raises(tskit.ValidationError) as caught:
+        check.listener_url(f"https://{host}/cb")
+    assert caught.value.field == "url"
+
+
+@pytest.mark.parametrize(
+    ("given", "sent_as"),
+    [
+        ("HTTPS://Listener.EXAMPLE.com/Cb", "https://listener.example.com/Cb"),
+        ("https://Listener.example.com/ä", "https://listener.example.com/%C3%A4"),
+        ("https://127.0.0.1:443/x", "https://127.0.0.1:443/x"),
+        ("https://[::1]/x", "https://[::1]/x"),
+        ("https://XN--BCHER-KVA.example/x", "https://xn--bcher-kva.example/x"),
+        ("https://日本語.jp/x", "https://xn--wgv71a119e.jp/x"),
+    ],
+)
+def test_urls_are_sent_as_a_listing_shows_them(given: str, sent_as: str) -> None:
+    assert check.listener_url(given) == sent_as
+
+
+def test_the_result_says_the_url_sent_and_whether_a_listener_was_removed(sim: Simulator) -> None:
+    ts = tskit.connect(simulator=sim)
+    try:
+        registered = ts.register_callback(EMPTY, "CarrierService", "https://BÜCHER.example/cb")
+        removed = ts.deregister_callback(EMPTY, "CarrierService")
+        again = ts.deregister_callback(EMPTY, "CarrierService")
+    finally:
+        ts.close()
+    assert registered.url == "https://xn--bcher-kva.example/cb"
+    assert (removed.was_registered, again.was_registered) == (True, False)
 
 
 def test_internationalised_hosts_are_sent_in_idna_form(sim: Simulator) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -233,7 +234,8 @@ class ThingSpaceClient:
             )
 
         path = CALLBACKS_PATH.format(account=check.path_segment(account))
-        return await self._mutate("POST", path, body, account, service, holds)
+        result = await self._mutate("POST", path, body, account, service, holds)
+        return dataclasses.replace(result, url=target)
 
     async def deregister_callback(
         self, account_name: str, service_name: str, *, allow_unknown_service: bool = False
@@ -320,6 +322,7 @@ class ThingSpaceClient:
         only after a listing showed it had not taken effect, as the retry policy allows.
         """
         sends = 0
+        not_registered = False  # ThingSpace's answer to the first attempt: the service had no listener
         while True:
             sends += 1
             failure: ThingSpaceError
@@ -331,13 +334,19 @@ class ThingSpaceClient:
             except ApiError as exc:
                 if not _may_hold_already(exc, method, resent=sends > 1):
                     raise  # ThingSpace refused it: nothing changed
+                not_registered = sends == 1 and "notregistered" in exc.error_code.casefold()
                 failure, retry_after = exc, exc.retry_after
             except (TransportError, UnexpectedResponseError) as exc:
                 failure = exc  # it may or may not have reached ThingSpace
             else:
                 problem = self._action_problem(response, account, service)
                 if not problem:
-                    return CallbackActionResult(account, service, outcome="sent" if sends == 1 else "resent")
+                    return CallbackActionResult(
+                        account,
+                        service,
+                        outcome="sent" if sends == 1 else "resent",
+                        was_registered=True if method == "DELETE" else None,
+                    )
                 failure = self._unexpected(response, problem)
             logger.info("%s %s: outcome uncertain (%s); listing the account to decide", method, path, failure)
             callbacks = await self._list_to_decide(account, failure)
@@ -347,7 +356,8 @@ class ThingSpaceClient:
                 callbacks = await self._list_to_decide(account, failure)
             if holds(callbacks):
                 logger.info("%s %s: a listing shows it took effect", method, path)
-                return CallbackActionResult(account, service, outcome="confirmed")
+                had = False if method == "DELETE" and not_registered and sends == 1 else None
+                return CallbackActionResult(account, service, outcome="confirmed", was_registered=had)
             delay = self.retry.delay(sends, retry_after)
             if delay is None:
                 raise _with_note(failure, _NOT_SHOWN)

@@ -192,12 +192,19 @@ class CallbackActionResult:
             attempt was answered as done. ``"confirmed"``: an attempt's outcome was uncertain and a
             fresh listing showed the account holding exactly what was asked (for a register: the
             URL, username and password), so it was not sent again.
+        url: For a register, the URL as it was sent, which can differ from the one given (scheme
+            and host in lower case, an internationalised host in its IDNA form ``xn--…``).
+        was_registered: For a deregister: ``True`` when the service had a listener that this call
+            removed, ``False`` when ThingSpace answered that it had none, ``None`` when unknown
+            (e.g. an uncertain attempt may have removed it).
     """
 
     account_name: str
     service_name: str
     confirmed_by_listing: bool = False
     outcome: Outcome = "sent"
+    url: str | None = None
+    was_registered: bool | None = None
 
     def __post_init__(self) -> None:
         # The two fields say the same thing; either may be given.

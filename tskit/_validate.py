@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hmac
+import ipaddress
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -27,41 +28,54 @@ _ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ACCOUNT_ALLOWED = "1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit, e.g. 0000123456-00001"
 _SERVICE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
 _SERVICE_ALLOWED = "a letter, then up to 99 letters, digits, '-', '_' or '.'"
-# Characters refused in every field: C0 and C1 controls, DEL, lone surrogates (e.g. bytes that were
-# not UTF-8), bidi controls that make text read differently than it is, zero-width characters, the
-# BOM, and the line and paragraph separators. None of them has a place in a name, URL or password.
-_FORBIDDEN = re.compile(
-    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u200b-\u200d\u2060\u202a-\u202e\u2066-\u2069\ufeff\u2028\u2029]"
-)
+# Characters refused in every field, because none has a place in a name, URL or password and many
+# make text read differently than it is: every control, format (bidi controls, zero-width characters,
+# BOM, soft hyphen, tags), surrogate, private-use and unassigned code point, the line and paragraph
+# separators, every space but U+0020, noncharacters, variation selectors, the interlinear annotation
+# characters and U+FFFC, the Hangul fillers, the blank Braille pattern and invisible joiners and vowels.
+_REFUSED_CATEGORIES: Final = {
+    "Cc": "a control character",
+    "Cf": "an invisible format character",
+    "Cs": "a lone surrogate (text that was not valid UTF-8)",
+    "Co": "a private-use character",
+    "Cn": "an unassigned code point",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
+_BLANK_LOOKALIKES: Final = frozenset({0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0, 0x2800, 0xFFFC})
 _URL_SAFE_ASCII = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
-def _kind(char: str) -> str:
+def _refusal(char: str, position: int) -> str | None:
+    """Why ``char`` is refused at ``position`` (0-based), or ``None`` when it is allowed."""
     code = ord(char)
-    if 0xD800 <= code <= 0xDFFF:
-        return "a lone surrogate (text that was not valid UTF-8)"
-    if 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
-        return "a bidirectional text control"
-    if 0x200B <= code <= 0x200D or code == 0x2060:
-        return "a zero-width character"
-    if code == 0xFEFF:
-        return "a byte order mark"
-    if code in (0x2028, 0x2029):
-        return "a line or paragraph separator"
-    return "a control character"
+    if 0x20 <= code < 0x7F:
+        return None
+    category = unicodedata.category(char)
+    if category in _REFUSED_CATEGORIES:
+        return _REFUSED_CATEGORIES[category]
+    if category == "Zs":
+        return "a space other than U+0020"
+    if 0xFDD0 <= code <= 0xFDEF or (code & 0xFFFE) == 0xFFFE:
+        return "a noncharacter"
+    if 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF or 0x180B <= code <= 0x180F:
+        return "a variation selector"
+    if 0xFFF9 <= code <= 0xFFFB or code in _BLANK_LOOKALIKES:
+        return "an invisible or blank character"
+    if position == 0 and category.startswith("M"):
+        return "a combining mark with nothing to combine with"
+    return None
 
 
 def plain_text(field: str, value: str, allowed: str = "printable characters only") -> str:
-    """Refuse text holding a character that no field accepts (see ``_FORBIDDEN``).
+    """Refuse text holding a character that no field accepts (see ``_refusal``).
 
     The message names the character's code point and position, never the value: it may be a password.
     """
-    found = _FORBIDDEN.search(value)
-    if found:
-        char = found.group()
-        raise ValidationError(
-            field, f"contains U+{ord(char):04X}, {_kind(char)}, at position {found.start() + 1}", allowed
-        )
+    for index, char in enumerate(value):
+        why = _refusal(char, index)
+        if why:
+            raise ValidationError(field, f"contains U+{ord(char):04X}, {why}, at position {index + 1}", allowed)
     return value
 
 
@@ -117,8 +131,11 @@ def service_name(value: object, *, allow_unknown: bool = False) -> str:
 def listener_url(value: object, *, allow_any_port: bool = False) -> str:
     """Check a listener URL: http or https, a host, no credentials in it, an allowed port.
 
-    An internationalised host name is sent in its IDNA form (``bücher.example`` becomes
-    ``xn--bcher-kva.example``), and other non-ASCII characters are percent-encoded.
+    The URL is sent as it will be compared with a listing: scheme and host in lower case, an
+    internationalised host name in its IDNA form (``bücher.example`` becomes
+    ``xn--bcher-kva.example``; a label mixing scripts, e.g. Latin and Cyrillic, is refused as a
+    lookalike), and other non-ASCII characters of the path and query percent-encoded. Invisible,
+    control and blank characters are refused (see :func:`plain_text`), never encoded.
 
     Args:
         value: The URL ThingSpace will POST messages to.
@@ -162,25 +179,77 @@ def listener_url(value: object, *, allow_any_port: bool = False) -> str:
             f"port {effective} is not one ThingSpace delivers to",
             f"{ALLOWED_LISTENER_PORTS_TEXT}; pass allow_any_port=True to skip this check",
         )
-    if text.isascii():
-        if "xn--" in parts.hostname:
-            _idna_host(parts.hostname)  # an A-label must decode
-        return text
-    host = _idna_host(parts.hostname)
-    netloc = f"{host}:{port}" if port is not None else host
+    host = _host(parts.hostname)
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
     path, query = (quote(p, safe=_URL_SAFE_ASCII) for p in (parts.path, parts.query))
-    return urlunsplit((parts.scheme, netloc, path, query, ""))
+    return urlunsplit((parts.scheme.lower(), netloc, path, query, ""))
 
 
-def _idna_host(host: str) -> str:
-    """A host name in its IDNA (punycode) form, or a :class:`ValidationError` naming the field."""
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_HOST_ALLOWED = "a host name of letters, digits and '-' in dot-separated labels of at most 63, or an IPv4/IPv6 address"
+# Scripts a single host label may mix (Japanese, Korean and Chinese writing mix them); any other mix,
+# e.g. Latin with Cyrillic, is how lookalike host names are made.
+_SCRIPT_MIXES: Final = (
+    frozenset({"LATIN", "CJK", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "CJK", "HANGUL"}),
+    frozenset({"LATIN", "CJK", "BOPOMOFO"}),
+)
+
+
+def _host(host: str) -> str:
+    """A listener host as it is sent: lower case, IDNA form, checked label by label."""
+    if ":" in host:  # an IPv6 literal (urlsplit took it out of its brackets)
+        try:
+            return ipaddress.IPv6Address(host).compressed
+        except ValueError:
+            raise ValidationError("url", "has a malformed IPv6 address", _HOST_ALLOWED) from None
+    if not host.isascii():
+        host = _idna_host(host)
+    host = host.lower()
+    if "%" in host:
+        raise ValidationError("url", "has a percent-escape in its host name", _HOST_ALLOWED)
+    labels = host.split(".")
+    if len(host) > 253:
+        raise ValidationError("url", f"has a host name of {len(host)} characters", "at most 253")
+    if labels[-1].isdigit() or labels[-1].startswith("0x"):
+        try:  # no top-level domain is numeric: this must be a dotted-quad IPv4 address
+            return str(ipaddress.IPv4Address(host))
+        except ValueError:
+            raise ValidationError(
+                "url", "has a numeric host that is not a dotted-quad IPv4 address", _HOST_ALLOWED
+            ) from None
+    for number, label in enumerate(labels, 1):
+        if not _LABEL.fullmatch(label):
+            problem = "is empty" if not label else "is too long" if len(label) > 63 else "is not letters, digits and '-'"
+            raise ValidationError("url", f"label {number} of the host name {problem}", _HOST_ALLOWED)
+        if label.startswith("xn--"):
+            _one_script(_idna_host(label, decode=True))
+    return host
+
+
+def _one_script(label: str) -> None:
+    """Refuse an internationalised label that mixes scripts, e.g. Latin and Cyrillic."""
+    scripts = {
+        unicodedata.name(ch, "?").split(" ", 1)[0].split("-", 1)[0] for ch in label if unicodedata.category(ch)[0] == "L"
+    }
+    if len(scripts) > 1 and not any(scripts <= mix for mix in _SCRIPT_MIXES):
+        raise ValidationError(
+            "url",
+            f"has a host label that mixes scripts ({', '.join(sorted(scripts)).lower()}), as lookalike names do",
+            "a host name in one script",
+        )
+
+
+def _idna_host(host: str, *, decode: bool = False) -> str:
+    """A host name in its IDNA (punycode) form (or, with ``decode``, its Unicode form)."""
     import idna
 
     try:
-        if host.isascii():
-            idna.decode(host)
-            return host
-        return idna.encode(host, uts46=True).decode("ascii")
+        if decode:
+            return str(idna.decode(host))
+        return str(idna.encode(host, uts46=True).decode("ascii"))
     except idna.IDNAError:
         raise ValidationError(
             "url",
@@ -200,7 +269,12 @@ def credential(field: str, value: object) -> str:
     if len(value) > MAX_CREDENTIAL_LENGTH:
         # Never echo the value: it may be a password.
         raise ValidationError(field, f"is {len(value)} characters long", f"at most {MAX_CREDENTIAL_LENGTH}")
-    return plain_text(field, value, "printable characters only, no control or invisible characters")
+    text = plain_text(field, value, "printable characters only, no control or invisible characters")
+    if text != text.strip(" "):
+        raise ValidationError(
+            field, "starts or ends with a space", "no space at either end (it would be sent, and easily mistyped)"
+        )
+    return text
 
 
 def _fold(text: str) -> bytes:
