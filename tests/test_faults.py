@@ -6,6 +6,7 @@ answers after forwarding, answers 500 without forwarding, and corrupts or replac
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -486,6 +487,75 @@ def test_cli_refuses_arguments_that_are_not_utf8(sim: Simulator, tmp_path: Path)
     done = subprocess.run([sys.executable.encode(), b"-m", b"tskit", *args], env=env, capture_output=True, timeout=60)
     err = done.stderr.decode("utf-8", "replace")
     assert done.returncode == 2 and "not valid UTF-8" in err and "Traceback" not in err, err
+
+
+@pytest.fixture
+def cli_with(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> Simulator:
+    """The tskit command, run in this process against ``sim`` without retries."""
+    from tskit import cli
+
+    monkeypatch.setattr(cli, "_connect", lambda args: tskit.connect(simulator=sim, retry=tskit.RetryPolicy(attempts=1)))
+    return sim
+
+
+def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
+
+def test_cli_prints_the_notes_of_an_error(cli_with: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    from tskit.cli import main
+
+    cli_with.faults.scripted.append(Fault(status=500, operations=("register",)))
+    assert main(["register", EMPTY, "CarrierService", URL]) == 1
+    assert "the listing does not show it now" in capsys.readouterr().err
+
+
+def test_cli_reads_accounts_files_strictly(
+    cli_with: Simulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tskit.cli import main
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"0000123456-00001\n\xff\xfe00\n")
+    assert main(["list", "--accounts-file", str(bad)]) == 2
+    assert "not valid UTF-8" in capsys.readouterr().err
+    _stdin(monkeypatch, b"0000123456-00001\n\xe9\n")
+    assert main(["list", "--accounts-file", "-"]) == 2
+    assert "not valid UTF-8" in capsys.readouterr().err
+    with_bom = tmp_path / "bom.txt"
+    with_bom.write_bytes(b"\xef\xbb\xbf0000123456-00001\r\n")
+    assert main(["list", "--accounts-file", str(with_bom), "--format", "csv"]) == 0
+    assert "0000123456-00001,CarrierService" in capsys.readouterr().out
+    _stdin(monkeypatch, b"\xef\xbb\xbf0000123456-00001\n")
+    assert main(["list", "--accounts-file", "-", "--format", "csv"]) == 0
+
+
+def test_cli_refuses_an_empty_password_and_strips_crlf(
+    cli_with: Simulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tskit.cli import main
+
+    monkeypatch.setenv("LISTENER_PW", "")
+    assert main(["register", EMPTY, "CarrierService", URL, "--username", "u", "--password-env", "LISTENER_PW"]) == 2
+    assert "the variable LISTENER_PW is empty" in capsys.readouterr().err
+    _stdin(monkeypatch, b"\r\n")
+    assert main(["register", EMPTY, "CarrierService", URL, "--username", "u", "--password-stdin"]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert held(cli_with, EMPTY) is None  # nothing was sent
+    _stdin(monkeypatch, b"pw-from-stdin\r\n")
+    assert main(["register", EMPTY, "CarrierService", URL, "--username", "u", "--password-stdin"]) == 0
+    assert held(cli_with, EMPTY)["password"] == "pw-from-stdin"  # type: ignore[index]
+
+
+def test_cli_says_a_service_had_no_listener_and_the_url_registered(
+    cli_with: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tskit.cli import main
+
+    assert main(["register", EMPTY, "CarrierService", "https://BÜCHER.example/cb"]) == 0
+    assert "Registered as https://xn--bcher-kva.example/cb" in capsys.readouterr().out
+    assert main(["deregister", EMPTY, "DeviceUsage", "--yes"]) == 0
+    assert "had no listener" in capsys.readouterr().out
 
 
 # -- 5. the same checks at a small scale (``python -m benchmarks.faults`` runs them at full scale) --

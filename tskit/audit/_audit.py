@@ -97,9 +97,17 @@ def account_list(accounts: Iterable[str] | str) -> list[str]:
 
 
 def read_accounts_file(path: str | Path) -> list[str]:
-    """Account names from a text file: one per line; blank lines and ``#`` comments are skipped."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+    """Account names from a UTF-8 text file: one per line; blank lines, ``#`` comments and a BOM are skipped.
+
+    Raises:
+        UnicodeDecodeError: The file is not UTF-8.
+    """
+    return account_lines(Path(path).read_text(encoding="utf-8-sig"))
+
+
+def account_lines(text: str) -> list[str]:
+    """Account names from text: one per line; blank lines and ``#`` comments are skipped."""
+    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
 
 
 class Audit:
