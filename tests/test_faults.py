@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 import tskit
-from tskit import _validate as check
 from tests.conftest import FakeClock, make_client
 from tests.fault_proxy import FaultProxy
+from tskit import _validate as check
 from tskit.simulator import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
@@ -362,6 +364,71 @@ def test_scrub_hides_password_fields_it_was_not_told_about() -> None:
     assert CANARY not in text and '"password": ***' in text
 
 
+ODD = 'pä"ss\\wörd-Ｓecret-77'  # non-ASCII, a quote, a backslash, a fullwidth letter
+ROTATED = "Secret-Rotation-99"
+
+
+def _fullwidth(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+@pytest.mark.parametrize(
+    ("secret", "body"),
+    [
+        (ODD, json.dumps({"errorCode": "INPUT_INVALID", "errorMessage": {"echo": {"pw": ODD}}}).encode()),
+        (ODD, json.dumps({"errorCode": "INPUT_INVALID", "errorMessage": ODD}, ensure_ascii=False).encode()),
+        (ODD, json.dumps({"errorCode": "INPUT_INVALID", "errorMessage": "bad " + quote(ODD)}).encode()),
+        (ROTATED, json.dumps({"errorCode": "E", "errorMessage": "bad value " + ROTATED.upper()}).encode()),
+        (ROTATED, b'{"errorCode":"X","errorMessage":"bad \\u0053ecret-Rotation-99"'),
+        (ROTATED, b"<p>bad value Secret&#45;Rotation&#45;99</p>"),
+        (ROTATED, json.dumps({"errorCode": "E", "errorMessage": _fullwidth(ROTATED)}).encode()),
+        (ROTATED, json.dumps({"errorCode": f"E {ROTATED.lower()}", "errorMessage": "x"}).encode()),
+        ("Zq", json.dumps({"errorCode": "E", "errorMessage": "cached row Zq for CarrierService"}).encode()),
+    ],
+)
+def test_secrets_are_scrubbed_in_every_form_a_server_may_echo(secret: str, body: bytes) -> None:
+    error = tskit._errors.error_from_response(400, body, method="POST", path="/p", secrets=[secret])
+    text = _everything(error)
+    assert secret not in text and secret.upper() not in text and _fullwidth(secret) not in text
+    for form in tskit._errors.secret_forms(secret):
+        assert form not in text, form
+    assert "row *** for" in text or "***" in text
+
+
+async def test_the_log_of_an_uncertain_outcome_quotes_no_password(
+    client: tskit.ThingSpaceClient, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy.script("replace", "POST", b"<html>saved " + quote(ODD).encode() + b"</html>")
+    with caplog.at_level(logging.DEBUG):
+        result = await client.register_callback(EMPTY, "CarrierService", URL, username="u", password=ODD)
+    assert result.outcome == "confirmed" and "outcome uncertain" in caplog.text
+    assert not any(form in caplog.text for form in tskit._errors.secret_forms(ODD))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https:\\\\user:{CANARY}@listener.example.com/cb",
+        f"//user:{CANARY}@listener.example.com/cb",
+        f"https:user:{CANARY}@listener.example.com/cb",
+        f"https://listener.example.com/cb?next=https://user:{CANARY}@other.example.com/",
+    ],
+)
+def test_user_info_of_every_url_form_is_masked_on_every_surface(sim: Simulator, tmp_path: Path, url: str) -> None:
+    sim.register(EMPTY, "CarrierService", url, "u", "pw-1")
+    ts = tskit.connect(simulator=sim)
+    try:
+        frame = ts.list_callbacks(EMPTY)
+        audit = ts.audit([EMPTY], progress=False)
+    finally:
+        ts.close()
+    text = repr(frame) + frame.to_html() + repr(audit) + audit.callbacks.to_html()
+    text += tskit._errors.scrub(f"bad url {url}")
+    audit.save(tmp_path / "snapshot.json")
+    text += (tmp_path / "snapshot.json").read_text()
+    assert CANARY not in text and "********@" in frame.to_html()
+
+
 def _everything(error: BaseException) -> str:
     """An error's message, repr, notes and whole chain."""
     parts: list[str] = []
@@ -418,7 +485,10 @@ def test_leading_marks_and_edge_spaces_are_refused(sim: Simulator, field: str, v
     ts = tskit.connect(simulator=sim)
     try:
         with pytest.raises(tskit.ValidationError) as caught:
-            ts.register_callback(EMPTY, "CarrierService", URL, **{field: value})
+            if field == "username":
+                ts.register_callback(EMPTY, "CarrierService", URL, username=value)
+            else:
+                ts.register_callback(EMPTY, "CarrierService", URL, password=value)
     finally:
         ts.close()
     assert caught.value.field == field and value.strip() not in str(caught.value).replace(field, "")

@@ -32,8 +32,9 @@ from tskit._errors import (
     UnexpectedResponseError,
     error_from_response,
     excerpt,
+    userinfo_passwords,
 )
-from tskit._models import Callback, CallbackActionResult, url_password
+from tskit._models import Callback, CallbackActionResult
 from tskit._retry import RetryPolicy
 from tskit._version import __version__
 
@@ -300,7 +301,8 @@ class ThingSpaceClient:
                 if isinstance(item.get("password"), str):
                     self._remember_secret(item["password"])
                 if isinstance(item.get("url"), str):
-                    self._remember_secret(url_password(item["url"]))
+                    for password in userinfo_passwords(item["url"]):
+                        self._remember_secret(password)
         try:
             return [Callback.from_wire(item, account) for item in data]
         except (ValueError, TypeError, AttributeError) as exc:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+from tskit._errors import mask_userinfo
 from tskit._secret import Secret
 
 #: Ports ThingSpace accepts in a listener URL (Register Callback Listener page).
@@ -98,35 +99,6 @@ def _text(data: Mapping[str, Any], key: str, *, required: bool = True) -> str:
     if not isinstance(value, str):
         raise ValueError(f"field {key!r} should be a string, got {type(value).__name__}")
     return value
-
-
-def _split_userinfo(url: str) -> tuple[str, str, str, str] | None:
-    """``(before, user, password, after)`` of a URL with a ``user[:password]@`` part, else ``None``."""
-    scheme, sep, rest = url.partition("://")
-    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
-    if not sep or "@" not in authority:
-        return None
-    userinfo, _, host = authority.rpartition("@")
-    user, _, password = userinfo.partition(":")
-    return f"{scheme}://", user, password, f"@{host}{rest[len(authority) :]}"
-
-
-def url_password(url: str) -> str:
-    """The password in a URL's ``user:password@`` part, or ``""``."""
-    parts = _split_userinfo(url)
-    return parts[2] if parts else ""
-
-
-def mask_userinfo(url: str) -> str:
-    """A URL with the password of any ``user:password@`` part masked.
-
-    tskit never sends such URLs, but one registered by other means may come back in a listing.
-    """
-    parts = _split_userinfo(url)
-    if parts is None or not parts[2]:
-        return url
-    before, user, _, after = parts
-    return f"{before}{user}:********{after}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,7 +222,9 @@ def _host(host: str) -> str:
             ) from None
     for number, label in enumerate(labels, 1):
         if not _LABEL.fullmatch(label):
-            problem = "is empty" if not label else "is too long" if len(label) > 63 else "is not letters, digits and '-'"
+            problem = (
+                "is empty" if not label else "is too long" if len(label) > 63 else "is not letters, digits and '-'"
+            )
             raise ValidationError("url", f"label {number} of the host name {problem}", _HOST_ALLOWED)
         if label.startswith("xn--"):
             _one_script(_idna_host(label, decode=True))
@@ -232,7 +234,9 @@ def _host(host: str) -> str:
 def _one_script(label: str) -> None:
     """Refuse an internationalised label that mixes scripts, e.g. Latin and Cyrillic."""
     scripts = {
-        unicodedata.name(ch, "?").split(" ", 1)[0].split("-", 1)[0] for ch in label if unicodedata.category(ch)[0] == "L"
+        unicodedata.name(ch, "?").split(" ", 1)[0].split("-", 1)[0]
+        for ch in label
+        if unicodedata.category(ch)[0] == "L"
     }
     if len(scripts) > 1 and not any(scripts <= mix for mix in _SCRIPT_MIXES):
         raise ValidationError(
