@@ -42,6 +42,7 @@ from typing import Any
 
 import tskit
 from tests.fault_proxy import FaultProxy
+from tskit._errors import secret_forms
 from tskit._fingerprint import fingerprint
 from tskit.simulator import Faults, Simulator, SimulatorServer, seed_fleet
 
@@ -52,12 +53,26 @@ FORBIDDEN = [
     *map(chr, range(0x202A, 0x202F)),
     *map(chr, range(0x2066, 0x206A)),
     *"\u200b\u200c\u200d\u2060\ufeff\u2028\u2029\ud800\udbff\udc00\udcff\udfff",
+    # other format characters, spaces, noncharacters, selectors, tags, blanks, private and unassigned
+    *"\u00ad\u034f\u061c\u180e\u200e\u200f\u2061\u206a\U000e0001\U000e0041\U0001d173",
+    *"\u00a0\u1680\u2000\u200a\u202f\u205f\u3000\ufdd0\ufdef\ufffe\uffff\U0010ffff",
+    *"\ufe00\ufe0f\U000e0100\u180b\ufff9\ufffb\ufffc\u115f\u1160\u3164\uffa0\u2800\ue000\U000f0000\u0378",
 ]
 
 
 def canary() -> str:
-    """A secret no text would hold by chance, 24 characters (listener passwords allow 40)."""
-    return "cnry" + secrets.token_hex(10)
+    """A secret no text would hold by chance, 28 characters (listener passwords allow 40).
+
+    It holds a quote, a backslash and non-ASCII letters, which JSON, URLs and HTML each escape: a
+    surface that shows a secret in any such form is caught (see ``found_in``).
+    """
+    return 'cn"ry\\ä' + secrets.token_hex(10) + "Ωß"
+
+
+def found_in(text: str, secret: str) -> bool:
+    """Whether ``text`` shows ``secret`` in any form tskit scrubs (escaped, encoded, in any case)."""
+    folded = text.casefold()
+    return any(form.casefold() in folded for form in secret_forms(secret))
 
 
 @dataclass
@@ -238,13 +253,6 @@ def bad_inputs(count: int, rng: random.Random, uws: tuple[str, str, str]) -> Ite
             value = [char + value, value[:1] + char + value[1:], value + char][where]
         return {**good, field_name: value}
 
-    for char in FORBIDDEN:
-        for field_name in good:
-            for where in range(3):
-                calls = {"account_name": ("register", "list", "deregister"), "service_name": ("register", "deregister")}
-                call = calls.get(field_name, ("register",))[where % len(calls.get(field_name, ("register",)))]
-                yield call, with_char(field_name, char, where)
-                made += 1
     user, uws_password, client_secret = uws
     fixed: list[dict[str, Any]] = [
         {**good, "username": user}, {**good, "password": uws_password}, {**good, "password": client_secret},
@@ -252,10 +260,25 @@ def bad_inputs(count: int, rng: random.Random, uws: tuple[str, str, str]) -> Ite
         {**good, "url": "https://xn--zz.example/"}, {**good, "url": "ftp://listener.example.com/"},
         {**good, "url": "https://listener.example.com:8443/"}, {**good, "password": "p" * 41},
         {**good, "account_name": 12}, {**good, "url": None}, {**good, "service_name": "NoSuchService"},
+        {**good, "username": uws_password}, {**good, "username": client_secret}, {**good, "username": user.upper()},
+        {**good, "username": f" {user}"}, {**good, "username": "".join(chr(ord(c) + 0xFEE0) for c in user)},
+        {**good, "password": f"{uws_password} "}, {**good, "password": uws_password.upper()},
+        {**good, "url": "https://ex\u0430mple.com/"}, {**good, "url": "https://0x7f.1/"},
+        {**good, "url": "https://exa_mple.com/"}, {**good, "url": "https://a..b.com/"},
+        {**good, "url": f"https://{'a' * 64}.com/"}, {**good, "url": "https://ex%61mple.com/"},
     ]  # fmt: skip
-    for args in fixed:
+    for args in fixed[:count]:
         yield "register", args
         made += 1
+    for char in FORBIDDEN:
+        for field_name in good:
+            for where in range(3):
+                calls = {"account_name": ("register", "list", "deregister"), "service_name": ("register", "deregister")}
+                call = calls.get(field_name, ("register",))[where % len(calls.get(field_name, ("register",)))]
+                if made >= count:
+                    return
+                yield call, with_char(field_name, char, where)
+                made += 1
     while made < count:
         field_name = rng.choice(list(good))
         yield "register", with_char(field_name, rng.choice(FORBIDDEN), rng.randrange(3))
@@ -406,10 +429,11 @@ def measure(accounts: int, mutations: int, bad: int, seed: int) -> Run:
     found = Counter[str]()
     for surface, texts in run.surfaces.items():
         joined = "\n".join(texts)
-        found[surface] = sum(1 for secret in run.canaries if secret and secret in joined)
+        found[surface] = sum(1 for secret in run.canaries if secret and found_in(joined, secret))
     run.row("secrets", f"canary secrets searched ({len(run.canaries):,})", len(run.canaries))
     for surface in sorted(run.surfaces):
-        run.row("secrets", f"found in {surface} ({len(run.surfaces[surface]):,} texts)", found[surface], "0")
+        texts = len(run.surfaces[surface])
+        run.row("secrets", f"found in {surface} ({texts:,} text{'' if texts == 1 else 's'})", found[surface], "0")
     return run
 
 
@@ -490,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.faults", description=__doc__.split("\n")[0])
     parser.add_argument("--accounts", type=int, default=500, help="accounts in the fleet audit")
     parser.add_argument("--mutations", type=int, default=800, help="registers, rotations and deregisters, each")
-    parser.add_argument("--bad-inputs", type=int, default=2000, help="generated bad inputs, at least")
+    parser.add_argument("--bad-inputs", type=int, default=2000, help="generated bad inputs (exactly this many)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the fault draws and generated input")
     args = parser.parse_args(argv)
     started = time.perf_counter()
