@@ -223,7 +223,11 @@ def _host(host: str) -> str:
     for number, label in enumerate(labels, 1):
         if not _LABEL.fullmatch(label):
             problem = (
-                "is empty" if not label else "is too long" if len(label) > 63 else "is not letters, digits and '-'"
+                "is empty"
+                if not label
+                else "is too long"
+                if len(label) > 63
+                else "is not letters, digits and '-' (not at either end)"
             )
             raise ValidationError("url", f"label {number} of the host name {problem}", _HOST_ALLOWED)
         if label.startswith("xn--"):
