@@ -432,8 +432,8 @@ def measure(accounts: int, mutations: int, bad: int, seed: int) -> Run:
         found[surface] = sum(1 for secret in run.canaries if secret and found_in(joined, secret))
     run.row("secrets", f"canary secrets searched ({len(run.canaries):,})", len(run.canaries))
     for surface in sorted(run.surfaces):
-        texts = len(run.surfaces[surface])
-        run.row("secrets", f"found in {surface} ({texts:,} text{'' if texts == 1 else 's'})", found[surface], "0")
+        shown = len(run.surfaces[surface])
+        run.row("secrets", f"found in {surface} ({shown:,} text{'' if shown == 1 else 's'})", found[surface], "0")
     return run
 
 
