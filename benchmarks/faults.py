@@ -69,9 +69,8 @@ def canary() -> str:
     return 'cn"ry\\ä' + secrets.token_hex(10) + "Ωß"
 
 
-def found_in(text: str, secret: str) -> bool:
-    """Whether ``text`` shows ``secret`` in any form tskit scrubs (escaped, encoded, in any case)."""
-    folded = text.casefold()
+def found_in(folded: str, secret: str) -> bool:
+    """Whether a text (case-folded) shows ``secret`` in any form tskit scrubs (escaped, encoded, any case)."""
     return any(form.casefold() in folded for form in secret_forms(secret))
 
 
@@ -428,7 +427,7 @@ def measure(accounts: int, mutations: int, bad: int, seed: int) -> Run:
             run.show("config folder", path.name, path.read_bytes().decode("latin-1"))
     found = Counter[str]()
     for surface, texts in run.surfaces.items():
-        joined = "\n".join(texts)
+        joined = "\n".join(texts).casefold()
         found[surface] = sum(1 for secret in run.canaries if secret and found_in(joined, secret))
     run.row("secrets", f"canary secrets searched ({len(run.canaries):,})", len(run.canaries))
     for surface in sorted(run.surfaces):

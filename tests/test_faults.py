@@ -384,12 +384,14 @@ def _fullwidth(text: str) -> str:
         (ROTATED, json.dumps({"errorCode": "E", "errorMessage": _fullwidth(ROTATED)}).encode()),
         (ROTATED, json.dumps({"errorCode": f"E {ROTATED.lower()}", "errorMessage": "x"}).encode()),
         ("Zq", json.dumps({"errorCode": "E", "errorMessage": "cached row Zq for CarrierService"}).encode()),
+        ("Maß-secret-1", json.dumps({"errorCode": "E", "errorMessage": "bad MASS-SECRET-1"}).encode()),
     ],
 )
 def test_secrets_are_scrubbed_in_every_form_a_server_may_echo(secret: str, body: bytes) -> None:
     error = tskit._errors.error_from_response(400, body, method="POST", path="/p", secrets=[secret])
     text = _everything(error)
     assert secret not in text and secret.upper() not in text and _fullwidth(secret) not in text
+    assert secret.casefold() not in text.casefold()
     for form in tskit._errors.secret_forms(secret):
         assert form not in text, form
     assert "row *** for" in text or "***" in text

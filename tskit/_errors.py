@@ -256,14 +256,16 @@ def _replace_secrets(text: str, secrets: list[str], *, raw: bool) -> str:
     for secret in secrets:
         forms = secret_forms(secret) if raw else (unicodedata.normalize("NFKC", secret),)
         for form in forms:
-            # (a quick look first: most secrets are not in most texts; ß and the like fold longer)
-            if form.casefold() not in folded and len(form) == len(form.casefold()):
+            if form.casefold() not in folded:  # a quick look first: most secrets are not in most texts
                 continue
             pattern = re.escape(form)
             if len(secret) < 3:
                 pattern = rf"(?<!\w){pattern}(?!\w)"
             text = re.sub(pattern, "***", text, flags=re.IGNORECASE)
             folded = text.casefold()
+            if len(secret) >= 3 and form.casefold() in folded:
+                # Only a full case folding finds it (ß written SS): show the text folded, without it.
+                text = folded = folded.replace(form.casefold(), "***")
     return text
 
 
