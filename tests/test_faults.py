@@ -614,6 +614,9 @@ def test_cli_refuses_an_empty_password_and_strips_crlf(
     assert main(["register", EMPTY, "CarrierService", URL, "--username", "u", "--password-stdin"]) == 2
     assert "empty" in capsys.readouterr().err
     assert held(cli_with, EMPTY) is None  # nothing was sent
+    _stdin(monkeypatch, b"pw-\xff\n")
+    assert main(["register", EMPTY, "CarrierService", URL, "--username", "u", "--password-stdin"]) == 2
+    assert "not valid UTF-8" in capsys.readouterr().err
     _stdin(monkeypatch, b"pw-from-stdin\r\n")
     assert main(["register", EMPTY, "CarrierService", URL, "--username", "u", "--password-stdin"]) == 0
     assert held(cli_with, EMPTY)["password"] == "pw-from-stdin"  # type: ignore[index]

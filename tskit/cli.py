@@ -92,7 +92,10 @@ def _password(args: argparse.Namespace) -> str | None:
             raise UsageError(f"--password-env: the variable {args.password_env} is empty")
         return os.environ[args.password_env]
     if args.password_stdin:
-        line = sys.stdin.readline()
+        try:
+            line = sys.stdin.readline()
+        except UnicodeError:
+            raise UsageError("--password-stdin: the password read from stdin is not valid UTF-8") from None
         line = line.removesuffix("\n").removesuffix("\r")  # one line end, LF or CRLF
         if not line:
             raise UsageError("--password-stdin: the password read from stdin is empty")
