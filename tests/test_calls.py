@@ -76,17 +76,18 @@ async def test_reregister_error_mode(client: tskit.ThingSpaceClient, sim: Simula
     assert sim.registrations(ACCOUNT)[0]["url"] == "https://listener.example.com/thingspace/carrier"
 
 
-async def test_deregister_missing_is_an_error_by_default_and_ok_when_configured(
+async def test_deregister_of_a_missing_callback_succeeds_by_listing(
     client: tskit.ThingSpaceClient, sim: Simulator
 ) -> None:
-    with pytest.raises(tskit.ApiError) as caught:
-        await client.deregister_callback(EMPTY, "CarrierService")
-    assert caught.value.error_code.endswith("REQUEST_FAILED.CallbackNotRegistered")
-    assert caught.value.method == "DELETE"
-    assert caught.value.path == f"/api/m2m/v1/callbacks/{EMPTY}/name/CarrierService"
+    # ThingSpace answers CallbackNotRegistered (the simulator's default): what was asked holds, and
+    # two independent listings show it, so the call succeeds and says it was decided by listing.
+    result = await client.deregister_callback(EMPTY, "CarrierService")
+    assert (result.outcome, result.confirmed_by_listing, result.was_registered) == ("confirmed", True, False)
+    assert [r.operation for r in sim.requests][-3:] == ["deregister", "list", "list"]
+    assert [r.status for r in sim.requests if r.operation == "deregister"] == [400]
     sim.config.deregister_missing = "ok"
     result = await client.deregister_callback(EMPTY, "CarrierService")
-    assert result.service_name == "CarrierService"
+    assert (result.service_name, result.outcome) == ("CarrierService", "sent")
 
 
 async def test_unknown_account_is_a_typed_api_error(client: tskit.ThingSpaceClient) -> None:

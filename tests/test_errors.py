@@ -85,8 +85,9 @@ def test_retry_after_forms() -> None:
     assert parse_retry_after(None) is None
 
 
-def test_scrub_ignores_tiny_secrets() -> None:
-    assert scrub("a b c", ["a"]) == "a b c"  # replacing one letter everywhere would garble the text
+def test_scrub_replaces_tiny_secrets_as_whole_words_only() -> None:
+    # Replacing two letters everywhere would garble the text; a word of their own is the secret.
+    assert scrub("Zq in Zqx and xZq", ["Zq"]) == "*** in Zqx and xZq"
 
 
 def test_error_tree() -> None:

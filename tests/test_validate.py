@@ -71,11 +71,14 @@ def test_malformed_service_is_refused_even_when_unknown_allowed(name: str) -> No
         "http://203.0.113.5:9001/x",
         "https://l.example.com:28210/a?b=c",
         "http://[2001:db8::1]:50551/cb",
-        "HTTPS://L.EXAMPLE.COM/CB",
     ],
 )
 def test_good_urls(url: str) -> None:
     assert check.listener_url(url) == url
+
+
+def test_scheme_and_host_are_sent_in_lower_case() -> None:
+    assert check.listener_url("HTTPS://L.EXAMPLE.COM/CB") == "https://l.example.com/CB"
 
 
 @pytest.mark.parametrize(

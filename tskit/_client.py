@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -19,12 +23,15 @@ from tskit._auth import LOGIN_EXTENSION, ThingSpaceAuth
 from tskit._config import CALLBACK_PATH, CALLBACKS_PATH, LOGOUT_PATH, Credentials
 from tskit._config import base_url as check_base_url
 from tskit._errors import (
+    ApiError,
     AuthenticationError,
     ConfigurationError,
     ThingSpaceError,
+    TransportError,
     UnexpectedResponseError,
     error_from_response,
-    scrub,
+    excerpt,
+    userinfo_passwords,
 )
 from tskit._models import Callback, CallbackActionResult
 from tskit._retry import RetryPolicy
@@ -36,6 +43,18 @@ logger = logging.getLogger("tskit.http")
 USER_AGENT: Final = f"thingspace-tskit/{__version__}"
 #: Most callbacks a list answer may hold before it is treated as malformed (23 services exist).
 _MAX_LIST_ITEMS: Final = 10_000
+#: Most listener passwords a client remembers to scrub them from error texts.
+_MAX_KNOWN_SECRETS: Final = 100_000
+#: 4xx answers to a resent register after which a listing decides (the first attempt may have applied).
+_CHECK_STATUSES: Final = frozenset({400, 404, 409, 410})
+#: Words of error codes that blame the input itself (then no listing can make the call succeed).
+_INPUT_WORDS: Final = ("servicename", "accountname", "accountnotfound", "account_not_found")
+#: Note of a failed mutation a listing does not show: it may also have applied and been overwritten since.
+_NOT_SHOWN: Final = (
+    "the listing does not show it now: it did not take effect, or another caller changed the listener since"
+)
+# Key of the fingerprints a register compares passwords by; random per process, never stored.
+_COMPARE_KEY: Final = secrets.token_bytes(32)
 
 
 class ThingSpaceClient:
@@ -95,6 +114,8 @@ class ThingSpaceClient:
         self._http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
+        # Every listener password sent or read, to scrub from error texts (a dict keeps insertion order).
+        self._listener_secrets: dict[str, None] = {}
 
     def __repr__(self) -> str:
         return f"<ThingSpaceClient {self.base_url} user={self.auth.username!r}>"
@@ -154,57 +175,94 @@ class ThingSpaceClient:
         allow_any_port: bool = False,
         allow_unknown_service: bool = False,
     ) -> CallbackActionResult:
-        """Register (or replace) the listener URL of one service of an account.
+        """Register the listener of one service of an account, replacing any listener it had.
+
+        Register is an upsert: ThingSpace keeps one listener per service, so registering a service
+        again replaces its URL, username and password (this is how a password is rotated).
+
+        When an attempt's outcome is uncertain (timeout, dropped answer, 5xx, an answer that is
+        not the documented one), a fresh listing decides, compared on the URL, username and
+        password: if it shows exactly what was asked the call returns (``outcome="confirmed"``);
+        if it shows the old state, the request is sent again as the retry policy allows
+        (``outcome="resent"``), and when the retry policy allows no more it raises. A returned
+        result means ThingSpace held what was asked when it was checked.
+
+        Concurrent writers race: ThingSpace keeps the last register of a service. If another caller
+        registers the same service between this call's attempt and its listing, the listing shows
+        the other caller's listener; this call then sends its own again (overwriting the other),
+        or raises saying the listing does not show it now. Serialise the writers of one service.
 
         Args:
             account_name: The billing account.
             service_name: A service of :data:`~tskit.SERVICE_CATALOGUE`, e.g. ``"CarrierService"``.
             url: Where ThingSpace will POST the messages (http/https, an allowed port).
-            username: Sent back inside every message, at most 40 characters.
-            password: Sent back inside every message, at most 40 characters; never shown.
+            username: Sent back inside every message, at most 40 characters; not the login user.
+            password: Sent back inside every message, at most 40 characters; never shown, and
+                never one of the client's own login secrets.
             allow_any_port: Skip the check against ThingSpace's listener ports.
             allow_unknown_service: Accept a service name the catalogue does not know.
+
+        Raises:
+            ValidationError: Bad input; nothing was sent.
+            ThingSpaceError: ThingSpace may not hold what was asked (see the error's notes).
         """
         account = check.account_name(account_name)
         service = check.service_name(service_name, allow_unknown=allow_unknown_service)
         target = check.listener_url(url, allow_any_port=allow_any_port)
         user = check.credential("username", username)
         secret = check.credential("password", password)
+        check.not_login_credentials(
+            user, secret, login_username=self.auth.username, login_secrets=self.auth.secret_values()
+        )
         body: dict[str, str] = {"name": service, "url": target}
         if user:
             body["username"] = user
         if secret:
             body["password"] = secret
+            self._remember_secret(secret)
+        wanted = _password_fingerprint(secret)  # the comparison keeps no copy of the password
 
-        async def took_effect() -> bool:
+        def holds(callbacks: list[Callback]) -> bool:
             return any(
-                cb.service_name == service and cb.url == target and cb.username == user
-                for cb in await self._list(account)
+                cb.service_name == service
+                and cb.url == target
+                and cb.username == user
+                and cb.password_listed  # a listing without the password cannot confirm it
+                and hmac.compare_digest(_password_fingerprint(cb.password.reveal()), wanted)
+                for cb in callbacks
             )
 
         path = CALLBACKS_PATH.format(account=check.path_segment(account))
-        response = await self._send("POST", path, json_body=body, confirm=took_effect, extra_secrets=(secret,))
-        return self._action_result(response, account, service)
+        result = await self._mutate("POST", path, body, account, service, holds)
+        return dataclasses.replace(result, url=target)
 
     async def deregister_callback(
         self, account_name: str, service_name: str, *, allow_unknown_service: bool = False
     ) -> CallbackActionResult:
         """Stop ThingSpace sending the messages of one service of an account.
 
+        When an attempt's outcome is uncertain, or ThingSpace answers that the service has no
+        listener, fresh listings decide: absence must show in two independent listings (an empty
+        answer alone proves nothing), then the call returns (``outcome="confirmed"``); else the
+        request is sent again as the retry policy allows.
+
         Args:
             account_name: The billing account.
             service_name: The service to deregister.
             allow_unknown_service: Accept a service name the catalogue does not know.
+
+        Raises:
+            ValidationError: Bad input; nothing was sent.
+            ThingSpaceError: The listener may still be registered (see the error's notes).
         """
         account = check.account_name(account_name)
         service = check.service_name(service_name, allow_unknown=allow_unknown_service)
 
-        async def took_effect() -> bool:
-            return all(cb.service_name != service for cb in await self._list(account))
+        def holds(callbacks: list[Callback]) -> bool:
+            return all(cb.service_name != service for cb in callbacks)
 
         path = CALLBACK_PATH.format(account=check.path_segment(account), service=check.path_segment(service))
-        response = await self._send("DELETE", path, confirm=took_effect)
-        return self._action_result(response, account, service)
+        return await self._mutate("DELETE", path, None, account, service, holds)
 
     async def logout(self) -> None:
         """End the M2M session, if one is open. The next call logs in again."""
@@ -219,36 +277,150 @@ class ThingSpaceClient:
 
     async def _list(self, account: str) -> list[Callback]:
         path = CALLBACKS_PATH.format(account=check.path_segment(account))
-        response = await self._send("GET", path)
-        assert response is not None  # only mutating calls can end confirmed by a listing
-        if not response.content.strip():
-            return []  # ThingSpace's documented answer for "no callbacks registered"
-        data = self._decode(response)
-        if not isinstance(data, list) or len(data) > _MAX_LIST_ITEMS:
-            raise self._unexpected(response, "expected a JSON array of callbacks")
+        attempt = 0
+        while True:  # a garbled answer to a read is read again, as the retry policy allows
+            attempt += 1
+            response = await self._send("GET", path, extra_secrets=self._known_secrets())
+            if not response.content.strip():
+                return []  # ThingSpace's documented answer for "no callbacks registered"
+            try:
+                data = self._decode(response)
+                if not isinstance(data, list) or len(data) > _MAX_LIST_ITEMS:
+                    raise self._unexpected(response, "expected a JSON array of callbacks")
+                break
+            except UnexpectedResponseError as exc:
+                delay = self.retry.delay(attempt, None)
+                if delay is None:
+                    raise
+                logger.info("GET %s: %s (try %d)", path, exc, attempt)
+                await asyncio.sleep(delay)
+        for item in data:  # remember the passwords first, so that no error below can show one
+            if isinstance(item, dict):
+                if isinstance(item.get("password"), str):
+                    self._remember_secret(item["password"])
+                if isinstance(item.get("url"), str):
+                    for password in userinfo_passwords(item["url"]):
+                        self._remember_secret(password)
         try:
-            return [Callback.from_wire(item) for item in data]
+            return [Callback.from_wire(item, account) for item in data]
         except (ValueError, TypeError, AttributeError) as exc:
-            raise self._unexpected(response, f"a callback in the list is malformed: {exc}") from None
+            problem = excerpt(str(exc), self._known_secrets())
+            raise self._unexpected(response, f"a callback in the list is malformed: {problem}") from None
 
-    def _action_result(self, response: httpx2.Response | None, account: str, service: str) -> CallbackActionResult:
-        if response is None:  # the answer was lost, a listing confirmed the outcome
-            return CallbackActionResult(account, service, confirmed_by_listing=True)
-        data = self._decode(response)
-        if not isinstance(data, dict):
-            raise self._unexpected(response, "expected a JSON object with accountName and serviceName")
+    async def _mutate(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, str] | None,
+        account: str,
+        service: str,
+        holds: Callable[[list[Callback]], bool],
+    ) -> CallbackActionResult:
+        """Send a register or deregister until a clear answer or a fresh listing shows it took effect.
+
+        ``holds`` tells whether a listing shows the account as asked. The request is sent again
+        only after a listing showed it had not taken effect, as the retry policy allows.
+        """
+        sends = 0
+        not_registered = False  # ThingSpace's answer to the first attempt: the service had no listener
+        while True:
+            sends += 1
+            failure: ThingSpaceError
+            retry_after: float | None = None
+            try:
+                response = await self._send(method, path, json_body=body, extra_secrets=self._known_secrets())
+            except AuthenticationError:
+                raise  # the login was refused: no listing can be read either
+            except ApiError as exc:
+                if not _may_hold_already(exc, method, resent=sends > 1):
+                    raise  # ThingSpace refused it: nothing changed
+                not_registered = sends == 1 and "notregistered" in exc.error_code.casefold()
+                failure, retry_after = exc, exc.retry_after
+            except (TransportError, UnexpectedResponseError) as exc:
+                failure = exc  # it may or may not have reached ThingSpace
+            else:
+                problem = self._action_problem(response, account, service)
+                if not problem:
+                    return CallbackActionResult(
+                        account,
+                        service,
+                        outcome="sent" if sends == 1 else "resent",
+                        was_registered=True if method == "DELETE" else None,
+                    )
+                failure = self._unexpected(response, problem)
+            logger.info("%s %s: outcome uncertain (%s); listing the account to decide", method, path, failure)
+            callbacks = await self._list_to_decide(account, failure)
+            if holds(callbacks) and method == "DELETE":
+                # Absence is what a faulty answer (an empty body, "[]") also looks like: a second,
+                # independent listing must agree before a deregister counts as done.
+                callbacks = await self._list_to_decide(account, failure)
+            if holds(callbacks):
+                logger.info("%s %s: a listing shows it took effect", method, path)
+                had = False if method == "DELETE" and not_registered and sends == 1 else None
+                return CallbackActionResult(account, service, outcome="confirmed", was_registered=had)
+            delay = self.retry.delay(sends, retry_after)
+            if delay is None:
+                raise _with_note(failure, _NOT_SHOWN)
+            await asyncio.sleep(delay)
+
+    async def _list_to_decide(self, account: str, failure: ThingSpaceError) -> list[Callback]:
+        """A fresh listing, tried again also after a 4xx (e.g. a session that expired twice in a row).
+
+        When no listing can be read, ``failure`` is raised with a note that the outcome is unknown.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._list(account)
+            except ApiError as exc:
+                delay = self.retry.delay(attempt, exc.retry_after)
+                if isinstance(exc, AuthenticationError) or exc.status_code >= 500 or delay is None:
+                    break  # (5xx were retried inside already)
+                await asyncio.sleep(delay)
+            except ThingSpaceError:
+                break
+        raise _with_note(failure, "the outcome is unknown: list the account's callbacks to see") from None
+
+    def _action_problem(self, response: httpx2.Response, account: str, service: str) -> str:
+        """What is odd about a 2xx answer to a register or deregister, or ``""`` when it is as documented.
+
+        An empty, partial or foreign answer does not say the change was refused: the caller decides
+        by a listing.
+        """
         try:
-            return CallbackActionResult.from_wire(data)
+            data = json.loads(response.content)
+        except ValueError:
+            return f"body is not JSON: {excerpt(response.content, self._known_secrets())!r}"
+        if not isinstance(data, dict):
+            return "expected a JSON object with accountName and serviceName"
+        try:
+            result = CallbackActionResult.from_wire(data)
         except ValueError as exc:
-            raise self._unexpected(response, str(exc)) from None
+            return str(exc)
+        if (result.account_name, result.service_name) != (account, service):
+            return "the answer names another account or service"
+        return ""
 
     def _decode(self, response: httpx2.Response) -> Any:
+        """A list answer's JSON. Its body is never quoted in an error: it holds listener passwords."""
         try:
             return json.loads(response.content)
+        except json.JSONDecodeError as exc:
+            problem = f"body is not JSON ({len(response.content)} bytes; {exc.msg} at position {exc.pos})"
         except ValueError:
-            raise self._unexpected(
-                response, f"body is not JSON: {scrub(response.text, self.auth.secret_values())!r}"
-            ) from None
+            problem = f"body is not JSON ({len(response.content)} bytes; not valid UTF-8)"
+        raise self._unexpected(response, problem)
+
+    def _remember_secret(self, value: str) -> None:
+        if value and value not in self._listener_secrets:
+            if len(self._listener_secrets) >= _MAX_KNOWN_SECRETS:
+                del self._listener_secrets[next(iter(self._listener_secrets))]
+            self._listener_secrets[value] = None
+
+    def _known_secrets(self) -> tuple[str, ...]:
+        """Every secret this client knows now: its login secrets and each listener password sent or read."""
+        return (*self.auth.secret_values(), *self._listener_secrets)
 
     @staticmethod
     def _unexpected(response: httpx2.Response, problem: str) -> UnexpectedResponseError:
@@ -262,15 +434,16 @@ class ThingSpaceClient:
         path: str,
         *,
         json_body: dict[str, str] | None = None,
-        confirm: Callable[[], Awaitable[bool]] | None = None,
         retry: bool = True,
         extra_secrets: tuple[str, ...] = (),
-    ) -> httpx2.Response | None:
+    ) -> httpx2.Response:
         """Send one call, with retries; the only place tskit talks HTTP.
 
+        A register or deregister is retried here only when it cannot have reached ThingSpace
+        (connection refused, 429); any other failure is raised for :meth:`_mutate` to decide.
+
         Returns:
-            The successful response, or ``None`` when a mutating call's answer was lost and
-            ``confirm`` showed by listing that it took effect.
+            The successful response.
         """
         idempotent = method == "GET"
         http = self._client()
@@ -319,18 +492,34 @@ class ThingSpaceClient:
             if not retry:
                 raise failure
             if not idempotent and reached:
-                if confirm is None:
-                    raise failure
-                try:
-                    if await confirm():
-                        logger.info("%s %s: the answer was lost, a listing shows it took effect", method, path)
-                        return None
-                except ThingSpaceError:
-                    raise _with_note(failure, "the outcome is unknown: list the account's callbacks to see") from None
+                raise failure
             delay = self.retry.delay(attempt, retry_after)
             if delay is None:
                 raise failure
             await asyncio.sleep(delay)
+
+
+def _may_hold_already(error: ApiError, method: str, *, resent: bool) -> bool:
+    """Whether what was asked may hold despite this error answer, so that a listing must decide.
+
+    A 5xx may come after the change was applied. An HTTP stack may resend a DELETE on its own
+    (DELETE is idempotent in HTTP) after its first attempt took effect and the answer was lost, so
+    any refusal of a deregister may follow a success: "not registered", an expired session, a 429.
+    Only a refusal that blames the input (an invalid service name, an unknown account) is final.
+    After an uncertain register was resent, a refusal may likewise come from the first attempt's
+    effect (e.g. "already registered").
+    """
+    if error.status_code >= 500:
+        return True
+    if method == "DELETE":
+        code = error.error_code.casefold()
+        return not any(word in code for word in _INPUT_WORDS)
+    return resent and error.status_code in _CHECK_STATUSES
+
+
+def _password_fingerprint(password: str) -> bytes:
+    """A keyed digest of a listener password, so that a comparison holds no copy of it."""
+    return hmac.new(_COMPARE_KEY, password.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
 
 
 def _with_note(error: ThingSpaceError, note: str) -> ThingSpaceError:

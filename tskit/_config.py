@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from tskit._errors import ConfigurationError
+from tskit._errors import ConfigurationError, ValidationError
 from tskit._secret import Secret
+from tskit._validate import plain_text
 
 DEFAULT_BASE_URL: Final = "https://thingspace.verizon.com"
 
@@ -53,6 +54,10 @@ class Credentials:
             text = value.reveal() if isinstance(value, Secret) else value
             if not isinstance(text, str) or not text.strip():
                 raise ConfigurationError(name, "is missing or empty", f"set it or the {ENV_VARS[name]} variable")
+            try:  # e.g. bytes that were not UTF-8, which no request could carry
+                plain_text(name, text)
+            except ValidationError as exc:
+                raise ConfigurationError(name, exc.problem, "printable characters only") from None
         object.__setattr__(self, "client_id", client_id.strip())
         object.__setattr__(self, "client_secret", Secret(client_secret))
         object.__setattr__(self, "username", username.strip())

@@ -19,13 +19,38 @@ knows (see :func:`scrub`).
 
 from __future__ import annotations
 
+import functools
+import html
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from typing import Final
+from urllib.parse import quote, quote_plus, unquote
 
 #: How much of a server's text an error keeps.
 _MAX_TEXT: Final = 300
+#: How much of an answer's body an error quotes when the body could not be read.
+_MAX_EXCERPT: Final = 80
+# Values that are secret by their name, in JSON, form or header-like text, even when the client does
+# not know them (a listing it could not parse, a token it never saw): the value is replaced.
+_SECRET_FIELD = re.compile(
+    r"""(?ix)
+    ( ["']?(?:password|passwd|pwd|secret|client_secret|token|access_token|refresh_token|sessiontoken|
+         authorization|vz-m2m-token)["']? \s*[:=]\s* )
+    ( "(?:[^"\\]|\\.)*"? | '[^']*'? | (?:bearer\s+|basic\s+)?[^\s,;&}<]* )
+    """
+)
+# User info in a URL, never shown: after a scheme with any slashes or backslashes (``https://``,
+# ``https:\\``, ``https:``) or after a bare ``//``, anywhere in a text (also in another URL's query).
+_USERINFO = re.compile(
+    r"""(?ix)
+    (?P<lead> [a-z][a-z0-9+.-]*:[\\/]* | (?<![\w:/\\])[\\/]{2} )
+    (?P<user> [^\s/\\?#@:]* )
+    (?: : (?P<password> [^\s/\\?#@]* ) )?
+    @
+    """
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _XML_CODE = re.compile(r"<(?:\w+:)?code>([^<]{1,100})</(?:\w+:)?code>")
 _XML_MESSAGE = re.compile(r"<(?:\w+:)?message>([^<]{1,300})</(?:\w+:)?message>")
@@ -152,8 +177,30 @@ class UnexpectedResponseError(ThingSpaceError):
         super().__init__(f"unexpected answer {status_code} to {method} {path}: {problem}")
 
 
+def mask_userinfo(url: str) -> str:
+    """A text with the password of every URL ``user:password@`` part in it masked (the user kept).
+
+    tskit never sends such URLs, but one registered by other means may come back in a listing.
+    """
+
+    def mask(found: re.Match[str]) -> str:
+        if not found["password"]:
+            return found.group()
+        return f"{found['lead']}{found['user']}:********@"
+
+    return _USERINFO.sub(mask, url)
+
+
+def userinfo_passwords(text: str) -> list[str]:
+    """The passwords of every URL ``user:password@`` part in a text."""
+    return [found["password"] for found in _USERINFO.finditer(text) if found["password"]]
+
+
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """Make a server's text safe to show: no control characters, no known secret, short.
+
+    A secret is found in any form a server or tskit itself may give it (see :func:`secret_forms`),
+    in any case; one shorter than 3 characters only as a whole word.
 
     Args:
         text: Text that came from a server.
@@ -162,19 +209,91 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     Returns:
         The cleaned text, at most about 300 characters long.
     """
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
+    known = sorted({s for s in secrets if s}, key=len, reverse=True)  # longest first: a longer one holds a shorter
+    text = _replace_secrets(text, known, raw=True)
+    # The same text decoded (HTML entities, JSON and percent escapes, compatibility forms): shown
+    # decoded only when a secret hides behind an encoding.
+    decoded = _decoded(text)
+    if decoded != text:
+        cleaned = _replace_secrets(decoded, known, raw=False)
+        if cleaned != decoded:
+            text = cleaned
+    text = _SECRET_FIELD.sub(r"\1***", text)
+    text = _USERINFO.sub(r"\g<lead>***@", text)
     text = _CONTROL.sub(" ", text).strip()
     if len(text) > _MAX_TEXT:
         text = text[: _MAX_TEXT - 3] + "..."
     return text
 
 
+@functools.lru_cache(maxsize=4096)
+def secret_forms(secret: str) -> tuple[str, ...]:
+    r"""Every form in which a secret may appear in a text: the one place that lists them.
+
+    The secret itself and its compatibility form (NFKC: fullwidth letters), each as JSON escapes it
+    (``\\"``, ``\\\\``, ``\\u00e4``), percent-encoded (``%C3%A4``, ``+`` for a space), and as HTML or
+    XML escapes it (``&amp;``, ``&quot;``). :func:`scrub` matches them ignoring case.
+    """
+    forms: dict[str, None] = {}
+    for base in dict.fromkeys((secret, unicodedata.normalize("NFKC", secret))):
+        for form in (
+            base,
+            json.dumps(base)[1:-1],
+            json.dumps(base, ensure_ascii=False)[1:-1],
+            quote(base, safe=""),
+            quote(base),
+            quote_plus(base),
+            html.escape(base),
+            html.escape(base, quote=False),
+        ):
+            forms[form] = None
+    return tuple(forms)
+
+
+def _replace_secrets(text: str, secrets: list[str], *, raw: bool) -> str:
+    """``text`` with each form of each secret replaced; a secret under 3 characters only as a whole word."""
+    folded = text.casefold()
+    for secret in secrets:
+        forms = secret_forms(secret) if raw else (unicodedata.normalize("NFKC", secret),)
+        for form in forms:
+            if form.casefold() not in folded:  # a quick look first: most secrets are not in most texts
+                continue
+            pattern = re.escape(form)
+            if len(secret) < 3:
+                pattern = rf"(?<!\w){pattern}(?!\w)"
+            text = re.sub(pattern, "***", text, flags=re.IGNORECASE)
+            folded = text.casefold()
+            if len(secret) >= 3 and form.casefold() in folded:
+                # Only a full case folding finds it (ß written SS): show the text folded, without it.
+                text = folded = folded.replace(form.casefold(), "***")
+    return text
+
+
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _decoded(text: str) -> str:
+    r"""``text`` with HTML entities, JSON ``\uXXXX`` and percent escapes decoded, in NFKC form."""
+    text = html.unescape(text)
+    text = _JSON_ESCAPE.sub(lambda m: chr(int(m[1], 16)), text)
+    text = unquote(text, errors="replace")
+    return unicodedata.normalize("NFKC", text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
+
+
+def excerpt(body: bytes | str, secrets: Iterable[str] = ()) -> str:
+    """A short, scrubbed quote of an answer's body for an error message (about 80 characters)."""
+    text = body if isinstance(body, str) else body.decode("utf-8", errors="replace")
+    text = scrub(text, secrets)
+    if len(text) > _MAX_EXCERPT:
+        text = text[: _MAX_EXCERPT - 3] + "..."
+    return text
+
+
 def _as_text(value: object) -> str:
     if value is None:
         return ""
-    return value if isinstance(value, str) else json.dumps(value)
+    # Unescaped, so that a secret inside reads as it was sent and is scrubbed in that form.
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def parse_error_body(body: bytes) -> tuple[str, str]:

@@ -111,7 +111,7 @@ class ThingSpace:
         allow_any_port: bool = False,
         allow_unknown_service: bool = False,
     ) -> CallbackActionResult:
-        """Register the listener URL of one service of an account.
+        """Register the listener of one service of an account, replacing any it had (an upsert).
 
         Args:
             account_name: The billing account.
@@ -123,7 +123,8 @@ class ThingSpace:
             allow_unknown_service: Accept a service name the catalogue does not know.
 
         Returns:
-            The result, with ``.account_name`` and ``.service_name``.
+            The result, with ``.account_name``, ``.service_name`` and ``.outcome`` (``"sent"``,
+            ``"resent"`` or ``"confirmed"`` by a listing; see :class:`~tskit.CallbackActionResult`).
 
         Raises:
             ValidationError: Bad input; nothing was sent.

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Literal
 
+from tskit._errors import mask_userinfo
 from tskit._secret import Secret
 
 #: Ports ThingSpace accepts in a listener URL (Register Callback Listener page).
@@ -111,6 +112,8 @@ class Callback:
         username: Sent back by ThingSpace inside every message; ``""`` when none was set.
         password: Sent back inside every message; held as a :class:`~tskit.Secret` so it can be
             passed on but never shown.
+        password_listed: ``False`` when the listing had no ``password`` field for this listener:
+            then its password is unknown (not "none"), and no comparison can rely on it.
     """
 
     account_name: str
@@ -118,33 +121,69 @@ class Callback:
     url: str
     username: str = ""
     password: Secret = field(default_factory=lambda: Secret(""))
+    password_listed: bool = field(default=True, repr=False, compare=False)
 
     @classmethod
-    def from_wire(cls, data: Mapping[str, Any]) -> Callback:
-        """Build a record from one element of ThingSpace's list response."""
+    def from_wire(cls, data: Mapping[str, Any], account_name: str = "") -> Callback:
+        """Build a record from one element of ThingSpace's list response.
+
+        Args:
+            data: The element, e.g. ``{"accountName", "serviceName", "url", "username", "password"}``.
+                ``name`` is read when ``serviceName`` is missing (the name the register body uses).
+            account_name: The account that was listed, used when the element does not name one.
+        """
+        service_key = "name" if data.get("serviceName") is None and data.get("name") is not None else "serviceName"
         return cls(
-            account_name=_text(data, "accountName"),
-            service_name=_text(data, "serviceName"),
-            url=_text(data, "url"),
+            account_name=_text(data, "accountName", required=not account_name) or account_name,
+            service_name=_text(data, service_key),
+            url=mask_userinfo(_text(data, "url")),
             username=_text(data, "username", required=False),
             password=Secret(_text(data, "password", required=False)),
+            password_listed=data.get("password") is not None,
         )
+
+
+#: How a register or deregister ended; see :class:`CallbackActionResult`.
+Outcome = Literal["sent", "resent", "confirmed"]
 
 
 @dataclass(frozen=True, slots=True)
 class CallbackActionResult:
-    """What ThingSpace answers to a register or deregister request.
+    """What came of a register or deregister: it took effect, and how tskit knows.
+
+    A result is only returned when ThingSpace holds what was asked; otherwise the call raises.
 
     Attributes:
         account_name: The account the action applied to.
         service_name: The service registered or deregistered.
-        confirmed_by_listing: ``True`` when the answer was lost in transit and the outcome was
-            confirmed by listing the account's callbacks instead.
+        confirmed_by_listing: ``True`` when the outcome was decided by listing the account's
+            callbacks (``outcome == "confirmed"``).
+        outcome: ``"sent"``: sent once and ThingSpace answered that it was done. ``"resent"``: an
+            earlier attempt's outcome was uncertain (timeout, dropped answer, 5xx, an odd answer)
+            and a fresh listing showed it had not taken effect, so it was sent again and that
+            attempt was answered as done. ``"confirmed"``: an attempt's outcome was uncertain and a
+            fresh listing showed the account holding exactly what was asked (for a register: the
+            URL, username and password), so it was not sent again.
+        url: For a register, the URL as it was sent, which can differ from the one given (scheme
+            and host in lower case, an internationalised host in its IDNA form ``xn--…``).
+        was_registered: For a deregister: ``True`` when the service had a listener that this call
+            removed, ``False`` when ThingSpace answered that it had none, ``None`` when unknown
+            (e.g. an uncertain attempt may have removed it).
     """
 
     account_name: str
     service_name: str
     confirmed_by_listing: bool = False
+    outcome: Outcome = "sent"
+    url: str | None = None
+    was_registered: bool | None = None
+
+    def __post_init__(self) -> None:
+        # The two fields say the same thing; either may be given.
+        if self.confirmed_by_listing and self.outcome != "confirmed":
+            object.__setattr__(self, "outcome", "confirmed")
+        elif self.outcome == "confirmed":
+            object.__setattr__(self, "confirmed_by_listing", True)
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> CallbackActionResult:

@@ -7,9 +7,13 @@ naming the field and what it accepts. Pure functions: no I/O, no state.
 from __future__ import annotations
 
 import difflib
+import hmac
+import ipaddress
 import re
+import unicodedata
+from collections.abc import Iterable
 from typing import Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from tskit._errors import ValidationError
 from tskit._models import ALLOWED_LISTENER_PORTS, ALLOWED_LISTENER_PORTS_TEXT, SERVICE_CATALOGUE
@@ -24,14 +28,62 @@ _ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ACCOUNT_ALLOWED = "1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit, e.g. 0000123456-00001"
 _SERVICE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
 _SERVICE_ALLOWED = "a letter, then up to 99 letters, digits, '-', '_' or '.'"
-_UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f]")
+# Characters refused in every field, because none has a place in a name, URL or password and many
+# make text read differently than it is: every control, format (bidi controls, zero-width characters,
+# BOM, soft hyphen, tags), surrogate, private-use and unassigned code point, the line and paragraph
+# separators, every space but U+0020, noncharacters, variation selectors, the interlinear annotation
+# characters and U+FFFC, the Hangul fillers, the blank Braille pattern and invisible joiners and vowels.
+_REFUSED_CATEGORIES: Final = {
+    "Cc": "a control character",
+    "Cf": "an invisible format character",
+    "Cs": "a lone surrogate (text that was not valid UTF-8)",
+    "Co": "a private-use character",
+    "Cn": "an unassigned code point",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
+_BLANK_LOOKALIKES: Final = frozenset({0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0, 0x2800, 0xFFFC})
+_URL_SAFE_ASCII = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+def _refusal(char: str, position: int) -> str | None:
+    """Why ``char`` is refused at ``position`` (0-based), or ``None`` when it is allowed."""
+    code = ord(char)
+    if 0x20 <= code < 0x7F:
+        return None
+    category = unicodedata.category(char)
+    if category in _REFUSED_CATEGORIES:
+        return _REFUSED_CATEGORIES[category]
+    if category == "Zs":
+        return "a space other than U+0020"
+    if 0xFDD0 <= code <= 0xFDEF or (code & 0xFFFE) == 0xFFFE:
+        return "a noncharacter"
+    if 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF or 0x180B <= code <= 0x180F:
+        return "a variation selector"
+    if 0xFFF9 <= code <= 0xFFFB or code in _BLANK_LOOKALIKES:
+        return "an invisible or blank character"
+    if position == 0 and category.startswith("M"):
+        return "a combining mark with nothing to combine with"
+    return None
+
+
+def plain_text(field: str, value: str, allowed: str = "printable characters only") -> str:
+    """Refuse text holding a character that no field accepts (see ``_refusal``).
+
+    The message names the character's code point and position, never the value: it may be a password.
+    """
+    for index, char in enumerate(value):
+        why = _refusal(char, index)
+        if why:
+            raise ValidationError(field, f"contains U+{ord(char):04X}, {why}, at position {index + 1}", allowed)
+    return value
 
 
 def account_name(value: object) -> str:
     """Check an account name; surrounding white space is dropped."""
     if not isinstance(value, str):
         raise ValidationError("account_name", f"must be a string, not {type(value).__name__}", _ACCOUNT_ALLOWED)
-    text = value.strip()
+    text = plain_text("account_name", value.strip(" "), _ACCOUNT_ALLOWED)
     if not text:
         raise ValidationError("account_name", "is empty", _ACCOUNT_ALLOWED)
     if not _ACCOUNT.fullmatch(text):
@@ -58,7 +110,7 @@ def service_name(value: object, *, allow_unknown: bool = False) -> str:
     """
     if not isinstance(value, str):
         raise ValidationError("service_name", f"must be a string, not {type(value).__name__}")
-    text = value.strip()
+    text = plain_text("service_name", value.strip(" "), _SERVICE_ALLOWED)
     if text in SERVICE_CATALOGUE:
         return text
     if not _SERVICE.fullmatch(text):
@@ -79,6 +131,12 @@ def service_name(value: object, *, allow_unknown: bool = False) -> str:
 def listener_url(value: object, *, allow_any_port: bool = False) -> str:
     """Check a listener URL: http or https, a host, no credentials in it, an allowed port.
 
+    The URL is sent as it will be compared with a listing: scheme and host in lower case, an
+    internationalised host name in its IDNA form (``bücher.example`` becomes
+    ``xn--bcher-kva.example``; a label mixing scripts, e.g. Latin and Cyrillic, is refused as a
+    lookalike), and other non-ASCII characters of the path and query percent-encoded. Invisible,
+    control and blank characters are refused (see :func:`plain_text`), never encoded.
+
     Args:
         value: The URL ThingSpace will POST messages to.
         allow_any_port: Skip the check against ThingSpace's allowed listener ports (for a
@@ -86,26 +144,30 @@ def listener_url(value: object, *, allow_any_port: bool = False) -> str:
     """
     if not isinstance(value, str):
         raise ValidationError("url", f"must be a string, not {type(value).__name__}")
-    text = value.strip()
+    text = plain_text("url", value.strip(" "), "an http:// or https:// URL without control or invisible characters")
     if not text:
         raise ValidationError("url", "is empty", "an http:// or https:// URL")
     if len(text) > MAX_URL_LENGTH:
         raise ValidationError("url", f"is {len(text)} characters long", f"at most {MAX_URL_LENGTH}")
-    if _UNSAFE_URL_CHARS.search(text):
-        raise ValidationError("url", "contains spaces or control characters", "percent-encode them")
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        raise ValidationError("url", f"cannot be parsed ({exc})", "an http:// or https:// URL") from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ValidationError("url", f"scheme {parts.scheme or '(none)'!r} is not allowed", "http or https")
-    if "@" in parts.netloc:
+    # Look for user info before parsing: a parser's error may quote the part that holds a password.
+    authority = text.split("//", 1)[1] if "//" in text else ""
+    if "@" in re.split(r"[/?#]", authority, maxsplit=1)[0]:
         raise ValidationError(
             "url",
             "must not carry a user name or password before '@'",
             "pass them as username= and password=; ThingSpace sends those inside each message",
         )
+    if " " in text:
+        raise ValidationError("url", "contains spaces", "percent-encode them as %20")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ValidationError(
+            "url", "cannot be parsed: the host or port is malformed", "an http:// or https:// URL"
+        ) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValidationError("url", f"scheme {parts.scheme or '(none)'!r} is not allowed", "http or https")
     if not parts.hostname:
         raise ValidationError("url", "has no host", "e.g. https://listener.example.com/callbacks")
     if parts.fragment:
@@ -117,11 +179,95 @@ def listener_url(value: object, *, allow_any_port: bool = False) -> str:
             f"port {effective} is not one ThingSpace delivers to",
             f"{ALLOWED_LISTENER_PORTS_TEXT}; pass allow_any_port=True to skip this check",
         )
-    return text
+    host = _host(parts.hostname)
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    path, query = (quote(p, safe=_URL_SAFE_ASCII) for p in (parts.path, parts.query))
+    return urlunsplit((parts.scheme.lower(), netloc, path, query, ""))
+
+
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_HOST_ALLOWED = "a host name of letters, digits and '-' in dot-separated labels of at most 63, or an IPv4/IPv6 address"
+# Scripts a single host label may mix (Japanese, Korean and Chinese writing mix them); any other mix,
+# e.g. Latin with Cyrillic, is how lookalike host names are made.
+_SCRIPT_MIXES: Final = (
+    frozenset({"LATIN", "CJK", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "CJK", "HANGUL"}),
+    frozenset({"LATIN", "CJK", "BOPOMOFO"}),
+)
+
+
+def _host(host: str) -> str:
+    """A listener host as it is sent: lower case, IDNA form, checked label by label."""
+    if ":" in host:  # an IPv6 literal (urlsplit took it out of its brackets)
+        try:
+            return ipaddress.IPv6Address(host).compressed
+        except ValueError:
+            raise ValidationError("url", "has a malformed IPv6 address", _HOST_ALLOWED) from None
+    if not host.isascii():
+        host = _idna_host(host)
+    host = host.lower()
+    if "%" in host:
+        raise ValidationError("url", "has a percent-escape in its host name", _HOST_ALLOWED)
+    labels = host.split(".")
+    if len(host) > 253:
+        raise ValidationError("url", f"has a host name of {len(host)} characters", "at most 253")
+    if labels[-1].isdigit() or labels[-1].startswith("0x"):
+        try:  # no top-level domain is numeric: this must be a dotted-quad IPv4 address
+            return str(ipaddress.IPv4Address(host))
+        except ValueError:
+            raise ValidationError(
+                "url", "has a numeric host that is not a dotted-quad IPv4 address", _HOST_ALLOWED
+            ) from None
+    for number, label in enumerate(labels, 1):
+        if not _LABEL.fullmatch(label):
+            problem = (
+                "is empty"
+                if not label
+                else "is too long"
+                if len(label) > 63
+                else "is not letters, digits and '-' (not at either end)"
+            )
+            raise ValidationError("url", f"label {number} of the host name {problem}", _HOST_ALLOWED)
+        if label.startswith("xn--"):
+            _one_script(_idna_host(label, decode=True))
+    return host
+
+
+def _one_script(label: str) -> None:
+    """Refuse an internationalised label that mixes scripts, e.g. Latin and Cyrillic."""
+    scripts = {
+        unicodedata.name(ch, "?").split(" ", 1)[0].split("-", 1)[0]
+        for ch in label
+        if unicodedata.category(ch)[0] == "L"
+    }
+    if len(scripts) > 1 and not any(scripts <= mix for mix in _SCRIPT_MIXES):
+        raise ValidationError(
+            "url",
+            f"has a host label that mixes scripts ({', '.join(sorted(scripts)).lower()}), as lookalike names do",
+            "a host name in one script",
+        )
+
+
+def _idna_host(host: str, *, decode: bool = False) -> str:
+    """A host name in its IDNA (punycode) form (or, with ``decode``, its Unicode form)."""
+    import idna
+
+    try:
+        if decode:
+            return str(idna.decode(host))
+        return str(idna.encode(host, uts46=True).decode("ascii"))
+    except idna.IDNAError:
+        raise ValidationError(
+            "url",
+            "has a host name that is not a valid internationalised domain name",
+            "a host name in its IDNA form, e.g. xn--bcher-kva.example",
+        ) from None
 
 
 def credential(field: str, value: object) -> str:
-    """Check a listener username or password: a string of at most 40 characters."""
+    """Check a listener username or password: a string of at most 40 printable characters."""
     if value is None:
         return ""
     if isinstance(value, Secret):
@@ -131,9 +277,63 @@ def credential(field: str, value: object) -> str:
     if len(value) > MAX_CREDENTIAL_LENGTH:
         # Never echo the value: it may be a password.
         raise ValidationError(field, f"is {len(value)} characters long", f"at most {MAX_CREDENTIAL_LENGTH}")
-    if _UNSAFE_URL_CHARS.search(value.replace(" ", "")):
-        raise ValidationError(field, "contains control characters", "printable characters only")
-    return value
+    text = plain_text(field, value, "printable characters only, no control or invisible characters")
+    if text != text.strip(" "):
+        raise ValidationError(
+            field, "starts or ends with a space", "no space at either end (it would be sent, and easily mistyped)"
+        )
+    return text
+
+
+def _fold(text: str) -> bytes:
+    """Text as a reader would take it: compatibility forms, case, invisible characters and edges dropped."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = "".join(ch for ch in text if not _invisible(ch))
+    return unicodedata.normalize("NFKC", text).strip().encode("utf-8", "surrogatepass")
+
+
+def _invisible(char: str) -> bool:
+    code = ord(char)
+    return (
+        unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+        or 0xFE00 <= code <= 0xFE0F
+        or 0xE0100 <= code <= 0xE01EF
+        or 0x180B <= code <= 0x180F
+        or code in (0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x17B4, 0x17B5)
+    )
+
+
+def not_login_credentials(username: str, password: str, *, login_username: str, login_secrets: Iterable[str]) -> None:
+    """Refuse a listener username or password that is, or looks like, one of the client's login credentials.
+
+    Verizon forbids the UWS credentials as a listener's: ThingSpace sends these values inside every
+    message, so a listener (and its logs) would hold the login. Values are compared after NFKC
+    normalisation, case folding and removal of invisible characters and surrounding space, so a
+    lookalike (``"ＤＥＭＯ-user"``, a soft hyphen inside) is refused too. The comparison runs in
+    constant time and no value is echoed.
+
+    Args:
+        username: The listener username about to be sent.
+        password: The listener password about to be sent.
+        login_username: The UWS user name the client logs in with.
+        login_secrets: The client's secrets: application secret, UWS password, tokens.
+    """
+    secrets = [_fold(secret) for secret in login_secrets if secret]
+    login_user = _fold(login_username) if login_username else b""
+    for field, value in (("username", username), ("password", password)):
+        if not value:
+            continue
+        given = _fold(value)
+        if field == "username" and login_user and hmac.compare_digest(given, login_user):
+            raise ValidationError(
+                field, "is, or looks like, the ThingSpace (UWS) login user name", "a name of the listener's own"
+            )
+        if any(hmac.compare_digest(given, secret) for secret in secrets):
+            raise ValidationError(
+                field,
+                "is, or looks like, one of the ThingSpace login secrets (UWS password, application secret or token)",
+                f"a {field} of the listener's own",
+            )
 
 
 def path_segment(value: str) -> str:

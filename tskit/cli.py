@@ -51,17 +51,21 @@ def _connect(args: argparse.Namespace) -> ThingSpace:
 
 
 def _accounts(args: argparse.Namespace) -> list[str]:
-    from tskit.audit import read_accounts_file
+    from tskit.audit._audit import account_lines, read_accounts_file
 
     names = list(args.accounts)
     if args.accounts_file:
-        if args.accounts_file == "-":
-            names += [line.split("#", 1)[0].strip() for line in sys.stdin if line.split("#", 1)[0].strip()]
-        else:
-            try:
+        try:
+            if args.accounts_file == "-":
+                data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+                names += account_lines(data.decode("utf-8-sig"))
+            else:
                 names += read_accounts_file(args.accounts_file)
-            except OSError as exc:
-                raise UsageError(f"cannot read the accounts file: {exc}") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read the accounts file: {exc}") from None
+        except UnicodeError as exc:
+            where = "(stdin)" if args.accounts_file == "-" else args.accounts_file
+            raise UsageError(f"the accounts file {where} is not valid UTF-8 (byte {exc.args[2]})") from None
     if not names:
         raise UsageError("give account names, or --accounts-file FILE")
     return names
@@ -85,9 +89,18 @@ def _password(args: argparse.Namespace) -> str | None:
     if args.password_env:
         if args.password_env not in os.environ:
             raise UsageError(f"--password-env: the variable {args.password_env} is not set")
+        if not os.environ[args.password_env]:
+            raise UsageError(f"--password-env: the variable {args.password_env} is empty")
         return os.environ[args.password_env]
     if args.password_stdin:
-        return sys.stdin.readline().rstrip("\n")
+        try:
+            line = sys.stdin.readline()
+        except UnicodeError:
+            raise UsageError("--password-stdin: the password read from stdin is not valid UTF-8") from None
+        line = line.removesuffix("\n").removesuffix("\r")  # one line end, LF or CRLF
+        if not line:
+            raise UsageError("--password-stdin: the password read from stdin is empty")
+        return line
     if args.username and sys.stdin.isatty():
         return getpass.getpass("Listener password (empty for none): ") or None
     return None
@@ -105,9 +118,17 @@ def _cmd_register(args: argparse.Namespace) -> int:
             allow_any_port=args.allow_any_port,
             allow_unknown_service=args.allow_unknown_service,
         )
-    note = " (confirmed by listing: the answer was lost)" if result.confirmed_by_listing else ""
-    print(f"Registered {result.service_name} for {result.account_name}{note}")
+    print(f"Registered {result.service_name} for {result.account_name}{_OUTCOME_NOTES[result.outcome]}")
+    if result.url and result.url != args.url:
+        print(f"Registered as {result.url}")
     return 0
+
+
+_OUTCOME_NOTES = {
+    "sent": "",
+    "resent": " (sent again: a listing showed the first attempt had not taken effect)",
+    "confirmed": " (confirmed by listing the account's callbacks)",
+}
 
 
 def _cmd_deregister(args: argparse.Namespace) -> int:
@@ -120,7 +141,10 @@ def _cmd_deregister(args: argparse.Namespace) -> int:
                 print("Nothing was changed.")
                 return 0
         result = ts.deregister_callback(args.account, args.service, allow_unknown_service=args.allow_unknown_service)
-    print(f"Deregistered {result.service_name} for {result.account_name}")
+    if result.was_registered is False:
+        print(f"{result.service_name} of {result.account_name} had no listener: nothing to deregister")
+        return 0
+    print(f"Deregistered {result.service_name} for {result.account_name}{_OUTCOME_NOTES[result.outcome]}")
     return 0
 
 
@@ -458,6 +482,15 @@ def _command_of(argv: Sequence[str]) -> str:
     return next((word for word in argv if not word.startswith("-")), "")
 
 
+def _not_utf8(args: argparse.Namespace) -> str:
+    """The name of the first argument whose bytes were not UTF-8 (Python keeps them as lone surrogates)."""
+    for name, value in vars(args).items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and any("\ud800" <= char <= "\udfff" for char in text):
+                return name
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tskit`` command; returns the exit code."""
     import tskit
@@ -469,6 +502,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exit_.code == 2 and _command_of(sys.argv[1:] if argv is None else argv) == "plan":
             return 1
         raise
+    bad = _not_utf8(args)
+    if bad:
+        print(f"tskit {args.command}: {bad}: is not valid UTF-8 text (check the terminal's encoding)", file=sys.stderr)
+        return 2
     try:
         code: int = args.func(args)
     except UsageError as error:
@@ -479,6 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except tskit.ThingSpaceError as error:
         print(f"tskit {args.command}: {error}", file=sys.stderr)
+        for note in getattr(error, "__notes__", ()):  # e.g. whether the change may have taken effect
+            print(f"  {note}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"tskit {args.command}: interrupted", file=sys.stderr)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tskit import _validate as check
-from tskit._errors import ApiError, ThingSpaceError, ValidationError
+from tskit._errors import ApiError, ThingSpaceError, ValidationError, scrub
 from tskit._fingerprint import fingerprint, key_id, load_key
 from tskit._models import Callback
 from tskit._secret import MASK
@@ -62,9 +62,12 @@ class AccountError:
     @classmethod
     def from_exception(cls, account_name: str, exc: ThingSpaceError) -> AccountError:
         """Describe a failed read."""
+        # The client scrubbed these texts already; scrubbing again keeps a password that slipped
+        # through (e.g. one no client knew) out of audit.errors, reprs and snapshots.
         if isinstance(exc, ApiError):
-            return cls(account_name, type(exc).__name__, exc.status_code, exc.error_code, exc.error_message)
-        return cls(account_name, type(exc).__name__, None, "", str(exc))
+            code, message = scrub(exc.error_code), scrub(exc.error_message)
+            return cls(account_name, type(exc).__name__, exc.status_code, code, message)
+        return cls(account_name, type(exc).__name__, None, "", scrub(str(exc)))
 
 
 def account_list(accounts: Iterable[str] | str) -> list[str]:
@@ -94,9 +97,17 @@ def account_list(accounts: Iterable[str] | str) -> list[str]:
 
 
 def read_accounts_file(path: str | Path) -> list[str]:
-    """Account names from a text file: one per line; blank lines and ``#`` comments are skipped."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+    """Account names from a UTF-8 text file: one per line; blank lines, ``#`` comments and a BOM are skipped.
+
+    Raises:
+        UnicodeDecodeError: The file is not UTF-8.
+    """
+    return account_lines(Path(path).read_text(encoding="utf-8-sig"))
+
+
+def account_lines(text: str) -> list[str]:
+    """Account names from text: one per line; blank lines and ``#`` comments are skipped."""
+    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
 
 
 class Audit:

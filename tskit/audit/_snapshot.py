@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tskit._errors import scrub
 from tskit.audit._audit import AccountError, Audit, AuditRecord, findings_for
 from tskit.audit._rules import Finding, Severity
 
@@ -41,8 +42,8 @@ def _meta(audit: Audit) -> dict[str, Any]:
                 "account_name": e.account_name,
                 "error": e.error,
                 "status_code": e.status_code,
-                "error_code": e.error_code,
-                "message": e.message,
+                "error_code": scrub(e.error_code),
+                "message": scrub(e.message),  # again: a file outlives the run that wrote it
             }
             for e in audit.error_list
         ],
