@@ -129,3 +129,23 @@ def test_a_journal_path_that_cannot_be_written_is_refused_before_anything_is_sen
     with pytest.raises(JournalError, match="cannot write the journal"):
         plan.apply(journal=path, progress=False)
     assert sim.count("register") == 0 and not (tmp_path / "nope").exists()
+
+
+def test_the_login_credentials_are_refused_as_listener_credentials_before_anything_is_read(
+    ts: tskit.ThingSpace, sim: Simulator
+) -> None:
+    from tskit.simulator import DEMO_PASSWORD, DEMO_USERNAME
+
+    account = sim.accounts[0]
+    before = len(sim.requests)
+    for wanted in (
+        {"url": "https://listener.example.com/cb", "username": DEMO_USERNAME.upper(), "password": "own-pass-1"},
+        {"url": "https://listener.example.com/cb", "username": "own-user", "password": DEMO_PASSWORD},
+    ):
+        with pytest.raises(tskit.ValidationError) as caught:
+            ts.plan({account: {"CarrierService": wanted}})
+        assert f"[{account}.CarrierService]" in str(caught.value)
+        assert DEMO_PASSWORD not in str(caught.value)
+    with pytest.raises(tskit.ValidationError, match="new_password"):
+        ts.rotate_password([account], new_password=DEMO_PASSWORD)
+    assert len(sim.requests) == before  # not even a listing

@@ -211,9 +211,7 @@ class ThingSpaceClient:
         target = check.listener_url(url, allow_any_port=allow_any_port)
         user = check.credential("username", username)
         secret = check.credential("password", password)
-        check.not_login_credentials(
-            user, secret, login_username=self.auth.username, login_secrets=self.auth.secret_values()
-        )
+        self.check_listener_credentials(user, secret)
         body: dict[str, str] = {"name": service, "url": target}
         if user:
             body["username"] = user
@@ -235,6 +233,19 @@ class ThingSpaceClient:
         path = CALLBACKS_PATH.format(account=check.path_segment(account))
         result = await self._mutate("POST", path, body, account, service, holds)
         return dataclasses.replace(result, url=target)
+
+    def check_listener_credentials(self, username: str, password: str) -> None:
+        """Refuse listener credentials that are, or look like, this client's own login credentials.
+
+        Verizon forbids the UWS credentials as a listener's: ThingSpace would send them inside
+        every message. Bulk operations (plans, rotations) call this before sending anything.
+
+        Raises:
+            ValidationError: ``username`` or ``password`` is one of the login credentials.
+        """
+        check.not_login_credentials(
+            username, password, login_username=self.auth.username, login_secrets=self.auth.secret_values()
+        )
 
     async def deregister_callback(
         self, account_name: str, service_name: str, *, allow_unknown_service: bool = False

@@ -429,6 +429,13 @@ async def make_plan(
         )
     if not state.accounts:
         raise ValidationError(f"{state.source}: desired state", "names no account", "one table per account")
+    for account, service, wanted in state:  # nothing is read before every listener's credentials are allowed
+        try:
+            client.check_listener_credentials(wanted.username, wanted.password.reveal())
+        except ValidationError as error:
+            raise ValidationError(
+                f"{state.source}: [{account}.{service}] {error.field}", error.problem, error.allowed
+            ) from None
     found, failed = await read_all(
         client,
         list(state.accounts),
