@@ -178,8 +178,8 @@ async def rotate(
         raise ValidationError("new_password", "is empty", "1 to 40 characters")
     try:
         client.check_listener_credentials("", secret.reveal())
-    except ValidationError as error:
-        raise ValidationError("new_password", error.problem, error.allowed) from None
+    except ValidationError as refused:
+        raise ValidationError("new_password", refused.problem, refused.allowed) from None
     wanted = service_list(services, allow_unknown=allow_unknown_service)
     if listener is not None and not listener.running:
         raise ValidationError("listener", "is stopped: it would receive nothing", "a running tskit.Listener")
