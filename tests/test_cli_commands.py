@@ -14,14 +14,8 @@ DEMO = ["0000123456-00001", "0000123456-00002", "0000123456-00003"]
 
 
 @pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> tskit.simulator.Simulator:
-    """One simulator shared by the commands of a test, as if they ran against one server."""
-    from tskit.simulator import Simulator
-
-    shared = Simulator()
-    real_connect = tskit.connect
-    monkeypatch.setattr(tskit, "connect", lambda **kw: real_connect(simulator=shared))
-    return shared
+def sim(cli_simulator: tskit.simulator.Simulator) -> tskit.simulator.Simulator:
+    return cli_simulator
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

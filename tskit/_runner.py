@@ -65,13 +65,27 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        return _private_loop().run_until_complete(coro)
+        private = _private_loop()
+        try:
+            return private.run_until_complete(coro)
+        except KeyboardInterrupt:
+            _cancel_all(private)
+            raise
     try:
         _patch(loop)
     except BaseException:
         coro.close()
         raise
     return loop.run_until_complete(coro)
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what Ctrl-C left running on ``loop`` and let it finish, so nothing is reported as destroyed."""
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    with contextlib.suppress(BaseException):  # a second Ctrl-C, or a task failing as it ends: exiting anyway
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
 def is_patched(loop: asyncio.AbstractEventLoop) -> bool:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
 import json
+import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -24,7 +25,10 @@ credentials:
 
 exit codes:
   0 done; 1 ThingSpace or the network failed; 2 bad usage or input (nothing was sent);
-  3 audit findings at or above --fail-on; 4 some accounts could not be read.
+  3 audit findings at or above --fail-on; 4 some accounts could not be read; 130 interrupted (Ctrl-C).
+
+environment:
+  NO_COLOR set: no colours, even on a terminal.
 """
 
 EXIT_FINDINGS = 3
@@ -35,18 +39,70 @@ class UsageError(Exception):
     """A mistake on the command line, reported with exit code 2."""
 
 
-def _show(frame: pd.DataFrame, fmt: str = "table") -> str:
+# What the library says in Python words, and what a shell user types instead.
+_CLI_WORDS = (
+    (re.compile(r"\bpass (\w+)=True\b"), lambda m: "add --" + m[1].replace("_", "-")),
+    (re.compile(r"one of tskit\.SERVICE_CATALOGUE"), lambda m: "one of the services `tskit services` lists"),
+    (re.compile(r"tskit\.SERVICE_CATALOGUE"), lambda m: "the services `tskit services` lists"),
+    (re.compile(r"\(?\bor call reset\(\)\)?|\bcall reset\(\)"), lambda m: "then run `tskit reset-login`"),
+    (re.compile(r"\busername= and password="), lambda m: "--username and --password-env"),
+)
+# The library's field names, as the command line names them.
+_FIELDS = {"account_name": "ACCOUNT", "service_name": "SERVICE", "url": "URL", "username": "--username"}
+
+
+def cli_words(error: BaseException) -> str:
+    """An error's text in command-line words: flags and commands instead of Python parameters."""
+    from tskit._errors import ValidationError
+
+    text = str(error)
+    if isinstance(error, ValidationError) and error.field in _FIELDS:
+        text = _FIELDS[error.field] + text[len(error.field) :]
+    for pattern, words in _CLI_WORDS:
+        text = pattern.sub(words, text)
+    return text
+
+
+def _json(frame: pd.DataFrame) -> object:
+    """Plain JSON values of a frame's rows: times as ISO text, missing values as null."""
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+def _colour_wanted(stream: object) -> bool:
+    """Colours only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    isatty = getattr(stream, "isatty", None)
+    return not os.environ.get("NO_COLOR") and callable(isatty) and bool(isatty())
+
+
+def _show(frame: pd.DataFrame, fmt: str = "table", limit: int | None = None) -> str:
     if fmt == "csv":
         return str(frame.to_csv(index=False))
     if fmt == "json":
-        return str(frame.to_json(orient="records", indent=2)) + "\n"
-    return (frame.to_string(index=False) if len(frame) else "(none)") + "\n"
+        return json.dumps(_json(frame), indent=2, ensure_ascii=False) + "\n"
+    if not len(frame):
+        return "(none)\n"
+    shown = frame if limit is None else frame.head(limit)
+    more = f"... {len(frame) - len(shown)} more rows (--limit)\n" if len(shown) < len(frame) else ""
+    return shown.to_string(index=False) + "\n" + more
 
 
 def _connect(args: argparse.Namespace) -> ThingSpace:
     import tskit
+    from tskit._config import ENV_VARS, Credentials
 
-    return tskit.connect(simulator=True if getattr(args, "simulator", False) else None)
+    if getattr(args, "simulator", False):
+        return tskit.connect(simulator=True)
+    if Credentials.from_env() is None and not os.environ.get("THINGSPACE_BASE_URL"):
+        wanted = set(ENV_VARS.values())
+        stray = sorted(name for name in os.environ if name.startswith("THINGSPACE_") and name not in wanted)
+        notice = "tskit: no ThingSpace credentials found: using the embedded simulator (nothing reaches Verizon)."
+        if stray:
+            notice += (
+                f"\n  {', '.join(stray)} {'is' if len(stray) == 1 else 'are'} set, but tskit reads "
+                f"{', '.join(ENV_VARS.values())}: all four are missing."
+            )
+        print(notice, file=sys.stderr)
+    return tskit.connect()
 
 
 def _accounts(args: argparse.Namespace) -> list[str]:
@@ -63,20 +119,29 @@ def _accounts(args: argparse.Namespace) -> list[str]:
                 raise UsageError(f"cannot read the accounts file: {exc}") from None
     if not names:
         raise UsageError("give account names, or --accounts-file FILE")
-    return names
+    from tskit.audit import account_list
+
+    # every name checked before anything is sent
+    return account_list(names)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
     import pandas as pd
 
     import tskit
-    from tskit.audit import account_list
 
-    names = account_list(_accounts(args))
+    names = _accounts(args)
     with _connect(args) as ts:
         frames = [ts.list_callbacks(account) for account in names]
     frame = pd.concat(frames, ignore_index=True) if frames else tskit.callbacks_frame([])
-    sys.stdout.write(_show(frame, args.format))
+    sys.stdout.write(_show(frame, args.format, args.limit))
+    return 0
+
+
+def _cmd_services(args: argparse.Namespace) -> int:
+    import tskit
+
+    sys.stdout.write(_show(tskit.services_frame(), args.format))
     return 0
 
 
@@ -93,6 +158,13 @@ def _password(args: argparse.Namespace) -> str | None:
 
 
 def _cmd_register(args: argparse.Namespace) -> int:
+    from tskit import _validate as check
+
+    # the whole command line is checked before the password is asked for or anything is sent
+    check.account_name(args.account)
+    check.service_name(args.service, allow_unknown=args.allow_unknown_service)
+    check.listener_url(args.url, allow_any_port=args.allow_any_port)
+    check.credential("username", args.username)
     password = _password(args)
     with _connect(args) as ts:
         result = ts.register_callback(
@@ -110,6 +182,10 @@ def _cmd_register(args: argparse.Namespace) -> int:
 
 
 def _cmd_deregister(args: argparse.Namespace) -> int:
+    from tskit import _validate as check
+
+    check.account_name(args.account)
+    check.service_name(args.service, allow_unknown=args.allow_unknown_service)
     with _connect(args) as ts:
         if not args.yes:
             if not sys.stdin.isatty():
@@ -124,9 +200,16 @@ def _cmd_deregister(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
+    from tskit import _validate as check
+    from tskit._errors import ValidationError
     from tskit.audit import Audit, Severity
 
     expect = [s.strip() for s in ",".join(args.expect).split(",") if s.strip()]
+    for service in expect:
+        try:
+            check.service_name(service, allow_unknown=args.allow_unknown_service)
+        except ValidationError as error:
+            raise UsageError(f"--expect: {cli_words(error).removeprefix('SERVICE: ')}") from None
     try:
         threshold = Severity.parse(args.fail_on) if args.fail_on else None
     except ValueError as exc:
@@ -149,14 +232,16 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         out = document(audit)
         if changes is not None:
             out["diff"] = json.loads(changes.to_json(orient="records"))
-        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     elif args.format == "csv":
         sys.stdout.write(_show(changes if changes is not None else audit.findings, "csv"))
     else:
-        sys.stdout.write(repr(audit) + "\n")
+        from tskit.audit._display import text_summary
+
+        sys.stdout.write(text_summary(audit, limit=args.limit, colour=_colour_wanted(sys.stdout)) + "\n")
         if changes is not None:
             sys.stdout.write(f"\nChanges since {old.started_at:%Y-%m-%d %H:%M} UTC:\n" if old else "")
-            sys.stdout.write(_show(changes))
+            sys.stdout.write(_show(changes, limit=args.limit))
     if audit.error_list:
         return EXIT_UNREADABLE
     if threshold is not None and audit.at_or_above(threshold):
@@ -263,9 +348,18 @@ def _cmd_simulator(args: argparse.Namespace) -> int:
     print("# Point tskit, or any ThingSpace client, at this simulator:")
     print(server.export_lines(), flush=True)
     print(f"ThingSpace simulator serving on {server.base_url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    server.run()  # Ctrl-C ends it with 130, as every other command
     return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def _rate(text: str) -> float:
@@ -295,6 +389,13 @@ def _add_backend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--simulator", action="store_true", help="use the embedded simulator even when credentials are set"
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help="also show tskit's warnings as they happen")
+
+
+def _add_limit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--limit", type=_positive, default=None, metavar="N", help="show at most N rows of a table (default: all)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,13 +406,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from tskit._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"tskit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     listing = commands.add_parser("list", help="list the callback listeners of accounts (passwords masked)")
     _add_accounts(listing)
     listing.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
+    _add_limit(listing)
     _add_backend(listing)
     listing.set_defaults(func=_cmd_list)
+
+    services = commands.add_parser("services", help="the callback services ThingSpace has, with what each sends")
+    services.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
+    services.set_defaults(func=_cmd_services)
 
     register = commands.add_parser(
         "register",
@@ -366,8 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--save", metavar="FILE", help="save a snapshot (.json or .csv; never holds passwords)")
     audit.add_argument("--diff", metavar="OLD", help="also report changes since this snapshot")
-    audit.add_argument("--concurrency", type=int, default=16, help="accounts read at once (default 16)")
+    audit.add_argument(
+        "--allow-unknown-service", action="store_true", help="accept --expect services tskit does not know"
+    )
+    audit.add_argument("--concurrency", type=_positive, default=16, help="accounts read at once (default 16)")
     audit.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_limit(audit)
     _add_backend(audit)
     audit.set_defaults(func=_cmd_audit)
 
@@ -448,25 +561,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_logging(verbose: bool) -> None:
+    """The error message says what failed; tskit's warnings show only with --verbose."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("tskit: warning: %(message)s"))
+    logger = logging.getLogger("tskit")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if verbose else logging.CRITICAL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tskit`` command; returns the exit code."""
-    import tskit
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:  # bare `tskit`: what it can do, not a usage error
+            parser.print_help()
+            return 0
+        _quiet_logging(getattr(args, "verbose", False))
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C: stop quietly, with the shell's code for SIGINT
+        return 130
 
-    args = build_parser().parse_args(argv)
+
+def _run(args: argparse.Namespace) -> int:
+    import tskit
+    from tskit._extras import MissingExtraError
+
     try:
         code: int = args.func(args)
     except UsageError as error:
         print(f"tskit {args.command}: {error}", file=sys.stderr)
         return 2
-    except tskit.ValidationError as error:
+    except MissingExtraError as error:
         print(f"tskit {args.command}: {error}", file=sys.stderr)
         return 2
+    except tskit.ValidationError as error:
+        print(f"tskit {args.command}: {cli_words(error)}", file=sys.stderr)
+        return 2
     except tskit.ThingSpaceError as error:
-        print(f"tskit {args.command}: {error}", file=sys.stderr)
+        print(f"tskit {args.command}: {cli_words(error)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"tskit {args.command}: interrupted", file=sys.stderr)
-        return 130
     return code
 
 

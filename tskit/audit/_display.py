@@ -27,21 +27,37 @@ def _headline(audit: Audit) -> str:
     )
 
 
-def text_summary(audit: Audit) -> str:
-    """A few lines for a terminal: counts, then the findings and errors."""
+# ANSI colours of the severities on a terminal (bold red, red, yellow, dim)
+ANSI = {Severity.HIGH: "\033[1;31m", Severity.MEDIUM: "\033[31m", Severity.LOW: "\033[33m", Severity.INFO: "\033[2m"}
+_ANSI_RESET = "\033[0m"
+
+
+def text_summary(audit: Audit, *, limit: int | None = 20, colour: bool = False) -> str:
+    """A few lines for a terminal: counts, then the findings and errors.
+
+    Args:
+        audit: The audit to describe.
+        limit: How many findings and unreadable accounts to list; ``None`` for all of them.
+        colour: Colour the severities with ANSI codes (for a terminal).
+    """
     counts = ", ".join(f"{n} {s}" for s, n in audit.counts().items() if n) or "none"
     lines = [
         f"<Audit of {audit.source} at {audit.started_at:%Y-%m-%d %H:%M} UTC: {_headline(audit)}>",
         f"  findings by severity: {counts}",
     ]
-    for f in audit.finding_list[:20]:
-        lines.append(f"  [{f.severity}] {f.account_name} {f.service_name or '-'} {f.rule}: {f.detail}")
-    if len(audit.finding_list) > 20:
-        lines.append(f"  ... {len(audit.finding_list) - 20} more in .findings")
-    for e in audit.error_list[:10]:
+    findings = audit.finding_list if limit is None else audit.finding_list[:limit]
+    for f in findings:
+        tag = f"[{f.severity}]"
+        if colour:
+            tag = f"{ANSI[f.severity]}{tag}{_ANSI_RESET}"
+        lines.append(f"  {tag} {f.account_name} {f.service_name or '-'} {f.rule}: {f.detail}")
+    if len(findings) < len(audit.finding_list):
+        lines.append(f"  ... {len(audit.finding_list) - len(findings)} more in .findings")
+    errors = audit.error_list if limit is None else audit.error_list[:limit]
+    for e in errors:
         lines.append(f"  [unreadable] {e.account_name}: {e.error} {e.error_code} {e.message}".rstrip())
-    if len(audit.error_list) > 10:
-        lines.append(f"  ... {len(audit.error_list) - 10} more in .errors")
+    if len(errors) < len(audit.error_list):
+        lines.append(f"  ... {len(audit.error_list) - len(errors)} more in .errors")
     return "\n".join(lines)
 
 
