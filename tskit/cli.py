@@ -126,14 +126,13 @@ def _accounts(args: argparse.Namespace) -> list[str]:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     import tskit
+    from tskit._frames import concat
 
     names = _accounts(args)
     with _connect(args) as ts:
         frames = [ts.list_callbacks(account) for account in names]
-    frame = pd.concat(frames, ignore_index=True) if frames else tskit.callbacks_frame([])
+    frame = concat(frames) if frames else tskit.callbacks_frame([])
     sys.stdout.write(_show(frame, args.format, args.limit))
     return 0
 

@@ -73,4 +73,7 @@ def diff(old: Audit, new: Audit) -> pd.DataFrame:
                             new_text or _password(now.password_fingerprint),
                         )
                     )
-    return frame(rows, DIFF_COLUMNS)
+    table = frame(rows, DIFF_COLUMNS)
+    for column in ("account_name", "service_name", "change", "field"):  # few distinct values
+        table[column] = table[column].astype("category")
+    return table
