@@ -78,16 +78,19 @@ def bar_chart(items: list[tuple[str, int, str]], title: str) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
-        f'<text x="0" y="14" font-size="13" font-weight="bold">{escape(title)}</text>',
+        f'<text x="0" y="14" font-size="13" font-weight="bold" fill="currentColor">{escape(title)}</text>',
     ]
     for i, (label, value, colour) in enumerate(items):
         y = 24 + i * (bar_height + 4)
         length = max(2, int((width - label_width - 40) * value / top))
         parts.append(
-            f'<text x="{label_width - 6}" y="{y + 13}" font-size="12" text-anchor="end">{escape(label[:28])}</text>'
+            f'<text x="{label_width - 6}" y="{y + 13}" font-size="12" text-anchor="end" fill="currentColor">'
+            f"{escape(label[:28])}</text>"
         )
         parts.append(f'<rect x="{label_width}" y="{y}" width="{length}" height="{bar_height}" fill="{colour}"/>')
-        parts.append(f'<text x="{label_width + length + 4}" y="{y + 13}" font-size="12">{value}</text>')
+        parts.append(
+            f'<text x="{label_width + length + 4}" y="{y + 13}" font-size="12" fill="currentColor">{value}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -130,16 +133,21 @@ def _table(headers: list[str], rows: list[list[str]], colours: list[str] | None 
     )
 
 
+def html_overview(audit: Audit) -> str:
+    """Headline, severity badges and chart: the top of the notebook view, without the tables.
+
+    Text takes the colour around it (``currentColor``), so it reads on light and dark themes.
+    """
+    badges = "".join(_badge(f"{n} {s}", COLOURS[Severity.parse(s)]) for s, n in audit.counts().items() if n)
+    return (
+        f"<h4 style='margin:4px 0'>Audit of {escape(audit.source)} — {audit.started_at:%Y-%m-%d %H:%M} UTC</h4>"
+        f"<p>{escape(_headline(audit))}</p><p>{badges or 'No findings.'}</p>{chart(audit)}"
+    )
+
+
 def html_summary(audit: Audit) -> str:
     """The notebook view: headline, severity badges, chart, findings and unreadable accounts."""
-    badges = "".join(_badge(f"{n} {s}", COLOURS[Severity.parse(s)]) for s, n in audit.counts().items() if n)
-    parts = [
-        '<div class="tskit-audit">',
-        f"<h4 style='margin:4px 0'>Audit of {escape(audit.source)} — {audit.started_at:%Y-%m-%d %H:%M} UTC</h4>",
-        f"<p>{escape(_headline(audit))}</p>",
-        f"<p>{badges or 'No findings.'}</p>",
-        chart(audit),
-    ]
+    parts = ['<div class="tskit-audit">', html_overview(audit)]
     if audit.finding_list:
         parts.append(
             _table(

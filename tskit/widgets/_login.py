@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from tskit._config import DEFAULT_BASE_URL
-from tskit.widgets._common import Panel
+from tskit.widgets._common import Panel, field_layout, field_style, plain_words
+from tskit.widgets._manager import on_enter
 
 if TYPE_CHECKING:
     from tskit._facade import ThingSpace
@@ -29,11 +30,12 @@ class LoginPanel(Panel):
     """
 
     def __init__(self, on_connect: Callable[[ThingSpace], None] | None = None) -> None:
-        self.client_id = widgets.Text(description="App key", placeholder="THINGSPACE_CLIENT_ID")
-        self.client_secret = widgets.Password(description="App secret", placeholder="never shown or kept")
-        self.username = widgets.Text(description="UWS user", placeholder="THINGSPACE_USERNAME")
-        self.password = widgets.Password(description="Password", placeholder="never shown or kept")
-        self.base_url = widgets.Text(description="Base URL", value=DEFAULT_BASE_URL)
+        sized = {"layout": field_layout(max_width="34em"), "style": field_style()}
+        self.client_id = widgets.Text(description="App key", placeholder="THINGSPACE_CLIENT_ID", **sized)
+        self.client_secret = widgets.Password(description="App secret", placeholder="never shown or kept", **sized)
+        self.username = widgets.Text(description="UWS user", placeholder="THINGSPACE_USERNAME", **sized)
+        self.password = widgets.Password(description="Password", placeholder="never shown or kept", **sized)
+        self.base_url = widgets.Text(description="Base URL", value=DEFAULT_BASE_URL, **sized)
         self.connect = widgets.Button(description="Connect", button_style="primary", icon="sign-in")
         self.connection: ThingSpace | None = None
         self._on_connect = on_connect
@@ -41,6 +43,8 @@ class LoginPanel(Panel):
             [self.client_id, self.client_secret, self.username, self.password, self.base_url, self.connect]
         )
         self.connect.on_click(lambda _: self.submit())
+        for field in (self.client_id, self.client_secret, self.username, self.password, self.base_url):
+            on_enter(field, self.submit)
 
     def submit(self) -> None:
         """Make the connection from the fields, then clear the secret fields whatever happens."""
@@ -58,8 +62,6 @@ class LoginPanel(Panel):
                 simulator=False,
             )
         except tskit.ThingSpaceError as error:
-            from tskit.widgets._common import plain_words
-
             self.say(plain_words(error), "error")
             self.note(f"not connected: {error}")
             return
