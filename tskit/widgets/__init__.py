@@ -20,5 +20,6 @@ from tskit.widgets._dashboard import AuditDashboard  # noqa: E402
 from tskit.widgets._login import LoginPanel  # noqa: E402
 from tskit.widgets._manager import CallbackManager  # noqa: E402
 from tskit.widgets._messages import MessagesView  # noqa: E402
+from tskit.widgets._voila import in_voila  # noqa: E402
 
-__all__ = ["AuditDashboard", "CallbackManager", "LoginPanel", "MessagesView", "Panel", "plain_words"]
+__all__ = ["AuditDashboard", "CallbackManager", "LoginPanel", "MessagesView", "Panel", "in_voila", "plain_words"]

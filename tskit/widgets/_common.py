@@ -116,7 +116,19 @@ def data_table(frame: pd.DataFrame | None = None, *, shown: bool = True, **optio
     table = ITable(frame, **{**TABLE_OPTIONS, **options})
     # (``layout`` is DataTables' own option: the widget's layout is set apart)
     table.layout = widgets.Layout(width="100%", display=None if shown else "none")
+    table.tskit_options = {**TABLE_OPTIONS, **options}
     return table
+
+
+def show_frame(table: ITable, frame: pd.DataFrame, **options: Any) -> None:
+    """Put ``frame`` in a table of :func:`data_table`, keeping its options (or changing some).
+
+    ``ITable.update`` computes DataTables' arguments afresh: options not given again, such as
+    the export buttons, would be lost.
+    """
+    kept: dict[str, Any] = getattr(table, "tskit_options", {})
+    kept.update(options)
+    table.update(frame, **kept)
 
 
 def export_name(stem: str) -> dict[str, Any]:

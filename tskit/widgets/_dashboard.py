@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from tskit._models import SERVICE_CATALOGUE
-from tskit.widgets._common import Panel, data_table, export_name, field_layout, field_style, row
+from tskit.widgets._common import Panel, data_table, export_name, field_layout, field_style, row, show_frame
 from tskit.widgets._manager import connection_badge, on_enter
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class AuditDashboard(Panel):
                 row([self.accounts, self.upload]),
                 row(
                     [
-                        widgets.Label("Expected services", layout={"width": field_style()["description_width"]}),
+                        widgets.Label("Expected services", layout={"width": "auto"}),
                         self.expect,
                     ]
                 ),
@@ -175,7 +175,7 @@ class AuditDashboard(Panel):
         errors = audit.errors
         self.errors_title.value = f"<b>{len(errors)} account(s) could not be read</b>" if len(errors) else ""
         if len(errors):
-            self.errors.update(errors)
+            show_frame(self.errors, errors)
         self.errors.layout.display = None if len(errors) else "none"
 
     def filtered(self) -> pd.DataFrame | None:
@@ -196,7 +196,7 @@ class AuditDashboard(Panel):
             return
         total = len(self.audit.finding_list)
         self.shown.value = f"{len(shown)} of {total} finding(s)"
-        self.findings.update(shown)
+        show_frame(self.findings, shown)
         self.findings.layout.display = None if total else "none"
 
     def save(self) -> None:

@@ -21,6 +21,7 @@ from tskit.widgets._common import (
     field_problem,
     field_style,
     row,
+    show_frame,
 )
 
 if TYPE_CHECKING:
@@ -256,7 +257,7 @@ class CallbackManager(Panel):
         self._listed_account = account
         if len(frame):
             self.listing.value = f"<b>{html.escape(account)}</b>: {len(frame)} callback(s)"
-            self.table.update(frame, **export_name(f"callbacks-{account}"))
+            show_frame(self.table, frame, **export_name(f"callbacks-{account}"))
             self.table.layout.display = _SHOWN
         else:
             self.listing.value = f"<i>No callbacks are registered for {html.escape(account)}.</i>"
