@@ -47,9 +47,9 @@ def open_app(page: Any, voila: str, name: str, theme: str = "light") -> None:
     assert "Traceback" not in page.inner_text("body")
 
 
-def status_contrast(page: Any) -> float:
-    """The contrast ratio of the status line's text (1 to 21)."""
-    return float(page.locator(".tskit-status").first.evaluate(_CONTRAST_JS))
+def status_contrast(page: Any, selector: str = ".tskit-status") -> float:
+    """The contrast ratio of the text of the status line (or of ``selector``), from 1 to 21."""
+    return float(page.locator(selector).first.evaluate(_CONTRAST_JS))
 
 
 def labels_cut(page: Any) -> list[str]:
