@@ -44,13 +44,17 @@ def category(values: Sequence[str], categories: Iterable[str] = ()) -> Any:
     Codes come from a dict rather than ``pd.Categorical(values)``: for 100,000 rows this is about
     three times as fast, which keeps ``callbacks_frame`` near ``from_records`` (benchmarks/bench_audit.py).
     """
+    index = {name: i for i, name in enumerate(categories)}
+    return from_codes([index.setdefault(v, len(index)) for v in values], index)
+
+
+def from_codes(codes: Sequence[int], index: Mapping[str, int]) -> Any:
+    """A categorical from its codes and the dict that gave them (category -> code, in code order)."""
     import numpy as np
     import pandas as pd
 
-    index = {name: i for i, name in enumerate(categories)}
-    codes = np.array([index.setdefault(v, len(index)) for v in values], dtype=np.int32)
     dtype = pd.CategoricalDtype(pd.Index(list(index), dtype="str"))
-    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+    return pd.Categorical.from_codes(np.array(codes, dtype=np.int32), dtype=dtype, validate=False)
 
 
 def ordered(values: Sequence[str], levels: Sequence[str]) -> Any:
@@ -103,15 +107,20 @@ def callbacks_frame(callbacks: Iterable[Callback]) -> pd.DataFrame:
     column holds a fixed mask where a password is set and ``""`` where not: never the password
     itself. The columns are there even when there are no rows.
     """
-    rows = list(callbacks)
-    # Secret's own truth test is a Python call per row; reading its slot directly keeps 100,000
-    # rows close to pandas' own from_records speed.
-    return callbacks_columns(
-        [c.account_name for c in rows],
-        [c.service_name for c in rows],
-        [c.url for c in rows],
-        [c.username for c in rows],
-        [MASK if c.password._value else "" for c in rows],
+    rows = callbacks if isinstance(callbacks, list) else list(callbacks)
+    # One pass per column, each as plain as it can be, keeps 100,000 rows within 1.5x pandas' own
+    # from_records: category codes straight from the records, and Secret's slot read directly
+    # (its own truth test is a Python call per row).
+    accounts: dict[str, int] = {}
+    services: dict[str, int] = {}
+    return columns_frame(
+        {
+            "account_name": from_codes([accounts.setdefault(c.account_name, len(accounts)) for c in rows], accounts),
+            "service_name": from_codes([services.setdefault(c.service_name, len(services)) for c in rows], services),
+            "url": text([c.url for c in rows]),
+            "username": text([c.username for c in rows]),
+            "password": text([MASK if c.password._value else "" for c in rows]),
+        }
     )
 
 
