@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tarfile
@@ -78,3 +79,34 @@ def test_the_sdist_carries_its_tests_with_their_conftest(tmp_path: Path) -> None
     assert {"LICENSE", "pyproject.toml", "tests/conftest.py", "tests/test_install.py", "tests/__init__.py"} <= names
     assert {"notebooks/quickstart.ipynb", "tskit/py.typed"} <= names
     assert not any("__pycache__" in name for name in names)
+
+
+def test_the_sdists_tests_run_from_it(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", f"from setuptools import build_meta; print(build_meta.build_sdist({str(tmp_path)!r}))"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    with tarfile.open(tmp_path / done.stdout.strip().splitlines()[-1]) as sdist:
+        sdist.extractall(tmp_path / "unpacked", filter="data")
+    [root] = (tmp_path / "unpacked").iterdir()
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_validate.py",
+            "tests/test_frames.py",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TSKIT_CONFIG_DIR": str(tmp_path / "config")},
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout and "error" not in run.stdout.lower().split("passed")[-1]
