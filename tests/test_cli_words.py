@@ -82,7 +82,8 @@ def test_a_refused_login_points_at_reset_login(tmp_path) -> None:
             for _ in range(2)
         ]
     assert [t.returncode for t in texts] == [1, 1]
-    assert "reset()" not in texts[1].stderr and "tskit reset-login" in texts[1].stderr
+    assert "reset()" not in texts[1].stderr
+    assert "Fix the credentials, then run `tskit reset-login`" in texts[1].stderr
     # only the error: tskit's own warnings show with --verbose
     assert texts[0].stderr.count("\n") == 1 and texts[0].stderr.startswith("tskit list: ")
 

@@ -44,7 +44,8 @@ _CLI_WORDS = (
     (re.compile(r"\bpass (\w+)=True\b"), lambda m: "add --" + m[1].replace("_", "-")),
     (re.compile(r"one of tskit\.SERVICE_CATALOGUE"), lambda m: "one of the services `tskit services` lists"),
     (re.compile(r"tskit\.SERVICE_CATALOGUE"), lambda m: "the services `tskit services` lists"),
-    (re.compile(r"\(?\bor call reset\(\)\)?|\bcall reset\(\)"), lambda m: "then run `tskit reset-login`"),
+    (re.compile(r" and reconnect \(or call reset\(\)\)"), lambda m: ", then run `tskit reset-login`"),
+    (re.compile(r"\bcall reset\(\)"), lambda m: "run `tskit reset-login`"),
     (re.compile(r"\busername= and password="), lambda m: "--username and --password-env"),
 )
 # The library's field names, as the command line names them.
