@@ -107,6 +107,8 @@ class CallbackManager(Panel):
         self.ts = ts
         self.frame: pd.DataFrame | None = None
         self._listed_account = ""
+        # bumped whenever the account or connection changes: results of older operations are dropped
+        self._generation = 0
         self._touched: set[str] = set()
         self.badge = widgets.HTML(connection_badge(ts))
         offered = list(accounts) if accounts is not None else (ts.simulator.accounts if ts.simulator else [])
@@ -204,6 +206,7 @@ class CallbackManager(Panel):
         super().__init__([self.badge, row([self.account, self.refresh]), self.listing, self.table, self.actions])
 
         self.refresh.on_click(lambda _: self.list())
+        # Enter goes through the same checks as the button it stands for (busy, pending confirmation)
         on_enter(self.account, self.list)
         for field in (self.url, self.username, self.password):
             on_enter(field, self.submit)
@@ -221,8 +224,38 @@ class CallbackManager(Panel):
 
     # -- what the buttons do ----------------------------------------------------------------
 
+    def _refused_while_busy(self, what: str) -> bool:
+        """Whether ``what`` must wait: another operation runs (its button is disabled too)."""
+        if self.busy:
+            self.note(f"ignored {what}: busy with another operation")
+            return True
+        return False
+
+    def _invalidate(self, why: str = "") -> None:
+        """Forget every confirmation shown and every result still on its way.
+
+        Called when the account listed or the connection changes, so a "Yes" or a late answer
+        never acts on, or shows, what the person no longer sees.
+        """
+        self._generation += 1
+        open_before = self._to_register is not None or self._to_deregister is not None
+        self._to_register = self._to_deregister = None
+        self.replace_box.layout.display = self.confirm_box.layout.display = _HIDDEN
+        if open_before and why:
+            self.note(f"confirmation closed, nothing sent: {why}")
+        self._update_buttons()
+
+    def _current(self, generation: int) -> bool:
+        """Whether an operation started at ``generation`` still belongs to what is shown."""
+        if generation == self._generation:
+            return True
+        self.note("a result arrived after the account or connection changed: not shown")
+        return False
+
     def list(self) -> None:
         """List the callbacks of the chosen account into the table."""
+        if self._refused_while_busy("listing"):
+            return
         try:
             account = check.account_name(self.account.value)
         except ValidationError as error:
@@ -230,15 +263,21 @@ class CallbackManager(Panel):
             self._validate()
             self.say(f"Please check {field_problem(error)}", "error")
             return
+        self._invalidate(f"listing {account}")
         self._clear(f"Listing the callbacks of {html.escape(account)}…")  # no stale rows, whatever happens
-        self.run(f"Listing the callbacks of {account}", lambda: self._list(account))
+        ts, generation = self.ts, self._generation
+        self.run(f"Listing the callbacks of {account}", lambda: self._list(ts, generation, account))
 
-    async def _list(self, account: str) -> None:
+    async def _list(self, ts: ThingSpace, generation: int, account: str) -> None:
         try:
-            frame = await self.ts.alist_callbacks(account)
+            frame = await ts.alist_callbacks(account)
         except Exception:
+            if not self._current(generation):
+                return
             self._clear(f"<i>Could not list the callbacks of {html.escape(account)}: see the line below.</i>")
             raise
+        if not self._current(generation):
+            return
         self._show(account, frame)
         self.say(f"{account}: {len(frame)} callback(s) registered.", "ok")
 
@@ -275,6 +314,11 @@ class CallbackManager(Panel):
         (a host ThingSpace cannot reach, credentials in clear text), nothing is sent until
         :meth:`confirm_register`; the confirmation shows what will be replaced.
         """
+        if self._refused_while_busy("register"):
+            return  # before the password is read: it stays in its field for the next try
+        if self._to_register is not None:
+            self.say("Confirm or cancel the registration shown below first.", "error")
+            return
         self._touched.update(_FIELD_OF.values())
         problem = self._problem()
         if problem:
@@ -286,18 +330,24 @@ class CallbackManager(Panel):
         password = Secret(self.password.value)
         self.password.value = ""  # read once; kept out of the widget's state from now on
         any_port = self.any_port.value
+        if account != self._listed_account:
+            self._invalidate(f"registering for {account}")
+        ts, generation = self.ts, self._generation
 
         async def look_then_register() -> None:
-            current = await self.ts.alist_callbacks(account)  # when unsure, look
+            current = await ts.alist_callbacks(account)  # when unsure, look
+            if not self._current(generation):
+                return  # the connection or account changed meanwhile: send nothing
             self._show(account, current)
             existing = current[current["service_name"] == service]
             warnings_, _ = audit_warnings(account, service, url, username, bool(password), any_port)
             if len(existing) or warnings_:
                 self._ask_to_register(account, service, url, username, password, any_port, existing, warnings_)
                 return
-            await self._register(account, service, url, username, password, any_port)
+            self.note(f"Registering {service} for {account}")
+            await self._register(ts, generation, account, service, url, username, password, any_port)
 
-        self.run(f"Registering {service} for {account}", look_then_register)
+        self.run(f"Checking what {account} has registered for {service}", look_then_register)
 
     def _ask_to_register(
         self,
@@ -336,12 +386,15 @@ class CallbackManager(Panel):
         """Send the registration the confirmation step showed."""
         if self._to_register is None or self._needs_password_choice():
             return
+        if self._refused_while_busy("register"):
+            return
         account, service, url, username, password, any_port = self._to_register
         self._to_register = None
         self.replace_box.layout.display = _HIDDEN
+        ts, generation = self.ts, self._generation
         self.run(
             f"Registering {service} for {account}",
-            lambda: self._register(account, service, url, username, password, any_port),
+            lambda: self._register(ts, generation, account, service, url, username, password, any_port),
         )
 
     def cancel_register(self) -> None:
@@ -355,9 +408,17 @@ class CallbackManager(Panel):
         return self.keep_no_password.layout.display != _HIDDEN and not self.keep_no_password.value
 
     async def _register(
-        self, account: str, service: str, url: str, username: str, password: Secret, any_port: bool
+        self,
+        ts: ThingSpace,
+        generation: int,
+        account: str,
+        service: str,
+        url: str,
+        username: str,
+        password: Secret,
+        any_port: bool,
     ) -> None:
-        result = await self.ts.aregister_callback(
+        result = await ts.aregister_callback(
             account,
             service,
             url,
@@ -365,11 +426,16 @@ class CallbackManager(Panel):
             password=password.reveal() if password else None,
             allow_any_port=any_port,
         )
-        self._show(account, await self.ts.alist_callbacks(account))
-        self.say(f"Registered {result.service_name} for {result.account_name}.", "ok")
+        self.note(f"registered {result.service_name} for {result.account_name}")
+        listed = await ts.alist_callbacks(account)
+        if self._current(generation):
+            self._show(account, listed)
+            self.say(f"Registered {result.service_name} for {result.account_name}.", "ok")
 
     def ask_to_deregister(self) -> None:
         """Show the confirmation step, naming account and service; nothing is sent yet."""
+        if self._refused_while_busy("deregister"):
+            return
         account, service = self._listed_account, self.registered.value
         if not account or not service:
             self.say("List an account's callbacks and choose one to deregister.", "error")
@@ -390,21 +456,31 @@ class CallbackManager(Panel):
 
     def confirm_deregister(self) -> None:
         """Deregister what the confirmation step named, then list the account again."""
-        if self._to_deregister is None:
+        if self._to_deregister is None or self._refused_while_busy("deregister"):
             return
         account, service = self._to_deregister
         self._to_deregister = None
         self.confirm_box.layout.display = _HIDDEN
+        ts, generation = self.ts, self._generation
 
         async def deregister() -> None:
-            result = await self.ts.aderegister_callback(account, service, allow_unknown_service=True)
-            self._show(account, await self.ts.alist_callbacks(account))
-            self.say(f"Deregistered {result.service_name} for {result.account_name}.", "ok")
+            result = await ts.aderegister_callback(account, service, allow_unknown_service=True)
+            self.note(f"deregistered {result.service_name} for {result.account_name}")
+            listed = await ts.alist_callbacks(account)
+            if self._current(generation):
+                self._show(account, listed)
+                self.say(f"Deregistered {result.service_name} for {result.account_name}.", "ok")
 
         self.run(f"Deregistering {service} of {account}", deregister)
 
     def use(self, ts: ThingSpace) -> None:
-        """Switch to another connection (e.g. from a :class:`LoginPanel`)."""
+        """Switch to another connection (e.g. from a :class:`LoginPanel`).
+
+        Confirmations shown are closed and answers still on their way are dropped: nothing
+        meant for the previous connection acts on, or shows under, the new one. An operation
+        already sent finishes on the connection it started on.
+        """
+        self._invalidate("the connection changed")
         self.ts = ts
         self.badge.value = connection_badge(ts)
         self.account.options = ts.simulator.accounts if ts.simulator else []
@@ -415,6 +491,11 @@ class CallbackManager(Panel):
 
     def _touch(self, name: str) -> None:
         self._touched.add(name)
+        if name == "account":
+            pending = self._to_register[0] if self._to_register else (self._to_deregister or ("",))[0]
+            if pending and self.account.value.strip() != pending:
+                self._invalidate("the account changed")
+                self.say("The account changed: nothing was sent.", "info")
         self._validate()
 
     def _error(self) -> ValidationError | None:
