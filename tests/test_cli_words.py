@@ -173,11 +173,30 @@ def test_the_simulator_notice_names_what_was_misspelt(tmp_path) -> None:
     )
     assert "using the embedded simulator" in done.stderr and "CarrierService" in done.stdout
     env["THINGSPACE_CLIENTID"] = "my-app-key"
-    done = subprocess.run(
-        [sys.executable, "-m", "tskit", "list", DEMO[0]], env=env, capture_output=True, text=True, check=True
-    )
-    assert "THINGSPACE_CLIENTID is set, but tskit reads THINGSPACE_CLIENT_ID" in done.stderr
-    assert "my-app-key" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "tskit", "list", DEMO[0]], env=env, capture_output=True, text=True)
+    # a cron job must not act on simulator data because of a typo: refused, naming the right name
+    assert done.returncode == 2 and done.stdout == "" and "simulator" not in done.stderr.split("\n")[0]
+    assert "THINGSPACE_CLIENTID is set: did you mean THINGSPACE_CLIENT_ID?" in done.stderr
+    assert "THINGSPACE_CLIENT_SECRET" in done.stderr and "my-app-key" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("variables", "words"),
+    [
+        ({"thingspace_client_id": "k"}, "thingspace_client_id is set: did you mean THINGSPACE_CLIENT_ID?"),
+        ({"THINGSPACE_BASEURL": "https://x"}, "THINGSPACE_BASEURL is set: did you mean THINGSPACE_BASE_URL?"),
+        ({"THINGSPACE_BASE_URL": "https://thingspace.verizon.com"}, "THINGSPACE_CLIENT_ID, THINGSPACE_CLIENT_SECRET"),
+        ({"THINGSPACE_CLIENT_ID": "", "THINGSPACE_PASSWORD": ""}, "THINGSPACE_USERNAME"),
+    ],
+)
+def test_any_thingspace_variable_without_all_four_is_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], words: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = run(capsys, "list", DEMO[0])
+    assert code == 2 and out == "" and words in err and "using the embedded simulator" not in err
+    assert main(["list", DEMO[0], "--simulator"]) == 0  # asking for the simulator still works
 
 
 def test_no_notice_when_the_simulator_is_asked_for(tmp_path) -> None:

@@ -20,12 +20,15 @@ if TYPE_CHECKING:
 EPILOG = """\
 credentials:
   THINGSPACE_CLIENT_ID, THINGSPACE_CLIENT_SECRET, THINGSPACE_USERNAME and THINGSPACE_PASSWORD
-  (and THINGSPACE_BASE_URL). With none of them set, tskit uses its embedded ThingSpace simulator
-  and its demo accounts 0000123456-00001, -00002 and -00003.
+  (and THINGSPACE_BASE_URL). With no THINGSPACE_* variable set at all, tskit uses its embedded
+  ThingSpace simulator and its demo accounts 0000123456-00001, -00002 and -00003. With some set
+  but not all four (or misspelt), it refuses with exit 2 rather than act on simulator data.
 
 exit codes:
-  0 done; 1 ThingSpace or the network failed; 2 bad usage or input (nothing was sent);
-  3 audit findings at or above --fail-on; 4 some accounts could not be read; 130 interrupted (Ctrl-C).
+  0 done (or a confirmation answered no, or Ctrl-D at it); 1 ThingSpace or the network failed,
+  or no password was typed at the password prompt (Ctrl-D); 2 bad usage or input (nothing was
+  sent); 3 audit findings at or above --fail-on; 4 some accounts could not be read;
+  130 interrupted (Ctrl-C); 141 the reader of the output went away (e.g. `| head`).
 
 environment:
   NO_COLOR set: no colours, even on a terminal.
@@ -87,22 +90,47 @@ def _show(frame: pd.DataFrame, fmt: str = "table", limit: int | None = None) -> 
     return shown.to_string(index=False) + "\n" + more
 
 
+def _check_credential_variables() -> bool:
+    """Whether real credentials are set; ``False`` when no THINGSPACE_* variable is set at all.
+
+    Some set but not all four (misspelt, lower case, empty, or only THINGSPACE_BASE_URL) is a
+    mistake: a cron job must not quietly act on simulator data, so it is refused up front.
+    """
+    import difflib
+
+    from tskit._config import BASE_URL_ENV, ENV_VARS
+
+    known = [*ENV_VARS.values(), BASE_URL_ENV]
+    present = sorted(name for name in os.environ if name.upper().startswith("THINGSPACE_"))
+    if not present:
+        return False
+    missing = [name for name in ENV_VARS.values() if not os.environ.get(name, "").strip()]
+    if not missing:
+        return True
+    lines = [
+        f"ThingSpace credentials are incomplete: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+        "not set (or empty)."
+    ]
+    for name in (n for n in present if n not in known):
+        guess = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.6)
+        lines.append(f"  {name} is set{f': did you mean {guess[0]}?' if guess else ', but tskit does not read it.'}")
+    lines.append(
+        "  Set all four (THINGSPACE_BASE_URL is optional), or unset every THINGSPACE_* variable for the "
+        "embedded simulator, or add --simulator."
+    )
+    raise UsageError("\n".join(lines))
+
+
 def _connect(args: argparse.Namespace) -> ThingSpace:
     import tskit
-    from tskit._config import ENV_VARS, Credentials
 
     if getattr(args, "simulator", False):
         return tskit.connect(simulator=True)
-    if Credentials.from_env() is None and not os.environ.get("THINGSPACE_BASE_URL"):
-        wanted = set(ENV_VARS.values())
-        stray = sorted(name for name in os.environ if name.startswith("THINGSPACE_") and name not in wanted)
-        notice = "tskit: no ThingSpace credentials found: using the embedded simulator (nothing reaches Verizon)."
-        if stray:
-            notice += (
-                f"\n  {', '.join(stray)} {'is' if len(stray) == 1 else 'are'} set, but tskit reads "
-                f"{', '.join(ENV_VARS.values())}: all four are missing."
-            )
-        print(notice, file=sys.stderr)
+    if not _check_credential_variables():
+        print(
+            "tskit: no ThingSpace credentials found: using the embedded simulator (nothing reaches Verizon).",
+            file=sys.stderr,
+        )
     return tskit.connect()
 
 
@@ -145,6 +173,14 @@ def _cmd_services(args: argparse.Namespace) -> int:
     return 0
 
 
+class NothingChanged(Exception):
+    """A prompt got no answer (Ctrl-D): nothing was sent; the exit code says which prompt."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__("Nothing was changed.")
+        self.code = code
+
+
 def _password(args: argparse.Namespace) -> str | None:
     if args.password_env:
         if args.password_env not in os.environ:
@@ -152,9 +188,33 @@ def _password(args: argparse.Namespace) -> str | None:
         return os.environ[args.password_env]
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
-    if args.username and sys.stdin.isatty():
+    if args.no_password:
+        return None
+    if not sys.stdin.isatty():
+        # never a silent listener without a password: it may replace one that had one
+        raise UsageError(
+            "no terminal to ask for the listener password: use --password-env VAR or --password-stdin, "
+            "or --no-password for a listener without one"
+        )
+    try:
         return getpass.getpass("Listener password (empty for none): ") or None
-    return None
+    except EOFError:
+        print(file=sys.stderr)
+        raise NothingChanged(1) from None
+
+
+def _confirm(question: str, *, yes: bool, flag: str = "--yes") -> bool:
+    """Ask on a terminal; ``--yes`` answers for scripts. Ctrl-D is a no."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"needs {flag} when it cannot ask (no terminal)")
+    try:
+        answer = input(question)
+    except EOFError:
+        print()
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _cmd_register(args: argparse.Namespace) -> int:
@@ -165,8 +225,19 @@ def _cmd_register(args: argparse.Namespace) -> int:
     check.service_name(args.service, allow_unknown=args.allow_unknown_service)
     check.listener_url(args.url, allow_any_port=args.allow_any_port)
     check.credential("username", args.username)
+    serious = _serious_findings(args)
     password = _password(args)
     with _connect(args) as ts:
+        replaced = _replaced(ts, args)
+        if replaced:
+            print(f"tskit register: replaces {replaced}", file=sys.stderr)
+        for detail in serious:
+            print(f"tskit register: warning: {detail}", file=sys.stderr)
+        if serious or replaced:
+            what = "Replace the listener" if replaced else "Register it anyway"
+            if not _confirm(f"{what} ({args.service} of {args.account} on {ts.source})? [y/N] ", yes=args.yes):
+                print("Nothing was changed.")
+                return 0
         result = ts.register_callback(
             args.account,
             args.service,
@@ -181,19 +252,41 @@ def _cmd_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serious_findings(args: argparse.Namespace) -> list[str]:
+    """What an audit would rate high about this registration (e.g. an address ThingSpace cannot reach)."""
+    from tskit._models import Callback
+    from tskit._secret import Secret
+    from tskit.audit._rules import DEFAULT_RULES, AuditContext, Severity, run_rules
+
+    callback = Callback(args.account, args.service, args.url, args.username or "", Secret(""))
+    findings = run_rules(args.account, [callback], DEFAULT_RULES, AuditContext())
+    skipped = {"port-not-allowed"} if args.allow_any_port else set()
+    return [f.detail for f in findings if f.severity >= Severity.HIGH and f.rule not in skipped]
+
+
+def _replaced(ts: ThingSpace, args: argparse.Namespace) -> str:
+    """The listener a register would replace, in words (without its password), or ``""``."""
+    current = ts.list_callbacks(args.account)
+    old = current[current["service_name"] == args.service]
+    if not len(old):
+        return ""
+    row = old.iloc[0]
+    return (
+        f"{args.service} of {args.account}: now {row['url']} (username {row['username'] or 'none'}, "
+        f"password {'set' if row['password'] else 'none'})"
+    )
+
+
 def _cmd_deregister(args: argparse.Namespace) -> int:
     from tskit import _validate as check
 
     check.account_name(args.account)
     check.service_name(args.service, allow_unknown=args.allow_unknown_service)
     with _connect(args) as ts:
-        if not args.yes:
-            if not sys.stdin.isatty():
-                raise UsageError("deregister needs --yes when it cannot ask (no terminal)")
-            answer = input(f"Deregister {args.service} of account {args.account} on {ts.source}? [y/N] ")
-            if answer.strip().lower() not in ("y", "yes"):
-                print("Nothing was changed.")
-                return 0
+        question = f"Deregister {args.service} of account {args.account} on {ts.source}? [y/N] "
+        if not _confirm(question, yes=args.yes):
+            print("Nothing was changed.")
+            return 0
         result = ts.deregister_callback(args.account, args.service, allow_unknown_service=args.allow_unknown_service)
     print(f"Deregistered {result.service_name} for {result.account_name}")
     return 0
@@ -220,6 +313,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             old = Audit.load(args.diff)
         except (OSError, ValueError) as exc:
             raise UsageError(f"--diff: {exc}") from None
+    if args.save:
+        _check_save(args.save)
     names = _accounts(args)
     with _connect(args) as ts:
         audit = ts.audit(names, expect, concurrency=args.concurrency, progress=False if args.no_progress else None)
@@ -247,6 +342,20 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if threshold is not None and audit.at_or_above(threshold):
         return EXIT_FINDINGS
     return 0
+
+
+def _check_save(path: str) -> None:
+    """Refuse a --save name that could not be written, before any account is read."""
+    from pathlib import Path
+
+    target = Path(path)
+    if target.suffix.lower() not in (".json", ".csv"):
+        raise UsageError(f"--save: {path!r} must end in .json (everything) or .csv (the registrations)")
+    folder = target.parent
+    if not folder.is_dir():
+        raise UsageError(f"--save: the folder {str(folder)!r} does not exist")
+    if target.is_dir():
+        raise UsageError(f"--save: {path!r} is a folder; give a file name")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -435,7 +544,16 @@ def build_parser() -> argparse.ArgumentParser:
     secret = register.add_mutually_exclusive_group()
     secret.add_argument("--password-env", metavar="VAR", help="read the listener password from this variable")
     secret.add_argument("--password-stdin", action="store_true", help="read the listener password from stdin")
+    secret.add_argument(
+        "--no-password", action="store_true", help="register the listener without a password (never the default)"
+    )
     register.add_argument("--allow-any-port", action="store_true", help="skip the allowed-ports check")
+    register.add_argument(
+        "--yes",
+        action="store_true",
+        help="replace a listener, or register an address an audit rates high, without asking (needed without "
+        "a terminal)",
+    )
     _add_backend(register)
     register.set_defaults(func=_cmd_register)
 
@@ -570,6 +688,9 @@ def _quiet_logging(verbose: bool) -> None:
     logger.setLevel(logging.WARNING if verbose else logging.CRITICAL)
 
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tskit`` command; returns the exit code."""
     try:
@@ -579,9 +700,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         _quiet_logging(getattr(args, "verbose", False))
-        return _run(args)
+        code = _run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's shutdown
+        return code
     except KeyboardInterrupt:  # Ctrl-C: stop quietly, with the shell's code for SIGINT
         return 130
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) went away: stop quietly; later flushes go to /dev/null
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_BROKEN_PIPE
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -593,6 +724,9 @@ def _run(args: argparse.Namespace) -> int:
     except UsageError as error:
         print(f"tskit {args.command}: {error}", file=sys.stderr)
         return 2
+    except NothingChanged as stop:
+        print(str(stop), file=sys.stderr)
+        return stop.code
     except MissingExtraError as error:
         print(f"tskit {args.command}: {error}", file=sys.stderr)
         return 2
