@@ -27,7 +27,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_audit_table_and_fail_on(sim, capsys) -> None:
     code, out, _ = run(capsys, "audit", *DEMO, "--expect", "CarrierService", "--fail-on", "high")
     assert code == 3
-    assert out.startswith("<Audit of embedded simulator") and "credentials-over-http" in out
+    assert out.startswith("Audit of embedded simulator") and "credentials-over-http" in out
     assert run(capsys, "audit", "0000123456-00001", "--fail-on", "high")[0] == 0
     assert run(capsys, "audit", "0000123456-00001", "--fail-on", "medium")[0] == 3  # DeviceUsage has no credentials
     assert run(capsys, "audit", "0000123456-00001")[0] == 0  # no --fail-on: findings are reported, not failed

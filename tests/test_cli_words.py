@@ -83,6 +83,7 @@ def test_a_refused_login_points_at_reset_login(tmp_path) -> None:
         ]
     assert [t.returncode for t in texts] == [1, 1]
     assert "reset()" not in texts[1].stderr
+    assert "reconnect" not in texts[0].stderr and "`tskit reset-login` once they are fixed" in texts[0].stderr
     assert "Fix the credentials, then run `tskit reset-login`" in texts[1].stderr
     # only the error: tskit's own warnings show with --verbose
     assert texts[0].stderr.count("\n") == 1 and texts[0].stderr.startswith("tskit list: ")
@@ -122,7 +123,8 @@ def test_the_audit_table_lists_every_finding_unless_limited(sim, capsys) -> None
     assert len(lines) == 44 and "more in" not in out
     _, out, _ = run(capsys, "audit", *fleet, "--expect", "CarrierService", "--no-progress", "--limit", "5")
     assert len([line for line in out.splitlines() if line.startswith("  [")]) == 5
-    assert "more in .findings" in out
+    assert "more (use --limit to see more)" in out and "more in .findings" not in out
+    assert out.startswith("Audit of embedded simulator at ")  # a header, not a Python repr
 
 
 def test_list_limit_says_what_it_left_out(sim, capsys) -> None:
@@ -257,3 +259,60 @@ def test_ctrl_c_stops_the_listener_with_130(tmp_path) -> None:
     command = [sys.executable, "-m", "tskit", "listen", "--port", "0", "--store", str(tmp_path / "m.db")]
     code, err = _interrupt(command, env, "Listening for ThingSpace callbacks")
     assert code == 130 and "Traceback" not in err
+
+
+def test_a_mistyped_command_gets_a_did_you_mean(capsys) -> None:
+    code, out, err = run(capsys, "lsit", DEMO[0])
+    assert code == 2 and out == "" and "unknown command 'lsit': did you mean 'list'?" in err
+
+
+def test_password_on_the_command_line_is_refused_in_words(capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["register", DEMO[2], "CarrierService", "https://l.example.com/c", "--password", "x"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "passwords are never taken on the command line" in err
+    assert "--password-env or --password-stdin" in err and "ambiguous" not in err
+
+
+def test_a_bad_accounts_file_line_is_named(capsys, tmp_path) -> None:
+    path = tmp_path / "accounts.txt"
+    path.write_text(f"# fleet\n{DEMO[0]}\n\nnot an account!\n", encoding="utf-8")
+    code, _, err = run(capsys, "audit", "--accounts-file", str(path), "--no-progress")
+    assert code == 2 and f"{path}, line 4:" in err and "'not an account!'" in err
+
+
+def test_services_table_is_left_aligned_and_fits_100_columns(capsys) -> None:
+    code, out, _ = run(capsys, "services")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("SERVICE ") and lines[1].startswith("AlertService ")
+    assert max(len(line) for line in lines) <= 100
+
+
+def test_audit_words_plural_and_plain(sim, capsys) -> None:
+    from tskit.simulator import SimulatorConfig
+
+    sim.config = SimulatorConfig()
+    code, out, _ = run(capsys, "audit", DEMO[0], "9999999999-00001", "--no-progress")
+    assert code == 4 and ", 1 finding\n" in out
+    assert "1 findings" not in out and "1 callbacks" not in out and "1 accounts" not in out
+    [unreadable] = [line for line in out.splitlines() if "[unreadable]" in line]
+    assert "ApiError" not in unreadable and "ThingSpace said no (" in unreadable
+
+
+def test_audit_help_says_when_it_exits_non_zero(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "exit non-zero on findings" not in out and "with --fail-on, exit 3 on findings" in out
+
+
+def test_demo_speaks_cli_words(capsys) -> None:
+    code, out, _ = run(capsys, "demo")
+    assert code == 0 and "tskit.SERVICE_CATALOGUE" not in out and "allow_unknown_service" not in out
+    assert "<Audit of" not in out and "Audit of embedded simulator" in out
+
+
+def test_no_did_you_mean_for_an_unrelated_service() -> None:
+    from tskit._validate import suggest_service
+
+    assert suggest_service("NewFancyService") is None and suggest_service("CarierService") == "CarrierService"

@@ -48,6 +48,10 @@ _CLI_WORDS = (
     (re.compile(r"one of tskit\.SERVICE_CATALOGUE"), lambda m: "one of the services `tskit services` lists"),
     (re.compile(r"tskit\.SERVICE_CATALOGUE"), lambda m: "the services `tskit services` lists"),
     (re.compile(r" and reconnect \(or call reset\(\)\)"), lambda m: ", then run `tskit reset-login`"),
+    (
+        re.compile(r"Check the credentials, then reconnect"),
+        lambda m: "Fix the credentials; run `tskit reset-login` once they are fixed",
+    ),
     (re.compile(r"\bcall reset\(\)"), lambda m: "run `tskit reset-login`"),
     (re.compile(r"\busername= and password="), lambda m: "--username and --password-env"),
 )
@@ -140,18 +144,38 @@ def _accounts(args: argparse.Namespace) -> list[str]:
     names = list(args.accounts)
     if args.accounts_file:
         if args.accounts_file == "-":
-            names += [line.split("#", 1)[0].strip() for line in sys.stdin if line.split("#", 1)[0].strip()]
+            lines = list(sys.stdin)
+            from_file = [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
         else:
             try:
-                names += read_accounts_file(args.accounts_file)
+                from_file = read_accounts_file(args.accounts_file)
+                with open(args.accounts_file, encoding="utf-8", errors="replace") as text:
+                    lines = text.read().splitlines()
             except OSError as exc:
                 raise UsageError(f"cannot read the accounts file: {exc}") from None
+        _check_lines(args.accounts_file, lines, from_file)
+        names += from_file
     if not names:
         raise UsageError("give account names, or --accounts-file FILE")
     from tskit.audit import account_list
 
     # every name checked before anything is sent
     return account_list(names)
+
+
+def _check_lines(path: str, lines: list[str], names: list[str]) -> None:
+    """Name the line of the first bad account name of an accounts file."""
+    from tskit import _validate as check
+    from tskit._errors import ValidationError
+
+    for name in names:
+        try:
+            check.account_name(name)
+        except ValidationError as error:
+            number = next((n for n, line in enumerate(lines, 1) if line.split("#", 1)[0].strip() == name.strip()), None)
+            where = "stdin" if path == "-" else path
+            at = f", line {number}" if number else ""
+            raise UsageError(f"--accounts-file {where}{at}: {error.problem} ({error.allowed})") from None
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -169,7 +193,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_services(args: argparse.Namespace) -> int:
     import tskit
 
-    sys.stdout.write(_show(tskit.services_frame(), args.format))
+    frame = tskit.services_frame()
+    if args.format != "table":
+        sys.stdout.write(_show(frame, args.format))
+        return 0
+    import textwrap
+
+    # left-aligned, descriptions wrapped under their own column: fits 100 columns
+    width = max(len(name) for name in frame["service_name"]) + 2
+    print(f"{'SERVICE':<{width}}WHAT IT SENDS")
+    for name, description in zip(frame["service_name"], frame["description"], strict=True):
+        lines = textwrap.wrap(str(description), width=100 - width) or [""]
+        print(f"{name:<{width}}{lines[0]}")
+        for line in lines[1:]:
+            print(" " * width + line)
     return 0
 
 
@@ -333,7 +370,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     else:
         from tskit.audit._display import text_summary
 
-        sys.stdout.write(text_summary(audit, limit=args.limit, colour=_colour_wanted(sys.stdout)) + "\n")
+        sys.stdout.write(text_summary(audit, limit=args.limit, colour=_colour_wanted(sys.stdout), command=True) + "\n")
         if changes is not None:
             sys.stdout.write(f"\nChanges since {old.started_at:%Y-%m-%d %H:%M} UTC:\n" if old else "")
             sys.stdout.write(_show(changes, limit=args.limit))
@@ -384,9 +421,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         ts.register_callback(account, "CarierService", "https://listener.example.com:8443/x")
     except tskit.ValidationError as error:
-        print(f"Bad input is refused before anything is sent:\n  {error}\n")
+        print(f"Bad input is refused before anything is sent:\n  {cli_words(error)}\n")
     print("An audit of every demo account, expecting CarrierService:")
-    print(repr(ts.audit(accounts, ["CarrierService"], progress=False)))
+    from tskit.audit._display import text_summary
+
+    print(text_summary(ts.audit(accounts, ["CarrierService"], progress=False), limit=None, command=True))
     return 0
 
 
@@ -459,6 +498,27 @@ def _cmd_simulator(args: argparse.Namespace) -> int:
     print(f"ThingSpace simulator serving on {server.base_url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     server.run()  # Ctrl-C ends it with 130, as every other command
     return 0
+
+
+class _NoPasswordOnCommandLine(argparse.Action):
+    """``--password`` is refused: other users see command lines (``ps``, shell history)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        parser.error("passwords are never taken on the command line; use --password-env or --password-stdin")
+
+
+def _unknown_command(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
+    """A did-you-mean for a mistyped command (``tskit lsit``), or ``""``."""
+    import difflib
+
+    first = next((a for a in argv if not a.startswith("-")), None)
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    commands = list(actions[0].choices) if actions else []
+    if first is None or first in commands or argv.index(first) != 0:
+        return ""
+    guess = difflib.get_close_matches(first, commands, n=1, cutoff=0.6)
+    hint = f"did you mean '{guess[0]}'?" if guess else f"the commands are {', '.join(commands)}"
+    return f"tskit: unknown command '{first}': {hint} (tskit --help lists them)"
 
 
 def _positive(text: str) -> int:
@@ -544,6 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     secret = register.add_mutually_exclusive_group()
     secret.add_argument("--password-env", metavar="VAR", help="read the listener password from this variable")
     secret.add_argument("--password-stdin", action="store_true", help="read the listener password from stdin")
+    register.add_argument("--password", nargs="?", action=_NoPasswordOnCommandLine, help=argparse.SUPPRESS)
     secret.add_argument(
         "--no-password", action="store_true", help="register the listener without a password (never the default)"
     )
@@ -567,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser(
         "audit",
-        help="check the listeners of many accounts; exit non-zero on findings (for cron and CI)",
+        help="check the listeners of many accounts; with --fail-on, exit 3 on findings (for cron and CI)",
         description="Read the callback listeners of many accounts and report what will not work or is "
         "unsafe: plain HTTP, credentials over HTTP, hosts Verizon cannot reach, ports it does not deliver "
         "to, shared URLs, missing services, listeners without credentials, unknown services.",
@@ -695,7 +756,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tskit`` command; returns the exit code."""
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        given = list(sys.argv[1:] if argv is None else argv)
+        unknown = _unknown_command(parser, given)
+        if unknown:
+            print(unknown, file=sys.stderr)
+            return 2
+        args = parser.parse_args(given)
         if args.command is None:  # bare `tskit`: what it can do, not a usage error
             parser.print_help()
             return 0

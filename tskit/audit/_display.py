@@ -13,18 +13,41 @@ from typing import TYPE_CHECKING
 from tskit.audit._rules import Severity
 
 if TYPE_CHECKING:
-    from tskit.audit._audit import Audit
+    from tskit.audit._audit import AccountError, Audit
 
 COLOURS = {Severity.HIGH: "#c62828", Severity.MEDIUM: "#ef6c00", Severity.LOW: "#f9a825", Severity.INFO: "#607d8b"}
 _MAX_ROWS = 200
 
 
+def counted(n: int, word: str) -> str:
+    """``1 finding``, ``2 findings``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _headline(audit: Audit) -> str:
     read = len(audit.accounts) - len(audit.error_list)
     return (
-        f"{len(audit.accounts)} accounts ({read} read, {len(audit.error_list)} unreadable), "
-        f"{len(audit.records)} callbacks, {len(audit.finding_list)} findings"
+        f"{counted(len(audit.accounts), 'account')} ({read} read, {len(audit.error_list)} unreadable), "
+        f"{counted(len(audit.records), 'callback')}, {counted(len(audit.finding_list), 'finding')}"
     )
+
+
+_KIND_WORDS = {
+    "ApiError": "ThingSpace said no",
+    "AuthenticationError": "ThingSpace refused the login",
+    "RateLimitError": "too many requests",
+    "RequestTimeout": "no answer in time",
+    "TransportError": "could not reach ThingSpace",
+    "UnexpectedResponseError": "an unexpected answer",
+}
+
+
+def unreadable_words(error: AccountError) -> str:
+    """Why an account could not be read, in plain words (not an exception's class name)."""
+    kind = _KIND_WORDS.get(error.error, "could not be read")
+    status = f" ({error.status_code})" if error.status_code else ""
+    code = f" [{error.error_code}]" if error.error_code else ""
+    return f"{kind}{status}: {error.message or 'no reason given'}{code}"
 
 
 # ANSI colours of the severities on a terminal (bold red, red, yellow, dim)
@@ -32,19 +55,18 @@ ANSI = {Severity.HIGH: "\033[1;31m", Severity.MEDIUM: "\033[31m", Severity.LOW: 
 _ANSI_RESET = "\033[0m"
 
 
-def text_summary(audit: Audit, *, limit: int | None = 20, colour: bool = False) -> str:
+def text_summary(audit: Audit, *, limit: int | None = 20, colour: bool = False, command: bool = False) -> str:
     """A few lines for a terminal: counts, then the findings and errors.
 
     Args:
         audit: The audit to describe.
         limit: How many findings and unreadable accounts to list; ``None`` for all of them.
         colour: Colour the severities with ANSI codes (for a terminal).
+        command: Written by the ``tskit`` command: a plain header, and ``--limit`` named for more.
     """
     counts = ", ".join(f"{n} {s}" for s, n in audit.counts().items() if n) or "none"
-    lines = [
-        f"<Audit of {audit.source} at {audit.started_at:%Y-%m-%d %H:%M} UTC: {_headline(audit)}>",
-        f"  findings by severity: {counts}",
-    ]
+    header = f"Audit of {audit.source} at {audit.started_at:%Y-%m-%d %H:%M} UTC: {_headline(audit)}"
+    lines = [header if command else f"<{header}>", f"  findings by severity: {counts}"]
     findings = audit.finding_list if limit is None else audit.finding_list[:limit]
     for f in findings:
         tag = f"[{f.severity}]"
@@ -52,12 +74,14 @@ def text_summary(audit: Audit, *, limit: int | None = 20, colour: bool = False) 
             tag = f"{ANSI[f.severity]}{tag}{_ANSI_RESET}"
         lines.append(f"  {tag} {f.account_name} {f.service_name or '-'} {f.rule}: {f.detail}")
     if len(findings) < len(audit.finding_list):
-        lines.append(f"  ... {len(audit.finding_list) - len(findings)} more in .findings")
+        where = "use --limit to see more" if command else "in .findings"
+        lines.append(f"  ... {len(audit.finding_list) - len(findings)} more ({where})")
     errors = audit.error_list if limit is None else audit.error_list[:limit]
     for e in errors:
-        lines.append(f"  [unreadable] {e.account_name}: {e.error} {e.error_code} {e.message}".rstrip())
+        lines.append(f"  [unreadable] {e.account_name}: {unreadable_words(e)}")
     if len(errors) < len(audit.error_list):
-        lines.append(f"  ... {len(audit.error_list) - len(errors)} more in .errors")
+        where = "use --limit to see more" if command else "in .errors"
+        lines.append(f"  ... {len(audit.error_list) - len(errors)} more ({where})")
     return "\n".join(lines)
 
 
