@@ -316,3 +316,25 @@ def test_no_did_you_mean_for_an_unrelated_service() -> None:
     from tskit._validate import suggest_service
 
     assert suggest_service("NewFancyService") is None and suggest_service("CarierService") == "CarrierService"
+
+
+def test_force_color_colours_a_pipe_and_no_color_wins(sim, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert "\033[" in run(capsys, "audit", *DEMO, "--no-progress")[1]
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert "\033[" not in run(capsys, "audit", *DEMO, "--no-progress")[1]
+
+
+def test_option_and_variable_errors_name_the_flag_or_variable(sim, capsys, monkeypatch) -> None:
+    code, _, err = run(capsys, "audit", DEMO[0], "--concurrency", "100000")
+    assert code == 2 and "--concurrency: 100000 is out of range" in err and list(sim.requests) == []
+    env = _env_without_credentials(
+        THINGSPACE_BASE_URL="ftp://x",
+        THINGSPACE_CLIENT_ID="a",
+        THINGSPACE_CLIENT_SECRET="b",
+        THINGSPACE_USERNAME="c",
+        THINGSPACE_PASSWORD="d",
+    )
+    done = subprocess.run([sys.executable, "-m", "tskit", "list", DEMO[0]], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "THINGSPACE_BASE_URL: 'ftp://x'" in done.stderr and "base_url" not in done.stderr

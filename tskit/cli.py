@@ -31,7 +31,7 @@ exit codes:
   130 interrupted (Ctrl-C); 141 the reader of the output went away (e.g. `| head`).
 
 environment:
-  NO_COLOR set: no colours, even on a terminal.
+  NO_COLOR set: no colours, even on a terminal. FORCE_COLOR set (not 0): colours, even in a pipe.
 """
 
 EXIT_FINDINGS = 3
@@ -56,7 +56,14 @@ _CLI_WORDS = (
     (re.compile(r"\busername= and password="), lambda m: "--username and --password-env"),
 )
 # The library's field names, as the command line names them.
-_FIELDS = {"account_name": "ACCOUNT", "service_name": "SERVICE", "url": "URL", "username": "--username"}
+_FIELDS = {
+    "account_name": "ACCOUNT",
+    "service_name": "SERVICE",
+    "url": "URL",
+    "username": "--username",
+    "concurrency": "--concurrency",
+    "base_url": "THINGSPACE_BASE_URL",
+}
 
 
 def cli_words(error: BaseException) -> str:
@@ -77,9 +84,13 @@ def _json(frame: pd.DataFrame) -> object:
 
 
 def _colour_wanted(stream: object) -> bool:
-    """Colours only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    """Colours on a terminal or with FORCE_COLOR set, never when NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR", "") not in ("", "0"):
+        return True
     isatty = getattr(stream, "isatty", None)
-    return not os.environ.get("NO_COLOR") and callable(isatty) and bool(isatty())
+    return callable(isatty) and bool(isatty())
 
 
 def _show(frame: pd.DataFrame, fmt: str = "table", limit: int | None = None) -> str:
@@ -350,6 +361,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             old = Audit.load(args.diff)
         except (OSError, ValueError) as exc:
             raise UsageError(f"--diff: {exc}") from None
+    if not 1 <= args.concurrency <= 256:
+        raise UsageError(f"--concurrency: {args.concurrency} is out of range (1 to 256)")
     if args.save:
         _check_save(args.save)
     names = _accounts(args)
