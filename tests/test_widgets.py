@@ -189,10 +189,15 @@ async def test_login_panel_clears_secrets_and_switches_the_manager(sim: Simulato
 
 async def test_login_panel_incomplete_credentials(sim: Simulator) -> None:
     panel = LoginPanel()
+    assert panel.connect.disabled  # nothing filled in: nothing to click
     panel.client_id.value = "only-the-key"
-    panel.connect.click()
-    assert panel.status.value == "Please check App secret: is missing or empty (fill it in)"
+    assert panel.connect.disabled
+    panel.connect.click()  # even from code: the empty fields are named, in the form's words
+    assert panel.status.value == "Please fill in: App secret, UWS user, Password."
     assert panel.connection is None and panel.status.kind == "error"
+    assert "simulator=False" not in panel.status.value and "THINGSPACE_" not in panel.status.value
+    panel.client_secret.value, panel.username.value, panel.password.value = "s", "u", "p"
+    assert not panel.connect.disabled
 
 
 async def test_audit_dashboard(ts: tskit.ThingSpace, sim: Simulator, tmp_path, monkeypatch) -> None:

@@ -156,3 +156,59 @@ async def test_enter_while_a_confirmation_is_open_does_not_swap_it(manager: Call
 async def test_opening_a_confirmation_is_not_logged_as_registering(manager: CallbackManager) -> None:
     await open_replace(manager)
     assert "Registering" not in manager.details.value
+
+
+async def test_a_new_login_closes_the_previous_connection(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tskit.widgets import LoginPanel
+
+    closed_connections: list[object] = []
+    panel = LoginPanel()
+    for attempt in range(2):
+        panel.client_id.value, panel.client_secret.value = "key", "secret"
+        panel.username.value, panel.password.value = "user", f"pw-{attempt}"
+        panel.connect.click()
+        assert panel.connection is not None
+        connection = panel.connection
+
+        async def record(connection: object = connection) -> None:
+            closed_connections.append(connection)
+
+        monkeypatch.setattr(connection, "aclose", record)
+    first, second = closed_connections and closed_connections[0], panel.connection
+    await asyncio.sleep(0)
+    assert len(closed_connections) == 1 and first is not second
+
+
+async def test_a_manager_closes_the_connection_it_made_when_switched(
+    other: tskit.ThingSpace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = CallbackManager()
+    made = manager.ts
+    closed_connections: list[object] = []
+
+    async def record() -> None:
+        closed_connections.append(made)
+
+    monkeypatch.setattr(made, "aclose", record)
+    manager.use(other)
+    await asyncio.sleep(0)
+    assert closed_connections == [made]
+    manager.use(made)  # not made by the manager: never closed by it
+    await asyncio.sleep(0)
+    assert closed_connections == [made]
+
+
+def test_password_fields_are_not_echoed_back() -> None:
+    from tskit.widgets import LoginPanel
+
+    manager, panel = CallbackManager(tskit.connect(simulator=True)), LoginPanel()
+    for field in (manager.password, panel.password, panel.client_secret):
+        sent: list[dict[str, object]] = []
+        field._send = lambda message, buffers=None, sent=sent: sent.append(message)  # type: ignore[method-assign]
+        field.set_state({"value": "typed-secret-1"})  # what the browser sends on each keystroke
+        assert field.value == "typed-secret-1"
+        assert "typed-secret-1" not in repr(sent), sent
+    sent = []
+    manager.url._send = lambda message, buffers=None: sent.append(message)  # type: ignore[method-assign]
+    manager.url.set_state({"value": "https://x.example.com/"})
+    assert "echo_update" in repr(sent)  # the switch is off for secrets only; echo itself is on

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from itables.widget import ITable
 
+    from tskit._facade import ThingSpace
+
 KINDS = ("info", "ok", "error", "busy")
 #: Width of the labels in front of fields: long enough for "Concurrency" or "Expected services".
 LABEL_WIDTH = "9em"
@@ -240,3 +242,24 @@ class Panel(widgets.VBox):
             return None
         self.pending = loop.create_task(guarded())
         return self.pending
+
+
+def close_later(connection: ThingSpace, after: asyncio.Task[None] | None = None) -> None:
+    """Close a connection no longer used: on the running loop if there is one, else now.
+
+    With ``after``, once that operation (still using the connection) is done.
+    """
+    if after is not None and not after.done():
+        after.add_done_callback(lambda _: close_later(connection))
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        connection.close()
+        return
+    task = loop.create_task(connection.aclose())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Task[None]] = set()  # kept referenced until done

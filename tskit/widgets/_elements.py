@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anywidget
+import ipywidgets as widgets
 import traitlets
 
 CSS = (Path(__file__).parent / "static" / "tskit.css").read_text(encoding="utf-8")
@@ -80,3 +81,14 @@ class LogView(anywidget.AnyWidget):
     _css = CSS
     value = traitlets.Unicode("").tag(sync=True)
     label = traitlets.Unicode("Details").tag(sync=True)
+
+
+class SecretField(widgets.Password):
+    """A password field whose keystrokes are not echoed back over the widget channel.
+
+    ipywidgets 8 sends every value a browser sets back to all front ends ("echo_update"), so a
+    password typed in one view would travel the channel again; its per-trait ``echo_update``
+    switch turns that off for this field only.
+    """
+
+    value = traitlets.Unicode(help="String value").tag(sync=True, echo_update=False)

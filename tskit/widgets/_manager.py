@@ -15,6 +15,7 @@ from tskit._models import SERVICE_CATALOGUE, Callback
 from tskit._secret import Secret
 from tskit.widgets._common import (
     Panel,
+    close_later,
     data_table,
     export_name,
     field_layout,
@@ -23,6 +24,7 @@ from tskit.widgets._common import (
     row,
     show_frame,
 )
+from tskit.widgets._elements import SecretField
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -100,6 +102,7 @@ class CallbackManager(Panel):
     """
 
     def __init__(self, ts: ThingSpace | None = None, *, accounts: Sequence[str] | None = None) -> None:
+        self._owns_ts = ts is None  # a connection it made itself, it also closes
         if ts is None:
             import tskit
 
@@ -147,7 +150,7 @@ class CallbackManager(Panel):
             layout=field_layout(max_width="28em"),
             style=field_style(),
         )
-        self.password = widgets.Password(
+        self.password = SecretField(
             placeholder="optional, never shown",
             description="Password",
             layout=field_layout(max_width="28em"),
@@ -481,6 +484,9 @@ class CallbackManager(Panel):
         already sent finishes on the connection it started on.
         """
         self._invalidate("the connection changed")
+        if self._owns_ts and ts is not self.ts:
+            close_later(self.ts, after=self.pending)  # an operation still on it finishes first
+        self._owns_ts = False
         self.ts = ts
         self.badge.value = connection_badge(ts)
         self.account.options = ts.simulator.accounts if ts.simulator else []
