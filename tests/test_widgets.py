@@ -202,7 +202,7 @@ async def test_login_panel_incomplete_credentials(sim: Simulator) -> None:
 
 async def test_audit_dashboard(ts: tskit.ThingSpace, sim: Simulator, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    dashboard = AuditDashboard(ts)
+    dashboard = AuditDashboard(ts, snapshot_dir=tmp_path)
     dashboard.accounts.value += "\n9999999999-00001"
     dashboard.expect.value = ["CarrierService"]
     assert dashboard.export.disabled

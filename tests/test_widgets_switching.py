@@ -204,11 +204,45 @@ def test_password_fields_are_not_echoed_back() -> None:
     manager, panel = CallbackManager(tskit.connect(simulator=True)), LoginPanel()
     for field in (manager.password, panel.password, panel.client_secret):
         sent: list[dict[str, object]] = []
-        field._send = lambda message, buffers=None, sent=sent: sent.append(message)  # type: ignore[method-assign]
+        field._send = lambda message, buffers=None, sent=sent: sent.append(message)
         field.set_state({"value": "typed-secret-1"})  # what the browser sends on each keystroke
         assert field.value == "typed-secret-1"
         assert "typed-secret-1" not in repr(sent), sent
     sent = []
-    manager.url._send = lambda message, buffers=None: sent.append(message)  # type: ignore[method-assign]
+    manager.url._send = lambda message, buffers=None: sent.append(message)
     manager.url.set_state({"value": "https://x.example.com/"})
     assert "echo_update" in repr(sent)  # the switch is off for secrets only; echo itself is on
+
+
+@pytest.mark.parametrize("name", ["../../../escape.json", "/tmp/x.json", "sub/a.json", "a.py", ".hidden.json"])
+async def test_a_snapshot_is_saved_by_name_in_its_folder_only(
+    ts: tskit.ThingSpace, tmp_path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    from tskit.widgets import AuditDashboard
+
+    work = tmp_path / "a" / "b" / "c"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    dashboard = AuditDashboard(ts, snapshot_dir=work / "snapshots")
+    await click(dashboard, dashboard.run_button)
+    dashboard.snapshot_path.value = name
+    dashboard.export.click()
+    assert dashboard.status.kind == "error" and "no folders" in dashboard.status.value
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [] and dashboard.download.value == ""
+    dashboard.snapshot_path.value = "fleet-2026.json"
+    dashboard.export.click()
+    assert [p.relative_to(work).as_posix() for p in work.rglob("*.json")] == ["snapshots/fleet-2026.json"]
+    assert 'download="fleet-2026.json"' in dashboard.download.value
+
+
+async def test_the_default_snapshot_folder_is_outside_the_working_folder(
+    ts: tskit.ThingSpace, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tskit.widgets import AuditDashboard
+
+    monkeypatch.setenv("TSKIT_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
+    dashboard = AuditDashboard(ts)
+    await click(dashboard, dashboard.run_button)
+    dashboard.export.click()
+    assert (tmp_path / "config" / "snapshots" / "audit.json").is_file() and not (tmp_path / "audit.json").exists()

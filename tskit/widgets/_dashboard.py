@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from tskit.audit import Audit
 
 ANY_RULE = ""
+
+
+# a name only: the snapshot folder is the one place the form writes to
+_SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.(json|csv)", re.IGNORECASE)
 
 
 def _names(text: str) -> list[str]:
@@ -39,6 +44,8 @@ class AuditDashboard(Panel):
     Args:
         ts: The connection to use; default ``tskit.connect()``.
         accounts: Account names to start with; default the simulator's accounts.
+        snapshot_dir: The only folder snapshots are saved in (the form takes a file name, never a
+            path); default ``snapshots`` in tskit's config folder (``TSKIT_CONFIG_DIR``).
 
     Attributes:
         audit: The last audit, or ``None``.
@@ -46,7 +53,18 @@ class AuditDashboard(Panel):
         errors: The table of accounts that could not be read.
     """
 
-    def __init__(self, ts: ThingSpace | None = None, *, accounts: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        ts: ThingSpace | None = None,
+        *,
+        accounts: list[str] | None = None,
+        snapshot_dir: str | Path | None = None,
+    ) -> None:
+        if snapshot_dir is None:
+            from tskit._fingerprint import config_dir
+
+            snapshot_dir = config_dir() / "snapshots"
+        self.snapshot_dir = Path(snapshot_dir)
         if ts is None:
             import tskit
 
@@ -104,7 +122,11 @@ class AuditDashboard(Panel):
         self.errors_title = widgets.HTML()
         self.errors = data_table(shown=False, **export_name("audit-unreadable"))
         self.snapshot_path = widgets.Text(
-            value="audit.json", description="Snapshot", layout=field_layout(max_width="28em"), style=field_style()
+            value="audit.json",
+            description="Snapshot",
+            placeholder="a file name ending in .json or .csv",
+            layout=field_layout(max_width="28em"),
+            style=field_style(),
         )
         self.export = widgets.Button(description="Save snapshot", icon="save", disabled=True)
         self.download = widgets.HTML()
@@ -204,8 +226,17 @@ class AuditDashboard(Panel):
         if self.audit is None:
             self.say("Run an audit first.", "error")
             return
+        name = self.snapshot_path.value.strip() or "audit.json"
+        if not _SNAPSHOT_NAME.fullmatch(name):
+            self.say(
+                "Please check Snapshot: a file name ending in .json or .csv (letters, digits, '-', '_', '.'; "
+                "no folders)",
+                "error",
+            )
+            return
         try:
-            path = self.audit.save(Path(self.snapshot_path.value.strip() or "audit.json"))
+            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+            path = self.audit.save(self.snapshot_dir / name)
         except (OSError, ValueError) as error:
             self.say(f"Could not save the snapshot: {error}", "error")
             return
