@@ -41,3 +41,35 @@ def test_in_voila_reads_what_voila_sets(monkeypatch: pytest.MonkeyPatch) -> None
     assert not in_voila()
     monkeypatch.setenv("VOILA_KERNEL_ID", "3f0c")
     assert in_voila()
+
+
+NBVAL_PREFIX = "env -u SERVER_SOFTWARE -u VOILA_KERNEL_ID"
+
+
+def test_the_nbval_step_runs_the_checks_even_with_voila_variables_inherited(tmp_path: Path) -> None:
+    """A broken check must fail the nbval step, whatever Voilà variables the shell passed down."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    run_script = (NOTEBOOKS.parent / ".ci" / "run").read_text()
+    assert f"{NBVAL_PREFIX} \\\n  .venv/bin/python -m pytest --nbval-lax" in run_script
+    notebook = json.loads((NOTEBOOKS / "callback_manager.ipynb").read_text())
+    notebook["cells"][-1]["source"] = [
+        *notebook["cells"][-1]["source"],
+        "\n    raise AssertionError('the checks ran')\n",
+    ]
+    broken = tmp_path / "broken_app.ipynb"
+    broken.write_text(json.dumps(notebook))
+    leaked = {**os.environ, "SERVER_SOFTWARE": "voila/0.5.13", "VOILA_KERNEL_ID": "leaked"}
+    command = [*shlex.split(NBVAL_PREFIX), sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env"]
+    done = subprocess.run(
+        [*command, "-p", "no:randomly", "-p", "no:cacheprovider", str(broken)],
+        env=leaked,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0 and "the checks ran" in done.stdout, done.stdout[-2000:]
