@@ -110,3 +110,17 @@ def test_the_sdists_tests_run_from_it(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "error" not in run.stdout.lower().split("passed")[-1]
+
+
+def test_the_build_needs_a_setuptools_that_reads_the_license_fields() -> None:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["license"] == "MIT" and meta["project"]["license-files"] == ["LICENSE"]
+    # PEP 639's license expression and license-files: setuptools 77 is the first to read them
+    [setuptools] = [r for r in meta["build-system"]["requires"] if r.startswith("setuptools")]
+    assert setuptools == "setuptools>=77"
+
+
+def test_the_readme_says_how_to_add_the_apps_to_the_demo_install() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "pip install -e '.[notebook]'" in readme
+    assert readme.index("pip install -e '.[notebook]'") < readme.index("voila notebooks/callback_manager.ipynb")
