@@ -73,3 +73,41 @@ def test_the_nbval_step_runs_the_checks_even_with_voila_variables_inherited(tmp_
         timeout=300,
     )
     assert done.returncode != 0 and "the checks ran" in done.stdout, done.stdout[-2000:]
+
+
+def test_many_open_listener_apps_each_get_a_port_and_free_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each Voilà page has a kernel running the app cell; 30 of them outnumber ThingSpace's 27 ports."""
+    import atexit
+
+    for name in [n for n in __import__("os").environ if n.upper().startswith("THINGSPACE_")]:
+        monkeypatch.delenv(name)
+    stops: list[object] = []
+    monkeypatch.setattr(atexit, "register", lambda stop: stops.append(stop))
+    app = "".join(json.loads((NOTEBOOKS / "listener_view.ipynb").read_text())["cells"][0]["source"])
+    pages = []
+    try:
+        for _ in range(30):
+            page: dict[str, object] = {}
+            exec(compile(app, "listener_view", "exec"), page)
+            pages.append(page)
+            assert page["listener"] is not None
+        ports = {page["listener"].port for page in pages}  # type: ignore[attr-defined]
+        assert len(ports) == 30
+        delivery = pages[-1]["ts"].simulator.trigger("0000123456-00003", "CarrierService").wait()  # type: ignore[attr-defined]
+        assert delivery.delivered
+    finally:
+        for stop in stops:
+            stop()  # type: ignore[operator]
+    listener_stops = [s for s in stops if getattr(s, "__qualname__", "") == "Listener.stop"]
+    assert len(listener_stops) == 30  # every kernel frees its port when it ends
+
+
+def test_voila_ends_the_kernels_of_closed_pages() -> None:
+    pytest.importorskip("voila")
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+    from voila.app import Voila  # type: ignore[import-untyped]
+
+    app = Voila()
+    app.load_config_file("voila", path=[str(NOTEBOOKS.parent)])  # as when started from the repository root
+    manager = AsyncMappingKernelManager(config=app.config)  # type: ignore[no-untyped-call]
+    assert 0 < manager.cull_idle_timeout <= 600 and manager.cull_interval > 0 and not manager.cull_connected
