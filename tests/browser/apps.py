@@ -28,6 +28,19 @@ _CONTRAST_JS = """
 }
 """
 
+# Every badge (a span with a background of its own) and every enabled button, under 4.5:1.
+_LOW_CONTRAST_JS = (
+    """
+() => {
+  const contrast = CONTRAST;
+  const items = [...document.querySelectorAll('span[style*="background"], button.jupyter-button:not(:disabled)')]
+    .filter((e) => e.offsetParent !== null && e.textContent.trim());
+  return items.map((e) => [e.textContent.trim(), contrast(e)]).filter(([, ratio]) => ratio < 4.5)
+    .map(([text, ratio]) => `${text}: ${ratio.toFixed(2)}`);
+}
+"""
+).replace("CONTRAST", _CONTRAST_JS.strip())
+
 _CUT_LABELS_JS = """
 () => [...document.querySelectorAll('.widget-label, .jupyter-button, .tskit-panel button')]
   .filter((e) => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
@@ -50,6 +63,11 @@ def open_app(page: Any, voila: str, name: str, theme: str = "light") -> None:
 def status_contrast(page: Any, selector: str = ".tskit-status") -> float:
     """The contrast ratio of the text of the status line (or of ``selector``), from 1 to 21."""
     return float(page.locator(selector).first.evaluate(_CONTRAST_JS))
+
+
+def low_contrast(page: Any) -> list[str]:
+    """Badges and enabled buttons whose text is below 4.5:1 against their background."""
+    return list(page.evaluate(_LOW_CONTRAST_JS))
 
 
 def labels_cut(page: Any) -> list[str]:

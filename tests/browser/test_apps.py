@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.apps import TIMEOUT, labels_cut, open_app, screenshot, status_contrast
+from tests.browser.apps import TIMEOUT, labels_cut, low_contrast, open_app, screenshot, status_contrast
 
 playwright = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect  # noqa: E402
@@ -34,6 +34,12 @@ def test_audit_dashboard_filters_and_exports(page: Page, voila: str) -> None:
         page.get_by_role("button", name="Excel").first.click()
     assert download.value.suggested_filename == "audit-findings.xlsx"
     assert labels_cut(page) == []
+    assert low_contrast(page) == []  # the severity badges ("8 low") and the buttons
+    # the tables use the page's width, and account names stay on one line
+    width = page.locator("table.dataTable").first.evaluate("(e) => e.getBoundingClientRect().width")
+    assert width > 1100, width
+    heights = table.locator("tbody tr td:first-child").evaluate_all("(cells) => cells.map((c) => c.clientHeight)")
+    assert heights and max(heights) < 30, heights
     screenshot(page, "audit-dashboard")
 
 
@@ -49,6 +55,7 @@ def test_audit_dashboard_dark(page: Page, voila: str) -> None:
     )
     assert not chart_text.startswith("rgb(0, 0, 0)"), chart_text  # not black on the dark page
     assert labels_cut(page) == []
+    assert low_contrast(page) == []
     screenshot(page, "audit-dashboard-dark-700px")
 
 

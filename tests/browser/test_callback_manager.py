@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.browser.apps import TIMEOUT, labels_cut, open_app, screenshot, status_contrast
+from tests.browser.apps import TIMEOUT, labels_cut, low_contrast, open_app, screenshot, status_contrast
 
 playwright = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect  # noqa: E402
@@ -42,6 +42,9 @@ def test_register_replace_and_deregister_in_the_browser(page: Page, voila: str) 
     page.get_by_placeholder("optional, never shown").fill("browser-secret")
     register = page.get_by_role("button", name=REGISTER)
     expect(register).to_be_enabled(timeout=TIMEOUT)
+    assert low_contrast(page) == []  # Register, List callbacks, the SIMULATOR badge
+    service = page.get_by_label("Service", exact=True)
+    assert service.evaluate("(e) => e.scrollWidth <= e.clientWidth"), "the service list is cut"
     register.click()
     expect(page.get_by_text(f"Registered CarrierService for {ACCOUNT}.")).to_be_visible(timeout=TIMEOUT)
     table = page.locator("table.dataTable")
@@ -78,6 +81,13 @@ def test_register_replace_and_deregister_in_the_browser(page: Page, voila: str) 
     account.fill(LISTED)
     page.get_by_role("button", name="List callbacks").click()
     expect(page.locator("table.dataTable")).to_contain_text("DeviceUsage", timeout=TIMEOUT)
+    # the table uses the page's width; account names are never broken inside their cells
+    width = page.locator("table.dataTable").first.evaluate("(e) => e.getBoundingClientRect().width")
+    assert width > 1100, width
+    heights = page.locator("table.dataTable tbody td:first-child").evaluate_all(
+        "(cells) => cells.map((c) => c.clientHeight)"
+    )
+    assert heights and max(heights) < 30, heights
     account.fill("9999999999-00001")
     page.get_by_role("button", name="List callbacks").click()
     expect(page.locator(".tskit-status").first).to_contain_text("AccountNotFound", timeout=TIMEOUT)
@@ -102,7 +112,7 @@ def test_dark_theme_and_a_narrow_window(page: Page, voila: str) -> None:
     # at 700 px every column is still there (the password column too) and no label is cut
     for header in ("account_name", "service_name", "url", "username", "password"):
         expect(page.locator("table.dataTable th", has_text=header)).to_be_visible()
-    assert labels_cut(page) == []
+    assert labels_cut(page) == [] and low_contrast(page) == []
     password = page.get_by_placeholder("optional, never shown")
     box = password.bounding_box()
     assert box is not None and box["x"] + box["width"] <= 700

@@ -15,7 +15,9 @@ from tskit.audit._rules import Severity
 if TYPE_CHECKING:
     from tskit.audit._audit import AccountError, Audit
 
-COLOURS = {Severity.HIGH: "#c62828", Severity.MEDIUM: "#ef6c00", Severity.LOW: "#f9a825", Severity.INFO: "#607d8b"}
+COLOURS = {Severity.HIGH: "#c62828", Severity.MEDIUM: "#ef6c00", Severity.LOW: "#f9a825", Severity.INFO: "#546e7a"}
+# text on each badge: white or black, whichever gives 4.5:1 or more (WCAG AA) on that colour
+_TEXT_ON = {"#c62828": "#fff", "#ef6c00": "#000", "#f9a825": "#000", "#546e7a": "#fff"}
 _MAX_ROWS = 200
 
 
@@ -87,7 +89,7 @@ def text_summary(audit: Audit, *, limit: int | None = 20, colour: bool = False, 
 
 def _badge(text: str, colour: str) -> str:
     return (
-        f'<span style="background:{colour};color:#fff;border-radius:3px;padding:1px 6px;'
+        f'<span style="background:{colour};color:{_TEXT_ON.get(colour, "#fff")};border-radius:3px;padding:1px 6px;'
         f'margin-right:4px;font-size:90%">{escape(text)}</span>'
     )
 

@@ -111,6 +111,10 @@ TABLE_OPTIONS: dict[str, Any] = {
 }
 
 
+#: Columns of long text that may wrap inside their cells; every other column stays on one line.
+WRAPPED_COLUMNS = frozenset({"url", "detail", "message", "description", "old", "new", "body", "error"})
+
+
 def data_table(frame: pd.DataFrame | None = None, *, shown: bool = True, **options: Any) -> ITable:
     """An interactive table: sort by any column, search, pages, export to CSV or Excel."""
     from itables.widget import ITable
@@ -130,7 +134,9 @@ def show_frame(table: ITable, frame: pd.DataFrame, **options: Any) -> None:
     """
     kept: dict[str, Any] = getattr(table, "tskit_options", {})
     kept.update(options)
-    table.update(frame, **kept)
+    # names and ids stay on one line; only long texts (URLs, details) wrap
+    wrap = [i for i, column in enumerate(frame.columns) if column in WRAPPED_COLUMNS]
+    table.update(frame, **kept, columnDefs=[{"targets": wrap, "className": "tskit-wrap"}])
 
 
 def export_name(stem: str) -> dict[str, Any]:
@@ -184,7 +190,8 @@ class Panel(widgets.VBox):
         self._log_box.selected_index = None
         self.pending: asyncio.Task[None] | None = None
         self._busy = False
-        kwargs.setdefault("layout", widgets.Layout(width="100%", max_width="72em", grid_gap="6px"))
+        # the whole width of the page: tables get room; fields keep their own readable measure
+        kwargs.setdefault("layout", widgets.Layout(width="100%", grid_gap="6px"))
         super().__init__([*children, self.status, self._log_box], **kwargs)
         self.add_class("tskit-panel")
 

@@ -127,9 +127,13 @@ class CallbackManager(Panel):
         self.listing = widgets.HTML("<i>Choose an account and list its callbacks.</i>")
         self.table = data_table(shown=False)
 
-        labels = [(f"{name} — {info.description}", name) for name, info in SERVICE_CATALOGUE.items()]
+        # names only, so no label is cut; the chosen service's description shows in full below
         self.service = widgets.Dropdown(
-            options=labels, value="CarrierService", description="Service", layout=field_layout(), style=field_style()
+            options=list(SERVICE_CATALOGUE),
+            value="CarrierService",
+            description="Service",
+            layout=field_layout(max_width="28em"),
+            style=field_style(),
         )
         self.service_help = widgets.HTML()
         self.url = widgets.Text(
