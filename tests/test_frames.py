@@ -73,3 +73,29 @@ def test_listener_messages_have_utc_datetimes(quick_sim: Simulator, listener: Li
     assert isinstance(received.dtype, pd.DatetimeTZDtype) and str(received.dt.tz) == "UTC"
     assert (pd.Timestamp.now(tz="UTC") - received.iloc[0]) < pd.Timedelta(minutes=1)
     assert str(messages["attempts"].dtype) == "Int64" and str(messages["service"].dtype) == "category"
+
+
+def test_every_time_column_has_one_unit() -> None:
+    from tskit._frames import utc_times
+
+    kinds = [
+        utc_times([]),
+        utc_times([], epoch_seconds=True),
+        utc_times(["2026-01-01T00:00:00+00:00"]),
+        utc_times(["2026-01-01T00:00:00.123456+00:00"]),
+        utc_times([1500000000.0], epoch_seconds=True),
+        utc_times([1500000000.123], epoch_seconds=True),
+    ]
+    assert {str(t.dtype) for t in kinds} == {"datetime64[us, UTC]"}
+
+
+def test_the_diff_change_column_has_all_its_categories(ts: tskit.ThingSpace) -> None:
+    audit = ts.audit(["0000123456-00001"], progress=False)
+    changes = audit.diff(audit)
+    assert list(changes["change"].cat.categories) == ["added", "removed", "changed", "not-compared"]
+    assert list(changes["field"].cat.categories) == ["", "url", "username", "password"]
+
+
+def test_concat_frames_is_public_and_keeps_categoricals(ts: tskit.ThingSpace) -> None:
+    both = tskit.concat_frames([ts.list_callbacks("0000123456-00001"), ts.list_callbacks("0000123456-00002")])
+    assert str(both["account_name"].dtype) == "category" and len(both) == 4

@@ -72,12 +72,18 @@ def numbers(values: Sequence[int | None]) -> Any:
 
 
 def utc_times(values: Sequence[str] | Sequence[float], *, epoch_seconds: bool = False) -> Any:
-    """Tz-aware UTC datetimes from ISO texts (or from seconds since the epoch)."""
+    """Tz-aware UTC datetimes from ISO texts (or from seconds since the epoch), in microseconds.
+
+    One unit whatever the input (pandas picks s, us or ns from the values): every time column of
+    tskit compares and concatenates with every other.
+    """
     import pandas as pd
 
     if epoch_seconds:
-        return pd.to_datetime([float(v) for v in values], unit="s", utc=True)
-    return pd.to_datetime([str(v) for v in values], utc=True, format="ISO8601")
+        times = pd.to_datetime([float(v) for v in values], unit="s", utc=True)
+    else:
+        times = pd.to_datetime([str(v) for v in values], utc=True, format="ISO8601")
+    return times.as_unit("us")
 
 
 def columns_frame(columns: Mapping[str, Any]) -> pd.DataFrame:
