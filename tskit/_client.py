@@ -16,7 +16,7 @@ import httpx
 from tskit import _runner
 from tskit import _validate as check
 from tskit._auth import ThingSpaceAuth
-from tskit._config import CALLBACK_PATH, CALLBACKS_PATH, LOGOUT_PATH, Credentials
+from tskit._config import CALLBACK_PATH, CALLBACKS_PATH, LOGIN_PATH, LOGOUT_PATH, TOKEN_PATH, Credentials
 from tskit._config import base_url as check_base_url
 from tskit._errors import (
     ApiError,
@@ -334,11 +334,24 @@ class ThingSpaceClient:
 
     @staticmethod
     def _describe(exc: httpx.TransportError) -> str:
+        # the login's own requests fail inside the call: name them, not only the call's path
+        try:
+            failed = exc.request.url.path
+        except RuntimeError:  # no request attached
+            failed = ""
+        step = _LOGIN_STEPS.get(failed, "")
+        during = f" during {step}" if step else ""
         if isinstance(exc, httpx.ConnectError):
-            return f"could not connect ({exc or type(exc).__name__})"
+            return f"could not connect{during} ({exc or type(exc).__name__})"
         if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-            return f"the connection was dropped ({exc or type(exc).__name__})"
-        return str(exc) or type(exc).__name__
+            return f"the connection was dropped{during} ({exc or type(exc).__name__})"
+        return f"{exc or type(exc).__name__}{during}"
+
+
+_LOGIN_STEPS = {
+    TOKEN_PATH: f"the OAuth token request (POST {TOKEN_PATH})",
+    LOGIN_PATH: f"the session login (POST {LOGIN_PATH})",
+}
 
 
 def _with_note(error: ThingSpaceError, note: str) -> ThingSpaceError:

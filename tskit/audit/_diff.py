@@ -82,6 +82,6 @@ def diff(old: Audit, new: Audit) -> pd.DataFrame:
     for column in ("account_name", "service_name"):  # few distinct values
         table[column] = table[column].astype("category")
     # every category there even when absent, so diffs of different audits compare and concatenate
-    table["change"] = table["change"].astype(pd.CategoricalDtype(CHANGES))
-    table["field"] = table["field"].astype(pd.CategoricalDtype(FIELDS))
+    table["change"] = table["change"].astype(pd.CategoricalDtype(list(CHANGES)))
+    table["field"] = table["field"].astype(pd.CategoricalDtype(list(FIELDS)))
     return table
