@@ -121,3 +121,12 @@ def ts(sim: Simulator) -> Iterator[tskit.ThingSpace]:
     connection = tskit.connect(simulator=sim)
     yield connection
     connection.close()
+
+
+@pytest.fixture
+def cli_simulator(monkeypatch: pytest.MonkeyPatch) -> Simulator:
+    """One simulator shared by the commands of a test, as if they ran against one server."""
+    shared = Simulator()
+    real_connect = tskit.connect
+    monkeypatch.setattr(tskit, "connect", lambda **kw: real_connect(simulator=shared))
+    return shared

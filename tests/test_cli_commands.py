@@ -14,14 +14,8 @@ DEMO = ["0000123456-00001", "0000123456-00002", "0000123456-00003"]
 
 
 @pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> tskit.simulator.Simulator:
-    """One simulator shared by the commands of a test, as if they ran against one server."""
-    from tskit.simulator import Simulator
-
-    shared = Simulator()
-    real_connect = tskit.connect
-    monkeypatch.setattr(tskit, "connect", lambda **kw: real_connect(simulator=shared))
-    return shared
+def sim(cli_simulator: tskit.simulator.Simulator) -> tskit.simulator.Simulator:
+    return cli_simulator
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -33,7 +27,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_audit_table_and_fail_on(sim, capsys) -> None:
     code, out, _ = run(capsys, "audit", *DEMO, "--expect", "CarrierService", "--fail-on", "high")
     assert code == 3
-    assert out.startswith("<Audit of embedded simulator") and "credentials-over-http" in out
+    assert out.startswith("Audit of embedded simulator") and "credentials-over-http" in out
     assert run(capsys, "audit", "0000123456-00001", "--fail-on", "high")[0] == 0
     assert run(capsys, "audit", "0000123456-00001", "--fail-on", "medium")[0] == 3  # DeviceUsage has no credentials
     assert run(capsys, "audit", "0000123456-00001")[0] == 0  # no --fail-on: findings are reported, not failed

@@ -159,3 +159,24 @@ def test_a_base_url_without_credentials_is_a_mistake_not_the_simulator(monkeypat
     monkeypatch.delenv("THINGSPACE_BASE_URL")
     with pytest.raises(tskit.ConfigurationError, match="base_url is set"):
         tskit.connect(base_url="http://127.0.0.1:9100")
+
+
+def test_could_not_connect_names_the_token_request(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.setenv("TSKIT_CONFIG_DIR", str(tmp_path))
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ts = tskit.connect(
+        client_id="key",
+        client_secret="secret-1",
+        username="user",
+        password="pw-1",
+        base_url=f"http://127.0.0.1:{port}",
+        retry=tskit.NO_RETRY,
+    )
+    with pytest.raises(tskit.TransportError) as failure:
+        ts.list_callbacks("0000123456-00001")
+    ts.close()
+    assert "POST /api/ts/v1/oauth2/token: could not connect" in str(failure.value)  # the request that failed

@@ -76,7 +76,7 @@ def test_wrong_password_is_rejected_retried_and_logged(quick_sim: Simulator, lis
     ]
     assert 0.04 < delivery.attempts[1].sent_at - delivery.attempts[0].sent_at < 1  # ~1.3 s, scaled by 0.05
     log = quick_sim.delivery_log()
-    assert log["status_code"].tolist() == ["401", "401"] and set(log["state"]) == {"given up"}
+    assert log["status_code"].tolist() == [401, 401] and set(log["state"]) == {"given up"}
     assert listener.count() == 0
 
 

@@ -578,7 +578,7 @@ def test_cli_prints_the_notes_of_an_error(cli_with: Simulator, capsys: pytest.Ca
     from tskit.cli import main
 
     cli_with.faults.scripted.append(Fault(status=500, operations=("register",)))
-    assert main(["register", EMPTY, "CarrierService", URL]) == 1
+    assert main(["register", EMPTY, "CarrierService", URL, "--no-password"]) == 1
     assert "the listing does not show it now" in capsys.readouterr().err
 
 
@@ -627,7 +627,7 @@ def test_cli_says_a_service_had_no_listener_and_the_url_registered(
 ) -> None:
     from tskit.cli import main
 
-    assert main(["register", EMPTY, "CarrierService", "https://BÜCHER.example/cb"]) == 0
+    assert main(["register", EMPTY, "CarrierService", "https://BÜCHER.example/cb", "--no-password", "--yes"]) == 0
     assert "Registered as https://xn--bcher-kva.example/cb" in capsys.readouterr().out
     assert main(["deregister", EMPTY, "DeviceUsage", "--yes"]) == 0
     assert "had no listener" in capsys.readouterr().out

@@ -28,6 +28,18 @@ async def click(panel: Any, button: Any) -> None:
         await panel.pending
 
 
+def shown(table: Any) -> str:
+    """The rows an interactive table shows, as CSV ("" while it is hidden)."""
+    if table.layout.display == "none" or table.df is None:
+        return ""
+    return str(table.df.to_csv(index=False))
+
+
+def press_enter(field: Any) -> None:
+    """What the browser sends when Enter is pressed in a text field."""
+    field._handle_custom_msg({"event": "submit"}, [])
+
+
 def all_state(widget: Any) -> str:
     """Every trait value of a widget and its children, as the front end would receive them."""
     parts = [repr(widget.get_state())]
@@ -43,8 +55,8 @@ async def test_list_shows_the_table_with_passwords_masked(manager: CallbackManag
     assert manager.pending is not None
     await manager.pending
     assert not manager.refresh.disabled
-    assert "CarrierService" in manager.table.value and "DeviceUsage" in manager.table.value
-    assert "********" in manager.table.value and "demo-pass-1" not in manager.table.value
+    assert "CarrierService" in shown(manager.table) and "DeviceUsage" in shown(manager.table)
+    assert "********" in shown(manager.table) and "demo-pass-1" not in shown(manager.table)
     assert "2 callback(s)" in manager.status.value
     assert list(manager.registered.options) == ["CarrierService", "DeviceUsage"]
     assert manager.frame is not None and len(manager.frame) == 2
@@ -69,7 +81,7 @@ async def test_register_valid_input(manager: CallbackManager, sim: Simulator) ->
     ]
     assert manager.password.value == ""  # used once, gone from the widget state
     assert "s3cret-widget" not in all_state(manager)
-    assert "NiddService" in manager.table.value  # the table refreshed after the change
+    assert "NiddService" in shown(manager.table)  # the table refreshed after the change
     assert manager.registered.value == "NiddService" and not manager.deregister.disabled
     assert "Registered NiddService for 0000123456-00003" in manager.status.value
 
@@ -79,8 +91,8 @@ async def test_register_valid_input(manager: CallbackManager, sim: Simulator) ->
     [
         ("url", "https://listener.example.com:8443/x", "port 8443"),
         ("url", "ftp://listener.example.com/x", "scheme"),
-        ("username", "u" * 41, "username: is 41 characters long"),
-        ("account", "../etc", "account_name"),
+        ("username", "u" * 41, "Username: is 41 characters long"),
+        ("account", "../etc", "is not an account name"),
     ],
 )
 async def test_register_invalid_input_is_explained_live_and_sends_nothing(
@@ -108,7 +120,7 @@ async def test_deregister_needs_confirmation(manager: CallbackManager, sim: Simu
     assert sim.count("deregister") == 0  # nothing sent before confirming
     await click(manager, manager.confirm)
     assert [r["serviceName"] for r in sim.registrations("0000123456-00001")] == ["CarrierService"]
-    assert "DeviceUsage" not in manager.table.value
+    assert "DeviceUsage" not in shown(manager.table)
     assert manager.confirm_box.layout.display == "none"
     assert "Deregistered DeviceUsage" in manager.status.value
 
@@ -132,7 +144,9 @@ async def test_thingspace_errors_in_plain_words(manager: CallbackManager, sim: S
     assert "GET /api/m2m/v1/callbacks/9999999999-00001" in manager.details.value  # the full story
     sim.config.reregister = "error"
     manager.account.value, manager.url.value = "0000123456-00001", "https://listener.example.com/again"
+    manager.password.value = "again-pw"
     await click(manager, manager.register)
+    await click(manager, manager.replace_confirm)  # it replaces a listener: confirmed
     assert "CallbackAlreadyRegistered" in manager.status.value
 
 
@@ -175,14 +189,20 @@ async def test_login_panel_clears_secrets_and_switches_the_manager(sim: Simulato
 
 async def test_login_panel_incomplete_credentials(sim: Simulator) -> None:
     panel = LoginPanel()
+    assert panel.connect.disabled  # nothing filled in: nothing to click
     panel.client_id.value = "only-the-key"
-    panel.connect.click()
-    assert "Please check client_secret" in panel.status.value and panel.connection is None
+    assert panel.connect.disabled
+    panel.connect.click()  # even from code: the empty fields are named, in the form's words
+    assert panel.status.value == "Please fill in: App secret, UWS user, Password."
+    assert panel.connection is None and panel.status.kind == "error"
+    assert "simulator=False" not in panel.status.value and "THINGSPACE_" not in panel.status.value
+    panel.client_secret.value, panel.username.value, panel.password.value = "s", "u", "p"
+    assert not panel.connect.disabled
 
 
 async def test_audit_dashboard(ts: tskit.ThingSpace, sim: Simulator, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    dashboard = AuditDashboard(ts)
+    dashboard = AuditDashboard(ts, snapshot_dir=tmp_path)
     dashboard.accounts.value += "\n9999999999-00001"
     dashboard.expect.value = ["CarrierService"]
     assert dashboard.export.disabled

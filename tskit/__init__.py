@@ -26,6 +26,7 @@ from tskit._errors import (
 )
 from tskit._facade import ThingSpace, connect
 from tskit._frames import CALLBACK_COLUMNS, callbacks_frame, services_frame
+from tskit._frames import concat as concat_frames
 from tskit._models import (
     ALLOWED_LISTENER_PORTS,
     SERVICE_CATALOGUE,
@@ -67,6 +68,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "callbacks_frame",
+    "concat_frames",
     "connect",
     "services_frame",
 ]

@@ -60,7 +60,9 @@ class AsgiServer:
     """
 
     def __init__(self, app: Any, sock: socket.socket, name: str) -> None:
-        import uvicorn
+        from tskit._extras import require
+
+        uvicorn = require("uvicorn", "server")
 
         self.socket: socket.socket | None = sock
         self.port: int = sock.getsockname()[1]

@@ -96,7 +96,8 @@ def suggest_service(value: str) -> str | None:
     by_lower = {name.lower(): name for name in SERVICE_CATALOGUE}
     if value.lower() in by_lower:
         return by_lower[value.lower()]
-    close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.6)
+    # typos score 0.9 and more; an unrelated name (NewFancyService vs PwnService) about 0.65
+    close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.8)
     return by_lower[close[0]] if close else None
 
 

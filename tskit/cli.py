@@ -6,9 +6,12 @@ import argparse
 import contextlib
 import getpass
 import json
+import logging
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,12 +22,18 @@ if TYPE_CHECKING:
 EPILOG = """\
 credentials:
   THINGSPACE_CLIENT_ID, THINGSPACE_CLIENT_SECRET, THINGSPACE_USERNAME and THINGSPACE_PASSWORD
-  (and THINGSPACE_BASE_URL). With none of them set, tskit uses its embedded ThingSpace simulator
-  and its demo accounts 0000123456-00001, -00002 and -00003.
+  (and THINGSPACE_BASE_URL). With no THINGSPACE_* variable set at all, tskit uses its embedded
+  ThingSpace simulator and its demo accounts 0000123456-00001, -00002 and -00003. With some set
+  but not all four (or misspelt), it refuses with exit 2 rather than act on simulator data.
 
 exit codes:
-  0 done; 1 ThingSpace or the network failed; 2 bad usage or input (nothing was sent);
-  3 audit findings at or above --fail-on; 4 some accounts could not be read.
+  0 done (or a confirmation answered no, or Ctrl-D at it); 1 ThingSpace or the network failed,
+  or no password was typed at the password prompt (Ctrl-D); 2 bad usage or input (nothing was
+  sent); 3 audit findings at or above --fail-on; 4 some accounts could not be read;
+  130 interrupted (Ctrl-C); 141 the reader of the output went away (e.g. `| head`).
+
+environment:
+  NO_COLOR set: no colours, even on a terminal. FORCE_COLOR set (not 0): colours, even in a pipe.
   tskit plan: 0 nothing would change, 2 changes pending, 1 failure (Terraform's convention).
 """
 
@@ -36,53 +45,193 @@ class UsageError(Exception):
     """A mistake on the command line, reported with exit code 2."""
 
 
-def _show(frame: pd.DataFrame, fmt: str = "table") -> str:
+# What the library says in Python words, and what a shell user types instead.
+_CLI_WORDS = (
+    (re.compile(r"\bpass (\w+)=True\b"), lambda m: "add --" + m[1].replace("_", "-")),
+    (re.compile(r"one of tskit\.SERVICE_CATALOGUE"), lambda m: "one of the services `tskit services` lists"),
+    (re.compile(r"tskit\.SERVICE_CATALOGUE"), lambda m: "the services `tskit services` lists"),
+    (re.compile(r" and reconnect \(or call reset\(\)\)"), lambda m: ", then run `tskit reset-login`"),
+    (
+        re.compile(r"Check the credentials, then reconnect"),
+        lambda m: "Fix the credentials; run `tskit reset-login` once they are fixed",
+    ),
+    (re.compile(r"\bcall reset\(\)"), lambda m: "run `tskit reset-login`"),
+    (re.compile(r"\busername= and password="), lambda m: "--username and --password-env"),
+)
+# The library's field names, as the command line names them.
+_FIELDS = {
+    "account_name": "ACCOUNT",
+    "service_name": "SERVICE",
+    "url": "URL",
+    "username": "--username",
+    "concurrency": "--concurrency",
+    "base_url": "THINGSPACE_BASE_URL",
+}
+
+
+def cli_words(error: BaseException) -> str:
+    """An error's text in command-line words: flags and commands instead of Python parameters."""
+    from tskit._errors import ValidationError
+
+    text = str(error)
+    if isinstance(error, ValidationError) and error.field in _FIELDS:
+        text = _FIELDS[error.field] + text[len(error.field) :]
+    for pattern, words in _CLI_WORDS:
+        text = pattern.sub(words, text)
+    return text
+
+
+def _json(frame: pd.DataFrame) -> object:
+    """Plain JSON values of a frame's rows: times as ISO text, missing values as null."""
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+def _colour_wanted(stream: object) -> bool:
+    """Colours on a terminal or with FORCE_COLOR set, never when NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR", "") not in ("", "0"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return callable(isatty) and bool(isatty())
+
+
+def _show(frame: pd.DataFrame, fmt: str = "table", limit: int | None = None) -> str:
     if fmt == "csv":
         return str(frame.to_csv(index=False))
     if fmt == "json":
-        return str(frame.to_json(orient="records", indent=2)) + "\n"
-    return (frame.to_string(index=False) if len(frame) else "(none)") + "\n"
+        return json.dumps(_json(frame), indent=2, ensure_ascii=False) + "\n"
+    if not len(frame):
+        return "(none)\n"
+    shown = frame if limit is None else frame.head(limit)
+    more = f"... {len(frame) - len(shown)} more rows (--limit)\n" if len(shown) < len(frame) else ""
+    return shown.to_string(index=False) + "\n" + more
+
+
+def _check_credential_variables() -> bool:
+    """Whether real credentials are set; ``False`` when no THINGSPACE_* variable is set at all.
+
+    Some set but not all four (misspelt, lower case, empty, or only THINGSPACE_BASE_URL) is a
+    mistake: a cron job must not quietly act on simulator data, so it is refused up front.
+    """
+    import difflib
+
+    from tskit._config import BASE_URL_ENV, ENV_VARS
+
+    known = [*ENV_VARS.values(), BASE_URL_ENV]
+    present = sorted(name for name in os.environ if name.upper().startswith("THINGSPACE_"))
+    if not present:
+        return False
+    missing = [name for name in ENV_VARS.values() if not os.environ.get(name, "").strip()]
+    if not missing:
+        return True
+    lines = [
+        f"ThingSpace credentials are incomplete: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+        "not set (or empty)."
+    ]
+    for name in (n for n in present if n not in known):
+        guess = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.6)
+        lines.append(f"  {name} is set{f': did you mean {guess[0]}?' if guess else ', but tskit does not read it.'}")
+    lines.append(
+        "  Set all four (THINGSPACE_BASE_URL is optional), or unset every THINGSPACE_* variable for the "
+        "embedded simulator, or add --simulator."
+    )
+    raise UsageError("\n".join(lines))
 
 
 def _connect(args: argparse.Namespace) -> ThingSpace:
     import tskit
 
-    return tskit.connect(simulator=True if getattr(args, "simulator", False) else None)
+    if getattr(args, "simulator", False):
+        return tskit.connect(simulator=True)
+    if not _check_credential_variables():
+        print(
+            "tskit: no ThingSpace credentials found: using the embedded simulator (nothing reaches Verizon).",
+            file=sys.stderr,
+        )
+    return tskit.connect()
 
 
 def _accounts(args: argparse.Namespace) -> list[str]:
-    from tskit.audit._audit import account_lines, read_accounts_file
+    from tskit.audit._audit import account_lines
 
     names = list(args.accounts)
     if args.accounts_file:
+        where = "stdin" if args.accounts_file == "-" else args.accounts_file
         try:
             if args.accounts_file == "-":
                 data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
-                names += account_lines(data.decode("utf-8-sig"))
+                text = data.decode("utf-8-sig")
             else:
-                names += read_accounts_file(args.accounts_file)
+                text = Path(args.accounts_file).read_text(encoding="utf-8-sig")
         except OSError as exc:
             raise UsageError(f"cannot read the accounts file: {exc}") from None
         except UnicodeError as exc:
-            where = "(stdin)" if args.accounts_file == "-" else args.accounts_file
             raise UsageError(f"the accounts file {where} is not valid UTF-8 (byte {exc.args[2]})") from None
+        from_file = account_lines(text)
+        _check_lines(args.accounts_file, text.splitlines(), from_file)
+        names += from_file
     if not names:
         raise UsageError("give account names, or --accounts-file FILE")
-    return names
+    from tskit.audit import account_list
+
+    # every name checked before anything is sent
+    return account_list(names)
+
+
+def _check_lines(path: str, lines: list[str], names: list[str]) -> None:
+    """Name the line of the first bad account name of an accounts file."""
+    from tskit import _validate as check
+    from tskit._errors import ValidationError
+
+    for name in names:
+        try:
+            check.account_name(name)
+        except ValidationError as error:
+            number = next((n for n, line in enumerate(lines, 1) if line.split("#", 1)[0].strip() == name.strip()), None)
+            where = "stdin" if path == "-" else path
+            at = f", line {number}" if number else ""
+            raise UsageError(f"--accounts-file {where}{at}: {error.problem} ({error.allowed})") from None
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     import tskit
-    from tskit.audit import account_list
+    from tskit._frames import concat
 
-    names = account_list(_accounts(args))
+    names = _accounts(args)
     with _connect(args) as ts:
         frames = [ts.list_callbacks(account) for account in names]
-    frame = pd.concat(frames, ignore_index=True) if frames else tskit.callbacks_frame([])
-    sys.stdout.write(_show(frame, args.format))
+    frame = concat(frames) if frames else tskit.callbacks_frame([])
+    sys.stdout.write(_show(frame, args.format, args.limit))
     return 0
+
+
+def _cmd_services(args: argparse.Namespace) -> int:
+    import tskit
+
+    frame = tskit.services_frame()
+    if args.format != "table":
+        sys.stdout.write(_show(frame, args.format))
+        return 0
+    import textwrap
+
+    # left-aligned, descriptions wrapped under their own column: fits 100 columns
+    width = max(len(name) for name in frame["service_name"]) + 2
+    print(f"{'SERVICE':<{width}}WHAT IT SENDS")
+    for name, description in zip(frame["service_name"], frame["description"], strict=True):
+        lines = textwrap.wrap(str(description), width=100 - width) or [""]
+        print(f"{name:<{width}}{lines[0]}")
+        for line in lines[1:]:
+            print(" " * width + line)
+    return 0
+
+
+class NothingChanged(Exception):
+    """A prompt got no answer (Ctrl-D): nothing was sent; the exit code says which prompt."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__("Nothing was changed.")
+        self.code = code
 
 
 def _password(args: argparse.Namespace) -> str | None:
@@ -101,14 +250,56 @@ def _password(args: argparse.Namespace) -> str | None:
         if not line:
             raise UsageError("--password-stdin: the password read from stdin is empty")
         return line
-    if args.username and sys.stdin.isatty():
+    if args.no_password:
+        return None
+    if not sys.stdin.isatty():
+        # never a silent listener without a password: it may replace one that had one
+        raise UsageError(
+            "no terminal to ask for the listener password: use --password-env VAR or --password-stdin, "
+            "or --no-password for a listener without one"
+        )
+    try:
         return getpass.getpass("Listener password (empty for none): ") or None
-    return None
+    except EOFError:
+        print(file=sys.stderr)
+        raise NothingChanged(1) from None
+
+
+def _confirm(question: str, *, yes: bool, flag: str = "--yes") -> bool:
+    """Ask on a terminal; ``--yes`` answers for scripts. Ctrl-D is a no."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"needs {flag} when it cannot ask (no terminal)")
+    try:
+        answer = input(question)
+    except EOFError:
+        print()
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _cmd_register(args: argparse.Namespace) -> int:
+    from tskit import _validate as check
+
+    # the whole command line is checked before the password is asked for or anything is sent
+    check.account_name(args.account)
+    check.service_name(args.service, allow_unknown=args.allow_unknown_service)
+    check.listener_url(args.url, allow_any_port=args.allow_any_port)
+    check.credential("username", args.username)
+    serious = _serious_findings(args)
     password = _password(args)
     with _connect(args) as ts:
+        replaced = _replaced(ts, args)
+        if replaced:
+            print(f"tskit register: replaces {replaced}", file=sys.stderr)
+        for detail in serious:
+            print(f"tskit register: warning: {detail}", file=sys.stderr)
+        if serious or replaced:
+            what = "Replace the listener" if replaced else "Register it anyway"
+            if not _confirm(f"{what} ({args.service} of {args.account} on {ts.source})? [y/N] ", yes=args.yes):
+                print("Nothing was changed.")
+                return 0
         result = ts.register_callback(
             args.account,
             args.service,
@@ -131,15 +322,41 @@ _OUTCOME_NOTES = {
 }
 
 
+def _serious_findings(args: argparse.Namespace) -> list[str]:
+    """What an audit would rate high about this registration (e.g. an address ThingSpace cannot reach)."""
+    from tskit._models import Callback
+    from tskit._secret import Secret
+    from tskit.audit._rules import DEFAULT_RULES, AuditContext, Severity, run_rules
+
+    callback = Callback(args.account, args.service, args.url, args.username or "", Secret(""))
+    findings = run_rules(args.account, [callback], DEFAULT_RULES, AuditContext())
+    skipped = {"port-not-allowed"} if args.allow_any_port else set()
+    return [f.detail for f in findings if f.severity >= Severity.HIGH and f.rule not in skipped]
+
+
+def _replaced(ts: ThingSpace, args: argparse.Namespace) -> str:
+    """The listener a register would replace, in words (without its password), or ``""``."""
+    current = ts.list_callbacks(args.account)
+    old = current[current["service_name"] == args.service]
+    if not len(old):
+        return ""
+    row = old.iloc[0]
+    return (
+        f"{args.service} of {args.account}: now {row['url']} (username {row['username'] or 'none'}, "
+        f"password {'set' if row['password'] else 'none'})"
+    )
+
+
 def _cmd_deregister(args: argparse.Namespace) -> int:
+    from tskit import _validate as check
+
+    check.account_name(args.account)
+    check.service_name(args.service, allow_unknown=args.allow_unknown_service)
     with _connect(args) as ts:
-        if not args.yes:
-            if not sys.stdin.isatty():
-                raise UsageError("deregister needs --yes when it cannot ask (no terminal)")
-            answer = input(f"Deregister {args.service} of account {args.account} on {ts.source}? [y/N] ")
-            if answer.strip().lower() not in ("y", "yes"):
-                print("Nothing was changed.")
-                return 0
+        question = f"Deregister {args.service} of account {args.account} on {ts.source}? [y/N] "
+        if not _confirm(question, yes=args.yes):
+            print("Nothing was changed.")
+            return 0
         result = ts.deregister_callback(args.account, args.service, allow_unknown_service=args.allow_unknown_service)
     if result.was_registered is False:
         print(f"{result.service_name} of {result.account_name} had no listener: nothing to deregister")
@@ -149,9 +366,16 @@ def _cmd_deregister(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
+    from tskit import _validate as check
+    from tskit._errors import ValidationError
     from tskit.audit import Audit, Severity
 
     expect = [s.strip() for s in ",".join(args.expect).split(",") if s.strip()]
+    for service in expect:
+        try:
+            check.service_name(service, allow_unknown=args.allow_unknown_service)
+        except ValidationError as error:
+            raise UsageError(f"--expect: {cli_words(error).removeprefix('SERVICE: ')}") from None
     try:
         threshold = Severity.parse(args.fail_on) if args.fail_on else None
     except ValueError as exc:
@@ -162,6 +386,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             old = Audit.load(args.diff)
         except (OSError, ValueError) as exc:
             raise UsageError(f"--diff: {exc}") from None
+    if not 1 <= args.concurrency <= 256:
+        raise UsageError(f"--concurrency: {args.concurrency} is out of range (1 to 256)")
+    if args.save:
+        _check_save(args.save)
     names = _accounts(args)
     with _connect(args) as ts:
         audit = ts.audit(names, expect, concurrency=args.concurrency, progress=False if args.no_progress else None)
@@ -174,19 +402,35 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         out = document(audit)
         if changes is not None:
             out["diff"] = json.loads(changes.to_json(orient="records"))
-        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     elif args.format == "csv":
         sys.stdout.write(_show(changes if changes is not None else audit.findings, "csv"))
     else:
-        sys.stdout.write(repr(audit) + "\n")
+        from tskit.audit._display import text_summary
+
+        sys.stdout.write(text_summary(audit, limit=args.limit, colour=_colour_wanted(sys.stdout), command=True) + "\n")
         if changes is not None:
             sys.stdout.write(f"\nChanges since {old.started_at:%Y-%m-%d %H:%M} UTC:\n" if old else "")
-            sys.stdout.write(_show(changes))
+            sys.stdout.write(_show(changes, limit=args.limit))
     if audit.error_list:
         return EXIT_UNREADABLE
     if threshold is not None and audit.at_or_above(threshold):
         return EXIT_FINDINGS
     return 0
+
+
+def _check_save(path: str) -> None:
+    """Refuse a --save name that could not be written, before any account is read."""
+    from pathlib import Path
+
+    target = Path(path)
+    if target.suffix.lower() not in (".json", ".csv"):
+        raise UsageError(f"--save: {path!r} must end in .json (everything) or .csv (the registrations)")
+    folder = target.parent
+    if not folder.is_dir():
+        raise UsageError(f"--save: the folder {str(folder)!r} does not exist")
+    if target.is_dir():
+        raise UsageError(f"--save: {path!r} is a folder; give a file name")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -215,9 +459,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         ts.register_callback(account, "CarierService", "https://listener.example.com:8443/x")
     except tskit.ValidationError as error:
-        print(f"Bad input is refused before anything is sent:\n  {error}\n")
+        print(f"Bad input is refused before anything is sent:\n  {cli_words(error)}\n")
     print("An audit of every demo account, expecting CarrierService:")
-    print(repr(ts.audit(accounts, ["CarrierService"], progress=False)))
+    from tskit.audit._display import text_summary
+
+    print(text_summary(ts.audit(accounts, ["CarrierService"], progress=False), limit=None, command=True))
     return 0
 
 
@@ -288,9 +534,39 @@ def _cmd_simulator(args: argparse.Namespace) -> int:
     print("# Point tskit, or any ThingSpace client, at this simulator:")
     print(server.export_lines(), flush=True)
     print(f"ThingSpace simulator serving on {server.base_url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    server.run()  # Ctrl-C ends it with 130, as every other command
     return 0
+
+
+class _NoPasswordOnCommandLine(argparse.Action):
+    """``--password`` is refused: other users see command lines (``ps``, shell history)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        parser.error("passwords are never taken on the command line; use --password-env or --password-stdin")
+
+
+def _unknown_command(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
+    """A did-you-mean for a mistyped command (``tskit lsit``), or ``""``."""
+    import difflib
+
+    first = next((a for a in argv if not a.startswith("-")), None)
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    commands = list(actions[0].choices) if actions else []
+    if first is None or first in commands or argv.index(first) != 0:
+        return ""
+    guess = difflib.get_close_matches(first, commands, n=1, cutoff=0.6)
+    hint = f"did you mean '{guess[0]}'?" if guess else f"the commands are {', '.join(commands)}"
+    return f"tskit: unknown command '{first}': {hint} (tskit --help lists them)"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def _rate(text: str) -> float:
@@ -320,6 +596,13 @@ def _add_backend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--simulator", action="store_true", help="use the embedded simulator even when credentials are set"
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help="also show tskit's warnings as they happen")
+
+
+def _add_limit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--limit", type=_positive, default=None, metavar="N", help="show at most N rows of a table (default: all)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -330,13 +613,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from tskit._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"tskit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     listing = commands.add_parser("list", help="list the callback listeners of accounts (passwords masked)")
     _add_accounts(listing)
     listing.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
+    _add_limit(listing)
     _add_backend(listing)
     listing.set_defaults(func=_cmd_list)
+
+    services = commands.add_parser("services", help="the callback services ThingSpace has, with what each sends")
+    services.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
+    services.set_defaults(func=_cmd_services)
 
     register = commands.add_parser(
         "register",
@@ -351,7 +642,17 @@ def build_parser() -> argparse.ArgumentParser:
     secret = register.add_mutually_exclusive_group()
     secret.add_argument("--password-env", metavar="VAR", help="read the listener password from this variable")
     secret.add_argument("--password-stdin", action="store_true", help="read the listener password from stdin")
+    register.add_argument("--password", nargs="?", action=_NoPasswordOnCommandLine, help=argparse.SUPPRESS)
+    secret.add_argument(
+        "--no-password", action="store_true", help="register the listener without a password (never the default)"
+    )
     register.add_argument("--allow-any-port", action="store_true", help="skip the allowed-ports check")
+    register.add_argument(
+        "--yes",
+        action="store_true",
+        help="replace a listener, or register an address an audit rates high, without asking (needed without "
+        "a terminal)",
+    )
     _add_backend(register)
     register.set_defaults(func=_cmd_register)
 
@@ -365,7 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser(
         "audit",
-        help="check the listeners of many accounts; exit non-zero on findings (for cron and CI)",
+        help="check the listeners of many accounts; with --fail-on, exit 3 on findings (for cron and CI)",
         description="Read the callback listeners of many accounts and report what will not work or is "
         "unsafe: plain HTTP, credentials over HTTP, hosts Verizon cannot reach, ports it does not deliver "
         "to, shared URLs, missing services, listeners without credentials, unknown services.",
@@ -391,8 +692,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--save", metavar="FILE", help="save a snapshot (.json or .csv; never holds passwords)")
     audit.add_argument("--diff", metavar="OLD", help="also report changes since this snapshot")
-    audit.add_argument("--concurrency", type=int, default=16, help="accounts read at once (default 16)")
+    audit.add_argument(
+        "--allow-unknown-service", action="store_true", help="accept --expect services tskit does not know"
+    )
+    audit.add_argument("--concurrency", type=_positive, default=16, help="accounts read at once (default 16)")
     audit.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_limit(audit)
     _add_backend(audit)
     audit.set_defaults(func=_cmd_audit)
 
@@ -491,37 +796,92 @@ def _not_utf8(args: argparse.Namespace) -> str:
     return ""
 
 
+@contextlib.contextmanager
+def _quiet_logging(verbose: bool) -> Iterator[None]:
+    """The error message says what failed; tskit's warnings show only with --verbose.
+
+    The logger is put back as it was afterwards, so that ``main()`` called from Python (tests,
+    notebooks) leaves the caller's logging alone.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("tskit: warning: %(message)s"))
+    logger = logging.getLogger("tskit")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if verbose else logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tskit`` command; returns the exit code."""
-    import tskit
-
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:
-        # tskit plan keeps exit 2 for "changes pending": its usage errors are failures (1).
-        if exit_.code == 2 and _command_of(sys.argv[1:] if argv is None else argv) == "plan":
-            return 1
-        raise
-    bad = _not_utf8(args)
-    if bad:
-        print(f"tskit {args.command}: {bad}: is not valid UTF-8 text (check the terminal's encoding)", file=sys.stderr)
-        return 2
+        parser = build_parser()
+        given = list(sys.argv[1:] if argv is None else argv)
+        unknown = _unknown_command(parser, given)
+        if unknown:
+            print(unknown, file=sys.stderr)
+            return 2
+        try:
+            args = parser.parse_args(given)
+        except SystemExit as exit_:
+            # tskit plan keeps exit 2 for "changes pending": its usage errors are failures (1).
+            if exit_.code == 2 and _command_of(given) == "plan":
+                return 1
+            raise
+        if args.command is None:  # bare `tskit`: what it can do, not a usage error
+            parser.print_help()
+            return 0
+        bad = _not_utf8(args)
+        if bad:
+            problem = f"{bad}: is not valid UTF-8 text (check the terminal's encoding)"
+            print(f"tskit {args.command}: {problem}", file=sys.stderr)
+            return 2
+        with _quiet_logging(getattr(args, "verbose", False)):
+            code = _run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's shutdown
+        return code
+    except KeyboardInterrupt:  # Ctrl-C: stop quietly, with the shell's code for SIGINT
+        return 130
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) went away: stop quietly; later flushes go to /dev/null
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_BROKEN_PIPE
+
+
+def _run(args: argparse.Namespace) -> int:
+    import tskit
+    from tskit._extras import MissingExtraError
+
     try:
         code: int = args.func(args)
     except UsageError as error:
         print(f"tskit {args.command}: {error}", file=sys.stderr)
         return 2
-    except tskit.ValidationError as error:
+    except NothingChanged as stop:
+        print(str(stop), file=sys.stderr)
+        return stop.code
+    except MissingExtraError as error:
         print(f"tskit {args.command}: {error}", file=sys.stderr)
         return 2
+    except tskit.ValidationError as error:
+        print(f"tskit {args.command}: {cli_words(error)}", file=sys.stderr)
+        return 2
     except tskit.ThingSpaceError as error:
-        print(f"tskit {args.command}: {error}", file=sys.stderr)
+        print(f"tskit {args.command}: {cli_words(error)}", file=sys.stderr)
         for note in getattr(error, "__notes__", ()):  # e.g. whether the change may have taken effect
             print(f"  {note}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"tskit {args.command}: interrupted", file=sys.stderr)
-        return 130
     return code
 
 

@@ -45,6 +45,7 @@ def test_runtime_is_one_tskit_supports() -> None:
     assert (major, minor) >= (3, 11)
 
 
+@pytest.mark.timeout(900)  # a whole Jupyter stack is installed: minutes, more on a busy machine
 def test_notebooks_pass_in_an_environment_made_from_binder_files_alone(tmp_path: Path) -> None:
     version = runtime_python()
     python = find_python(version)

@@ -84,6 +84,8 @@ def voila(tmp_path: Path) -> Iterator[str]:
             "--Voila.ip=127.0.0.1",
             "--ServerApp.allow_root=True",
             "--show_tracebacks=True",
+            # ?theme=dark on a page's URL shows it in JupyterLab's dark theme
+            "--VoilaConfiguration.allow_theme_override=YES",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

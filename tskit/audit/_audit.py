@@ -156,33 +156,52 @@ class Audit:
     @property
     def callbacks(self) -> pd.DataFrame:
         """Every account's registrations: the columns of ``list_callbacks``, password masked."""
-        from tskit._frames import CALLBACK_COLUMNS, frame
+        from tskit._frames import callbacks_columns
 
-        rows = [
-            (r.account_name, r.service_name, r.url, r.username, MASK if r.password_fingerprint else "")
-            for r in self.records
-        ]
-        return frame(rows, CALLBACK_COLUMNS)
+        records = self.records
+        return callbacks_columns(
+            [r.account_name for r in records],
+            [r.service_name for r in records],
+            [r.url for r in records],
+            [r.username for r in records],
+            [MASK if r.password_fingerprint else "" for r in records],
+        )
 
     @property
     def findings(self) -> pd.DataFrame:
-        """One row per finding, most severe first: account_name, service_name, rule, severity, detail."""
-        from tskit._frames import frame
+        """One row per finding, most severe first: account_name, service_name, rule, severity, detail.
 
-        rows = [(f.account_name, f.service_name, f.rule, str(f.severity), f.detail) for f in self.finding_list]
-        return frame(rows, FINDING_COLUMNS)
+        ``severity`` is an ordered categorical (info < low < medium < high), so sorting and
+        comparing (``findings[findings.severity >= "medium"]``) follow severity, not the alphabet.
+        """
+        from tskit._frames import SEVERITY_LEVELS, category, columns_frame, ordered, text
+
+        found = self.finding_list
+        return columns_frame(
+            {
+                "account_name": category([f.account_name for f in found]),
+                "service_name": category([f.service_name for f in found]),
+                "rule": category([f.rule for f in found]),
+                "severity": ordered([str(f.severity) for f in found], SEVERITY_LEVELS),
+                "detail": text([f.detail for f in found]),
+            }
+        )
 
     @property
     def errors(self) -> pd.DataFrame:
         """One row per account that could not be read, with the reason."""
-        import pandas as pd
+        from tskit._frames import category, columns_frame, numbers, text
 
-        from tskit._frames import frame
-
-        rows = [(e.account_name, e.error, e.status_code, e.error_code, e.message) for e in self.error_list]
-        errors = frame(rows, ERROR_COLUMNS)
-        errors["status_code"] = pd.array([e.status_code for e in self.error_list], dtype="Int64")
-        return errors
+        errors = self.error_list
+        return columns_frame(
+            {
+                "account_name": category([e.account_name for e in errors]),
+                "error": category([e.error for e in errors]),
+                "status_code": numbers([e.status_code for e in errors]),
+                "error_code": text([e.error_code for e in errors]),
+                "message": text([e.message for e in errors]),
+            }
+        )
 
     # -- summaries ------------------------------------------------------------------------
 

@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     from tskit.audit._audit import Audit, AuditRecord
 
 DIFF_COLUMNS = ("account_name", "service_name", "change", "field", "old", "new")
+#: The values of the ``change`` and ``field`` columns (the categories of those categoricals).
+CHANGES = ("added", "removed", "changed", "not-compared")
+FIELDS = ("", "url", "username", "password")
 
 
 def _password(fingerprint: str) -> str:
@@ -73,4 +76,12 @@ def diff(old: Audit, new: Audit) -> pd.DataFrame:
                             new_text or _password(now.password_fingerprint),
                         )
                     )
-    return frame(rows, DIFF_COLUMNS)
+    import pandas as pd
+
+    table = frame(rows, DIFF_COLUMNS)
+    for column in ("account_name", "service_name"):  # few distinct values
+        table[column] = table[column].astype("category")
+    # every category there even when absent, so diffs of different audits compare and concatenate
+    table["change"] = table["change"].astype(pd.CategoricalDtype(list(CHANGES)))
+    table["field"] = table["field"].astype(pd.CategoricalDtype(list(FIELDS)))
+    return table

@@ -13,41 +13,83 @@ from typing import TYPE_CHECKING
 from tskit.audit._rules import Severity
 
 if TYPE_CHECKING:
-    from tskit.audit._audit import Audit
+    from tskit.audit._audit import AccountError, Audit
 
-COLOURS = {Severity.HIGH: "#c62828", Severity.MEDIUM: "#ef6c00", Severity.LOW: "#f9a825", Severity.INFO: "#607d8b"}
+COLOURS = {Severity.HIGH: "#c62828", Severity.MEDIUM: "#ef6c00", Severity.LOW: "#f9a825", Severity.INFO: "#546e7a"}
+# text on each badge: white or black, whichever gives 4.5:1 or more (WCAG AA) on that colour
+_TEXT_ON = {"#c62828": "#fff", "#ef6c00": "#000", "#f9a825": "#000", "#546e7a": "#fff"}
 _MAX_ROWS = 200
+
+
+def counted(n: int, word: str) -> str:
+    """``1 finding``, ``2 findings``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _headline(audit: Audit) -> str:
     read = len(audit.accounts) - len(audit.error_list)
     return (
-        f"{len(audit.accounts)} accounts ({read} read, {len(audit.error_list)} unreadable), "
-        f"{len(audit.records)} callbacks, {len(audit.finding_list)} findings"
+        f"{counted(len(audit.accounts), 'account')} ({read} read, {len(audit.error_list)} unreadable), "
+        f"{counted(len(audit.records), 'callback')}, {counted(len(audit.finding_list), 'finding')}"
     )
 
 
-def text_summary(audit: Audit) -> str:
-    """A few lines for a terminal: counts, then the findings and errors."""
+_KIND_WORDS = {
+    "ApiError": "ThingSpace said no",
+    "AuthenticationError": "ThingSpace refused the login",
+    "RateLimitError": "too many requests",
+    "RequestTimeout": "no answer in time",
+    "TransportError": "could not reach ThingSpace",
+    "UnexpectedResponseError": "an unexpected answer",
+}
+
+
+def unreadable_words(error: AccountError) -> str:
+    """Why an account could not be read, in plain words (not an exception's class name)."""
+    kind = _KIND_WORDS.get(error.error, "could not be read")
+    status = f" ({error.status_code})" if error.status_code else ""
+    code = f" [{error.error_code}]" if error.error_code else ""
+    return f"{kind}{status}: {error.message or 'no reason given'}{code}"
+
+
+# ANSI colours of the severities on a terminal (bold red, red, yellow, dim)
+ANSI = {Severity.HIGH: "\033[1;31m", Severity.MEDIUM: "\033[31m", Severity.LOW: "\033[33m", Severity.INFO: "\033[2m"}
+_ANSI_RESET = "\033[0m"
+
+
+def text_summary(audit: Audit, *, limit: int | None = 20, colour: bool = False, command: bool = False) -> str:
+    """A few lines for a terminal: counts, then the findings and errors.
+
+    Args:
+        audit: The audit to describe.
+        limit: How many findings and unreadable accounts to list; ``None`` for all of them.
+        colour: Colour the severities with ANSI codes (for a terminal).
+        command: Written by the ``tskit`` command: a plain header, and ``--limit`` named for more.
+    """
     counts = ", ".join(f"{n} {s}" for s, n in audit.counts().items() if n) or "none"
-    lines = [
-        f"<Audit of {audit.source} at {audit.started_at:%Y-%m-%d %H:%M} UTC: {_headline(audit)}>",
-        f"  findings by severity: {counts}",
-    ]
-    for f in audit.finding_list[:20]:
-        lines.append(f"  [{f.severity}] {f.account_name} {f.service_name or '-'} {f.rule}: {f.detail}")
-    if len(audit.finding_list) > 20:
-        lines.append(f"  ... {len(audit.finding_list) - 20} more in .findings")
-    for e in audit.error_list[:10]:
-        lines.append(f"  [unreadable] {e.account_name}: {e.error} {e.error_code} {e.message}".rstrip())
-    if len(audit.error_list) > 10:
-        lines.append(f"  ... {len(audit.error_list) - 10} more in .errors")
+    header = f"Audit of {audit.source} at {audit.started_at:%Y-%m-%d %H:%M} UTC: {_headline(audit)}"
+    lines = [header if command else f"<{header}>", f"  findings by severity: {counts}"]
+    findings = audit.finding_list if limit is None else audit.finding_list[:limit]
+    for f in findings:
+        tag = f"[{f.severity}]"
+        if colour:
+            tag = f"{ANSI[f.severity]}{tag}{_ANSI_RESET}"
+        lines.append(f"  {tag} {f.account_name} {f.service_name or '-'} {f.rule}: {f.detail}")
+    if len(findings) < len(audit.finding_list):
+        where = "use --limit to see more" if command else "in .findings"
+        lines.append(f"  ... {len(audit.finding_list) - len(findings)} more ({where})")
+    errors = audit.error_list if limit is None else audit.error_list[:limit]
+    for e in errors:
+        lines.append(f"  [unreadable] {e.account_name}: {unreadable_words(e)}")
+    if len(errors) < len(audit.error_list):
+        where = "use --limit to see more" if command else "in .errors"
+        lines.append(f"  ... {len(audit.error_list) - len(errors)} more ({where})")
     return "\n".join(lines)
 
 
 def _badge(text: str, colour: str) -> str:
     return (
-        f'<span style="background:{colour};color:#fff;border-radius:3px;padding:1px 6px;'
+        f'<span style="background:{colour};color:{_TEXT_ON.get(colour, "#fff")};border-radius:3px;padding:1px 6px;'
         f'margin-right:4px;font-size:90%">{escape(text)}</span>'
     )
 
@@ -62,16 +104,19 @@ def bar_chart(items: list[tuple[str, int, str]], title: str) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
-        f'<text x="0" y="14" font-size="13" font-weight="bold">{escape(title)}</text>',
+        f'<text x="0" y="14" font-size="13" font-weight="bold" fill="currentColor">{escape(title)}</text>',
     ]
     for i, (label, value, colour) in enumerate(items):
         y = 24 + i * (bar_height + 4)
         length = max(2, int((width - label_width - 40) * value / top))
         parts.append(
-            f'<text x="{label_width - 6}" y="{y + 13}" font-size="12" text-anchor="end">{escape(label[:28])}</text>'
+            f'<text x="{label_width - 6}" y="{y + 13}" font-size="12" text-anchor="end" fill="currentColor">'
+            f"{escape(label[:28])}</text>"
         )
         parts.append(f'<rect x="{label_width}" y="{y}" width="{length}" height="{bar_height}" fill="{colour}"/>')
-        parts.append(f'<text x="{label_width + length + 4}" y="{y + 13}" font-size="12">{value}</text>')
+        parts.append(
+            f'<text x="{label_width + length + 4}" y="{y + 13}" font-size="12" fill="currentColor">{value}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -114,16 +159,21 @@ def _table(headers: list[str], rows: list[list[str]], colours: list[str] | None 
     )
 
 
+def html_overview(audit: Audit) -> str:
+    """Headline, severity badges and chart: the top of the notebook view, without the tables.
+
+    Text takes the colour around it (``currentColor``), so it reads on light and dark themes.
+    """
+    badges = "".join(_badge(f"{n} {s}", COLOURS[Severity.parse(s)]) for s, n in audit.counts().items() if n)
+    return (
+        f"<h4 style='margin:4px 0'>Audit of {escape(audit.source)} — {audit.started_at:%Y-%m-%d %H:%M} UTC</h4>"
+        f"<p>{escape(_headline(audit))}</p><p>{badges or 'No findings.'}</p>{chart(audit)}"
+    )
+
+
 def html_summary(audit: Audit) -> str:
     """The notebook view: headline, severity badges, chart, findings and unreadable accounts."""
-    badges = "".join(_badge(f"{n} {s}", COLOURS[Severity.parse(s)]) for s, n in audit.counts().items() if n)
-    parts = [
-        '<div class="tskit-audit">',
-        f"<h4 style='margin:4px 0'>Audit of {escape(audit.source)} — {audit.started_at:%Y-%m-%d %H:%M} UTC</h4>",
-        f"<p>{escape(_headline(audit))}</p>",
-        f"<p>{badges or 'No findings.'}</p>",
-        chart(audit),
-    ]
+    parts = ['<div class="tskit-audit">', html_overview(audit)]
     if audit.finding_list:
         parts.append(
             _table(

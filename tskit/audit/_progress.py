@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -38,4 +39,16 @@ def progress_bar(total: int, *, enabled: bool | None, description: str, unit: st
             pass
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, leave=False)
+    # a terminal that reports no size (a bare pty, some CI runners) would make tqdm hide the bar
+    columns, lines = _stderr_size()
+    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, ncols=columns, nrows=lines, leave=True)
+
+
+def _stderr_size() -> tuple[int, int]:
+    """Columns and lines of the terminal stderr writes to; 80 by 24 when it reports none."""
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+        columns, lines = size.columns, size.lines
+    except (OSError, ValueError, AttributeError):
+        columns = lines = 0
+    return columns or 80, lines or 24

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -16,6 +15,8 @@ from tskit.listener._app import ListenerApp
 from tskit.listener._store import MessageStore
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import pandas as pd
 
 MESSAGE_COLUMNS = (
@@ -224,16 +225,23 @@ def _devices(text: str) -> str:
 
 def messages_frame(store: MessageStore) -> pd.DataFrame:
     """The stored messages as a DataFrame with :data:`MESSAGE_COLUMNS`."""
-    from tskit._frames import frame
+    from tskit._frames import category, columns_frame, numbers, text, utc_times
 
-    rows: Iterable[tuple[Any, ...]] = store.query(
-        "SELECT received_at, request_id, service, status, device_ids, fault_code, fault_string, attempts, "
-        "callback_count FROM messages ORDER BY id"
+    rows: list[tuple[Any, ...]] = list(
+        store.query(
+            "SELECT received_at, request_id, service, status, device_ids, fault_code, fault_string, attempts, "
+            "callback_count FROM messages ORDER BY id"
+        )
     )
-    table = frame(
-        [(*r[:4], _devices(r[4]), r[5], r[6], str(r[7]), "" if r[8] is None else str(r[8])) for r in rows],
-        MESSAGE_COLUMNS,
-    )
-    for column in ("attempts", "callback_count"):
-        table[column] = table[column].replace("", None).astype("Int64")
-    return table
+    columns = {
+        "received_at": utc_times([r[0] for r in rows]),
+        "request_id": text([r[1] for r in rows]),
+        "service": category([r[2] for r in rows]),
+        "status": category([r[3] for r in rows]),
+        "device_ids": text([_devices(r[4]) for r in rows]),
+        "fault_code": text([r[5] for r in rows]),
+        "fault_string": text([r[6] for r in rows]),
+        "attempts": numbers([r[7] for r in rows]),
+        "callback_count": numbers([r[8] for r in rows]),
+    }
+    return columns_frame(columns)

@@ -292,42 +292,27 @@ class Simulator:
         """Every delivery attempt as a DataFrame, oldest first.
 
         Columns: delivery, account_name, service_name, url, request_id, attempt, callback_count,
-        status_code, outcome, elapsed_ms, state.
+        status_code, outcome, sent_at, elapsed_ms, state. Numbers are numbers (``status_code`` is
+        ``<NA>`` without an answer), ``sent_at`` a UTC datetime, names categoricals.
         """
-        from tskit._frames import frame
+        from tskit._frames import category, columns_frame, numbers, text, utc_times
 
-        rows = [
-            (
-                str(d.id),
-                d.account_name,
-                d.service_name,
-                d.url,
-                d.request_id,
-                str(a.number),
-                str(a.callback_count),
-                "" if a.status_code is None else str(a.status_code),
-                a.outcome,
-                f"{a.elapsed * 1000:.0f}",
-                d.state,
-            )
-            for d in list(self.deliveries)
-            for a in list(d.attempts)
-        ]
-        return frame(
-            rows,
-            (
-                "delivery",
-                "account_name",
-                "service_name",
-                "url",
-                "request_id",
-                "attempt",
-                "callback_count",
-                "status_code",
-                "outcome",
-                "elapsed_ms",
-                "state",
-            ),
+        pairs = [(d, a) for d in list(self.deliveries) for a in list(d.attempts)]
+        return columns_frame(
+            {
+                "delivery": numbers([d.id for d, _ in pairs]),
+                "account_name": category([d.account_name for d, _ in pairs]),
+                "service_name": category([d.service_name for d, _ in pairs]),
+                "url": text([d.url for d, _ in pairs]),
+                "request_id": text([d.request_id for d, _ in pairs]),
+                "attempt": numbers([a.number for _, a in pairs]),
+                "callback_count": numbers([a.callback_count for _, a in pairs]),
+                "status_code": numbers([a.status_code for _, a in pairs]),
+                "outcome": category([a.outcome for _, a in pairs]),
+                "sent_at": utc_times([a.sent_at for _, a in pairs], epoch_seconds=True),
+                "elapsed_ms": [round(a.elapsed * 1000, 1) for _, a in pairs],
+                "state": category([d.state for d, _ in pairs]),
+            }
         )
 
     def close(self) -> None:

@@ -9,11 +9,27 @@ Importing this package imports ipywidgets (``pip install 'thingspace-tskit[widge
 ``import tskit`` alone does not.
 """
 
-from tskit.widgets._common import Panel, plain_words
-from tskit.widgets._dashboard import AuditDashboard
-from tskit.widgets._login import LoginPanel
-from tskit.widgets._manager import CallbackManager
-from tskit.widgets._messages import MessagesView
-from tskit.widgets._plan import PlanView
+from tskit._extras import require
 
-__all__ = ["AuditDashboard", "CallbackManager", "LoginPanel", "MessagesView", "Panel", "PlanView", "plain_words"]
+require("ipywidgets", "widgets")  # before anything imports it: the error then names the extra
+require("anywidget", "widgets")  # what itables.widget needs: itables[widget]
+require("itables.widget", "widgets")
+
+from tskit.widgets._common import Panel, plain_words  # noqa: E402
+from tskit.widgets._dashboard import AuditDashboard  # noqa: E402
+from tskit.widgets._login import LoginPanel  # noqa: E402
+from tskit.widgets._manager import CallbackManager  # noqa: E402
+from tskit.widgets._messages import MessagesView  # noqa: E402
+from tskit.widgets._plan import PlanView  # noqa: E402
+from tskit.widgets._voila import in_voila  # noqa: E402
+
+__all__ = [
+    "AuditDashboard",
+    "CallbackManager",
+    "LoginPanel",
+    "MessagesView",
+    "Panel",
+    "PlanView",
+    "in_voila",
+    "plain_words",
+]

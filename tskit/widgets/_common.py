@@ -1,12 +1,16 @@
-"""What the widgets share: running an operation as a task, a status line, a log, errors in plain words."""
+"""What the widgets share: one operation at a time, status line, log, GUI words, layouts, tables.
+
+Layouts use the width they get and wrap on narrow pages; errors name form fields, not parameters.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import html
+import re
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
@@ -22,16 +26,138 @@ from tskit._errors import (
     UnexpectedResponseError,
     ValidationError,
 )
+from tskit.widgets._elements import LogView, StatusLine
 
-COLOURS = {"info": "#1565c0", "ok": "#2e7d32", "error": "#c62828", "busy": "#6d4c41"}
+if TYPE_CHECKING:
+    import pandas as pd
+    from itables.widget import ITable
+
+    from tskit._facade import ThingSpace
+
+KINDS = ("info", "ok", "error", "busy")
+#: Width of the labels in front of fields: long enough for "Concurrency" or "Expected services".
+LABEL_WIDTH = "9em"
+
+# What the library says in Python words, and what a person at a form does instead.
+_GUI_WORDS = (
+    (re.compile(r"pass allow_any_port=True to skip this check"), "tick “Allow any port” to skip this check"),
+    (
+        re.compile(
+            r"one of tskit\.SERVICE_CATALOGUE, or pass allow_unknown_service=True for a service newer than tskit"
+        ),
+        "choose one from the list",
+    ),
+    (re.compile(r"pass them as username= and password="), "give them in the Username and Password fields"),
+    (re.compile(r"set it or the THINGSPACE_\w+ variable"), "fill it in"),
+    (re.compile(r"\s*\(?or call reset\(\)\)?"), " (run `tskit reset-login` once the user is unlocked)"),
+)
+# The library's field names, as the forms label them.
+FIELD_LABELS = {
+    "account_name": "Account",
+    "accounts": "Accounts",
+    "service_name": "Service",
+    "url": "URL",
+    "username": "Username",
+    "password": "Password",
+    "client_id": "App key",
+    "client_secret": "App secret",
+    "base_url": "Base URL",
+}
+
+
+def gui_words(text: str) -> str:
+    """Replace the Python words of an error (parameter names) with what a form user does."""
+    for pattern, words in _GUI_WORDS:
+        text = pattern.sub(words, text)
+    return text
+
+
+def field_problem(error: ValidationError) -> str:
+    """A validation error as a form shows it: the field's label, the problem, what is allowed."""
+    allowed = f" ({gui_words(error.allowed)})" if error.allowed else ""
+    return f"{FIELD_LABELS.get(error.field, error.field)}: {error.problem}{allowed}"
+
+
+def field_layout(**more: Any) -> widgets.Layout:
+    """A field that takes the width it is given, up to a readable measure, and shrinks to fit."""
+    return widgets.Layout(**{"width": "100%", "max_width": "46em", "min_width": "16em", **more})
+
+
+def field_style() -> dict[str, str]:
+    """Labels wide enough for their words, the same for every field so the fields line up."""
+    return {"description_width": LABEL_WIDTH}
+
+
+def row(children: list[widgets.Widget], **more: Any) -> widgets.HBox:
+    """A row that wraps onto more lines on a narrow page instead of cutting or hiding things."""
+    layout = {"flex_flow": "row wrap", "align_items": "center", "grid_gap": "4px 8px", **more}
+    return widgets.HBox(children, layout=widgets.Layout(**layout))
+
+
+# itables over ipydatagrid, tried side by side in Voilà: itables renders a real HTML table
+# (screen readers and the browser tests read it; columns sized to their text) with search, sort,
+# pages and CSV/Excel export built in and offline; ipydatagrid draws on a canvas in fixed-width
+# columns that cut names and URLs, and exports nothing.
+TABLE_OPTIONS: dict[str, Any] = {
+    "buttons": ["pageLength", {"extend": "csvHtml5", "text": "CSV"}, {"extend": "excelHtml5", "text": "Excel"}],
+    "lengthMenu": [10, 25, 50, 100, -1],
+    "pageLength": 10,
+    "showIndex": False,
+    "classes": "display compact",
+    "style": "width:100%;margin:0",
+    "autoWidth": False,
+    "allow_html": False,
+    "language": {"emptyTable": "Nothing to show."},
+}
+
+
+#: Columns of long text that may wrap inside their cells; every other column stays on one line.
+WRAPPED_COLUMNS = frozenset({"url", "detail", "message", "description", "old", "new", "body", "error"})
+
+
+def data_table(frame: pd.DataFrame | None = None, *, shown: bool = True, **options: Any) -> ITable:
+    """An interactive table: sort by any column, search, pages, export to CSV or Excel."""
+    from itables.widget import ITable
+
+    table = ITable(frame, **{**TABLE_OPTIONS, **options})
+    # (``layout`` is DataTables' own option: the widget's layout is set apart)
+    table.layout = widgets.Layout(width="100%", display=None if shown else "none")
+    table.tskit_options = {**TABLE_OPTIONS, **options}
+    return table
+
+
+def show_frame(table: ITable, frame: pd.DataFrame, **options: Any) -> None:
+    """Put ``frame`` in a table of :func:`data_table`, keeping its options (or changing some).
+
+    ``ITable.update`` computes DataTables' arguments afresh: options not given again, such as
+    the export buttons, would be lost.
+    """
+    kept: dict[str, Any] = getattr(table, "tskit_options", {})
+    kept.update(options)
+    # names and ids stay on one line; only long texts (URLs, details) wrap
+    wrap = [i for i, column in enumerate(frame.columns) if column in WRAPPED_COLUMNS]
+    table.update(frame, **kept, columnDefs=[{"targets": wrap, "className": "tskit-wrap"}])
+
+
+def export_name(stem: str) -> dict[str, Any]:
+    """Table options that name the exported CSV and Excel files ``stem``."""
+    return {
+        "buttons": [
+            "pageLength",
+            {"extend": "csvHtml5", "text": "CSV", "filename": stem, "title": None},
+            {"extend": "excelHtml5", "text": "Excel", "filename": stem, "title": None},
+        ]
+    }
 
 
 def plain_words(error: BaseException) -> str:
     """One line a person understands, for the status line. The log gets the full text."""
     if isinstance(error, ConfigurationError | ValidationError):
-        return f"Please check {error.field}: {error.problem}" + (f" ({error.allowed})" if error.allowed else "")
+        return f"Please check {field_problem(error)}"
     if isinstance(error, AuthenticationError):
-        return f"ThingSpace refused the login: {error.error_message or error.error_code} ({error.status_code})"
+        return gui_words(
+            f"ThingSpace refused the login: {error.error_message or error.error_code} ({error.status_code})"
+        )
     if isinstance(error, RateLimitError):
         return "ThingSpace says there are too many requests; try again in a minute."
     if isinstance(error, ApiError):
@@ -44,7 +170,7 @@ def plain_words(error: BaseException) -> str:
     if isinstance(error, UnexpectedResponseError):
         return f"ThingSpace answered something unexpected: {error}"
     if isinstance(error, ThingSpaceError):
-        return str(error)
+        return gui_words(str(error))
     return f"Something went wrong inside tskit: {type(error).__name__}: {error}"
 
 
@@ -57,14 +183,17 @@ class Panel(widgets.VBox):
         pending: The operation running now, if any (await it in tests and notebooks).
     """
 
-    def __init__(self, children: list[widgets.Widget], **kwargs: object) -> None:
-        self.status = widgets.HTML(value="")
-        self.details = widgets.Textarea(value="", disabled=True, rows=6, layout=widgets.Layout(width="100%"))
+    def __init__(self, children: list[widgets.Widget], **kwargs: Any) -> None:
+        self.status = StatusLine()
+        self.details = LogView(label="Details: the full story of every operation")
         self._log_box = widgets.Accordion(children=[self.details], titles=("Details",))
         self._log_box.selected_index = None
         self.pending: asyncio.Task[None] | None = None
         self._busy = False
+        # the whole width of the page: tables get room; fields keep their own readable measure
+        kwargs.setdefault("layout", widgets.Layout(width="100%", grid_gap="6px"))
         super().__init__([*children, self.status, self._log_box], **kwargs)
+        self.add_class("tskit-panel")
 
     @property
     def busy(self) -> bool:
@@ -72,8 +201,9 @@ class Panel(widgets.VBox):
         return self._busy
 
     def say(self, text: str, kind: str = "info") -> None:
-        """Show one line in the status line (escaped)."""
-        self.status.value = f'<span style="color:{COLOURS[kind]}">{html.escape(text)}</span>'
+        """Show one line in the status line (as text: never read as HTML)."""
+        self.status.kind = kind if kind in KINDS else "info"
+        self.status.value = text
 
     def note(self, text: str) -> None:
         """Add a line to the details area."""
@@ -119,3 +249,24 @@ class Panel(widgets.VBox):
             return None
         self.pending = loop.create_task(guarded())
         return self.pending
+
+
+def close_later(connection: ThingSpace, after: asyncio.Task[None] | None = None) -> None:
+    """Close a connection no longer used: on the running loop if there is one, else now.
+
+    With ``after``, once that operation (still using the connection) is done.
+    """
+    if after is not None and not after.done():
+        after.add_done_callback(lambda _: close_later(connection))
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        connection.close()
+        return
+    task = loop.create_task(connection.aclose())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Task[None]] = set()  # kept referenced until done

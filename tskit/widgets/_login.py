@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from tskit._config import DEFAULT_BASE_URL
-from tskit.widgets._common import Panel
+from tskit.widgets._common import Panel, close_later, field_layout, field_style, plain_words
+from tskit.widgets._elements import SecretField
+from tskit.widgets._manager import on_enter
 
 if TYPE_CHECKING:
     from tskit._facade import ThingSpace
@@ -29,23 +31,41 @@ class LoginPanel(Panel):
     """
 
     def __init__(self, on_connect: Callable[[ThingSpace], None] | None = None) -> None:
-        self.client_id = widgets.Text(description="App key", placeholder="THINGSPACE_CLIENT_ID")
-        self.client_secret = widgets.Password(description="App secret", placeholder="never shown or kept")
-        self.username = widgets.Text(description="UWS user", placeholder="THINGSPACE_USERNAME")
-        self.password = widgets.Password(description="Password", placeholder="never shown or kept")
-        self.base_url = widgets.Text(description="Base URL", value=DEFAULT_BASE_URL)
-        self.connect = widgets.Button(description="Connect", button_style="primary", icon="sign-in")
+        sized = {"layout": field_layout(max_width="34em"), "style": field_style()}
+        self.client_id = widgets.Text(description="App key", placeholder="THINGSPACE_CLIENT_ID", **sized)
+        self.client_secret = SecretField(description="App secret", placeholder="never shown or kept", **sized)
+        self.username = widgets.Text(description="UWS user", placeholder="THINGSPACE_USERNAME", **sized)
+        self.password = SecretField(description="Password", placeholder="never shown or kept", **sized)
+        self.base_url = widgets.Text(description="Base URL", value=DEFAULT_BASE_URL, **sized)
+        self.connect = widgets.Button(description="Connect", button_style="primary", icon="sign-in", disabled=True)
         self.connection: ThingSpace | None = None
         self._on_connect = on_connect
         super().__init__(
             [self.client_id, self.client_secret, self.username, self.password, self.base_url, self.connect]
         )
         self.connect.on_click(lambda _: self.submit())
+        for field in (self.client_id, self.client_secret, self.username, self.password, self.base_url):
+            on_enter(field, self.submit)
+            field.observe(lambda _: self._update_buttons(), names="value")
+
+    def _empty(self) -> list[str]:
+        """The labels of the fields still empty; Connect waits for all of them."""
+        fields = (self.client_id, self.client_secret, self.username, self.password, self.base_url)
+        return [str(field.description) for field in fields if not field.value.strip()]
 
     def submit(self) -> None:
-        """Make the connection from the fields, then clear the secret fields whatever happens."""
+        """Make the connection from the fields, then clear the secret fields whatever happens.
+
+        The previous connection, if any, is closed once the new one is made.
+        """
         import tskit
 
+        if self.busy:
+            return
+        empty = self._empty()
+        if empty:
+            self.say(f"Please fill in: {', '.join(empty)}.", "error")
+            return
         secret, password = self.client_secret.value, self.password.value
         self.client_secret.value = self.password.value = ""
         try:
@@ -58,12 +78,12 @@ class LoginPanel(Panel):
                 simulator=False,
             )
         except tskit.ThingSpaceError as error:
-            from tskit.widgets._common import plain_words
-
             self.say(plain_words(error), "error")
             self.note(f"not connected: {error}")
             return
-        self.connection = connection
+        previous, self.connection = self.connection, connection
+        if previous is not None:
+            close_later(previous)
         self.say(
             f"Connected to {connection.client.base_url} as {connection.client.auth.username}. "
             "The login happens on first use.",
@@ -74,4 +94,4 @@ class LoginPanel(Panel):
             self._on_connect(connection)
 
     def _update_buttons(self) -> None:
-        self.connect.disabled = self.busy
+        self.connect.disabled = self.busy or bool(self._empty())

@@ -1,0 +1,109 @@
+"""The tskit command on a terminal, a closed pipe and an end of input: bars, quiet exits, no tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+
+
+def clean_env(**more: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("THINGSPACE_")}
+    return {**env, **more}
+
+
+def on_pty(*argv: str, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
+    """Run ``tskit argv`` with stderr on a pseudo-terminal that reports no size (as a bare pty does)."""
+    import pty
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tskit", *argv],
+        stdin=subprocess.PIPE if stdin is not None else slave,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=clean_env(),
+    )
+    os.close(slave)
+    out, _ = process.communicate(stdin, timeout=60)
+    terminal = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(master)
+    return process.returncode, out, terminal
+
+
+def test_audit_draws_a_progress_bar_on_a_terminal() -> None:
+    code, _out, terminal = on_pty("audit", "0000123456-00001", "0000123456-00002")
+    assert code == 0 and b"Auditing" in terminal and b"2/2" in terminal, terminal
+
+
+def test_no_progress_draws_none() -> None:
+    code, _out, terminal = on_pty("audit", "0000123456-00001", "--no-progress")
+    assert code == 0 and b"Auditing" not in terminal
+
+
+def answer_on_pty(argv: list[str], keys: bytes) -> tuple[int, str]:
+    """Run ``tskit argv`` with stdin on a pseudo-terminal, type ``keys`` at its prompt; (code, all output)."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tskit", *argv],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=clean_env(),
+        start_new_session=True,  # no controlling terminal: getpass reads the pty given as stdin
+    )
+    os.close(slave)
+    seen = b""
+    while b"?" not in seen and b":" not in seen.split(b"\n")[-1]:
+        ready, _, _ = select.select([master], [], [], 30)
+        assert ready, seen
+        seen += os.read(master, 4096)
+    os.write(master, keys)
+    code = process.wait(timeout=60)
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    return code, seen.decode(errors="replace")
+
+
+def test_ctrl_d_at_the_deregister_question_changes_nothing() -> None:
+    code, text = answer_on_pty(["deregister", "0000123456-00001", "CarrierService"], b"\x04")
+    assert code == 0 and "Nothing was changed." in text and "Traceback" not in text, text
+
+
+def test_ctrl_d_at_the_password_prompt_changes_nothing() -> None:
+    argv = ["register", "0000123456-00003", "DeviceUsage", "https://l.example.com/u"]
+    code, text = answer_on_pty(argv, b"\x04")
+    assert code == 1 and "Nothing was changed." in text and "Traceback" not in text, text
+    assert "Registered" not in text
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written, as after `| head -1`
+    done = subprocess.run(
+        [sys.executable, "-m", "tskit", "services"], stdout=write, stderr=subprocess.PIPE, env=clean_env(), timeout=60
+    )
+    os.close(write)
+    assert done.returncode == 141 and done.stderr == b"", done.stderr
