@@ -50,6 +50,47 @@ async def read_body(receive: Callable[[], Awaitable[Message]], limit: int) -> by
     return bytes(body)
 
 
+def _with_header_deadline(base: type[Any], seconds: float) -> type[Any]:
+    """Wrap uvicorn's HTTP protocol to close connections whose request headers take over ``seconds``.
+
+    uvicorn times out idle keep-alive connections but not a request whose headers trickle in
+    (slowloris); this arms a timer whenever a request's first bytes arrive and cancels it once
+    uvicorn has the whole head (it then starts a request cycle).
+    """
+
+    class HeaderDeadline(base):  # type: ignore[misc]
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._tskit_seen: Any = None
+            self._tskit_deadline: Any = self.loop.call_later(seconds, self._tskit_late)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            cycle: Any = getattr(self, "cycle", None)
+            if cycle is not None and cycle is not self._tskit_seen:  # a new request's head is complete
+                self._tskit_seen = cycle
+                self._cancel_deadline()
+            elif self._tskit_deadline is None and (cycle is None or cycle.response_complete):
+                self._tskit_deadline = self.loop.call_later(seconds, self._tskit_late)  # a next request begins
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_deadline()
+            super().connection_lost(exc)
+
+        def _cancel_deadline(self) -> None:
+            if self._tskit_deadline is not None:
+                self._tskit_deadline.cancel()
+                self._tskit_deadline = None
+
+        def _tskit_late(self) -> None:
+            self._tskit_deadline = None
+            cycle = getattr(self, "cycle", None)
+            if cycle is None or cycle is self._tskit_seen:
+                self.transport.close()
+
+    return HeaderDeadline
+
+
 class AsgiServer:
     """uvicorn serving ``app`` on an already bound socket.
 
@@ -57,15 +98,41 @@ class AsgiServer:
         app: The ASGI application.
         sock: The bound, listening socket (it is closed by :meth:`stop`).
         name: Name of the serving thread.
+        header_timeout: Seconds a request's headers may take to arrive before the connection is
+            closed; ``None``: no limit (uvicorn's default).
+        max_connections: Connections (and requests under way) served at once; beyond it uvicorn
+            answers 503 (its ``limit_concurrency``). ``None``: no cap.
+        keep_alive: Seconds an idle keep-alive connection stays open (uvicorn's ``timeout_keep_alive``).
     """
 
-    def __init__(self, app: Any, sock: socket.socket, name: str) -> None:
+    def __init__(
+        self,
+        app: Any,
+        sock: socket.socket,
+        name: str,
+        *,
+        header_timeout: float | None = None,
+        max_connections: int | None = None,
+        keep_alive: int = 5,
+    ) -> None:
         import uvicorn
 
         self.socket: socket.socket | None = sock
         self.port: int = sock.getsockname()[1]
         self.name = name
-        config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            limit_concurrency=max_connections,
+            timeout_keep_alive=keep_alive,
+        )
+        if header_timeout is not None:
+            from uvicorn.protocols.http.auto import AutoHTTPProtocol  # httptools if installed, else h11
+
+            config.http = _with_header_deadline(AutoHTTPProtocol, header_timeout)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

@@ -196,32 +196,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_listen(args: argparse.Namespace) -> int:
-    from tskit.listener import Listener
-
-    password = os.environ.get(args.password_env) if args.password_env else None
-    if args.password_env and password is None:
-        raise UsageError(f"--password-env: the variable {args.password_env} is not set")
-    try:
-        listener = Listener(
-            username=args.username,
-            password=password,
-            host=args.host,
-            port=args.port,
-            store=args.store,
-            max_body=args.max_body,
-            start=False,
-        )
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    print(f"Listening for ThingSpace callbacks on {listener.url} (one URL per service: {listener.url}/SERVICE)")
-    print(f"Messages are stored in {args.store}. Ctrl-C to stop.", flush=True)
-    if not listener.allowed_by_thingspace:
-        print(f"Note: ThingSpace does not deliver to port {listener.port}.", file=sys.stderr)
-    listener.serve_forever()
-    return 0
-
-
 def _cmd_reset_login(args: argparse.Namespace) -> int:
     from tskit import _refusals
     from tskit._config import Credentials
@@ -377,18 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Accept ThingSpace's callback POSTs, check the username and password inside each "
         "body, store each message in SQLite before answering 200, count redeliveries once.",
     )
-    listen.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    listen.add_argument(
-        "--port",
-        type=int,
-        default=None,
-        help="port (default: the first free one ThingSpace delivers to, 28200-28220 or 9001-9006)",
-    )
-    listen.add_argument("--store", default="callbacks.db", help="SQLite file for the messages (default: callbacks.db)")
-    listen.add_argument("--username", help="expected username inside each message")
-    listen.add_argument("--password-env", metavar="VAR", help="variable holding the expected password")
-    listen.add_argument("--max-body", type=int, default=1024 * 1024, help="largest message in bytes (default 1 MiB)")
-    listen.set_defaults(func=_cmd_listen)
+    from tskit.listener import _cli as listener_cli
+
+    listener_cli.add_arguments(listen)
+    listen.set_defaults(func=listener_cli.run)
 
     reset = commands.add_parser(
         "reset-login",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 from tskit._models import ALLOWED_LISTENER_PORTS
 from tskit._serving import AsgiServer, bind
 from tskit.listener._app import ListenerApp
+from tskit.listener._sources import networks
 from tskit.listener._store import MessageStore
 
 if TYPE_CHECKING:
@@ -65,8 +66,15 @@ class Listener:
         host: Address to listen on.
         port: Port to listen on; ``None`` picks as described, ``0`` any free port.
         store: SQLite file to keep messages in; default in memory (gone when the listener stops).
+            A missing folder is created 0700, the files 0600.
         max_body: Largest message accepted, in bytes.
         delay: Seconds to wait before acknowledging (to try senders' timeouts).
+        allow_from: Source addresses or networks allowed to POST (e.g. ``["verizon"]``, Verizon's
+            published delivery addresses, or ``["203.0.113.0/24"]``); default any.
+        header_timeout: Seconds a request's headers may take; a slower connection is closed.
+        body_timeout: Seconds a request's body may take; a slower one gets 408 and is closed.
+        max_connections: Connections served at once; more get 503 (uvicorn's ``limit_concurrency``).
+        keep_alive: Seconds an idle connection is kept open for the next message.
     """
 
     def __init__(
@@ -80,20 +88,41 @@ class Listener:
         store: str | Path = ":memory:",
         max_body: int = 1024 * 1024,
         delay: float = 0.0,
+        allow_from: Iterable[str] = (),
+        header_timeout: float = 10.0,
+        body_timeout: float = 10.0,
+        max_connections: int = 256,
+        keep_alive: int = 5,
         start: bool = True,
     ) -> None:
         self.host = host
         self.username = username
         passwords = [p for p in (password, previous_password) if p]
+        allow = networks(allow_from)
+        self._limits = {"header_timeout": header_timeout, "max_connections": max_connections, "keep_alive": keep_alive}
         self.store = MessageStore(store)
-        self.app = ListenerApp(self.store, username=username, passwords=passwords, max_body=max_body, delay=delay)
-        self._server: AsgiServer | None = AsgiServer(self.app, bind_listener_socket(host, port), "tskit-listener")
+        self.app = ListenerApp(
+            self.store,
+            username=username,
+            passwords=passwords,
+            max_body=max_body,
+            delay=delay,
+            body_timeout=body_timeout,
+            allow_from=allow,
+        )
+        self._server: AsgiServer | None = self._new_server(port)
         self.port: int = self._server.port
         if start:
             self.start()
 
+    def _new_server(self, port: int | None) -> AsgiServer:
+        sock = bind_listener_socket(self.host, port)
+        return AsgiServer(self.app, sock, "tskit-listener", **self._limits)  # type: ignore[arg-type]
+
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
+        if self.store.failure is not None:
+            return f"<Listener {self.url} {state}, store failed>"
         return f"<Listener {self.url} {state}, {self.count()} messages>"
 
     @property
@@ -122,7 +151,7 @@ class Listener:
                 "a stopped listener cannot start again; make a new Listener (same store= to keep its messages)"
             )
         if self._server is None:
-            self._server = AsgiServer(self.app, bind_listener_socket(self.host, self.port), "tskit-listener")
+            self._server = self._new_server(self.port)
         return self._server
 
     def start(self, timeout: float = 10.0) -> Self:
@@ -171,8 +200,16 @@ class Listener:
         """
         return messages_frame(self.store)
 
+    def changes(self, after_id: int = 0, after_time: str = "") -> pd.DataFrame:
+        """Messages stored after row ``after_id``, or received again after ``after_time``.
+
+        Like :attr:`messages`, plus the columns ``id`` and ``last_received_at`` to ask for the
+        next changes with (what a live view needs, without reading every row again).
+        """
+        return messages_frame(self.store, after_id=after_id, after_time=after_time)
+
     def raw(self) -> list[dict[str, Any]]:
-        """Every stored message body as ThingSpace sent it, minus the password."""
+        """Every stored message body as ThingSpace sent it, minus passwords and secrets."""
         return [json.loads(body) for (body,) in self.store.query("SELECT body FROM messages ORDER BY id")]
 
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
@@ -193,18 +230,43 @@ def _devices(text: str) -> str:
     return ", ".join(f"{d.get('kind', '')}:{d.get('id', '')}" for d in devices if isinstance(d, dict))
 
 
-def messages_frame(store: MessageStore) -> pd.DataFrame:
-    """The stored messages as a DataFrame with :data:`MESSAGE_COLUMNS`."""
+_SELECT = (
+    "SELECT received_at, request_id, service, status, device_ids, fault_code, fault_string, attempts, "
+    "callback_count, id, last_received_at FROM messages"
+)
+
+
+def messages_frame(store: MessageStore, *, after_id: int | None = None, after_time: str = "") -> pd.DataFrame:
+    """The stored messages as a DataFrame with :data:`MESSAGE_COLUMNS`.
+
+    With ``after_id``, only rows stored after it or received again after ``after_time``, with the
+    extra columns ``id`` and ``last_received_at``.
+    """
     from tskit._frames import frame
 
-    rows: Iterable[tuple[Any, ...]] = store.query(
-        "SELECT received_at, request_id, service, status, device_ids, fault_code, fault_string, attempts, "
-        "callback_count FROM messages ORDER BY id"
-    )
+    changes = after_id is not None
+    if changes:
+        rows: Iterable[tuple[Any, ...]] = store.query(
+            f"{_SELECT} WHERE id > ? OR last_received_at > ? ORDER BY id", (after_id, after_time)
+        )
+    else:
+        rows = store.query(f"{_SELECT} ORDER BY id")
+    extra = ("id", "last_received_at") if changes else ()
     table = frame(
-        [(*r[:4], _devices(r[4]), r[5], r[6], str(r[7]), "" if r[8] is None else str(r[8])) for r in rows],
-        MESSAGE_COLUMNS,
+        [
+            (
+                *r[:4],
+                _devices(r[4]),
+                r[5],
+                r[6],
+                str(r[7]),
+                "" if r[8] is None else str(r[8]),
+                *(str(v) for v in r[9 : 9 + len(extra)]),
+            )
+            for r in rows
+        ],
+        (*MESSAGE_COLUMNS, *extra),
     )
-    for column in ("attempts", "callback_count"):
+    for column in ("attempts", "callback_count", *extra[:1]):
         table[column] = table[column].replace("", None).astype("Int64")
     return table
