@@ -51,7 +51,7 @@ def test_accepts_stores_and_never_keeps_the_password(listener: Listener, tmp_pat
         "Success",
         1,
     )
-    assert row["device_ids"].startswith("IMEI:35")
+    assert row["device_ids"].startswith("Iccid:8914")
     [raw] = listener.raw()
     assert "password" not in raw and raw["deviceResponse"] == body["deviceResponse"]
     listener.stop()

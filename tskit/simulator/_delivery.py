@@ -4,22 +4,24 @@ Two retry policies, because Verizon's documentation and what was observed in pro
 (``thingspace-api.md`` section 4.1): *documented* — three more attempts at 5-minute intervals;
 *observed* — one retry about 1.3 s after a non-2xx answer, and a retry when the first attempt is
 not answered within about 4 s (even if it later succeeds, so the listener sees a duplicate).
+
+Deliveries run on daemon threads: a pending one (the documented policy waits 5 minutes between
+attempts) never holds up the interpreter's exit, and :meth:`Deliverer.close` cuts the waits short.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
+import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 
-from tskit._addresses import is_documentation_address, is_documentation_name
+from tskit.simulator._facts import is_documentation_host
+from tskit.simulator._messages import wire
 
 USER_AGENT = "Verizon's callback service"
 
@@ -116,14 +118,9 @@ def undeliverable(url: str) -> str:
     sends no traffic to hosts that are not anybody's.
     """
     host = (urlsplit(url).hostname or "").lower()
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        if is_documentation_name(host):
-            return f"not sent: {host} is a documentation name, nothing listens there"
-        return ""
-    if is_documentation_address(address):
-        return f"not sent: {host} is a documentation address, nothing listens there"
+    if is_documentation_host(host):
+        kind = "address" if host[:1].isdigit() or ":" in host else "name"
+        return f"not sent: {host} is a documentation {kind}, nothing listens there"
     return ""
 
 
@@ -136,17 +133,31 @@ def _describe(error: httpx.HTTPError) -> str:
 
 
 class Deliverer:
-    """Sends deliveries from a small thread pool, so that triggering never blocks."""
+    """Sends deliveries from a few daemon threads, so that triggering never blocks nor exit waits."""
 
     def __init__(self, workers: int = 8) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tskit-delivery")
+        self._jobs: queue.Queue[tuple[Delivery, dict[str, Any], float] | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"tskit-delivery-{i}", daemon=True) for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, delivery: Delivery, body: dict[str, Any], scale: float) -> None:
         """Start delivering; the body carries the real password, the record does not."""
-        self._pool.submit(self._run, delivery, body, scale)
+        self._jobs.put((delivery, body, scale))
 
-    @staticmethod
-    def _run(delivery: Delivery, body: dict[str, Any], scale: float) -> None:
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            delivery, body, scale = job
+            if self._stop.is_set():
+                delivery.attempts.append(DeliveryAttempt(1, 1, time.time(), None, "not sent: simulator closed", 0.0))
+                _finish(delivery)
+                continue
+            self._run(delivery, body, scale)
+
+    def _run(self, delivery: Delivery, body: dict[str, Any], scale: float) -> None:
         policy = delivery.policy
         headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
         try:
@@ -157,10 +168,9 @@ class Deliverer:
             # straight to the listener, as ThingSpace would: no proxy from the environment
             with httpx.Client(timeout=policy.timeout * scale, headers=headers, trust_env=False) as http:
                 for number in range(1, len(policy.delays) + 2):
-                    sent = dict(body, callbackCount=number)
                     started = time.time()
                     try:
-                        response = http.post(delivery.url, content=json.dumps(sent).encode())
+                        response = http.post(delivery.url, content=wire(dict(body, callbackCount=number)))
                         code: int | None = response.status_code
                         outcome = "delivered" if response.is_success else "rejected"
                     except httpx.HTTPError as error:
@@ -173,14 +183,23 @@ class Deliverer:
                         return
                     if number > len(policy.delays):
                         break
-                    if outcome != "no answer in time":  # after a timeout the next attempt follows at once
-                        time.sleep(policy.delays[number - 1] * scale)
-            delivery.state = "given up"
+                    # after a timeout the next attempt follows at once; close() cuts a wait short
+                    if outcome != "no answer in time" and self._stop.wait(policy.delays[number - 1] * scale):
+                        break
         finally:
-            if delivery.state == "pending":
-                delivery.state = "given up"
-            delivery._done.set()
+            _finish(delivery)
 
-    def close(self) -> None:
-        """Stop taking deliveries; wait for those under way."""
-        self._pool.shutdown(wait=True, cancel_futures=False)
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop: deliveries waiting to resend give up, those not started are not sent."""
+        self._stop.set()
+        for _ in self._threads:
+            self._jobs.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _finish(delivery: Delivery) -> None:
+    if delivery.state == "pending":
+        delivery.state = "given up"
+    delivery._done.set()
