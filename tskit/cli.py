@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
 import json
 import os
@@ -212,43 +211,6 @@ def _cmd_reset_login(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_simulator(args: argparse.Namespace) -> int:
-    from tskit.simulator import Faults, Simulator, SimulatorConfig, SimulatorServer, seed_fleet
-
-    config = SimulatorConfig(
-        reregister=args.reregister,
-        deregister_missing=args.deregister_missing,
-        empty_list=args.empty_list,
-        enforce_listener_ports=not args.any_port,
-    )
-    faults = Faults(
-        latency=args.latency,
-        error_rate=args.error_rate,
-        rate_limit_rate=args.rate_limit_rate,
-        retry_after=args.retry_after,
-        drop_rate=args.drop_rate,
-        seed=args.seed,
-    )
-    simulator = Simulator(config, faults=faults, demo=not args.no_demo)
-    if args.fleet:
-        seed_fleet(simulator, args.fleet)
-    server = SimulatorServer(simulator, host=args.host, port=args.port)
-    server.bind()
-    print("# Point tskit, or any ThingSpace client, at this simulator:")
-    print(server.export_lines(), flush=True)
-    print(f"ThingSpace simulator serving on {server.base_url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
-    return 0
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return value
-
-
 def _add_accounts(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="account name, e.g. 0000123456-00001")
     parser.add_argument(
@@ -375,42 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(/api/ts/v1/oauth2/token, /api/m2m/v1/session/login, /api/m2m/v1/callbacks/...). "
         "It prints the export lines that point tskit, or any other client, at it.",
     )
-    sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    sim.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
-    sim.add_argument("--no-demo", action="store_true", help="start empty, without the demo accounts")
-    sim.add_argument(
-        "--fleet",
-        type=int,
-        default=0,
-        metavar="N",
-        help="add N generated accounts 7000000000-00001, 7000000001-00001, ... for audits",
-    )
-    sim.add_argument(
-        "--reregister",
-        choices=["replace", "error"],
-        default="replace",
-        help="registering a service that has a listener: replace it, or answer 400",
-    )
-    sim.add_argument(
-        "--deregister-missing",
-        choices=["error", "ok"],
-        default="error",
-        help="deregistering a service with no listener: answer 400, or 200",
-    )
-    sim.add_argument(
-        "--empty-list",
-        choices=["empty-body", "json-array"],
-        default="empty-body",
-        help="an account with no callbacks lists as an empty body (Verizon's docs) or []",
-    )
-    sim.add_argument("--any-port", action="store_true", help="accept listener URLs on any port")
-    sim.add_argument("--latency", type=float, default=0.0, help="seconds added before every answer")
-    sim.add_argument("--error-rate", type=_rate, default=0.0, help="share of callbacks calls answered 500")
-    sim.add_argument("--rate-limit-rate", type=_rate, default=0.0, help="share answered 429 with Retry-After")
-    sim.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds of those 429s")
-    sim.add_argument("--drop-rate", type=_rate, default=0.0, help="share of connections dropped unanswered")
-    sim.add_argument("--seed", type=int, default=None, help="seed for the fault draws")
-    sim.set_defaults(func=_cmd_simulator)
+    from tskit.simulator import _cli as simulator_cli
+
+    simulator_cli.add_arguments(sim)
+    sim.set_defaults(func=simulator_cli.run)
     return parser
 
 

@@ -142,13 +142,14 @@ class Device:
     mdn: str
     msisdn: str
     min: str
+    esn: str
 
     @classmethod
     def new(cls) -> Device:
         """A fresh device with identifiers of the right lengths."""
         n = next(_counter)
         mdn = f"555{n:07d}"
-        return cls(f"35{n:013d}", f"8914800000{n:010d}", f"311480{n:09d}", mdn, f"1{mdn}", f"9{n:09d}")
+        return cls(f"35{n:013d}", f"8914800000{n:010d}", f"311480{n:09d}", mdn, f"1{mdn}", f"9{n:09d}", f"2{n:010d}")
 
     def ids(self, *kinds: str) -> list[dict[str, str]]:
         """``[{"id", "kind"}]`` for the given kinds, spelled as given (e.g. ``"Iccid"``)."""
@@ -257,8 +258,11 @@ def build_message(
         code, text = FAULTS.get(service, _GENERIC_FAULT)
         inner: dict[str, Any] = {"faultResponse": {"faultcode": code, "faultstring": text}}
         status, top = "Failed", device.ids("Iccid")
-    elif service == "CarrierService":
-        inner, top = {"deviceResponse": _carrier(kind, device)}, device.ids("Iccid")
+    elif service == "CarrierService":  # Verizon's identifier-change example: from an ESN to an ICCID
+        inner, top = (
+            {"deviceResponse": _carrier(kind, device)},
+            device.ids("ESN" if kind == "identifier-change" else "Iccid"),
+        )
     elif service == "NiddService":
         nidd, status = _nidd(kind, device, account_name)
         inner, top = {"niddResponse": nidd}, device.ids("ICCID" if kind == "mo-data" else "IMEI")

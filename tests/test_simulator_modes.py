@@ -1,0 +1,209 @@
+"""Sandbox mode, the knobs for what Verizon does not document, the stale password, and the simulator's
+independence from the client."""
+
+from __future__ import annotations
+
+import ast
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import tskit
+from tskit.listener import Listener
+from tskit.simulator import Simulator, SimulatorConfig, simulator_process
+
+pytestmark = pytest.mark.server
+
+
+def bearer(http: httpx.Client, client_id: str = "any-key", secret: str = "any-secret") -> str:
+    answer = http.post("/ts/v1/oauth2/token", auth=(client_id, secret), data={"grant_type": "client_credentials"})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+@pytest.fixture
+def sandbox() -> Iterator[httpx.Client]:
+    with Simulator(sandbox=True, demo=False).serve() as server, httpx.Client(base_url=server.base_url + "/api") as http:
+        yield http
+
+
+def test_sandbox_takes_any_credentials_and_any_session_token(sandbox: httpx.Client) -> None:
+    token = bearer(sandbox)
+    login = sandbox.post(
+        "/m2m/v1/session/login", headers={"Authorization": f"Bearer {token}"}, json={"username": "a", "password": "b"}
+    )
+    assert login.status_code == 200 and login.json()["sessionToken"]
+    auth = {"Authorization": f"Bearer {token}", "VZ-M2M-Token": "use-any-value"}  # never logged in with it
+    listed = sandbox.get("/m2m/v1/callbacks/TestAccount-1", headers=auth)
+    assert listed.status_code == 200 and {c["serviceName"] for c in listed.json()} == {"CarrierService", "DeviceUsage"}
+    # the seed's register example, on TestAccount-2 as Verizon's page says
+    body = {"name": "CarrierService", "url": "http://10.120.102.183:50559/CallbackListener/CarrierServiceMessages.asmx"}
+    registered = sandbox.post("/m2m/v1/callbacks/TestAccount-2", headers=auth, json=body)
+    assert registered.json() == {"accountName": "TestAccount-2", "serviceName": "CarrierService"}
+    refused = sandbox.post("/m2m/v1/callbacks/TestAccount-1", headers=auth, json=body)
+    assert refused.status_code == 400 and refused.json()["errorCode"].endswith("REQUEST_FAILED.SandboxAccount")
+    # the seed's list and deregister examples
+    example = sandbox.get("/m2m/v1/callbacks/0252012345-00001", headers=auth).json()
+    assert example[1] == {
+        "accountName": "0252012345-00001",
+        "serviceName": "DeviceUsage",
+        "url": "http://10.120.102.147:50569/CallbackListener/Usage.asmx",
+        "username": "zaffod",
+        "password": "drowssap",
+    }
+    gone = sandbox.delete("/m2m/v1/callbacks/1223334444-00001/name/CarrierService", headers=auth)
+    assert gone.json() == {"accountName": "1223334444-00001", "serviceName": "CarrierService"}
+
+
+def test_sandbox_tokens_never_expire() -> None:
+    sim = Simulator(sandbox=True)
+    transport = sim.transport()
+    with httpx.Client(transport=transport, base_url="https://sandbox.invalid/api") as http:
+        token = bearer(http)
+        sim.advance(10 * 3600)
+        auth = {"Authorization": f"Bearer {token}", "VZ-M2M-Token": "x"}
+        assert http.get("/m2m/v1/callbacks/TestAccount-1", headers=auth).status_code == 200
+        assert bearer(http) == token  # the console's test token does not expire
+    assert "sandbox" in repr(sim)
+
+
+def test_tskit_simulator_sandbox_and_knobs_on_the_command_line() -> None:
+    options = ("--sandbox", "--session-expired-status", "401", "--login-failure-status", "401")
+    with simulator_process(*options) as env, httpx.Client(base_url=env["THINGSPACE_BASE_URL"] + "/api") as http:
+        token = bearer(http, "who", "ever")
+        auth = {"Authorization": f"Bearer {token}", "VZ-M2M-Token": "anything"}
+        assert http.get("/m2m/v1/callbacks/TestAccount-1", headers=auth).status_code == 200
+        missing = http.get("/m2m/v1/callbacks/TestAccount-1", headers={"Authorization": f"Bearer {token}"})
+        assert (missing.status_code, missing.json()["errorCode"]) == (
+            401,
+            "UnifiedWebService.REQUEST_FAILED.SessionToken.Format",
+        )
+
+
+def test_expired_session_and_refused_login_status_and_code_are_knobs(sim: Simulator) -> None:
+    sim.config.session_expired_status, sim.config.session_expired_code = 401, "REQUEST_FAILED.SessionToken.Gone"
+    sim.config.login_failure_status, sim.config.login_failure_code = 401, "REQUEST_FAILED.Authentication.Failed"
+    with httpx.Client(transport=sim.transport(), base_url="https://sim.invalid/api") as http:
+        token = bearer(http, tskit.simulator.DEMO_CLIENT_ID, tskit.simulator.DEMO_CLIENT_SECRET)
+        head = {"Authorization": f"Bearer {token}"}
+        refused = http.post("/m2m/v1/session/login", headers=head, json={"username": "demo-user", "password": "no"})
+        assert (refused.status_code, refused.json()["errorCode"]) == (
+            401,
+            "UnifiedWebService.REQUEST_FAILED.Authentication.Failed",
+        )
+        good = {"username": "demo-user", "password": "demo-password"}
+        session = http.post("/m2m/v1/session/login", headers=head, json=good).json()["sessionToken"]
+        sim.advance(1201)
+        expired = http.get("/m2m/v1/callbacks/0000123456-00001", headers={**head, "VZ-M2M-Token": session})
+        assert (expired.status_code, expired.json()["errorCode"]) == (
+            401,
+            "UnifiedWebService.REQUEST_FAILED.SessionToken.Gone",
+        )
+
+
+def test_the_same_problem_has_the_same_code_on_every_route(sim: Simulator) -> None:
+    with httpx.Client(transport=sim.transport(), base_url="https://sim.invalid/api") as http:
+        token = bearer(http, tskit.simulator.DEMO_CLIENT_ID, tskit.simulator.DEMO_CLIENT_SECRET)
+        head = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        login = http.post("/m2m/v1/session/login", headers=head, content=b"[1]")
+        good = {"username": "demo-user", "password": "demo-password"}
+        session = http.post("/m2m/v1/session/login", headers=head, json=good).json()["sessionToken"]
+        register = http.post(
+            "/m2m/v1/callbacks/0000123456-00003", headers={**head, "VZ-M2M-Token": session}, content=b"[1]"
+        )
+    assert (
+        login.json()["errorCode"] == register.json()["errorCode"] == "UnifiedWebService.INPUT_INVALID.RequestUndefined"
+    )
+
+
+def test_stale_password_window_after_re_registration(sim: Simulator) -> None:
+    sim.config.stale_password_window = 600
+    sim.config.delivery_time_scale = 0.01
+    account = "0000123456-00003"
+    with Listener(username="tsuser", password="new-pw-2") as listener:
+        ts = tskit.connect(simulator=sim)
+        url = listener.url_for("CarrierService")
+        ts.register_callback(account, "CarrierService", url, username="tsuser", password="old-pw-1")
+        ts.register_callback(account, "CarrierService", url, username="tsuser", password="new-pw-2")
+        ts.close()
+        stale = sim.trigger(account, "CarrierService").wait()
+        assert [a.status_code for a in stale.attempts] == [401, 401]  # ThingSpace still sends the old one
+        sim.advance(601)
+        assert sim.trigger(account, "CarrierService").wait().delivered
+        assert listener.count() == 1
+    with Listener(username="tsuser", password="new-pw-2", previous_password="old-pw-1") as graceful:
+        sim.register(account, "CarrierService", graceful.url_for("CarrierService"), "tsuser", "old-pw-1")
+        sim.register(account, "CarrierService", graceful.url_for("CarrierService"), "tsuser", "new-pw-2")
+        assert sim.trigger(account, "CarrierService").wait().delivered  # the listener's grace covers it
+    sim.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_pending_deliveries_never_hold_up_exit() -> None:
+    script = f"""
+from tskit.simulator import Simulator
+sim = Simulator()
+sim.config.enforce_listener_ports = False
+sim.register("0000123456-00003", "CarrierService", "http://127.0.0.1:{free_port()}/gone")
+sim.trigger("0000123456-00003", "CarrierService", policy="documented")  # next attempt in 5 minutes
+"""
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert time.monotonic() - started < 10
+
+
+def test_close_cuts_a_resend_wait_short(sim: Simulator) -> None:
+    sim.config.enforce_listener_ports = False
+    sim.register("0000123456-00003", "CarrierService", f"http://127.0.0.1:{free_port()}/gone")
+    delivery = sim.trigger("0000123456-00003", "CarrierService", policy="documented")
+    time.sleep(0.3)
+    started = time.monotonic()
+    sim.close()
+    assert time.monotonic() - started < 5
+    assert delivery.wait(1).state == "given up" and len(delivery.attempts) == 1
+
+
+CLIENT_MODULES = {"tskit"} | {f"tskit.{p.stem}" for p in Path(tskit.__file__).parent.glob("_*.py")}
+ALLOWED = {"tskit._serving", "tskit._version"}  # shared serving plumbing, not the client
+
+
+def test_the_simulator_never_imports_the_client() -> None:
+    for path in Path(tskit.simulator.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = {node.module}
+            elif isinstance(node, ast.Import):
+                names = {a.name for a in node.names}
+            else:
+                continue
+            wrong = {n for n in names if n in CLIENT_MODULES and n not in ALLOWED}
+            assert not wrong, f"{path.name} imports {wrong}"
+
+
+def test_the_simulators_facts_agree_with_the_clients_today() -> None:
+    """Two copies on purpose; they agree now, and a change to one shows here."""
+    from tskit._models import ALLOWED_LISTENER_PORTS, SERVICE_CATALOGUE
+    from tskit.simulator._facts import LISTENER_PORTS, SERVICES
+
+    assert set(SERVICE_CATALOGUE) == set(SERVICES)
+    assert set(ALLOWED_LISTENER_PORTS) == set(LISTENER_PORTS)
+
+
+def test_config_defaults_are_the_command_lines() -> None:
+    from tskit.cli import build_parser
+    from tskit.simulator._cli import config_from
+
+    args = build_parser().parse_args(["simulator"])
+    assert config_from(args) == SimulatorConfig()
