@@ -176,7 +176,7 @@ def _nidd(kind: str, device: Device, account_name: str) -> tuple[dict[str, Any],
     now = datetime.now(UTC)
     mt_ids = device.ids("IMEI", "Mdn", "MSISDN", "Iccid")
     if kind == "mo-data":
-        message = base64.b64encode(b"temperature=21.5;").decode()  # padded: '=' goes out as \u003d
+        message = base64.b64encode(b"temperature=21.5").decode()  # padded: '=' goes out as \u003d
         inner = {
             "accountName": account_name,
             "message": message,
