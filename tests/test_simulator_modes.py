@@ -207,3 +207,15 @@ def test_config_defaults_are_the_command_lines() -> None:
 
     args = build_parser().parse_args(["simulator"])
     assert config_from(args) == SimulatorConfig()
+
+
+def test_hostile_bodies_get_thingspace_errors_not_tracebacks(sim: Simulator) -> None:
+    with httpx.Client(transport=sim.transport(), base_url="https://sim.invalid/api") as http:
+        token = bearer(http, tskit.simulator.DEMO_CLIENT_ID, tskit.simulator.DEMO_CLIENT_SECRET)
+        head = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        deep = http.post("/m2m/v1/session/login", headers=head, content=b"[" * 30_000 + b"]" * 30_000)
+        surrogate = http.post(
+            "/m2m/v1/session/login", headers=head, content=b'{"username": "demo-user", "password": "\\ud800"}'
+        )
+    assert deep.status_code == 400 and deep.json()["errorCode"].endswith("RequestUndefined")
+    assert surrogate.status_code == 400 and surrogate.json()["errorCode"].endswith("Login.Failed")

@@ -137,7 +137,9 @@ class Auth:
                 Code.USER_LOCKED,
                 "The user is locked after too many failed log in attempts. Contact Verizon Support.",
             )
-        if user is None or not secrets.compare_digest(user.password.encode(), password.encode()):
+        if user is None or not secrets.compare_digest(
+            user.password.encode(), password.encode("utf-8", "surrogatepass")
+        ):
             if user is not None:
                 user.failed_logins += 1
             return cm_error(
