@@ -12,6 +12,7 @@ the embedded simulator and the loopback server behave the same.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -80,8 +81,8 @@ class Simulator:
         sandbox: bool = False,
     ) -> None:
         self.config = config or SimulatorConfig()
-        if sandbox:
-            self.config.sandbox = True
+        if sandbox and not self.config.sandbox:
+            self.config = dataclasses.replace(self.config, sandbox=True)
         self.faults = faults or Faults()
         self._clock = clock
         self._offset = 0.0
