@@ -313,3 +313,11 @@ def test_listen_with_no_auth_warns_on_start(tmp_path: Path) -> None:
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=10)
+
+
+def test_listen_names_a_bad_allowlist_entry(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LISTEN_PW", PASSWORD)
+    code = main(["listen", "--port", "0", "--password-env", "LISTEN_PW", "--allow-from", "verizon,10.1.2.0/33"])
+    assert code == 2 and "'10.1.2.0/33' is not an address or network" in capsys.readouterr().err

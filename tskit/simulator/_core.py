@@ -22,7 +22,7 @@ from typing import Any
 
 from tskit.simulator._auth import Auth
 from tskit.simulator._config import SimulatorConfig
-from tskit.simulator._delivery import POLICIES, Deliverer, Delivery, DeliveryPolicy
+from tskit.simulator._delivery import POLICIES, Deliverer, Delivery, DeliveryPolicy, delivery_frame
 from tskit.simulator._faults import FAULTABLE, Faults, fault_reply
 from tskit.simulator._messages import build_message
 from tskit.simulator._replies import Code, Reply, cm_error
@@ -30,20 +30,6 @@ from tskit.simulator._routes import Routes, route
 from tskit.simulator._state import State
 
 __all__ = ["Reply", "RequestRecord", "Simulator"]
-
-DELIVERY_COLUMNS = (
-    "delivery",
-    "account_name",
-    "service_name",
-    "url",
-    "request_id",
-    "attempt",
-    "callback_count",
-    "status_code",
-    "outcome",
-    "elapsed_ms",
-    "state",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,26 +227,7 @@ class Simulator:
         Columns: delivery, account_name, service_name, url, request_id, attempt, callback_count,
         status_code, outcome, elapsed_ms, state.
         """
-        import pandas as pd
-
-        rows = [
-            (
-                str(d.id),
-                d.account_name,
-                d.service_name,
-                d.url,
-                d.request_id,
-                str(a.number),
-                str(a.callback_count),
-                "" if a.status_code is None else str(a.status_code),
-                a.outcome,
-                f"{a.elapsed * 1000:.0f}",
-                d.state,
-            )
-            for d in list(self.deliveries)
-            for a in list(d.attempts)
-        ]
-        return pd.DataFrame(rows, columns=list(DELIVERY_COLUMNS), dtype="str")
+        return delivery_frame(list(self.deliveries))
 
     def close(self) -> None:
         """Stop the delivery threads; deliveries waiting to be resent give up."""

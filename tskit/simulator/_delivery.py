@@ -132,6 +132,45 @@ def _describe(error: httpx.HTTPError) -> str:
     return f"connection failed: {type(error).__name__}"
 
 
+DELIVERY_COLUMNS = (
+    "delivery",
+    "account_name",
+    "service_name",
+    "url",
+    "request_id",
+    "attempt",
+    "callback_count",
+    "status_code",
+    "outcome",
+    "elapsed_ms",
+    "state",
+)
+
+
+def delivery_frame(deliveries: list[Delivery]) -> Any:
+    """Every attempt of the deliveries as a DataFrame with :data:`DELIVERY_COLUMNS`, oldest first."""
+    import pandas as pd
+
+    rows = [
+        (
+            str(d.id),
+            d.account_name,
+            d.service_name,
+            d.url,
+            d.request_id,
+            str(a.number),
+            str(a.callback_count),
+            "" if a.status_code is None else str(a.status_code),
+            a.outcome,
+            f"{a.elapsed * 1000:.0f}",
+            d.state,
+        )
+        for d in deliveries
+        for a in list(d.attempts)
+    ]
+    return pd.DataFrame(rows, columns=list(DELIVERY_COLUMNS), dtype="str")
+
+
 class Deliverer:
     """Sends deliveries from a few daemon threads, so that triggering never blocks nor exit waits."""
 
