@@ -49,9 +49,8 @@ class Routes:
 
     Args:
         state: Accounts and registrations.
-        auth: Tokens and sessions.
+        auth: Tokens and sessions (and the simulator's clock).
         config: The undocumented behaviours.
-        now: The simulator's clock.
     """
 
     def __init__(self, state: State, auth: Auth, config: SimulatorConfig) -> None:
