@@ -242,11 +242,55 @@ def test_a_full_disk_answers_503_then_recovers(tmp_path: Path) -> None:
         running.store.query(f"PRAGMA max_page_count={pages}")  # a real SQLITE_FULL on the next growth
         big = message(extra="x" * 200_000)
         full = httpx.post(running.url, json=big)
-        assert full.status_code == 503 and "could not write" in full.json()["error"]
+        assert full.status_code == 503 and full.json()["error"] == "the message store could not write (the disk is full)"
         assert full.headers["retry-after"] == "1"
+        health = httpx.get(running.url.rsplit("/", 1)[0] + "/health")
+        assert health.status_code == 503 and health.json()["error"] == "the disk is full"
         running.store.query("PRAGMA max_page_count=1073741823")
         assert httpx.post(running.url, json=big).status_code == 200  # same writer, going on
         assert running.count() == 2
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_deleted_or_replaced_file_answers_503_then_a_new_file_holds_the_messages(tmp_path: Path, how: str) -> None:
+    path = tmp_path / "gone.db"
+    with Listener(username="tsuser", password=PASSWORD, store=path, port=0) as running:
+        health = running.url.rsplit("/", 1)[0] + "/health"
+        assert httpx.post(running.url, json=message()).status_code == 200
+        for file in tmp_path.glob("gone.db*"):
+            file.unlink()
+        if how == "replaced":
+            path.write_bytes(b"")
+        answer = httpx.get(health)
+        assert answer.status_code == 503 and answer.json()["error"] == f"its database file was {how}"
+        assert str(tmp_path) not in answer.text
+        refused = httpx.post(running.url, json=message(requestId="after-1"))
+        assert refused.status_code == 503 and str(tmp_path) not in refused.text  # ThingSpace sends again
+        again = httpx.post(running.url, json=message(requestId="after-1"))
+        assert again.status_code == 200
+        assert httpx.get(health).json() == {"status": "ok"}
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT request_id FROM messages").fetchall() == [("after-1",)]
+
+
+def test_forwarded_headers_do_not_pass_the_allowlist() -> None:
+    with Listener(port=0, allow_from=["203.0.113.0/24"]) as running:
+        for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+            value = "for=203.0.113.5" if header == "Forwarded" else "203.0.113.5"
+            answer = httpx.post(running.url, json=message(), headers={header: value})
+            assert answer.status_code == 403, header
+        assert running.count() == 0
+
+
+def test_a_websocket_upgrade_is_refused_cleanly(listener: Listener) -> None:
+    headers = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    answer = httpx.get(listener.url, headers=headers)
+    assert answer.status_code == 405
 
 
 class BrokenStore(MessageStore):
@@ -273,7 +317,7 @@ def test_a_store_that_cannot_go_on_fails_every_call_at_once(tmp_path: Path) -> N
     store.put(message(), "CarrierService").result(timeout=10)
     failed = 0
     for _ in range(20):  # each fails when queued, or as soon as the writer finds it cannot go on
-        with pytest.raises(StoreFailed, match="stopped: disk I/O error"):
+        with pytest.raises(StoreFailed, match=r"stopped \(the database could not be written\)"):
             store.put(message(), "CarrierService").result(timeout=10)
         failed += 1
     assert failed == 20
@@ -321,3 +365,15 @@ def test_listen_names_a_bad_allowlist_entry(
     monkeypatch.setenv("LISTEN_PW", PASSWORD)
     code = main(["listen", "--port", "0", "--password-env", "LISTEN_PW", "--allow-from", "verizon,10.1.2.0/33"])
     assert code == 2 and "'10.1.2.0/33' is not an address or network" in capsys.readouterr().err
+
+
+def test_every_refused_message_is_logged_without_its_credentials(
+    listener: Listener, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="tskit.listener"):
+        assert httpx.post(listener.url, json=message(password="wrong-pw-77")).status_code == 401
+        assert httpx.post(listener.url, content=b"{").status_code == 400
+    refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]
+    assert refusals[0] == "refused a message from 127.0.0.1 with 401: wrong username or password"
+    assert refusals[1].startswith("refused a message from 127.0.0.1 with 400: the body is not JSON")
+    assert "wrong-pw-77" not in caplog.text and PASSWORD not in caplog.text

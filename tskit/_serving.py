@@ -128,6 +128,11 @@ class AsgiServer:
             timeout_graceful_shutdown=2,
             limit_concurrency=max_connections,
             timeout_keep_alive=keep_alive,
+            # the peer is the TCP peer: a client's X-Forwarded-For (trusted from loopback by default)
+            # must not pass an allowlist, and there is no proxy in front to trust
+            proxy_headers=False,
+            forwarded_allow_ips="",
+            ws="none",  # no WebSocket: an upgrade request is answered as a plain HTTP request
         )
         if header_timeout is not None:
             from uvicorn.protocols.http.auto import AutoHTTPProtocol  # httptools if installed, else h11

@@ -135,19 +135,22 @@ class ListenerApp:
             if not started:
                 await _answer(send, 503, {"error": "the listener could not handle the message"}, close=True)
 
-    async def _refuse(self, send: Send, status: int, error: str, *, close: bool = False) -> None:
+    async def _refuse(self, send: Send, status: int, error: str, *, peer: str, close: bool = False) -> None:
+        """Answer a refused message, and log it (status, reason, peer; never its body or credentials)."""
         self.rejected += 1
+        log.info("refused a message from %s with %d: %s", peer, status, error)
         await _answer(send, status, {"error": error}, close=close)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
+        peer = str(client[0]) if client else "an unknown peer"
         if not allowed(client[0] if client else None, self.allow_from):
-            await self._refuse(send, 403, "this source address may not send callbacks here", close=True)
+            await self._refuse(send, 403, "this source address may not send callbacks here", close=True, peer=peer)
             return
         if scope["method"] == "GET" and scope["path"] in ("/health", "/healthz"):
-            failure = self.store.failure
-            if failure is not None:
-                await _answer(send, 503, {"status": "failed", "error": str(failure)})
+            problem = self.store.problem  # no paths nor database texts: those are in the log
+            if problem:
+                await _answer(send, 503, {"status": "failed", "error": problem})
             else:
                 await _answer(send, 200, {"status": "ok"})
             return
@@ -157,40 +160,40 @@ class ListenerApp:
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length", b"0")
         if declared.isdigit() and int(declared) > self.max_body:
-            await self._refuse(send, 413, f"body larger than {self.max_body} bytes", close=True)
+            await self._refuse(send, 413, f"body larger than {self.max_body} bytes", close=True, peer=peer)
             return
         try:
             async with asyncio.timeout(self.body_timeout):
                 raw = await read_body(receive, self.max_body)
         except TimeoutError:
-            await self._refuse(send, 408, f"the body did not arrive within {self.body_timeout:g} s", close=True)
+            await self._refuse(send, 408, f"the body did not arrive within {self.body_timeout:g} s", close=True, peer=peer)
             return
         if len(raw) > self.max_body:
-            await self._refuse(send, 413, f"body larger than {self.max_body} bytes", close=True)
+            await self._refuse(send, 413, f"body larger than {self.max_body} bytes", close=True, peer=peer)
             return
         try:
             body = parse(raw)
         except BadMessage as error:
-            await self._refuse(send, 400, str(error))
+            await self._refuse(send, 400, str(error), peer=peer)
             return
         if not self._authorised(body):  # before the details: strangers learn nothing more
-            await self._refuse(send, 401, "wrong username or password")
+            await self._refuse(send, 401, "wrong username or password", peer=peer)
             return
         try:
             check(body)
         except BadMessage as error:
-            await self._refuse(send, 400, str(error))
+            await self._refuse(send, 400, str(error), peer=peer)
             return
         try:
             stored = await self.store.store(body, service_of(scope["path"], body))
         except MessageRefused as error:
-            await self._refuse(send, 400, str(error))
+            await self._refuse(send, 400, str(error), peer=peer)
             return
         except StoreUnavailable as error:
-            await _answer(send, 503, {"error": str(error)})
+            await self._refuse(send, 503, str(error), peer=peer)
             return
-        except RuntimeError as error:  # the store was closed under a request (the listener is stopping)
-            await _answer(send, 503, {"error": str(error)}, close=True)
+        except RuntimeError:  # the store was closed under a request (the listener is stopping)
+            await self._refuse(send, 503, "the listener is stopping", close=True, peer=peer)
             return
         if self.delay:
             await asyncio.sleep(self.delay)

@@ -201,6 +201,8 @@ class MessageStore:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._failed: StoreFailed | None = None
+        self._trouble = ""  # why the last batch could not be written; "" once one is
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
         self._closing = False
         self._writer = threading.Thread(target=self._work, name="tskit-listener-store", daemon=True)
         self._writer.start()
@@ -225,7 +227,22 @@ class MessageStore:
         connection.execute(_SCHEMA)
         for file in self.files:
             os.chmod(file, 0o600)
+        if self.path != ":memory:":
+            opened = os.stat(self.path, follow_symlinks=False)
+            self._identity = (opened.st_dev, opened.st_ino)
         return connection
+
+    def _file_problem(self) -> str:
+        """Why the file opened is no longer the one at the store's path (deleted, replaced), or ``""``."""
+        if self._identity is None:
+            return ""
+        try:
+            now = os.stat(self.path, follow_symlinks=False)
+        except OSError:
+            return "its database file was deleted"
+        if (now.st_dev, now.st_ino) != self._identity:
+            return "its database file was replaced"
+        return ""
 
     # -- the writer thread -----------------------------------------------------------------
 
@@ -243,13 +260,14 @@ class MessageStore:
             try:
                 self._handle(db, items)
             except Exception as error:  # the batch as a whole could not be written
-                log.warning("could not store %d message(s): %s", len(items), error)
+                log.warning("could not store %d message(s) in %s: %s", len(items), self.path, error)
+                self._trouble = _summary(error)
                 recovered = self._recover(db)
                 if recovered is None:
                     self._fail(error, items)
                     return
                 db = recovered
-                unavailable = StoreUnavailable(f"the message store {self.path} could not write: {error}")
+                unavailable = StoreUnavailable(f"the message store could not write ({self._trouble})")
                 _resolve([(item.future, unavailable) for item in items])
         with contextlib.suppress(Exception):
             db.close()
@@ -290,6 +308,9 @@ class MessageStore:
         if not batch:
             return
         outcomes: list[Stored | BaseException] = []
+        problem = self._file_problem()  # writing to a deleted or replaced file would lose every message
+        if problem:
+            raise _FileGone(problem)
         db.execute("BEGIN IMMEDIATE")
         try:
             for write in batch:
@@ -300,6 +321,10 @@ class MessageStore:
                 with contextlib.suppress(Exception):
                     db.execute("ROLLBACK")
             raise
+        problem = self._file_problem()  # gone while this batch was written: it is not where readers look
+        if problem:
+            raise _FileGone(problem)
+        self._trouble = ""
         _resolve([(w.future, o) for w, o in zip(batch, outcomes, strict=True)])
 
     @staticmethod
@@ -311,7 +336,8 @@ class MessageStore:
         except _VALUE_ERRORS as error:
             db.execute("ROLLBACK TO message")
             db.execute("RELEASE message")
-            return MessageRefused(f"this message cannot be stored: {error}")
+            log.info("a message could not be stored: %s", error)
+            return MessageRefused("this message cannot be stored")
         db.execute("RELEASE message")
         return stored
 
@@ -319,7 +345,9 @@ class MessageStore:
         """The connection to go on with after a failed batch, or ``None`` if there is none."""
         try:
             db.execute("SELECT count(*) FROM messages").fetchone()
-            return db  # the database still answers: the failure was the batch's (e.g. disk full)
+            if not self._file_problem():
+                return db  # the database still answers: the failure was the batch's (e.g. disk full)
+            log.warning("the message store %s: %s; opening it again", self.path, self._file_problem())
         except Exception as error:
             log.warning("the message store %s stopped answering: %s", self.path, error)
         with contextlib.suppress(Exception):
@@ -335,10 +363,10 @@ class MessageStore:
     def _fail(self, error: BaseException, pending: list[_Read | _Write]) -> None:
         """Stop writing: fail every pending and later call at once, until the store is closed."""
         self._failed = StoreFailed(
-            f"the message store {self.path} stopped: {error}. Messages are refused with 503 (ThingSpace "
+            f"the message store stopped ({_summary(error)}). Messages are refused with 503 (ThingSpace "
             "sends them again); restart the listener once the database can be written."
         )
-        log.error("%s", self._failed)
+        log.error("the message store %s stopped: %s", self.path, error)
         _resolve([(item.future, self._failed) for item in pending])
         while True:
             item = self._queue.get()
@@ -382,6 +410,18 @@ class MessageStore:
         """Why the store stopped writing, if it did."""
         return self._failed
 
+    @property
+    def problem(self) -> str:
+        """Why messages would not be stored now (stopped, file deleted or replaced, last write failed), or ``""``.
+
+        Says what happened without file paths or database error texts (those are logged).
+        """
+        if self._failed is not None:
+            return "the message store stopped"
+        if self.closed:
+            return "the message store is closed"
+        return self._file_problem() or self._trouble
+
     def _check_open(self) -> None:
         if self._failed is not None:
             raise self._failed
@@ -403,8 +443,22 @@ class MessageStore:
             self._writer.join(timeout=60)
 
 
+class _FileGone(sqlite3.OperationalError):
+    """The database file was deleted or replaced under the open connection."""
+
+
+def _summary(error: BaseException) -> str:
+    """What went wrong, without paths or database texts: for answers and ``problem``."""
+    if isinstance(error, _FileGone):
+        return str(error)
+    if isinstance(error, sqlite3.OperationalError) and "full" in str(error).lower():
+        return "the disk is full"
+    return "the database could not be written"
+
+
 def _row(body: Mapping[str, Any], service: str) -> tuple[Any, ...]:
     try:
         return row(body, service)
     except (ValueError, TypeError, RecursionError) as error:
-        raise MessageRefused(f"this message cannot be stored: {error}") from None
+        log.info("a message could not be stored: %s", error)
+        raise MessageRefused("this message cannot be stored") from None
