@@ -242,7 +242,8 @@ def test_a_full_disk_answers_503_then_recovers(tmp_path: Path) -> None:
         running.store.query(f"PRAGMA max_page_count={pages}")  # a real SQLITE_FULL on the next growth
         big = message(extra="x" * 200_000)
         full = httpx.post(running.url, json=big)
-        assert full.status_code == 503 and full.json()["error"] == "the message store could not write (the disk is full)"
+        assert full.status_code == 503
+        assert full.json()["error"] == "the message store could not write (the disk is full)"
         assert full.headers["retry-after"] == "1"
         health = httpx.get(running.url.rsplit("/", 1)[0] + "/health")
         assert health.status_code == 503 and health.json()["error"] == "the disk is full"

@@ -166,7 +166,8 @@ class ListenerApp:
             async with asyncio.timeout(self.body_timeout):
                 raw = await read_body(receive, self.max_body)
         except TimeoutError:
-            await self._refuse(send, 408, f"the body did not arrive within {self.body_timeout:g} s", close=True, peer=peer)
+            late = f"the body did not arrive within {self.body_timeout:g} s"
+            await self._refuse(send, 408, late, close=True, peer=peer)
             return
         if len(raw) > self.max_body:
             await self._refuse(send, 413, f"body larger than {self.max_body} bytes", close=True, peer=peer)
