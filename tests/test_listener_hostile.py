@@ -378,3 +378,28 @@ def test_every_refused_message_is_logged_without_its_credentials(
     assert refusals[0] == "refused a message from 127.0.0.1 with 401: wrong username or password"
     assert refusals[1].startswith("refused a message from 127.0.0.1 with 400: the body is not JSON")
     assert "wrong-pw-77" not in caplog.text and PASSWORD not in caplog.text
+
+
+SECRET_NAMES = [
+    "password", "pass_word", "pass-word", "pass.word", "pass word", "pass_phrase", "passcode", "userPass",
+    "pwd", "x-api-key", "api-key", "API-KEY", "api.key", "api__key", "apiKey", "privateKey", "private_key",
+    "accessKey", "access_key", "authorization", "Authorization", "bearer", "auth", "x-auth", "sharedKey",
+    "hmacKey", "signature", "sig", "cookie", "Set-Cookie", "pin", "userPin", "otp", "clientSecret",
+    "sessionToken", "credentials", "p@ssword", "pa$$word", "paßword", "ＰＡＳＳＷＯＲＤ", "Pass\u00adword",
+]  # fmt: skip
+KEPT_NAMES = ["username", "requestId", "deviceIds", "kind", "id", "status", "ipAddress", "signal", "description"]
+
+
+def test_every_name_of_a_secret_is_removed_and_thingspace_fields_are_kept() -> None:
+    from tskit.listener._checks import scrub
+
+    body = {name: "s3cret-value" for name in SECRET_NAMES} | {name: "kept" for name in KEPT_NAMES}
+    assert scrub({"outer": [body]}) == {"outer": [{name: "kept" for name in KEPT_NAMES}]}
+
+
+def test_secrets_under_any_name_never_reach_the_file(listener: Listener, tmp_path: Path) -> None:
+    secrets = {name: f"secret-{i}-value" for i, name in enumerate(SECRET_NAMES) if name != "password"}
+    assert httpx.post(listener.url, json=message(deviceResponse=secrets, **secrets)).status_code == 200
+    listener.stop()
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("hostile.db*"))
+    assert [s for s in secrets.values() if s.encode() in data] == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -18,10 +19,47 @@ from typing import Any, Final
 MAX_DEPTH: Final = 32
 #: ``callbackCount`` and ``maxCallbackThreshold`` must fit an SQLite integer column.
 _MAX_COUNT: Final = 2**31 - 1
-#: Field names that hold a secret, at any depth: they are dropped before anything is stored.
-SECRET_NAME: Final = re.compile(
-    r"(?:^|[_.-]|(?<=[a-z0-9])(?=[A-Z]))(?i:pass(?:word|wd|phrase|code)?)$|(?i:passw|pwd|secret|token|credential|api_?key)"
+#: A field's name is compared after :func:`normalise`: a name holding one of these is a secret's.
+SECRET_PARTS: Final = (
+    "pass",  # password, passwd, passphrase, passcode, userPass
+    "pwd",
+    "secret",
+    "token",
+    "credential",
+    "apikey",
+    "privatekey",
+    "accesskey",
+    "sharedkey",
+    "hmac",
+    "signingkey",
+    "authorization",
+    "bearer",
+    "cookie",
+    "signature",
 )
+#: ...and a name that is one of these, or ends with one (``auth``, ``x-auth``, ``userPin``).
+SECRET_ENDINGS: Final = ("auth", "sig", "pin", "otp")
+#: Characters written in place of letters (``p@ssword``, ``pa$$word``).
+_LOOKALIKES: Final = str.maketrans({"@": "a", "$": "s", "0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t"})
+#: Separators and anything else that is not a letter, dropped from a name before comparing.
+_NOT_LETTERS: Final = re.compile(r"[^a-z]+")
+#: Names of ThingSpace's own fields that hold a secret's part but are not secrets.
+_NOT_SECRETS: Final = frozenset({"bypass"})
+
+
+def normalise(name: str) -> str:
+    """A field name as compared: NFKC (fullwidth letters), casefolded (``ß`` is ``ss``), lookalike
+    digits and signs read as letters, then only its letters (``pass_word``, ``api-key``, ``api.key``,
+    ``"pass word"`` all read as one word)."""
+    return _NOT_LETTERS.sub("", unicodedata.normalize("NFKC", name).casefold().translate(_LOOKALIKES))
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a field named ``name`` holds a secret, and is dropped before anything is stored."""
+    word = normalise(name)
+    if word in _NOT_SECRETS:
+        return False
+    return any(part in word for part in SECRET_PARTS) or word.endswith(SECRET_ENDINGS)
 
 
 class BadMessage(ValueError):
@@ -102,7 +140,7 @@ def _text(value: str, where: str) -> None:
 def scrub(value: Any) -> Any:
     """A copy without any field named like a password or secret, at any depth."""
     if isinstance(value, Mapping):
-        return {k: scrub(v) for k, v in value.items() if not (isinstance(k, str) and SECRET_NAME.search(k))}
+        return {k: scrub(v) for k, v in value.items() if not (isinstance(k, str) and is_secret_name(k))}
     if isinstance(value, list):
         return [scrub(v) for v in value]
     return value
