@@ -48,9 +48,12 @@ _NOT_SECRETS: Final = frozenset({"bypass"})
 
 
 def normalise(name: str) -> str:
-    """A field name as compared: NFKC (fullwidth letters), casefolded (``ß`` is ``ss``), lookalike
-    digits and signs read as letters, then only its letters (``pass_word``, ``api-key``, ``api.key``,
-    ``"pass word"`` all read as one word)."""
+    """A field name as compared with the secrets' names.
+
+    NFKC (fullwidth letters), casefolded (``ß`` is ``ss``), lookalike digits and signs read as
+    letters, then only its letters: ``pass_word``, ``api-key``, ``api.key``, ``"pass word"`` all
+    read as one word.
+    """
     return _NOT_LETTERS.sub("", unicodedata.normalize("NFKC", name).casefold().translate(_LOOKALIKES))
 
 
