@@ -4,6 +4,7 @@ independence from the client."""
 from __future__ import annotations
 
 import ast
+import json
 import socket
 import subprocess
 import sys
@@ -219,3 +220,53 @@ def test_hostile_bodies_get_thingspace_errors_not_tracebacks(sim: Simulator) -> 
         )
     assert deep.status_code == 400 and deep.json()["errorCode"].endswith("RequestUndefined")
     assert surrogate.status_code == 400 and surrogate.json()["errorCode"].endswith("Login.Failed")
+
+
+HIDDEN_HOSTS = [
+    ("http://3405803781:9001/", "documentation address"),
+    ("http://0xcb.0.0x71.5:9001/", "documentation address"),
+    ("http://[::ffff:203.0.113.5]:9001/", "documentation address"),
+    ("http://10.120.102.147:50569/CallbackListener/Carrier.asmx", "private address"),
+    ("http://0xa.0x78.102.147:50569/", "private address"),
+    ("http://192.168.1.20:9001/", "private address"),
+]
+
+
+@pytest.mark.parametrize(("url", "kind"), HIDDEN_HOSTS)
+def test_no_callback_goes_to_documentation_or_private_hosts_in_any_form(url: str, kind: str) -> None:
+    sim = Simulator(demo=False)
+    sim.register("0000123456-00003", "CarrierService", url, "tsuser", "pw")
+    delivery = sim.trigger("0000123456-00003", "CarrierService").wait(5)
+    [attempt] = delivery.attempts
+    assert attempt.status_code is None and attempt.outcome.startswith("not sent") and kind in attempt.outcome
+    sim.close()
+
+
+def test_the_seed_private_lan_is_never_contacted() -> None:
+    sim = Simulator(sandbox=True)  # the sandbox holds the seed's examples, on 10.120.102.147
+    delivery = sim.trigger("0252012345-00001", "CarrierService").wait(5)
+    assert delivery.attempts[0].outcome.startswith("not sent: 10.120.102.147 is a private address")
+    sim.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://203.000.113.005:9001/", "http://\udcff.example.com:9001/", "http://a..b:9001/"]
+)
+def test_urls_no_client_can_use_are_refused_at_register_and_never_kill_delivery(url: str) -> None:
+    sim = Simulator(sandbox=True, demo=False)
+    with httpx.Client(transport=sim.transport(), base_url="https://sim.invalid/api") as http:
+        headers = {"Authorization": f"Bearer {bearer(http)}"}
+        login = http.post("/m2m/v1/session/login", headers=headers, json={"username": "tsuser", "password": "pw"})
+        headers["VZ-M2M-Token"] = login.json().get("sessionToken", "")
+        headers["Content-Type"] = "application/json"
+        body = json.dumps({"name": "CarrierService", "url": url})  # \udcff escaped, as a hostile client sends it
+        answer = http.post("/m2m/v1/callbacks/TestAccount-2", headers=headers, content=body)
+        assert answer.status_code == 400 and answer.json()["errorMessage"] == "url is not a valid URL."
+    with Listener() as listener:  # registered directly: the workers record the failure and go on
+        for _ in range(10):  # more than the delivery workers
+            sim.register("0000123456-00003", "CarrierService", url, "tsuser", "pw")
+            bad = sim.trigger("0000123456-00003", "CarrierService").wait(5)
+            assert bad.state == "given up" and bad.attempts[0].outcome.startswith("not sent")
+        sim.register("0000123456-00003", "CarrierService", listener.url_for("CarrierService"))
+        assert sim.trigger("0000123456-00003", "CarrierService").wait(10).delivered
+    sim.close()

@@ -11,6 +11,7 @@ attempts) never holds up the interpreter's exit, and :meth:`Deliverer.close` cut
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -20,10 +21,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tskit.simulator._facts import is_documentation_host
+from tskit.simulator._facts import host_address, is_documentation_host, is_private_address
 from tskit.simulator._messages import wire
 
 USER_AGENT = "Verizon's callback service"
+log = logging.getLogger("tskit.simulator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +119,25 @@ def undeliverable(url: str) -> str:
     The demo data uses example.com and 203.0.113.0/24: nothing listens there, and the simulator
     sends no traffic to hosts that are not anybody's.
     """
-    host = (urlsplit(url).hostname or "").lower()
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return "not sent: the URL cannot be read"
     if is_documentation_host(host):
-        kind = "address" if host[:1].isdigit() or ":" in host else "name"
+        kind = "name" if host_address(host) is None else "address"
         return f"not sent: {host} is a documentation {kind}, nothing listens there"
+    if is_private_address(host):
+        # the seed's own examples point at a private LAN: not the simulator's to reach
+        return f"not sent: {host} is a private address; the simulator sends only to loopback and public hosts"
+    return ""
+
+
+def url_problem(url: str) -> str:
+    """Why ``url`` cannot be sent to at all (not a valid URL for an HTTP client), or ``""``."""
+    try:
+        httpx.URL(url).host.encode("idna")
+    except (httpx.InvalidURL, ValueError, UnicodeError) as error:
+        return f"url is not a valid URL: {type(error).__name__}"
     return ""
 
 
@@ -194,7 +211,10 @@ class Deliverer:
                 delivery.attempts.append(DeliveryAttempt(1, 1, time.time(), None, "not sent: simulator closed", 0.0))
                 _finish(delivery)
                 continue
-            self._run(delivery, body, scale)
+            try:
+                self._run(delivery, body, scale)
+            except Exception:  # a bug in one delivery must not stop the worker
+                log.exception("delivery %d failed", delivery.id)
 
     def _run(self, delivery: Delivery, body: dict[str, Any], scale: float) -> None:
         policy = delivery.policy
@@ -214,6 +234,10 @@ class Deliverer:
                         outcome = "delivered" if response.is_success else "rejected"
                     except httpx.HTTPError as error:
                         code, outcome = None, _describe(error)
+                    except Exception as error:  # a URL the HTTP client cannot use: no attempt will do
+                        code, outcome = None, f"not sent: the URL cannot be used ({type(error).__name__})"
+                        delivery.attempts.append(DeliveryAttempt(number, number, started, code, outcome, 0.0))
+                        return
                     delivery.attempts.append(
                         DeliveryAttempt(number, number, started, code, outcome, time.time() - started)
                     )

@@ -8,6 +8,8 @@ and kept here on purpose.
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from typing import Final
 
 #: The callback service names the register page lists (section 3 of the reference).
@@ -61,11 +63,43 @@ DOCUMENTATION_NAMES: Final = ("example.com", "example.net", "example.org")
 RESERVED_SUFFIXES: Final = (".example", ".invalid", ".test", ".localhost", *(f".{n}" for n in DOCUMENTATION_NAMES))
 
 
+#: An IPv4 address as ``inet_aton`` reads it: 1 to 4 parts, each decimal, octal (0…) or hex (0x…).
+_NUMERIC_IPV4: Final = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}")
+
+
+def host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host stands for, in any form a connection would read it, or ``None`` for a name.
+
+    ``3405803781``, ``0xcb.0.0x71.5``, ``203.000.113.005`` and ``[::ffff:203.0.113.5]`` are all
+    203.0.113.5 to the socket layer.
+    """
+    host = host.strip("[]").lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        if not _NUMERIC_IPV4.fullmatch(host):
+            return None
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def is_documentation_host(host: str) -> bool:
     """Whether a host name or address is reserved for documentation or testing."""
-    host = host.lower().rstrip(".")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    address = host_address(host)
+    if address is None:
+        host = host.lower().rstrip(".")
         return host in DOCUMENTATION_NAMES or host.endswith(RESERVED_SUFFIXES)
     return any(address.version == net.version and address in net for net in DOCUMENTATION_NETWORKS)
+
+
+def is_private_address(host: str) -> bool:
+    """Whether a host is an address of a private, link-local or reserved network (not loopback)."""
+    address = host_address(host)
+    if address is None or address.is_loopback:
+        return False
+    return address.is_private or address.is_link_local or address.is_reserved or address.is_unspecified

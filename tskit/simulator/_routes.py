@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 from tskit.simulator._auth import Auth, Session
 from tskit.simulator._config import SimulatorConfig
+from tskit.simulator._delivery import url_problem
 from tskit.simulator._facts import (
     LISTENER_PORTS,
     LISTENER_PORTS_TEXT,
@@ -147,6 +148,8 @@ class Routes:
             return "url is not a valid URL."
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return "url must be an http or https URL with a host."
+        if url_problem(url):
+            return "url is not a valid URL."
         port = port or (443 if parts.scheme == "https" else 80)
         if self.config.enforce_listener_ports and port not in LISTENER_PORTS:
             return f"Port {port} is not allowed. Allowed ports: {LISTENER_PORTS_TEXT}."
