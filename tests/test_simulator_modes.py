@@ -4,6 +4,7 @@ independence from the client."""
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -270,3 +272,30 @@ def test_urls_no_client_can_use_are_refused_at_register_and_never_kill_delivery(
         sim.register("0000123456-00003", "CarrierService", listener.url_for("CarrierService"))
         assert sim.trigger("0000123456-00003", "CarrierService").wait(10).delivered
     sim.close()
+
+
+def test_hostile_auth_headers_and_websockets_get_clean_answers() -> None:
+    sim = Simulator()
+    with sim.serve() as server, httpx.Client(base_url=server.base_url + "/api") as http:
+        for raw in (b"Basic \xff\xfe\xfd", b"Basic !!!not-base64", b"Basic " + base64.b64encode(b"\xff\xfe:\xff")):
+            answer = http.post(
+                "/ts/v1/oauth2/token", headers={"Authorization": raw}, data={"grant_type": "client_credentials"}
+            )
+            assert answer.status_code == 401 and answer.json()["error"] == "invalid_client", raw
+        basic = "Basic " + base64.b64encode(b"tskit-demo-client:tskit-demo-secret").decode()
+        for token in ("a\r\nSet-Cookie: x=1", "\udc80", "tok\x00en"):
+            form = "token=" + quote(token.encode("utf-8", "surrogatepass"))
+            answer = http.post(
+                "/ts/v1/oauth2/revoke",
+                headers={"Authorization": basic, "Content-Type": "application/x-www-form-urlencoded"},
+                content=form,
+            )
+            assert answer.status_code == 400 and answer.json()["error"] == "invalid_request", token
+            assert "revoked-token" not in answer.headers and "set-cookie" not in answer.headers
+        upgrade = {
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        }
+        assert http.get("/m2m/v1/callbacks/0000123456-00001", headers=upgrade).status_code in (400, 401)

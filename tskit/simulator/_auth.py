@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -28,6 +29,9 @@ from tskit.simulator._replies import (
     oauth_error,
 )
 from tskit.simulator._state import State
+
+#: What a token may hold (the simulator's are UUIDs; RFC 6750's b64token characters).
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{1,512}")
 
 
 @dataclass(slots=True)
@@ -88,6 +92,8 @@ class Auth:
         if not client_id:
             return oauth_error(401, "invalid_client", "Client authentication failed.")
         token = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
+        if token and not _TOKEN.fullmatch(token):  # it is echoed in a header: never raw input there
+            return oauth_error(400, "invalid_request", "The token parameter is not a valid token.")
         if self.client_tokens.get(client_id) == token:
             del self.client_tokens[client_id]
             self.tokens.pop(token, None)
@@ -100,7 +106,7 @@ class Auth:
             return None
         try:
             client_id, _, client_secret = base64.b64decode(value, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # not base64 (non-ASCII included), or not UTF-8 inside
             return ""
         if self.config.sandbox:
             return client_id or ""
