@@ -403,3 +403,57 @@ def test_secrets_under_any_name_never_reach_the_file(listener: Listener, tmp_pat
     listener.stop()
     data = b"".join(p.read_bytes() for p in tmp_path.glob("hostile.db*"))
     assert [s for s in secrets.values() if s.encode() in data] == []
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        (["--max-connections", "0"], "--max-connections: 0 is not allowed; give a whole number of 1 or more"),
+        (["--max-body", "-1"], "--max-body: -1 is not allowed; give a whole number of 1 or more"),
+        (["--header-timeout", "0"], "--header-timeout: 0.0 is not allowed; give a number of seconds above 0"),
+        (["--body-timeout", "nan"], "--body-timeout: nan is not allowed; give a number of seconds above 0"),
+        (["--port", "70000"], "--port: 70000 is not a port; give 0 to 65535"),
+        (["--allow-from", "10.0.0.1/8"], "'10.0.0.1/8' has host bits set; write the network (10.0.0.0/8)"),
+        (["--password-env", "LONG_PW"], "--password-env: ThingSpace accepts at most 40 characters"),
+        (["--password-env", "EMPTY_PW"], "--password-env: the variable EMPTY_PW is empty"),
+    ],
+)
+def test_listen_refuses_options_it_cannot_work_with(
+    options: list[str], error: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LISTEN_PW", PASSWORD)
+    monkeypatch.setenv("LONG_PW", "x" * 41)
+    monkeypatch.setenv("EMPTY_PW", "")
+    base = ["listen", "--port", "0", "--password-env", "LISTEN_PW", "--store", str(tmp_path / "o.db")]
+    assert main(base + options) == 2
+    err = capsys.readouterr().err
+    assert error in err and "Traceback" not in err
+
+
+def test_listen_names_store_errors_and_refuses_symlinks(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LISTEN_PW", PASSWORD)
+    target = tmp_path / "target.db"
+    target.write_bytes(b"")
+    target.chmod(0o644)
+    (tmp_path / "link.db").symlink_to(target)
+    base = ["listen", "--port", "0", "--password-env", "LISTEN_PW", "--store"]
+    assert main([*base, str(tmp_path / "link.db")]) == 2
+    assert "cannot open the message store" in capsys.readouterr().err
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644  # the link's target is left alone
+    (tmp_path / "file").write_text("")
+    assert main([*base, str(tmp_path / "file" / "x.db")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot open the message store" in err and "cannot listen" not in err
+
+
+def test_the_connection_cap_serves_exactly_max_connections(tmp_path: Path) -> None:
+    with Listener(username="tsuser", password=PASSWORD, port=0, max_connections=4, header_timeout=30) as capped:
+        held = [raw_connection(capped.port) for _ in range(3)]
+        for sock in held:
+            sock.sendall(b"POST /callbacks HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.2)
+        assert httpx.post(capped.url, json=message()).status_code == 200  # the 4th of 4
+        for sock in held:
+            sock.close()

@@ -279,7 +279,7 @@ def test_hostile_auth_headers_and_websockets_get_clean_answers() -> None:
     with sim.serve() as server, httpx.Client(base_url=server.base_url + "/api") as http:
         for raw in (b"Basic \xff\xfe\xfd", b"Basic !!!not-base64", b"Basic " + base64.b64encode(b"\xff\xfe:\xff")):
             answer = http.post(
-                "/ts/v1/oauth2/token", headers={"Authorization": raw}, data={"grant_type": "client_credentials"}
+                "/ts/v1/oauth2/token", headers={b"Authorization": raw}, data={"grant_type": "client_credentials"}
             )
             assert answer.status_code == 401 and answer.json()["error"] == "invalid_client", raw
         basic = "Basic " + base64.b64encode(b"tskit-demo-client:tskit-demo-secret").decode()

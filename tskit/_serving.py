@@ -126,7 +126,9 @@ class AsgiServer:
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=2,
-            limit_concurrency=max_connections,
+            # uvicorn counts the new connection itself against the limit: + 1, so that exactly
+            # max_connections are served at once, as documented
+            limit_concurrency=None if max_connections is None else max_connections + 1,
             timeout_keep_alive=keep_alive,
             # the peer is the TCP peer: a client's X-Forwarded-For (trusted from loopback by default)
             # must not pass an allowlist, and there is no proxy in front to trust

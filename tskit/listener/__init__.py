@@ -8,7 +8,15 @@ Example:
 from tskit.listener._app import ListenerApp, service_of
 from tskit.listener._listener import MESSAGE_COLUMNS, Listener, bind_listener_socket, messages_frame
 from tskit.listener._sources import VERIZON_SOURCE_ADDRESSES, networks
-from tskit.listener._store import MessageRefused, MessageStore, Stored, StoreFailed, StoreUnavailable, digest
+from tskit.listener._store import (
+    MessageRefused,
+    MessageStore,
+    Stored,
+    StoreFailed,
+    StoreOpenError,
+    StoreUnavailable,
+    digest,
+)
 
 __all__ = [
     "MESSAGE_COLUMNS",
@@ -18,6 +26,7 @@ __all__ = [
     "MessageRefused",
     "MessageStore",
     "StoreFailed",
+    "StoreOpenError",
     "StoreUnavailable",
     "Stored",
     "bind_listener_socket",

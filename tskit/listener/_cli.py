@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import stat
 import sys
@@ -66,8 +67,10 @@ def _secret(variable: str | None, option: str) -> str | None:
     if not variable:
         return None
     value = os.environ.get(variable)
-    if not value:
+    if value is None:
         raise UsageError(f"{option}: the variable {variable} is not set")
+    if not value:
+        raise UsageError(f"{option}: the variable {variable} is empty")
     return value
 
 
@@ -83,10 +86,28 @@ def _open_folder_warning(store: str) -> str:
     return ""
 
 
+def _log_to_stderr() -> None:
+    """Show the listener's log (each refused message: status, reason, peer) on stderr, from INFO."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log = logging.getLogger("tskit.listener")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def _option_wording(message: str) -> str:
+    """A ``Listener`` argument's error as the option's: ``max_body: ...`` reads ``--max-body: ...``."""
+    name, colon, rest = message.partition(": ")
+    options = {"password": "--password-env", "previous_password": "--previous-password-env"}
+    if colon and name.replace("_", "").isalpha() and name.islower():
+        return f"{options.get(name, '--' + name.replace('_', '-'))}: {rest}"
+    return message
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``tskit listen`` in the foreground until Ctrl-C."""
     from tskit.cli import UsageError
-    from tskit.listener import Listener
+    from tskit.listener import Listener, StoreOpenError
 
     password = _secret(args.password_env, "--password-env")
     previous = _secret(args.previous_password_env, "--previous-password-env")
@@ -99,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.no_auth:
         print(NO_AUTH_WARNING, file=sys.stderr, flush=True)
+    _log_to_stderr()
     try:
         listener = Listener(
             username=args.username,
@@ -115,11 +137,19 @@ def run(args: argparse.Namespace) -> int:
             start=False,
         )
     except ValueError as exc:
+        raise UsageError(_option_wording(str(exc))) from None
+    except StoreOpenError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     print(f"Listening for ThingSpace callbacks on {listener.url} (one URL per service: {listener.url}/SERVICE)")
-    print(f"Messages are stored in {args.store}. Ctrl-C to stop.", flush=True)
+    if args.host in ("0.0.0.0", "::", "[::]"):
+        print("  on every address of this machine: register the URL with its public name or address instead")
+    print(f"Messages are stored in {args.store}. Ctrl-C to stop.")
+    sources = ", ".join(args.allow_from) if args.allow_from else "any source (no --allow-from)"
+    print(f"Accepting messages from: {sources}")
+    if not args.no_auth:
+        print(f"Previous password accepted: {'yes (--previous-password-env)' if previous else 'no'}", flush=True)
     for note in (_open_folder_warning(args.store),):
         if note:
             print(note, file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import socket
 import time
 from collections.abc import Iterable
@@ -44,6 +45,25 @@ def bind_listener_socket(host: str, port: int | None) -> socket.socket:
         except OSError:
             continue
     return bind(host, 0)
+
+
+#: ThingSpace refuses to register a longer password, so it never sends one.
+MAX_PASSWORD = 40
+
+
+def _check_limits(*, port: int | None, **limits: float) -> None:
+    """Refuse a port or limit the listener cannot work with, naming it and what is allowed.
+
+    Raises:
+        ValueError: Naming the argument.
+    """
+    if port is not None and not 0 <= port <= 65535:
+        raise ValueError(f"port: {port} is not a port; give 0 to 65535 (0: any free port)")
+    for name, value in limits.items():
+        whole = name in ("max_body", "max_connections", "keep_alive")
+        if not math.isfinite(value) or value <= 0 or (whole and value != int(value)):
+            kind = "a whole number of 1 or more" if whole else "a number of seconds above 0"
+            raise ValueError(f"{name}: {value!r} is not allowed; give {kind}")
 
 
 class Listener:
@@ -95,6 +115,20 @@ class Listener:
         keep_alive: int = 5,
         start: bool = True,
     ) -> None:
+        _check_limits(
+            port=port,
+            max_body=max_body,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_connections=max_connections,
+            keep_alive=keep_alive,
+        )
+        for name, value in (("password", password), ("previous_password", previous_password)):
+            if value and len(value) > MAX_PASSWORD:
+                raise ValueError(
+                    f"{name}: ThingSpace accepts at most {MAX_PASSWORD} characters at registration, so it "
+                    f"never sends a password of {len(value)}"
+                )
         self.host = host
         self.username = username
         passwords = [p for p in (password, previous_password) if p]
@@ -128,7 +162,8 @@ class Listener:
     @property
     def url(self) -> str:
         """The listener's URL: register it (or :meth:`url_for`) with ThingSpace."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        bare = self.host.strip("[]")
+        host = f"[{bare}]" if ":" in bare else bare
         return f"http://{host}:{self.port}/callbacks"
 
     def url_for(self, service: str) -> str:

@@ -41,12 +41,19 @@ def networks(specs: Iterable[str]) -> tuple[Network, ...]:
                 found.extend(ipaddress.ip_network(a) for a in VERIZON_SOURCE_ADDRESSES)
                 continue
             try:
-                found.append(ipaddress.ip_network(part, strict=False))
+                network = ipaddress.ip_network(part, strict=False)
             except ValueError:
                 raise ValueError(
                     f"allowed sources: {part!r} is not an address or network (e.g. 203.0.113.7, "
                     "203.0.113.0/24, 2001:db8::/32, or 'verizon')"
                 ) from None
+            if str(network.network_address) != part.split("/", 1)[0].strip("[]"):
+                # 10.0.0.1/8 is ambiguous: one address meant, or the whole network?
+                raise ValueError(
+                    f"allowed sources: {part!r} has host bits set; write the network ({network}) "
+                    f"or the one address ({part.split('/', 1)[0]})"
+                )
+            found.append(network)
     return tuple(found)
 
 

@@ -95,6 +95,10 @@ class StoreUnavailable(RuntimeError):
     """The store cannot write now (the listener answers 503, so ThingSpace sends again)."""
 
 
+class StoreOpenError(OSError):
+    """The store's file cannot be opened or created (the message names the file and why)."""
+
+
 class StoreFailed(StoreUnavailable):
     """The store's writer cannot go on; every call fails at once until a new store is opened."""
 
@@ -178,13 +182,27 @@ class _Write:
 _VALUE_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, UnicodeError, TypeError, ValueError)
 
 
-def _private_file(path: Path) -> None:
-    """Create ``path`` (and a missing folder, 0700) so that only its owner can read it: 0600."""
-    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
-    for folder in reversed(missing):  # each made 0700, not only the last
-        folder.mkdir(mode=0o700, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-    os.chmod(path, 0o600)
+def _private_file(path: Path, *, create: bool = True) -> None:
+    """Create ``path`` (and a missing folder, 0700) so that only its owner can read it: 0600.
+
+    A symbolic link is refused (``O_NOFOLLOW``): the store would write, and chmod, whatever it
+    points to.
+    """
+    if create:
+        missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+        for folder in reversed(missing):  # each made 0700, not only the last
+            folder.mkdir(mode=0o700, exist_ok=True)
+    flags = os.O_RDWR | os.O_NOFOLLOW | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as error:
+        if path.is_symlink():
+            raise StoreOpenError(f"cannot open the message store {path}: it is a symbolic link") from None
+        raise StoreOpenError(f"cannot open the message store {path}: {error.strerror or error}") from None
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 class MessageStore:
@@ -225,8 +243,8 @@ class MessageStore:
             connection.execute("PRAGMA journal_mode=WAL")  # SQLite gives -wal and -shm the file's mode
         connection.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the 2xx goes out
         connection.execute(_SCHEMA)
-        for file in self.files:
-            os.chmod(file, 0o600)
+        for file in self.files[1:]:  # -wal and -shm
+            _private_file(file, create=False)
         if self.path != ":memory:":
             opened = os.stat(self.path, follow_symlinks=False)
             self._identity = (opened.st_dev, opened.st_ino)
@@ -249,7 +267,15 @@ class MessageStore:
     def _work(self) -> None:
         try:
             db = self._connect()
-        except BaseException as error:  # reported by __init__
+        except StoreOpenError as error:  # reported by __init__
+            self._error = error
+            self._ready.set()
+            return
+        except sqlite3.Error as error:
+            self._error = StoreOpenError(f"cannot open the message store {self.path}: {error}")
+            self._ready.set()
+            return
+        except BaseException as error:
             self._error = error
             self._ready.set()
             return
