@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tskit.listener import Listener
+from tskit.listener import Listener, StoreFailed
 from tskit.simulator import build_message
 
 pytestmark = [pytest.mark.anyio, pytest.mark.server]
@@ -61,6 +61,7 @@ async def test_errors_are_shown_not_swallowed() -> None:
     with Listener(port=0) as listener:
         view = MessagesView(listener, live=False)
         listener.store.close()
+        listener.store._failed = StoreFailed("the message store stopped (test)")  # as its writer does
         await view.aupdate()
-        assert "Could not read the messages" in view.error.value and "is closed" in view.error.value
+        assert "Could not read the messages" in view.error.value and "stopped (test)" in view.error.value
         view.close()

@@ -6,7 +6,14 @@ Example:
 """
 
 from tskit.listener._app import ListenerApp, service_of
-from tskit.listener._listener import MESSAGE_COLUMNS, Listener, bind_listener_socket, messages_frame
+from tskit.listener._listener import (
+    MESSAGE_COLUMNS,
+    Listener,
+    NoAuthWarning,
+    bind_listener_socket,
+    messages_frame,
+    read_messages,
+)
 from tskit.listener._sources import VERIZON_SOURCE_ADDRESSES, networks
 from tskit.listener._store import (
     MessageRefused,
@@ -25,6 +32,7 @@ __all__ = [
     "ListenerApp",
     "MessageRefused",
     "MessageStore",
+    "NoAuthWarning",
     "StoreFailed",
     "StoreOpenError",
     "StoreUnavailable",
@@ -33,5 +41,6 @@ __all__ = [
     "digest",
     "messages_frame",
     "networks",
+    "read_messages",
     "service_of",
 ]

@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 import sys
+import warnings
 from pathlib import Path
 
 DEFAULT_STORE = "tskit-listener/callbacks.db"
@@ -107,7 +108,7 @@ def _option_wording(message: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``tskit listen`` in the foreground until Ctrl-C."""
     from tskit.cli import UsageError
-    from tskit.listener import Listener, StoreOpenError
+    from tskit.listener import Listener, NoAuthWarning, StoreOpenError
 
     password = _secret(args.password_env, "--password-env")
     previous = _secret(args.previous_password_env, "--previous-password-env")
@@ -122,20 +123,22 @@ def run(args: argparse.Namespace) -> int:
         print(NO_AUTH_WARNING, file=sys.stderr, flush=True)
     _log_to_stderr()
     try:
-        listener = Listener(
-            username=args.username,
-            password=password,
-            previous_password=previous,
-            host=args.host,
-            port=args.port,
-            store=args.store,
-            max_body=args.max_body,
-            allow_from=args.allow_from,
-            header_timeout=args.header_timeout,
-            body_timeout=args.body_timeout,
-            max_connections=args.max_connections,
-            start=False,
-        )
+        with warnings.catch_warnings():  # --no-auth printed its own warning above
+            warnings.simplefilter("ignore", NoAuthWarning)
+            listener = Listener(
+                username=args.username,
+                password=password,
+                previous_password=previous,
+                host=args.host,
+                port=args.port,
+                store=args.store,
+                max_body=args.max_body,
+                allow_from=args.allow_from,
+                header_timeout=args.header_timeout,
+                body_timeout=args.body_timeout,
+                max_connections=args.max_connections,
+                start=False,
+            )
     except ValueError as exc:
         raise UsageError(_option_wording(str(exc))) from None
     except StoreOpenError as exc:

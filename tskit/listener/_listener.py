@@ -6,6 +6,7 @@ import json
 import math
 import socket
 import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -15,7 +16,7 @@ from tskit._models import ALLOWED_LISTENER_PORTS
 from tskit._serving import AsgiServer, bind
 from tskit.listener._app import ListenerApp
 from tskit.listener._sources import networks
-from tskit.listener._store import MessageStore
+from tskit.listener._store import MessageStore, read_only_query
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +46,35 @@ def bind_listener_socket(host: str, port: int | None) -> socket.socket:
         except OSError:
             continue
     return bind(host, 0)
+
+
+NO_AUTH = (
+    "this listener checks no username or password: it stores any message from anyone who can reach it; "
+    "give the username and password you register with ThingSpace"
+)
+
+
+class NoAuthWarning(UserWarning):
+    """A listener was made without credentials: it accepts anyone's messages."""
+
+
+def read_messages(path: str | Path) -> pd.DataFrame:
+    """The messages in a database file written by a listener (``tskit listen --store``), read-only.
+
+    Needs no port, and works while the listener runs. Columns as :attr:`Listener.messages`.
+
+    Raises:
+        StoreOpenError: The file cannot be read as a message database.
+    """
+    return messages_frame(_FileReader(str(path)))
+
+
+class _FileReader:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return read_only_query(self.path, sql, params)
 
 
 #: ThingSpace refuses to register a longer password, so it never sends one.
@@ -129,6 +159,8 @@ class Listener:
                     f"{name}: ThingSpace accepts at most {MAX_PASSWORD} characters at registration, so it "
                     f"never sends a password of {len(value)}"
                 )
+        if not password and username is None:
+            warnings.warn(NO_AUTH, NoAuthWarning, stacklevel=2)
         self.host = host
         self.username = username
         passwords = [p for p in (password, previous_password) if p]
@@ -155,6 +187,8 @@ class Listener:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
+        if not self.app.passwords and self.username is None:
+            state += ", auth off"
         if self.store.failure is not None:
             return f"<Listener {self.url} {state}, store failed>"
         return f"<Listener {self.url} {state}, {self.count()} messages>"
@@ -204,7 +238,7 @@ class Listener:
             self.stop()
 
     def stop(self) -> None:
-        """Stop serving and close the store (an in-memory store's messages are then gone)."""
+        """Stop serving and close the store; its messages stay readable (:attr:`messages`, :meth:`raw`)."""
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -222,7 +256,7 @@ class Listener:
 
     def count(self) -> int:
         """How many distinct messages are stored."""
-        if self.store.closed:
+        if self.store.failure is not None:
             return 0
         return int(self.store.query("SELECT count(*) FROM messages")[0][0])
 
@@ -271,7 +305,7 @@ _SELECT = (
 )
 
 
-def messages_frame(store: MessageStore, *, after_id: int | None = None, after_time: str = "") -> pd.DataFrame:
+def messages_frame(store: MessageStore | _FileReader, *, after_id: int | None = None, after_time: str = "") -> pd.DataFrame:
     """The stored messages as a DataFrame with :data:`MESSAGE_COLUMNS`.
 
     With ``after_id``, only rows stored after it or received again after ``after_time``, with the

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tskit.listener._checks import scrub
 
@@ -221,6 +222,8 @@ class MessageStore:
         self._failed: StoreFailed | None = None
         self._trouble = ""  # why the last batch could not be written; "" once one is
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
+        self._snapshot: sqlite3.Connection | None = None  # an in-memory store's rows, once closed
+        self._snapshot_lock = threading.Lock()
         self._closing = False
         self._writer = threading.Thread(target=self._work, name="tskit-listener-store", daemon=True)
         self._writer.start()
@@ -295,6 +298,11 @@ class MessageStore:
                 db = recovered
                 unavailable = StoreUnavailable(f"the message store could not write ({self._trouble})")
                 _resolve([(item.future, unavailable) for item in items])
+        if self.path == ":memory:":  # keep its rows readable once closed: they exist nowhere else
+            with contextlib.suppress(Exception):
+                snapshot = sqlite3.connect(":memory:", check_same_thread=False)
+                db.backup(snapshot)
+                self._snapshot = snapshot
         with contextlib.suppress(Exception):
             db.close()
 
@@ -455,7 +463,13 @@ class MessageStore:
             raise RuntimeError(f"the message store {self.path} is closed; open a new one on the same file")
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Read rows, after every write queued before this call."""
+        """Read rows, after every write queued before this call; once closed, what it held."""
+        if self._failed is None and self.closed:
+            if self._snapshot is not None:
+                with self._snapshot_lock:
+                    return self._snapshot.execute(sql, params).fetchall()
+            if self.path != ":memory:":
+                return read_only_query(self.path, sql, params)
         self._check_open()
         future: Future[list[tuple[Any, ...]]] = Future()
         self._queue.put(_Read(sql, params, future))
@@ -467,6 +481,20 @@ class MessageStore:
         if self._writer.is_alive():
             self._queue.put(None)
             self._writer.join(timeout=60)
+
+
+def read_only_query(path: str | Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of a message database file, opened read-only (it may be in use by a running listener).
+
+    Raises:
+        StoreOpenError: The file cannot be opened as a message database.
+    """
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            return db.execute(sql, params).fetchall()
+    except sqlite3.Error as error:
+        raise StoreOpenError(f"cannot read the message store {path}: {error}") from None
 
 
 class _FileGone(sqlite3.OperationalError):
