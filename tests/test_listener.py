@@ -9,8 +9,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-import tskit
-
 from tskit.listener import MESSAGE_COLUMNS, Listener
 from tskit.simulator import build_message
 
@@ -146,7 +144,7 @@ def test_a_stopped_listener_says_so() -> None:
 
 
 def test_messages_stay_readable_after_an_in_memory_listener_stops() -> None:
-    with tskit.Listener(username="tsuser", password="pw-9", port=0) as running:
+    with Listener(username="tsuser", password="pw-9", port=0) as running:
         body = {"username": "tsuser", "password": "pw-9", "requestId": "kept-1", "deviceIds": []}
         assert httpx.post(running.url, json=body).status_code == 200
     assert running.count() == 1 and list(running.messages["request_id"]) == ["kept-1"]
@@ -158,7 +156,7 @@ def test_read_messages_reads_a_file_written_by_a_listener(tmp_path: Path) -> Non
     from tskit.listener import read_messages
 
     path = tmp_path / "cli.db"
-    with tskit.Listener(username="tsuser", password="pw-9", port=0, store=path) as running:
+    with Listener(username="tsuser", password="pw-9", port=0, store=path) as running:
         body = {"username": "tsuser", "password": "pw-9", "requestId": "file-1", "deviceIds": []}
         assert httpx.post(running.url, json=body).status_code == 200
         assert list(read_messages(path)["request_id"]) == ["file-1"]  # while it runs
@@ -170,6 +168,6 @@ def test_a_listener_without_credentials_warns_and_says_so() -> None:
     from tskit.listener import NoAuthWarning
 
     with pytest.warns(NoAuthWarning, match="checks no username or password"):
-        open_listener = tskit.Listener(port=0, start=False)
+        open_listener = Listener(port=0, start=False)
     assert "auth off" in repr(open_listener)
     open_listener.stop()

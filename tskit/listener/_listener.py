@@ -305,7 +305,9 @@ _SELECT = (
 )
 
 
-def messages_frame(store: MessageStore | _FileReader, *, after_id: int | None = None, after_time: str = "") -> pd.DataFrame:
+def messages_frame(
+    store: MessageStore | _FileReader, *, after_id: int | None = None, after_time: str = ""
+) -> pd.DataFrame:
     """The stored messages as a DataFrame with :data:`MESSAGE_COLUMNS`.
 
     With ``after_id``, only rows stored after it or received again after ``after_time``, with the
