@@ -457,3 +457,33 @@ def test_the_connection_cap_serves_exactly_max_connections(tmp_path: Path) -> No
         assert httpx.post(capped.url, json=message()).status_code == 200  # the 4th of 4
         for sock in held:
             sock.close()
+
+
+def test_sigterm_closes_the_store_like_ctrl_c(tmp_path: Path) -> None:
+    store = tmp_path / "term.db"
+    env = dict(os.environ, LISTEN_PW=PASSWORD)
+    command = [sys.executable, "-m", "tskit", "listen", "--port", "0", "--password-env", "LISTEN_PW"]
+    with subprocess.Popen(
+        [*command, "--username", "tsuser", "--store", str(store)], stdout=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[5]
+        assert httpx.post(url, json=message()).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 143
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["term.db"]  # no -wal nor -shm left
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT count(*) FROM messages").fetchone() == (1,)
+
+
+def test_the_same_message_to_two_services_is_two_messages_and_a_numeric_request_id_is_kept(
+    listener: Listener,
+) -> None:
+    body = message(requestId=12345)
+    for service in ("CarrierService", "DeviceUsage", "CarrierService"):
+        assert httpx.post(listener.url_for(service), json=body).status_code == 200
+    assert sorted(zip(listener.messages["service"], listener.messages["attempts"], strict=True)) == [
+        ("CarrierService", 2),
+        ("DeviceUsage", 1),
+    ]
+    assert set(listener.messages["request_id"]) == {"12345"}

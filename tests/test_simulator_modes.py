@@ -299,3 +299,15 @@ def test_hostile_auth_headers_and_websockets_get_clean_answers() -> None:
             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
         }
         assert http.get("/m2m/v1/callbacks/0000123456-00001", headers=upgrade).status_code in (400, 401)
+
+
+def test_sandbox_examples_are_read_only(sandbox: httpx.Client) -> None:
+    auth = {"Authorization": f"Bearer {bearer(sandbox)}", "VZ-M2M-Token": "any"}
+    for _ in range(2):  # every user of the sandbox sees the examples
+        gone = sandbox.delete("/m2m/v1/callbacks/1223334444-00001/name/CarrierService", headers=auth)
+        assert gone.json() == {"accountName": "1223334444-00001", "serviceName": "CarrierService"}
+    assert len(sandbox.get("/m2m/v1/callbacks/1223334444-00001", headers=auth).json()) == 1
+    body = {"name": "CarrierService", "url": "http://127.0.0.1:9001/callbacks"}
+    assert sandbox.post("/m2m/v1/callbacks/TestAccount-2", headers=auth, json=body).status_code == 200
+    assert sandbox.delete("/m2m/v1/callbacks/TestAccount-2/name/CarrierService", headers=auth).status_code == 200
+    assert sandbox.get("/m2m/v1/callbacks/TestAccount-2", headers=auth).content == b""

@@ -5,6 +5,7 @@ Shared by the simulator's HTTP server and the callback listener.
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -91,6 +92,10 @@ def _with_header_deadline(base: type[Any], seconds: float) -> type[Any]:
     return HeaderDeadline
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 class AsgiServer:
     """uvicorn serving ``app`` on an already bound socket.
 
@@ -165,9 +170,16 @@ class AsgiServer:
     def run(self) -> None:
         """Serve in the foreground until interrupted (Ctrl-C or SIGTERM)."""
         assert self.socket is not None
+        # uvicorn stops gracefully on SIGTERM, then raises it again: with the default handler that kills
+        # the process before the caller's clean-up (a store's close) runs; as SystemExit(143) it runs.
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             self._server.run(sockets=[self.socket])
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             self.stop()
 
     def stop(self) -> None:

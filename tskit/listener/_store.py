@@ -15,7 +15,7 @@ stop, and then every pending and later call fails at once with :class:`StoreFail
 Database files are created 0600, and a folder made for them 0700: they hold device ids and
 usernames. Fields named like a password or secret are dropped, at any depth, before storing.
 
-Redeliveries (same ``requestId`` and same payload, ignoring ``callbackCount`` and credentials)
+Redeliveries (same service, ``requestId`` and payload, ignoring ``callbackCount`` and credentials)
 are stored once; their ``attempts`` counter goes up.
 """
 
@@ -104,14 +104,21 @@ class StoreFailed(StoreUnavailable):
     """The store's writer cannot go on; every call fails at once until a new store is opened."""
 
 
-def digest(body: Mapping[str, Any]) -> str:
-    """A digest of what makes a message itself, for recognising redeliveries."""
+def digest(body: Mapping[str, Any], service: str = "") -> str:
+    """A digest of what makes a message itself (its service included), for recognising redeliveries."""
     core = {k: v for k, v in scrub(body).items() if k not in _VOLATILE}
+    if service:  # the same body POSTed to another service's URL is another message
+        core = {"": service, **core}
     return hashlib.sha256(json.dumps(core, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+    """A column's text: strings as they are, numbers as written (a numeric ``requestId``), else ``""``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return json.dumps(value)
+    return ""
 
 
 def row(body: Mapping[str, Any], service: str) -> tuple[Any, ...]:
@@ -126,7 +133,7 @@ def row(body: Mapping[str, Any], service: str) -> tuple[Any, ...]:
         now,
         now,
         _text(body.get("requestId")),
-        digest(body),
+        digest(body, service),
         service,
         _text(body.get("status")),
         json.dumps(scrub(devices)),

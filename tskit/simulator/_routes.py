@@ -160,5 +160,8 @@ class Routes:
             return cm_error(400, Code.SERVICE_INVALID, f"{service} is not a callback service name.")
         if self.state.registration(account, service) is None and self.config.deregister_missing == "error":
             return cm_error(400, Code.NOT_REGISTERED, f"No {service} callback is registered for account {account}.")
+        if self.config.sandbox and account != SANDBOX_REGISTER_ACCOUNT:
+            # the examples are shared and read-only: answered as Verizon's page shows, left in place
+            return json_reply(200, {"accountName": account, "serviceName": service})
         self.state.deregister(account, service)
         return json_reply(200, {"accountName": account, "serviceName": service})
