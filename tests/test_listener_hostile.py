@@ -208,6 +208,9 @@ def test_allowlist_of_source_networks(tmp_path: Path) -> None:
     with Listener(port=0, allow_from=["10.0.0.0/8", "verizon"]) as closed:
         answer = httpx.post(closed.url, json=message())
         assert answer.status_code == 403 and closed.count() == 0
+        # a health check from this machine passes: monitors run next to the listener
+        assert httpx.get(closed.url.rsplit("/", 1)[0] + "/healthz").json() == {"status": "ok"}
+        assert httpx.get(closed.url).status_code == 403
     with Listener(port=0, allow_from=["127.0.0.1/32"]) as opened:
         assert httpx.post(opened.url, json=message()).status_code == 200
     with pytest.raises(ValueError, match=r"'10\.0\.0\.300' is not an address or network"):
