@@ -311,3 +311,36 @@ def test_sandbox_examples_are_read_only(sandbox: httpx.Client) -> None:
     assert sandbox.post("/m2m/v1/callbacks/TestAccount-2", headers=auth, json=body).status_code == 200
     assert sandbox.delete("/m2m/v1/callbacks/TestAccount-2/name/CarrierService", headers=auth).status_code == 200
     assert sandbox.get("/m2m/v1/callbacks/TestAccount-2", headers=auth).content == b""
+
+
+def test_the_served_simulator_triggers_deliveries_over_http() -> None:
+    import asyncio
+
+    from tskit.simulator._admin import trigger
+
+    sim = Simulator(SimulatorConfig(delivery_policy="observed", stale_password_window=600))
+    sim.config.delivery_time_scale = 0.01
+    account = "0000123456-00003"
+    basic = ("tskit-demo-client", "tskit-demo-secret")
+    with Listener(username="tsuser", password="new-pw-2") as listener, sim.serve() as server:
+        url = server.base_url + "/simulator/v1/trigger"
+        sim.register(account, "CarrierService", listener.url_for("CarrierService"), "tsuser", "old-pw-1")
+        sim.register(account, "CarrierService", listener.url_for("CarrierService"), "tsuser", "new-pw-2")
+        body = {"accountName": account, "serviceName": "CarrierService", "wait": True}
+        stale = httpx.post(url, auth=basic, json=body, timeout=30)
+        assert stale.status_code == 200 and stale.json()["state"] == "given up"
+        assert [a["statusCode"] for a in stale.json()["attempts"]] == [401, 401]  # the window, from a shell
+        sim.advance(601)
+        sent = httpx.post(url, auth=basic, json=body, timeout=30).json()
+        assert sent["state"] == "delivered" and listener.count() == 1
+        queued = httpx.post(url, auth=basic, json={"accountName": account, "serviceName": "CarrierService"})
+        assert queued.status_code == 202 and queued.json()["state"] in ("pending", "delivered")
+        assert httpx.post(url, json=body).status_code == 401
+        assert httpx.post(url, auth=("tskit-demo-client", "wrong"), json=body).status_code == 401
+        assert httpx.post(url, auth=basic, json={"accountName": account}).status_code == 400
+        missing = httpx.post(url, auth=basic, json={"accountName": account, "serviceName": "DeviceUsage"})
+        assert missing.status_code == 404 and "no DeviceUsage listener" in missing.json()["error"]
+        assert httpx.get(url, auth=basic).status_code == 405
+    far = asyncio.run(trigger(sim, "POST", "192.0.2.1", {}, b"{}"))
+    assert far.status == 403
+    sim.close()

@@ -115,6 +115,10 @@ class Auth:
             return ""
         return client_id
 
+    def client_of(self, headers: Mapping[str, str]) -> str:
+        """The application id of a valid Basic header, or ``""``."""
+        return self._basic_client(headers) or ""
+
     def check_bearer(self, headers: Mapping[str, str]) -> Reply | None:
         """The gateway's 401 if the bearer token is missing, unknown or expired; else ``None``."""
         scheme, _, token = headers.get("authorization", "").partition(" ")

@@ -137,6 +137,11 @@ class Simulator:
                 for name, r in self._state.registrations(account_name).items()
             ]
 
+    def is_client(self, headers: Mapping[str, str]) -> bool:
+        """Whether a request's Basic header names one of the simulator's applications (sandbox: any)."""
+        with self._lock:
+            return bool(self._auth.client_of(headers))
+
     def expire_sessions(self) -> None:
         """Expire every M2M session now, as 20 idle minutes would."""
         with self._lock:

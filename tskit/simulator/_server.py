@@ -50,7 +50,13 @@ class SimulatorServer:
     def bind(self) -> int:
         """Bind the listening socket now (so the port is known before serving); returns the port."""
         if self._server is None:
-            self._server = AsgiServer(SimulatorApp(self.simulator), bind(self.host, self.port), name="tskit-simulator")
+            self._server = AsgiServer(
+                SimulatorApp(self.simulator),
+                bind(self.host, self.port),
+                name="tskit-simulator",
+                header_timeout=10.0,  # like the listener's: slow heads (slowloris) are closed
+                max_connections=256,
+            )
             self.port = self._server.port
         return self.port
 
