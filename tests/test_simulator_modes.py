@@ -344,3 +344,14 @@ def test_the_served_simulator_triggers_deliveries_over_http() -> None:
     far = asyncio.run(trigger(sim, "POST", "192.0.2.1", {}, b"{}"))
     assert far.status == 403
     sim.close()
+
+
+def test_register_refuses_credentials_that_are_not_unicode() -> None:
+    sim = Simulator(sandbox=True, demo=False)
+    with httpx.Client(transport=sim.transport(), base_url="https://sim.invalid/api") as http:
+        headers = {"Authorization": f"Bearer {bearer(http)}", "VZ-M2M-Token": "any", "Content-Type": "application/json"}
+        for key in ("username", "password"):
+            body = json.dumps({"name": "CarrierService", "url": "http://127.0.0.1:9001/x", key: "\ud800"})
+            answer = http.post("/m2m/v1/callbacks/TestAccount-2", headers=headers, content=body)
+            assert answer.status_code == 400 and answer.json()["errorMessage"].startswith(key), key
+    assert sim.registrations("TestAccount-2") == []

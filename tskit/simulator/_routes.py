@@ -26,6 +26,15 @@ from tskit.simulator._state import State
 _PREFIX = "/api/m2m/v1/callbacks/"
 
 
+def _unicode(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogates): it is sent back in every message."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def route(method: str, raw_path: str) -> tuple[str, list[str]]:
     """The operation of a request, and its path parameters (decoded after splitting)."""
     method = method.upper()
@@ -128,7 +137,7 @@ class Routes:
             (Code.USERNAME_INVALID, "username", username),
             (Code.PASSWORD_INVALID, "password", password),
         ):
-            if not isinstance(value, str) or len(value) > MAX_CREDENTIAL:
+            if not isinstance(value, str) or len(value) > MAX_CREDENTIAL or not _unicode(value):
                 return cm_error(400, code, f"{key} must be a string of {MAX_CREDENTIAL} characters or fewer.")
         if self.state.registration(account, name) is not None and self.config.reregister == "error":
             return cm_error(
