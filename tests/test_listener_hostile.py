@@ -490,3 +490,11 @@ def test_the_same_message_to_two_services_is_two_messages_and_a_numeric_request_
         ("DeviceUsage", 1),
     ]
     assert set(listener.messages["request_id"]) == {"12345"}
+
+
+def test_a_bracketed_ipv6_host_binds_and_its_url_has_one_pair_of_brackets() -> None:
+    if not socket.has_ipv6:
+        pytest.fail("this machine has no IPv6")  # never a silent skip
+    with Listener(username="tsuser", password=PASSWORD, host="[::1]", port=0) as running:
+        assert running.url.startswith("http://[::1]:")
+        assert httpx.post(running.url, json=message()).status_code == 200

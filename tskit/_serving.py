@@ -16,7 +16,8 @@ Message = MutableMapping[str, Any]
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    """A listening TCP socket; port 0 picks a free one."""
+    """A listening TCP socket; port 0 picks a free one. An IPv6 address may be bracketed (``[::]``)."""
+    host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say they are
     # TCP, and with Nagle on, every answer written in two parts waits ~40 ms for a delayed ACK.

@@ -161,7 +161,7 @@ class Listener:
                 )
         if not password and username is None:
             warnings.warn(NO_AUTH, NoAuthWarning, stacklevel=2)
-        self.host = host
+        self.host = host.strip("[]")
         self.username = username
         passwords = [p for p in (password, previous_password) if p]
         allow = networks(allow_from)
@@ -196,8 +196,7 @@ class Listener:
     @property
     def url(self) -> str:
         """The listener's URL: register it (or :meth:`url_for`) with ThingSpace."""
-        bare = self.host.strip("[]")
-        host = f"[{bare}]" if ":" in bare else bare
+        host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/callbacks"
 
     def url_for(self, service: str) -> str:
