@@ -341,7 +341,11 @@ def test_the_served_simulator_triggers_deliveries_over_http() -> None:
         missing = httpx.post(url, auth=basic, json={"accountName": account, "serviceName": "DeviceUsage"})
         assert missing.status_code == 404 and "no DeviceUsage listener" in missing.json()["error"]
         assert httpx.get(url, auth=basic).status_code == 405
-    far = asyncio.run(trigger(sim, "POST", "192.0.2.1", {}, b"{}"))
+    loop = asyncio.new_event_loop()  # not asyncio.run: other tests may have patched it (nest-asyncio)
+    try:
+        far = loop.run_until_complete(trigger(sim, "POST", "192.0.2.1", {}, b"{}"))
+    finally:
+        loop.close()
     assert far.status == 403
     sim.close()
 
