@@ -359,3 +359,22 @@ def test_register_refuses_credentials_that_are_not_unicode() -> None:
             answer = http.post("/m2m/v1/callbacks/TestAccount-2", headers=headers, content=body)
             assert answer.status_code == 400 and answer.json()["errorMessage"].startswith(key), key
     assert sim.registrations("TestAccount-2") == []
+
+
+def test_the_served_simulator_closes_slow_heads_and_caps_connections() -> None:
+    from tskit.simulator import SimulatorServer
+
+    with SimulatorServer(Simulator(), header_timeout=0.5, max_connections=2).start() as server:
+        slow = socket.create_connection(("127.0.0.1", server.port))
+        slow.sendall(b"GET /api/m2m/v1/callbacks/x HTTP/1.1\r\nHost: x\r\n")  # never finished
+        other = socket.create_connection(("127.0.0.1", server.port))
+        other.sendall(b"GET /api/m2m/v1/callbacks/x HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.1)
+        assert httpx.post(server.base_url + "/api/ts/v1/oauth2/token").status_code == 503  # the third
+        slow.settimeout(5)
+        started = time.monotonic()
+        assert slow.recv(100) == b"" and time.monotonic() - started < 2  # closed after 0.5 s
+        slow.close()
+        other.close()
+        time.sleep(0.1)
+        assert httpx.post(server.base_url + "/api/ts/v1/oauth2/token").status_code == 401
