@@ -467,13 +467,23 @@ def test_sigterm_closes_the_store_like_ctrl_c(tmp_path: Path) -> None:
     env = dict(os.environ, LISTEN_PW=PASSWORD)
     command = [sys.executable, "-m", "tskit", "listen", "--port", "0", "--password-env", "LISTEN_PW"]
     with subprocess.Popen(
-        [*command, "--username", "tsuser", "--store", str(store)], stdout=subprocess.PIPE, text=True, env=env
+        [*command, "--username", "tsuser", "--store", str(store), "--allow-from", "127.0.0.0/8,verizon"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     ) as proc:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         url = proc.stdout.readline().split()[5]
+        start = [proc.stdout.readline().strip() for _ in range(3)]
+        assert start[1:] == ["Accepting messages from: 127.0.0.0/8,verizon", "Previous password accepted: no"]
         assert httpx.post(url, json=message()).status_code == 200
+        assert httpx.post(url, json=message(password="wrong-pw-5")).status_code == 401
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 143
+        log = proc.stderr.read()
+    assert "refused a message from 127.0.0.1 with 401: wrong username or password" in log
+    assert "wrong-pw-5" not in log and PASSWORD not in log
     assert sorted(p.name for p in tmp_path.iterdir()) == ["term.db"]  # no -wal nor -shm left
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT count(*) FROM messages").fetchone() == (1,)
