@@ -256,7 +256,7 @@ def test_ctrl_c_stops_the_simulator_with_130(tmp_path) -> None:
 @pytest.mark.server
 def test_ctrl_c_stops_the_listener_with_130(tmp_path) -> None:
     env = _env_without_credentials(TSKIT_CONFIG_DIR=str(tmp_path))
-    command = [sys.executable, "-m", "tskit", "listen", "--port", "0", "--store", str(tmp_path / "m.db")]
+    command = [sys.executable, "-m", "tskit", "listen", "--port", "0", "--store", str(tmp_path / "m.db"), "--no-auth"]
     code, err = _interrupt(command, env, "Listening for ThingSpace callbacks")
     assert code == 130 and "Traceback" not in err
 

@@ -67,3 +67,19 @@ def test_verizon_sdk_runs_the_three_calls_unchanged(server: SimulatorServer, sim
         400,
         "UnifiedWebService.REQUEST_FAILED.AccountNotFound",
     )
+
+
+def test_verizon_sdk_against_sandbox_mode_with_any_session_token() -> None:
+    """The SDK's own doc examples, as the API console's simulator takes them: TestAccount-2 for register."""
+    with Simulator(sandbox=True, demo=False).serve() as sandbox:
+        callbacks = sdk_client(sandbox, "any-value-the-console-accepts").connectivity_callbacks
+        listed = callbacks.list_registered_callbacks("TestAccount-1")
+        assert [c.service_name for c in listed.body] == ["CarrierService", "DeviceUsage"]
+        registered = callbacks.register_callback(
+            "TestAccount-2",
+            RegisterCallbackRequest(
+                name="CarrierService", url="http://10.120.102.183:50559/CallbackListener/CarrierServiceMessages.asmx"
+            ),
+        )
+        assert (registered.body.account_name, registered.body.service_name) == ("TestAccount-2", "CarrierService")
+        assert callbacks.deregister_callback("1223334444-00001", "CarrierService").body.service_name == "CarrierService"

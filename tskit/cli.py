@@ -467,32 +467,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_listen(args: argparse.Namespace) -> int:
-    from tskit.listener import Listener
-
-    password = os.environ.get(args.password_env) if args.password_env else None
-    if args.password_env and password is None:
-        raise UsageError(f"--password-env: the variable {args.password_env} is not set")
-    try:
-        listener = Listener(
-            username=args.username,
-            password=password,
-            host=args.host,
-            port=args.port,
-            store=args.store,
-            max_body=args.max_body,
-            start=False,
-        )
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    print(f"Listening for ThingSpace callbacks on {listener.url} (one URL per service: {listener.url}/SERVICE)")
-    print(f"Messages are stored in {args.store}. Ctrl-C to stop.", flush=True)
-    if not listener.allowed_by_thingspace:
-        print(f"Note: ThingSpace does not deliver to port {listener.port}.", file=sys.stderr)
-    listener.serve_forever()
-    return 0
-
-
 def _cmd_reset_login(args: argparse.Namespace) -> int:
     from tskit import _refusals
     from tskit._config import Credentials
@@ -506,35 +480,6 @@ def _cmd_reset_login(args: argparse.Namespace) -> int:
         print(f"Forgot the refused login of {credentials.username} on {url}: the next run will try to log in.")
     else:
         print(f"No refused login of {credentials.username} on {url} was on record.")
-    return 0
-
-
-def _cmd_simulator(args: argparse.Namespace) -> int:
-    from tskit.simulator import Faults, Simulator, SimulatorConfig, SimulatorServer, seed_fleet
-
-    config = SimulatorConfig(
-        reregister=args.reregister,
-        deregister_missing=args.deregister_missing,
-        empty_list=args.empty_list,
-        enforce_listener_ports=not args.any_port,
-    )
-    faults = Faults(
-        latency=args.latency,
-        error_rate=args.error_rate,
-        rate_limit_rate=args.rate_limit_rate,
-        retry_after=args.retry_after,
-        drop_rate=args.drop_rate,
-        seed=args.seed,
-    )
-    simulator = Simulator(config, faults=faults, demo=not args.no_demo)
-    if args.fleet:
-        seed_fleet(simulator, args.fleet)
-    server = SimulatorServer(simulator, host=args.host, port=args.port)
-    server.bind()
-    print("# Point tskit, or any ThingSpace client, at this simulator:")
-    print(server.export_lines(), flush=True)
-    print(f"ThingSpace simulator serving on {server.base_url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    server.run()  # Ctrl-C ends it with 130, as every other command
     return 0
 
 
@@ -566,13 +511,6 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
     return value
 
 
@@ -707,18 +645,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Accept ThingSpace's callback POSTs, check the username and password inside each "
         "body, store each message in SQLite before answering 200, count redeliveries once.",
     )
-    listen.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    listen.add_argument(
-        "--port",
-        type=int,
-        default=None,
-        help="port (default: the first free one ThingSpace delivers to, 28200-28220 or 9001-9006)",
-    )
-    listen.add_argument("--store", default="callbacks.db", help="SQLite file for the messages (default: callbacks.db)")
-    listen.add_argument("--username", help="expected username inside each message")
-    listen.add_argument("--password-env", metavar="VAR", help="variable holding the expected password")
-    listen.add_argument("--max-body", type=int, default=1024 * 1024, help="largest message in bytes (default 1 MiB)")
-    listen.set_defaults(func=_cmd_listen)
+    from tskit.listener import _cli as listener_cli
+
+    listener_cli.add_arguments(listen)
+    listen.set_defaults(func=listener_cli.run)
 
     reset = commands.add_parser(
         "reset-login",
@@ -739,42 +669,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(/api/ts/v1/oauth2/token, /api/m2m/v1/session/login, /api/m2m/v1/callbacks/...). "
         "It prints the export lines that point tskit, or any other client, at it.",
     )
-    sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    sim.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
-    sim.add_argument("--no-demo", action="store_true", help="start empty, without the demo accounts")
-    sim.add_argument(
-        "--fleet",
-        type=int,
-        default=0,
-        metavar="N",
-        help="add N generated accounts 7000000000-00001, 7000000001-00001, ... for audits",
-    )
-    sim.add_argument(
-        "--reregister",
-        choices=["replace", "error"],
-        default="replace",
-        help="registering a service that has a listener: replace it, or answer 400",
-    )
-    sim.add_argument(
-        "--deregister-missing",
-        choices=["error", "ok"],
-        default="error",
-        help="deregistering a service with no listener: answer 400, or 200",
-    )
-    sim.add_argument(
-        "--empty-list",
-        choices=["empty-body", "json-array"],
-        default="empty-body",
-        help="an account with no callbacks lists as an empty body (Verizon's docs) or []",
-    )
-    sim.add_argument("--any-port", action="store_true", help="accept listener URLs on any port")
-    sim.add_argument("--latency", type=float, default=0.0, help="seconds added before every answer")
-    sim.add_argument("--error-rate", type=_rate, default=0.0, help="share of callbacks calls answered 500")
-    sim.add_argument("--rate-limit-rate", type=_rate, default=0.0, help="share answered 429 with Retry-After")
-    sim.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds of those 429s")
-    sim.add_argument("--drop-rate", type=_rate, default=0.0, help="share of connections dropped unanswered")
-    sim.add_argument("--seed", type=int, default=None, help="seed for the fault draws")
-    sim.set_defaults(func=_cmd_simulator)
+    from tskit.simulator import _cli as simulator_cli
+
+    simulator_cli.add_arguments(sim)
+    sim.set_defaults(func=simulator_cli.run)
 
     from tskit.state._cli import add_commands as add_state_commands  # export, plan, apply, rotate
 

@@ -6,17 +6,41 @@ Example:
 """
 
 from tskit.listener._app import ListenerApp, service_of
-from tskit.listener._listener import MESSAGE_COLUMNS, Listener, bind_listener_socket, messages_frame
-from tskit.listener._store import MessageStore, Stored, digest
+from tskit.listener._listener import (
+    MESSAGE_COLUMNS,
+    Listener,
+    NoAuthWarning,
+    bind_listener_socket,
+    messages_frame,
+    read_messages,
+)
+from tskit.listener._sources import VERIZON_SOURCE_ADDRESSES, networks
+from tskit.listener._store import (
+    MessageRefused,
+    MessageStore,
+    Stored,
+    StoreFailed,
+    StoreOpenError,
+    StoreUnavailable,
+    digest,
+)
 
 __all__ = [
     "MESSAGE_COLUMNS",
+    "VERIZON_SOURCE_ADDRESSES",
     "Listener",
     "ListenerApp",
+    "MessageRefused",
     "MessageStore",
+    "NoAuthWarning",
+    "StoreFailed",
+    "StoreOpenError",
+    "StoreUnavailable",
     "Stored",
     "bind_listener_socket",
     "digest",
     "messages_frame",
+    "networks",
+    "read_messages",
     "service_of",
 ]

@@ -3,20 +3,30 @@
 Only a 2xx tells ThingSpace a message arrived, and one answered otherwise may be lost for good, so:
 every check runs before anything is stored; the 2xx goes out only after the message is committed;
 a redelivery is acknowledged again (and counted) without being stored twice.
+
+It faces the internet, so no body, however hostile, gets a 500: a malformed one gets 400 naming the
+problem, wrong credentials 401, a source outside the allowlist 403, a body that does not arrive in
+time 408, and a store that cannot write 503 (ThingSpace sends again).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
 from tskit._models import SERVICE_CATALOGUE
 from tskit._serving import lifespan, read_body
-from tskit.listener._store import MessageStore
+from tskit.listener._checks import BadMessage, check, parse
+from tskit.listener._sources import Network, allowed
+from tskit.listener._store import MessageRefused, MessageStore, StoreUnavailable
+
+log = logging.getLogger("tskit.listener")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,16 +51,27 @@ def service_of(path: str, body: dict[str, Any]) -> str:
     return next((service for key, service in _SERVICE_KEYS.items() if key in body), "")
 
 
-async def _answer(send: Send, status: int, payload: dict[str, Any]) -> None:
+async def _answer(send: Send, status: int, payload: dict[str, Any], *, close: bool = False) -> None:
     body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:  # the body was not read to its end: the connection cannot carry another request
+        headers.append((b"connection", b"close"))
+    if status == 503:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bytes(text: str) -> bytes:
+    # surrogatepass: a hostile lone surrogate compares as unequal instead of raising
+    return text.encode("utf-8", "surrogatepass")
 
 
 class ListenerApp:
@@ -63,6 +84,9 @@ class ListenerApp:
             keeps sending the old one for minutes after a re-registration. Empty: not checked.
         max_body: Largest body accepted, in bytes; larger ones get 413.
         delay: Seconds to wait before answering (to test senders' timeouts).
+        body_timeout: Seconds the whole body may take to arrive; a slower one gets 408 and the
+            connection is closed.
+        allow_from: Networks allowed to POST (see ``tskit.listener.networks``); empty: any source.
     """
 
     def __init__(
@@ -73,25 +97,29 @@ class ListenerApp:
         passwords: Sequence[str] = (),
         max_body: int = 1024 * 1024,
         delay: float = 0.0,
+        body_timeout: float = 10.0,
+        allow_from: Sequence[Network] = (),
     ) -> None:
         self.store = store
         self.username = username
-        self.passwords = [p.encode() for p in passwords]
+        self.passwords = [_bytes(p) for p in passwords]
         self.max_body = max_body
         self.delay = delay
+        self.body_timeout = body_timeout
+        self.allow_from = tuple(allow_from)
         self.rejected = 0
 
     def _authorised(self, body: dict[str, Any]) -> bool:
         if self.username is not None:
             given = body.get("username")
-            if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self.username.encode()):
+            if not isinstance(given, str) or not hmac.compare_digest(_bytes(given), _bytes(self.username)):
                 return False
         if self.passwords:
             given = body.get("password")
             if not isinstance(given, str):
                 return False
             # compare with every accepted password, so timing does not say which one matched
-            matches = [hmac.compare_digest(given.encode(), p) for p in self.passwords]
+            matches = [hmac.compare_digest(_bytes(given), p) for p in self.passwords]
             return any(matches)
         return True
 
@@ -101,36 +129,84 @@ class ListenerApp:
             return
         if scope["type"] != "http":
             return
-        if scope["method"] == "GET" and scope["path"] in ("/health", "/healthz"):
-            await _answer(send, 200, {"status": "ok"})
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, tracked)
+        except Exception:  # a bug must not become a traceback to the sender, nor a lost message
+            log.exception("the listener failed on a request")
+            if not started:
+                await _answer(send, 503, {"error": "the listener could not handle the message"}, close=True)
+
+    async def _refuse(self, send: Send, status: int, error: str, *, peer: str, close: bool = False) -> None:
+        """Answer a refused message, and log it (status, reason, peer; never its body or credentials)."""
+        self.rejected += 1
+        log.info("refused a message from %s with %d: %s", peer, status, error)
+        await _answer(send, status, {"error": error}, close=close)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        peer = str(client[0]) if client else "an unknown peer"
+        permitted = allowed(client[0] if client else None, self.allow_from)
+        # health checks from this machine pass the allowlist: a monitor runs next to the listener
+        health = scope["method"] == "GET" and scope["path"] in ("/health", "/healthz")
+        if health and (permitted or _loopback(peer)):
+            problem = self.store.problem  # no paths nor database texts: those are in the log
+            if problem:
+                await _answer(send, 503, {"status": "failed", "error": problem})
+            else:
+                await _answer(send, 200, {"status": "ok"})
+            return
+        if not permitted:
+            await self._refuse(send, 403, "this source address may not send callbacks here", close=True, peer=peer)
             return
         if scope["method"] != "POST":
-            await _answer(send, 405, {"error": "callback messages are POSTed"})
+            await _answer(send, 405, {"error": "callback messages are POSTed"}, close=True)
             return
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length", b"0")
         if declared.isdigit() and int(declared) > self.max_body:
-            self.rejected += 1
-            await _answer(send, 413, {"error": f"body larger than {self.max_body} bytes"})
-            return
-        raw = await read_body(receive, self.max_body)
-        if len(raw) > self.max_body:
-            self.rejected += 1
-            await _answer(send, 413, {"error": f"body larger than {self.max_body} bytes"})
+            await self._refuse(send, 413, f"body larger than {self.max_body} bytes", close=True, peer=peer)
             return
         try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            self.rejected += 1
-            await _answer(send, 400, {"error": "the body is not a JSON object"})
+            async with asyncio.timeout(self.body_timeout):
+                raw = await read_body(receive, self.max_body)
+        except TimeoutError:
+            late = f"the body did not arrive within {self.body_timeout:g} s"
+            await self._refuse(send, 408, late, close=True, peer=peer)
             return
-        if not self._authorised(body):
-            self.rejected += 1
-            await _answer(send, 401, {"error": "wrong username or password"})
+        if len(raw) > self.max_body:
+            await self._refuse(send, 413, f"body larger than {self.max_body} bytes", close=True, peer=peer)
             return
-        stored = await self.store.store(body, service_of(scope["path"], body))
+        try:
+            body = parse(raw)
+        except BadMessage as error:
+            await self._refuse(send, 400, str(error), peer=peer)
+            return
+        if not self._authorised(body):  # before the details: strangers learn nothing more
+            await self._refuse(send, 401, "wrong username or password", peer=peer)
+            return
+        try:
+            check(body)
+        except BadMessage as error:
+            await self._refuse(send, 400, str(error), peer=peer)
+            return
+        try:
+            stored = await self.store.store(body, service_of(scope["path"], body))
+        except MessageRefused as error:
+            await self._refuse(send, 400, str(error), peer=peer)
+            return
+        except StoreUnavailable as error:
+            await self._refuse(send, 503, str(error), peer=peer)
+            return
+        except RuntimeError:  # the store was closed under a request (the listener is stopping)
+            await self._refuse(send, 503, "the listener is stopping", close=True, peer=peer)
+            return
         if self.delay:
             await asyncio.sleep(self.delay)
         await _answer(send, 200, {"stored": stored.id, "attempts": stored.attempts})

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import socket
 import time
+import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -12,11 +15,10 @@ from typing import TYPE_CHECKING, Any, Self
 from tskit._models import ALLOWED_LISTENER_PORTS
 from tskit._serving import AsgiServer, bind
 from tskit.listener._app import ListenerApp
-from tskit.listener._store import MessageStore
+from tskit.listener._sources import networks
+from tskit.listener._store import MessageStore, read_only_query
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     import pandas as pd
 
 MESSAGE_COLUMNS = (
@@ -46,6 +48,54 @@ def bind_listener_socket(host: str, port: int | None) -> socket.socket:
     return bind(host, 0)
 
 
+NO_AUTH = (
+    "this listener checks no username or password: it stores any message from anyone who can reach it; "
+    "give the username and password you register with ThingSpace"
+)
+
+
+class NoAuthWarning(UserWarning):
+    """A listener was made without credentials: it accepts anyone's messages."""
+
+
+def read_messages(path: str | Path) -> pd.DataFrame:
+    """The messages in a database file written by a listener (``tskit listen --store``), read-only.
+
+    Needs no port, and works while the listener runs. Columns as :attr:`Listener.messages`.
+
+    Raises:
+        StoreOpenError: The file cannot be read as a message database.
+    """
+    return messages_frame(_FileReader(str(path)))
+
+
+class _FileReader:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return read_only_query(self.path, sql, params)
+
+
+#: ThingSpace refuses to register a longer password, so it never sends one.
+MAX_PASSWORD = 40
+
+
+def _check_limits(*, port: int | None, **limits: float) -> None:
+    """Refuse a port or limit the listener cannot work with, naming it and what is allowed.
+
+    Raises:
+        ValueError: Naming the argument.
+    """
+    if port is not None and not 0 <= port <= 65535:
+        raise ValueError(f"port: {port} is not a port; give 0 to 65535 (0: any free port)")
+    for name, value in limits.items():
+        whole = name in ("max_body", "max_connections", "keep_alive")
+        if not math.isfinite(value) or value <= 0 or (whole and value != int(value)):
+            kind = "a whole number of 1 or more" if whole else "a number of seconds above 0"
+            raise ValueError(f"{name}: {value!r} is not allowed; give {kind}")
+
+
 class Listener:
     """A ThingSpace callback listener on this machine, storing every message in SQLite.
 
@@ -66,8 +116,15 @@ class Listener:
         host: Address to listen on.
         port: Port to listen on; ``None`` picks as described, ``0`` any free port.
         store: SQLite file to keep messages in; default in memory (gone when the listener stops).
+            A missing folder is created 0700, the files 0600.
         max_body: Largest message accepted, in bytes.
         delay: Seconds to wait before acknowledging (to try senders' timeouts).
+        allow_from: Source addresses or networks allowed to POST (e.g. ``["verizon"]``, Verizon's
+            published delivery addresses, or ``["203.0.113.0/24"]``); default any.
+        header_timeout: Seconds a request's headers may take; a slower connection is closed.
+        body_timeout: Seconds a request's body may take; a slower one gets 408 and is closed.
+        max_connections: Connections served at once; more get 503 (uvicorn's ``limit_concurrency``).
+        keep_alive: Seconds an idle connection is kept open for the next message.
     """
 
     def __init__(
@@ -81,20 +138,59 @@ class Listener:
         store: str | Path = ":memory:",
         max_body: int = 1024 * 1024,
         delay: float = 0.0,
+        allow_from: Iterable[str] = (),
+        header_timeout: float = 10.0,
+        body_timeout: float = 10.0,
+        max_connections: int = 256,
+        keep_alive: int = 5,
         start: bool = True,
     ) -> None:
-        self.host = host
+        _check_limits(
+            port=port,
+            max_body=max_body,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_connections=max_connections,
+            keep_alive=keep_alive,
+        )
+        for name, value in (("password", password), ("previous_password", previous_password)):
+            if value and len(value) > MAX_PASSWORD:
+                raise ValueError(
+                    f"{name}: ThingSpace accepts at most {MAX_PASSWORD} characters at registration, so it "
+                    f"never sends a password of {len(value)}"
+                )
+        if not password and username is None:
+            warnings.warn(NO_AUTH, NoAuthWarning, stacklevel=2)
+        self.host = host.strip("[]")
         self.username = username
         passwords = [p for p in (password, previous_password) if p]
+        allow = networks(allow_from)
+        self._limits = {"header_timeout": header_timeout, "max_connections": max_connections, "keep_alive": keep_alive}
         self.store = MessageStore(store)
-        self.app = ListenerApp(self.store, username=username, passwords=passwords, max_body=max_body, delay=delay)
-        self._server: AsgiServer | None = AsgiServer(self.app, bind_listener_socket(host, port), "tskit-listener")
+        self.app = ListenerApp(
+            self.store,
+            username=username,
+            passwords=passwords,
+            max_body=max_body,
+            delay=delay,
+            body_timeout=body_timeout,
+            allow_from=allow,
+        )
+        self._server: AsgiServer | None = self._new_server(port)
         self.port: int = self._server.port
         if start:
             self.start()
 
+    def _new_server(self, port: int | None) -> AsgiServer:
+        sock = bind_listener_socket(self.host, port)
+        return AsgiServer(self.app, sock, "tskit-listener", **self._limits)  # type: ignore[arg-type]
+
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
+        if not self.app.passwords and self.username is None:
+            state += ", auth off"
+        if self.store.failure is not None:
+            return f"<Listener {self.url} {state}, store failed>"
         return f"<Listener {self.url} {state}, {self.count()} messages>"
 
     @property
@@ -152,7 +248,7 @@ class Listener:
                 "a stopped listener cannot start again; make a new Listener (same store= to keep its messages)"
             )
         if self._server is None:
-            self._server = AsgiServer(self.app, bind_listener_socket(self.host, self.port), "tskit-listener")
+            self._server = self._new_server(self.port)
         return self._server
 
     def start(self, timeout: float = 10.0) -> Self:
@@ -170,7 +266,7 @@ class Listener:
             self.stop()
 
     def stop(self) -> None:
-        """Stop serving and close the store (an in-memory store's messages are then gone)."""
+        """Stop serving and close the store; its messages stay readable (:attr:`messages`, :meth:`raw`)."""
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -188,7 +284,7 @@ class Listener:
 
     def count(self) -> int:
         """How many distinct messages are stored."""
-        if self.store.closed:
+        if self.store.failure is not None:
             return 0
         return int(self.store.query("SELECT count(*) FROM messages")[0][0])
 
@@ -201,8 +297,16 @@ class Listener:
         """
         return messages_frame(self.store)
 
+    def changes(self, after_id: int = 0, after_time: str = "") -> pd.DataFrame:
+        """Messages stored after row ``after_id``, or received again after ``after_time``.
+
+        Like :attr:`messages`, plus the columns ``id`` and ``last_received_at`` to ask for the
+        next changes with (what a live view needs, without reading every row again).
+        """
+        return messages_frame(self.store, after_id=after_id, after_time=after_time)
+
     def raw(self) -> list[dict[str, Any]]:
-        """Every stored message body as ThingSpace sent it, minus the password."""
+        """Every stored message body as ThingSpace sent it, minus passwords and secrets."""
         return [json.loads(body) for (body,) in self.store.query("SELECT body FROM messages ORDER BY id")]
 
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
@@ -223,16 +327,29 @@ def _devices(text: str) -> str:
     return ", ".join(f"{d.get('kind', '')}:{d.get('id', '')}" for d in devices if isinstance(d, dict))
 
 
-def messages_frame(store: MessageStore) -> pd.DataFrame:
-    """The stored messages as a DataFrame with :data:`MESSAGE_COLUMNS`."""
+_SELECT = (
+    "SELECT received_at, request_id, service, status, device_ids, fault_code, fault_string, attempts, "
+    "callback_count, id, last_received_at FROM messages"
+)
+
+
+def messages_frame(
+    store: MessageStore | _FileReader, *, after_id: int | None = None, after_time: str = ""
+) -> pd.DataFrame:
+    """The stored messages as a DataFrame with :data:`MESSAGE_COLUMNS`.
+
+    With ``after_id``, only rows stored after it or received again after ``after_time``, with the
+    extra columns ``id`` and ``last_received_at``.
+    """
     from tskit._frames import category, columns_frame, numbers, text, utc_times
 
-    rows: list[tuple[Any, ...]] = list(
-        store.query(
-            "SELECT received_at, request_id, service, status, device_ids, fault_code, fault_string, attempts, "
-            "callback_count FROM messages ORDER BY id"
+    changes = after_id is not None
+    if changes:
+        rows: list[tuple[Any, ...]] = list(
+            store.query(f"{_SELECT} WHERE id > ? OR last_received_at > ? ORDER BY id", (after_id, after_time))
         )
-    )
+    else:
+        rows = list(store.query(f"{_SELECT} ORDER BY id"))
     columns = {
         "received_at": utc_times([r[0] for r in rows]),
         "request_id": text([r[1] for r in rows]),
@@ -244,4 +361,7 @@ def messages_frame(store: MessageStore) -> pd.DataFrame:
         "attempts": numbers([r[7] for r in rows]),
         "callback_count": numbers([r[8] for r in rows]),
     }
+    if changes:
+        columns["id"] = numbers([r[9] for r in rows])
+        columns["last_received_at"] = text([r[10] for r in rows])  # compared as text by MessagesView
     return columns_frame(columns)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from tskit.simulator._config import Fault, Faults, SimulatorConfig
-from tskit.simulator._core import Reply, RequestRecord, Simulator
+from tskit.simulator._config import SimulatorConfig
+from tskit.simulator._core import RequestRecord, Simulator
 from tskit.simulator._delivery import DOCUMENTED, OBSERVED, Delivery, DeliveryAttempt, DeliveryPolicy
 from tskit.simulator._demo import (
     DEMO_ACCOUNTS,
@@ -26,12 +26,15 @@ from tskit.simulator._demo import (
     DEMO_CLIENT_SECRET,
     DEMO_PASSWORD,
     DEMO_USERNAME,
+    SANDBOX_ACCOUNTS,
     demo_env,
     fleet_accounts,
     seed_fleet,
 )
-from tskit.simulator._messages import KINDS, build_message
+from tskit.simulator._faults import Fault, Faults
+from tskit.simulator._messages import FAULTS, KINDS, RESPONSE_KEYS, build_message, wire
 from tskit.simulator._process import simulator_process
+from tskit.simulator._replies import Code, Reply
 
 if TYPE_CHECKING:
     from tskit.simulator._server import SimulatorServer
@@ -43,8 +46,12 @@ __all__ = [
     "DEMO_PASSWORD",
     "DEMO_USERNAME",
     "DOCUMENTED",
+    "FAULTS",
     "KINDS",
     "OBSERVED",
+    "RESPONSE_KEYS",
+    "SANDBOX_ACCOUNTS",
+    "Code",
     "Delivery",
     "DeliveryAttempt",
     "DeliveryPolicy",
@@ -61,6 +68,7 @@ __all__ = [
     "seed_fleet",
     "shared",
     "simulator_process",
+    "wire",
 ]
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from tskit._serving import lifespan, read_body
+from tskit.simulator._admin import TRIGGER_PATH, trigger
 
 if TYPE_CHECKING:
     from tskit.simulator._core import Simulator
@@ -49,7 +50,11 @@ class SimulatorApp:
         raw = scope.get("raw_path") or quote(scope["path"]).encode()
         raw_path = raw.split(b"?", 1)[0].decode("latin-1")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        reply = self.simulator.handle(scope["method"], raw_path, headers, body)
+        if scope["path"] == TRIGGER_PATH:  # the simulator's own, not ThingSpace's
+            client = scope.get("client")
+            reply = await trigger(self.simulator, scope["method"], str(client[0]) if client else "", headers, body)
+        else:
+            reply = self.simulator.handle(scope["method"], raw_path, headers, body)
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.drop:

@@ -4,24 +4,28 @@ Two retry policies, because Verizon's documentation and what was observed in pro
 (``thingspace-api.md`` section 4.1): *documented* — three more attempts at 5-minute intervals;
 *observed* — one retry about 1.3 s after a non-2xx answer, and a retry when the first attempt is
 not answered within about 4 s (even if it later succeeds, so the listener sees a duplicate).
+
+Deliveries run on daemon threads: a pending one (the documented policy waits 5 minutes between
+attempts) never holds up the interpreter's exit, and :meth:`Deliverer.close` cuts the waits short.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
+import logging
+import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx2
 
-from tskit._addresses import is_documentation_address, is_documentation_name
+from tskit.simulator._facts import host_address, is_documentation_host, is_private_address
+from tskit.simulator._messages import wire
 
 USER_AGENT = "Verizon's callback service"
+log = logging.getLogger("tskit.simulator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,15 +119,25 @@ def undeliverable(url: str) -> str:
     The demo data uses example.com and 203.0.113.0/24: nothing listens there, and the simulator
     sends no traffic to hosts that are not anybody's.
     """
-    host = (urlsplit(url).hostname or "").lower()
     try:
-        address = ipaddress.ip_address(host)
+        host = (urlsplit(url).hostname or "").lower()
     except ValueError:
-        if is_documentation_name(host):
-            return f"not sent: {host} is a documentation name, nothing listens there"
-        return ""
-    if is_documentation_address(address):
-        return f"not sent: {host} is a documentation address, nothing listens there"
+        return "not sent: the URL cannot be read"
+    if is_documentation_host(host):
+        kind = "name" if host_address(host) is None else "address"
+        return f"not sent: {host} is a documentation {kind}, nothing listens there"
+    if is_private_address(host):
+        # the seed's own examples point at a private LAN: not the simulator's to reach
+        return f"not sent: {host} is a private address; the simulator sends only to loopback and public hosts"
+    return ""
+
+
+def url_problem(url: str) -> str:
+    """Why ``url`` cannot be sent to at all (not a valid URL for an HTTP client), or ``""``."""
+    try:
+        httpx2.URL(url).host.encode("idna")
+    except (httpx2.InvalidURL, ValueError, UnicodeError) as error:
+        return f"url is not a valid URL: {type(error).__name__}"
     return ""
 
 
@@ -135,18 +149,86 @@ def _describe(error: httpx2.HTTPError) -> str:
     return f"connection failed: {type(error).__name__}"
 
 
+DELIVERY_COLUMNS = (
+    "delivery",
+    "account_name",
+    "service_name",
+    "url",
+    "request_id",
+    "attempt",
+    "callback_count",
+    "status_code",
+    "outcome",
+    "sent_at",
+    "elapsed_ms",
+    "state",
+)
+
+
+def delivery_frame(deliveries: list[Delivery]) -> Any:
+    """Every attempt of the deliveries as a DataFrame with :data:`DELIVERY_COLUMNS`, oldest first.
+
+    Numbers are numbers (``status_code`` is ``<NA>`` without an answer), ``sent_at`` a UTC
+    datetime, names categoricals.
+    """
+    import pandas as pd
+
+    pairs = [(d, a) for d in deliveries for a in list(d.attempts)]
+
+    def numbers(values: list[int | None]) -> Any:
+        return pd.array(values, dtype="Int64")
+
+    def names(values: list[str]) -> Any:
+        return pd.Categorical(values)
+
+    return pd.DataFrame(
+        {
+            "delivery": numbers([d.id for d, _ in pairs]),
+            "account_name": names([d.account_name for d, _ in pairs]),
+            "service_name": names([d.service_name for d, _ in pairs]),
+            "url": pd.array([d.url for d, _ in pairs], dtype="str"),
+            "request_id": pd.array([d.request_id for d, _ in pairs], dtype="str"),
+            "attempt": numbers([a.number for _, a in pairs]),
+            "callback_count": numbers([a.callback_count for _, a in pairs]),
+            "status_code": numbers([a.status_code for _, a in pairs]),
+            "outcome": names([a.outcome for _, a in pairs]),
+            "sent_at": pd.to_datetime([a.sent_at for _, a in pairs], unit="s", utc=True).as_unit("us"),
+            "elapsed_ms": pd.array([round(a.elapsed * 1000, 1) for _, a in pairs], dtype="float64"),
+            "state": names([d.state for d, _ in pairs]),
+        },
+        columns=list(DELIVERY_COLUMNS),
+    )
+
+
 class Deliverer:
-    """Sends deliveries from a small thread pool, so that triggering never blocks."""
+    """Sends deliveries from a few daemon threads, so that triggering never blocks nor exit waits."""
 
     def __init__(self, workers: int = 8) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tskit-delivery")
+        self._jobs: queue.Queue[tuple[Delivery, dict[str, Any], float] | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"tskit-delivery-{i}", daemon=True) for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, delivery: Delivery, body: dict[str, Any], scale: float) -> None:
         """Start delivering; the body carries the real password, the record does not."""
-        self._pool.submit(self._run, delivery, body, scale)
+        self._jobs.put((delivery, body, scale))
 
-    @staticmethod
-    def _run(delivery: Delivery, body: dict[str, Any], scale: float) -> None:
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            delivery, body, scale = job
+            if self._stop.is_set():
+                delivery.attempts.append(DeliveryAttempt(1, 1, time.time(), None, "not sent: simulator closed", 0.0))
+                _finish(delivery)
+                continue
+            try:
+                self._run(delivery, body, scale)
+            except Exception:  # a bug in one delivery must not stop the worker
+                log.exception("delivery %d failed", delivery.id)
+
+    def _run(self, delivery: Delivery, body: dict[str, Any], scale: float) -> None:
         policy = delivery.policy
         headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
         try:
@@ -157,14 +239,17 @@ class Deliverer:
             # straight to the listener, as ThingSpace would: no proxy from the environment
             with httpx2.Client(timeout=policy.timeout * scale, headers=headers, trust_env=False) as http:
                 for number in range(1, len(policy.delays) + 2):
-                    sent = dict(body, callbackCount=number)
                     started = time.time()
                     try:
-                        response = http.post(delivery.url, content=json.dumps(sent).encode())
+                        response = http.post(delivery.url, content=wire(dict(body, callbackCount=number)))
                         code: int | None = response.status_code
                         outcome = "delivered" if response.is_success else "rejected"
                     except httpx2.HTTPError as error:
                         code, outcome = None, _describe(error)
+                    except Exception as error:  # a URL the HTTP client cannot use: no attempt will do
+                        code, outcome = None, f"not sent: the URL cannot be used ({type(error).__name__})"
+                        delivery.attempts.append(DeliveryAttempt(number, number, started, code, outcome, 0.0))
+                        return
                     delivery.attempts.append(
                         DeliveryAttempt(number, number, started, code, outcome, time.time() - started)
                     )
@@ -173,14 +258,23 @@ class Deliverer:
                         return
                     if number > len(policy.delays):
                         break
-                    if outcome != "no answer in time":  # after a timeout the next attempt follows at once
-                        time.sleep(policy.delays[number - 1] * scale)
-            delivery.state = "given up"
+                    # after a timeout the next attempt follows at once; close() cuts a wait short
+                    if outcome != "no answer in time" and self._stop.wait(policy.delays[number - 1] * scale):
+                        break
         finally:
-            if delivery.state == "pending":
-                delivery.state = "given up"
-            delivery._done.set()
+            _finish(delivery)
 
-    def close(self) -> None:
-        """Stop taking deliveries; wait for those under way."""
-        self._pool.shutdown(wait=True, cancel_futures=False)
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop: deliveries waiting to resend give up, those not started are not sent."""
+        self._stop.set()
+        for _ in self._threads:
+            self._jobs.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _finish(delivery: Delivery) -> None:
+    if delivery.state == "pending":
+        delivery.state = "given up"
+    delivery._done.set()

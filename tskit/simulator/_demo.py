@@ -29,6 +29,30 @@ DEMO_ACCOUNTS: Final[dict[str, tuple[tuple[str, str, str, str], ...]]] = {
 }
 
 
+#: The sandbox's accounts (the API console's simulator, and the examples of Verizon's pages).
+SANDBOX_ACCOUNTS: Final[dict[str, tuple[tuple[str, str, str, str], ...]]] = {
+    "TestAccount-1": (
+        ("CarrierService", "http://10.120.102.147:50569/CallbackListener/Carrier.asmx", "", ""),
+        ("DeviceUsage", "http://10.120.102.147:50569/CallbackListener/Usage.asmx", "zaffod", "drowssap"),
+    ),
+    "TestAccount-2": (),
+    # the accounts of the list and deregister examples on Verizon's pages
+    "0252012345-00001": (
+        ("CarrierService", "http://10.120.102.147:50569/CallbackListener/Carrier.asmx", "", ""),
+        ("DeviceUsage", "http://10.120.102.147:50569/CallbackListener/Usage.asmx", "zaffod", "drowssap"),
+    ),
+    "1223334444-00001": (("CarrierService", "http://10.120.102.147:50569/CallbackListener/Carrier.asmx", "", ""),),
+}
+
+
+def seed_sandbox(simulator: Simulator) -> None:
+    """Add the sandbox's accounts and their registrations (any user may use them in sandbox mode)."""
+    for account, registrations in SANDBOX_ACCOUNTS.items():
+        simulator.add_account(account)
+        for service, url, username, password in registrations:
+            simulator.register(account, service, url, username, password)
+
+
 def seed(simulator: Simulator) -> None:
     """Add the demo application, user, accounts and registrations to a simulator."""
     simulator.add_client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)

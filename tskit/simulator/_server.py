@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 class SimulatorServer:
     """A simulator served by uvicorn on ``host:port`` (port 0 picks a free one).
 
-    Use it as a context manager, or call :meth:`start` and :meth:`stop`.
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`. Like the listener, it
+    closes a connection whose request headers take over ``header_timeout`` seconds, and answers
+    503 beyond ``max_connections`` at once.
 
     Attributes:
         simulator: The simulator being served.
@@ -24,10 +26,20 @@ class SimulatorServer:
         port: The port served on (known once started).
     """
 
-    def __init__(self, simulator: Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        simulator: Simulator,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        header_timeout: float = 10.0,
+        max_connections: int = 256,
+    ) -> None:
         self.simulator = simulator
         self.host = host
         self.port = port
+        self.header_timeout = header_timeout
+        self.max_connections = max_connections
         self._server: AsgiServer | None = None
 
     def __repr__(self) -> str:
@@ -50,7 +62,13 @@ class SimulatorServer:
     def bind(self) -> int:
         """Bind the listening socket now (so the port is known before serving); returns the port."""
         if self._server is None:
-            self._server = AsgiServer(SimulatorApp(self.simulator), bind(self.host, self.port), name="tskit-simulator")
+            self._server = AsgiServer(
+                SimulatorApp(self.simulator),
+                bind(self.host, self.port),
+                name="tskit-simulator",
+                header_timeout=self.header_timeout,  # like the listener's: slow heads (slowloris) are closed
+                max_connections=self.max_connections,
+            )
             self.port = self._server.port
         return self.port
 

@@ -1,0 +1,67 @@
+"""MessagesView: reads changes off the event loop, renders only them, and shows errors."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import httpx2
+import pytest
+
+from tskit.listener import Listener, StoreFailed
+from tskit.simulator import build_message
+
+pytestmark = [pytest.mark.anyio, pytest.mark.server]
+
+
+def post(listener: Listener, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = body or build_message("CarrierService", account_name="0000123456-00001")
+    assert httpx2.post(listener.url, json=body).status_code == 200
+    return body
+
+
+async def test_reads_off_the_loop_and_only_what_changed() -> None:
+    from tskit.widgets import MessagesView
+
+    with Listener(port=0) as listener:
+        reads: list[tuple[str, int]] = []
+        original = listener.changes
+
+        def spy(after_id: int = 0, after_time: str = "") -> Any:
+            changed = original(after_id, after_time)
+            reads.append((threading.current_thread().name, len(changed)))
+            return changed
+
+        listener.changes = spy  # type: ignore[method-assign]
+        first = post(listener)
+        view = MessagesView(listener, interval=0.02)
+        assert first["requestId"] in view.table.value
+        await asyncio.sleep(0.1)
+        loop_thread = threading.current_thread().name
+        polled = reads[1:]
+        assert polled and all(name != loop_thread for name, _ in polled)  # never on the loop's thread
+        assert all(count == 0 for _, count in polled)  # nothing new: nothing read again
+        second = post(listener)
+        post(listener, {**first, "callbackCount": 2})  # a redelivery of the first
+        for _ in range(100):
+            if second["requestId"] in view.table.value and "<td>2</td><td>2</td>" in view.table.value:
+                break
+            await asyncio.sleep(0.02)
+        assert second["requestId"] in view.table.value and "2 message(s)" in view.header.value
+        assert "<td>2</td><td>2</td>" in view.table.value  # the first one's attempts and callbackCount
+        assert max(count for _, count in reads[2:]) <= 2  # the changed rows only, never the whole table
+        assert view.table.value.count("<tr>") == 3  # header + two messages
+        view.close()
+
+
+async def test_errors_are_shown_not_swallowed() -> None:
+    from tskit.widgets import MessagesView
+
+    with Listener(port=0) as listener:
+        view = MessagesView(listener, live=False)
+        listener.store.close()
+        listener.store._failed = StoreFailed("the message store stopped (test)")  # as its writer does
+        await view.aupdate()
+        assert "Could not read the messages" in view.error.value and "stopped (test)" in view.error.value
+        view.close()

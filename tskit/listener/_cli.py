@@ -1,0 +1,162 @@
+"""The options of ``tskit listen``, and running it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import stat
+import sys
+import warnings
+from pathlib import Path
+
+DEFAULT_STORE = "tskit-listener/callbacks.db"
+
+NO_AUTH_WARNING = (
+    "WARNING: --no-auth: this listener stores any message from anyone who can reach it. Register the "
+    "listener with a username and password and give them here (--username, --password-env) instead."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``tskit listen`` to its parser."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port (default: the first free one ThingSpace delivers to, 28200-28220 or 9001-9006)",
+    )
+    parser.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        help=f"SQLite file for the messages; a missing folder is made 0700, files 0600 (default: {DEFAULT_STORE})",
+    )
+    parser.add_argument("--username", help="expected username inside each message")
+    parser.add_argument("--password-env", metavar="VAR", help="variable holding the expected password")
+    parser.add_argument(
+        "--previous-password-env",
+        metavar="VAR",
+        help="variable holding the previous password, also accepted (ThingSpace sends it for minutes after a change)",
+    )
+    parser.add_argument(
+        "--no-auth", action="store_true", help="accept messages without checking username and password (warns)"
+    )
+    parser.add_argument(
+        "--allow-from",
+        action="append",
+        default=[],
+        metavar="NETWORKS",
+        help="only these source addresses or networks may POST, comma-separated, repeatable; 'verizon' is "
+        "the list Verizon publishes (default: any source)",
+    )
+    parser.add_argument("--max-body", type=int, default=1024 * 1024, help="largest message in bytes (default 1 MiB)")
+    parser.add_argument(
+        "--header-timeout", type=float, default=10.0, help="seconds a request's headers may take (default 10)"
+    )
+    parser.add_argument(
+        "--body-timeout", type=float, default=10.0, help="seconds a request's body may take; then 408 (default 10)"
+    )
+    parser.add_argument(
+        "--max-connections", type=int, default=256, help="connections served at once; more get 503 (default 256)"
+    )
+
+
+def _secret(variable: str | None, option: str) -> str | None:
+    from tskit.cli import UsageError
+
+    if not variable:
+        return None
+    value = os.environ.get(variable)
+    if value is None:
+        raise UsageError(f"{option}: the variable {variable} is not set")
+    if not value:
+        raise UsageError(f"{option}: the variable {variable} is empty")
+    return value
+
+
+def _open_folder_warning(store: str) -> str:
+    """A warning if the store's existing folder lets other users in (the files themselves are 0600)."""
+    folder = Path(store).resolve().parent
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return ""
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return f"Note: the folder {folder} is open to other users ({stat.filemode(mode)}); the database files are 0600."
+    return ""
+
+
+def _log_to_stderr() -> None:
+    """Show the listener's log (each refused message: status, reason, peer) on stderr, from INFO."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log = logging.getLogger("tskit.listener")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def _option_wording(message: str) -> str:
+    """A ``Listener`` argument's error as the option's: ``max_body: ...`` reads ``--max-body: ...``."""
+    name, colon, rest = message.partition(": ")
+    options = {"password": "--password-env", "previous_password": "--previous-password-env"}
+    if colon and name.replace("_", "").isalpha() and name.islower():
+        return f"{options.get(name, '--' + name.replace('_', '-'))}: {rest}"
+    return message
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``tskit listen`` in the foreground until Ctrl-C."""
+    from tskit.cli import UsageError
+    from tskit.listener import Listener, NoAuthWarning, StoreOpenError
+
+    password = _secret(args.password_env, "--password-env")
+    previous = _secret(args.previous_password_env, "--previous-password-env")
+    if args.no_auth and (password or args.username):
+        raise UsageError("--no-auth cannot be combined with --username or --password-env")
+    if not args.no_auth and not password:
+        raise UsageError(
+            "refusing to listen without credentials: give the password you register with ThingSpace in a "
+            "variable (--password-env VAR, and --username), or --no-auth to accept anyone's messages"
+        )
+    if args.no_auth:
+        print(NO_AUTH_WARNING, file=sys.stderr, flush=True)
+    _log_to_stderr()
+    try:
+        with warnings.catch_warnings():  # --no-auth printed its own warning above
+            warnings.simplefilter("ignore", NoAuthWarning)
+            listener = Listener(
+                username=args.username,
+                password=password,
+                previous_password=previous,
+                host=args.host,
+                port=args.port,
+                store=args.store,
+                max_body=args.max_body,
+                allow_from=args.allow_from,
+                header_timeout=args.header_timeout,
+                body_timeout=args.body_timeout,
+                max_connections=args.max_connections,
+                start=False,
+            )
+    except ValueError as exc:
+        raise UsageError(_option_wording(str(exc))) from None
+    except StoreOpenError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    print(f"Listening for ThingSpace callbacks on {listener.url} (one URL per service: {listener.url}/SERVICE)")
+    if args.host in ("0.0.0.0", "::", "[::]"):
+        print("  on every address of this machine: register the URL with its public name or address instead")
+    print(f"Messages are stored in {args.store}. Ctrl-C to stop.")
+    sources = ", ".join(args.allow_from) if args.allow_from else "any source (no --allow-from)"
+    print(f"Accepting messages from: {sources}")
+    if not args.no_auth:
+        print(f"Previous password accepted: {'yes (--previous-password-env)' if previous else 'no'}", flush=True)
+    for note in (_open_folder_warning(args.store),):
+        if note:
+            print(note, file=sys.stderr)
+    if not listener.allowed_by_thingspace:
+        print(f"Note: ThingSpace does not deliver to port {listener.port}.", file=sys.stderr)
+    listener.serve_forever()
+    return 0

@@ -1,0 +1,161 @@
+"""The options of ``tskit simulator``, and running it.
+
+Every behaviour Verizon does not document is an option here, marked "(simulator's own)" in its
+help, with the same name and default as its :class:`~tskit.simulator.SimulatorConfig` field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tskit.simulator._config import SimulatorConfig
+
+_DEFAULTS = SimulatorConfig()
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _status(text: str) -> int:
+    value = int(text)
+    if not 400 <= value <= 599:
+        raise argparse.ArgumentTypeError("must be an HTTP error status, 400 to 599")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``tskit simulator`` to its parser."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    parser.add_argument("--no-demo", action="store_true", help="start empty, without the demo accounts")
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="behave like the API console's simulator: any credentials log in, any token is accepted and never "
+        "expires, TestAccount-1 for reads and TestAccount-2 for register",
+    )
+    parser.add_argument(
+        "--fleet",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N generated accounts 7000000000-00001, 7000000001-00001, ... for audits",
+    )
+    own = parser.add_argument_group("behaviours Verizon does not document (the simulator's own choices)")
+    own.add_argument(
+        "--reregister",
+        choices=["replace", "error"],
+        default=_DEFAULTS.reregister,
+        help="registering a service that has a listener: replace it, or answer 400 (default: %(default)s)",
+    )
+    own.add_argument(
+        "--deregister-missing",
+        choices=["error", "ok"],
+        default=_DEFAULTS.deregister_missing,
+        help="deregistering a service with no listener: answer 400, or 200 (default: %(default)s)",
+    )
+    own.add_argument(
+        "--empty-list",
+        choices=["empty-body", "json-array"],
+        default=_DEFAULTS.empty_list,
+        help="an account with no callbacks lists as an empty body (Verizon's docs) or [] (default: %(default)s)",
+    )
+    own.add_argument(
+        "--login-failure-status",
+        type=_status,
+        default=_DEFAULTS.login_failure_status,
+        help="HTTP status of a refused login (default: %(default)s)",
+    )
+    own.add_argument(
+        "--login-failure-code",
+        default=_DEFAULTS.login_failure_code,
+        help="error code of a refused login, after 'UnifiedWebService.' (default: %(default)s)",
+    )
+    own.add_argument(
+        "--session-expired-status",
+        type=_status,
+        default=_DEFAULTS.session_expired_status,
+        help="HTTP status for a missing, unknown or expired session token; production was seen answering 401 "
+        "(default: %(default)s)",
+    )
+    own.add_argument(
+        "--session-expired-code",
+        default=_DEFAULTS.session_expired_code,
+        help="error code of an expired session token (default: %(default)s, Verizon's documented code)",
+    )
+    own.add_argument(
+        "--stale-password-window",
+        type=float,
+        default=_DEFAULTS.stale_password_window,
+        metavar="SECONDS",
+        help="after a re-registration, messages carry the old password this long (production: 540-840; "
+        "default: %(default)s)",
+    )
+    own.add_argument(
+        "--delivery-policy",
+        choices=["observed", "documented"],
+        default=_DEFAULTS.delivery_policy,
+        help="callback resends: one ~1.3 s later (observed) or three at 5-minute intervals (documented)",
+    )
+    own.add_argument("--any-port", action="store_true", help="accept listener URLs on any port")
+    faults = parser.add_argument_group("faults")
+    faults.add_argument("--latency", type=float, default=0.0, help="seconds added before every answer")
+    faults.add_argument("--error-rate", type=_rate, default=0.0, help="share of callbacks calls answered 500")
+    faults.add_argument("--rate-limit-rate", type=_rate, default=0.0, help="share answered 429 with Retry-After")
+    faults.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds of those 429s")
+    faults.add_argument("--drop-rate", type=_rate, default=0.0, help="share of connections dropped unanswered")
+    faults.add_argument("--seed", type=int, default=None, help="seed for the fault draws")
+
+
+def config_from(args: argparse.Namespace) -> SimulatorConfig:
+    """The :class:`SimulatorConfig` the options describe."""
+    return SimulatorConfig(
+        reregister=args.reregister,
+        deregister_missing=args.deregister_missing,
+        empty_list=args.empty_list,
+        enforce_listener_ports=not args.any_port,
+        login_failure_status=args.login_failure_status,
+        login_failure_code=args.login_failure_code,
+        session_expired_status=args.session_expired_status,
+        session_expired_code=args.session_expired_code,
+        stale_password_window=args.stale_password_window,
+        delivery_policy=args.delivery_policy,
+        sandbox=args.sandbox,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the simulator in the foreground until Ctrl-C."""
+    from tskit.simulator import Faults, Simulator, SimulatorServer, seed_fleet
+
+    faults = Faults(
+        latency=args.latency,
+        error_rate=args.error_rate,
+        rate_limit_rate=args.rate_limit_rate,
+        retry_after=args.retry_after,
+        drop_rate=args.drop_rate,
+        seed=args.seed,
+    )
+    simulator = Simulator(config_from(args), faults=faults, demo=not args.no_demo)
+    if args.fleet:
+        seed_fleet(simulator, args.fleet)
+    server = SimulatorServer(simulator, host=args.host, port=args.port)
+    try:
+        server.bind()
+    except OSError as exc:
+        print(f"tskit simulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print("# Point tskit, or any ThingSpace client, at this simulator:")
+    print(server.export_lines(), flush=True)
+    mode = " in sandbox mode (TestAccount-1, TestAccount-2; any credentials)" if args.sandbox else ""
+    print(f"ThingSpace simulator serving on {server.base_url}{mode} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    try:
+        server.run()  # Ctrl-C ends it with 130, as every other command
+    finally:
+        simulator.close()
+    return 0
