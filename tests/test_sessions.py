@@ -548,3 +548,50 @@ def test_blocking_httpx2_clients_in_10_threads_share_one_login_through_the_sync_
     else:
         assert results == [200] * 10
     assert sim.count("login") == 1
+
+
+@pytest.mark.server
+def test_right_and_wrong_callers_of_one_user_never_share_a_session_or_its_refusal(slow_server) -> None:
+    sim, url = slow_server
+    right, wrong = (tskit.connect(**credentials(p), base_url=url) for p in (DEMO_PASSWORD, WRONG))
+    assert len(right.list_callbacks(ACCOUNT)) == 2
+    with pytest.raises(tskit.AuthenticationError):  # a wrong password is never served by the right one's session
+        wrong.list_callbacks(ACCOUNT)
+    _session.forget_all()
+    sim.expire_sessions()
+    results = run_threads(20, lambda i: (wrong if i % 2 else right).list_callbacks(ACCOUNT))
+    assert all(isinstance(r, tskit.AuthenticationError) for r in results[1::2]), results
+    assert all(not isinstance(r, BaseException) and len(r) == 2 for r in results[0::2]), results  # no refusal
+    assert sim.count("login") == 3 and not sim.is_locked(DEMO_USERNAME)  # the wrong one: on record, not resent
+
+
+@pytest.mark.server
+def test_a_password_changed_at_the_server_is_used_by_new_connections(slow_server) -> None:
+    sim, url = slow_server
+    old = tskit.connect(**credentials(), base_url=url)
+    assert len(old.list_callbacks(ACCOUNT)) == 2
+    sim.add_user(DEMO_USERNAME, "the-new-password")
+    sim.expire_sessions()
+    sim.revoke_tokens()
+    with pytest.raises(tskit.AuthenticationError):
+        old.list_callbacks(ACCOUNT)
+    new = tskit.connect(**credentials("the-new-password"), base_url=url)
+    assert len(new.list_callbacks(ACCOUNT)) == 2
+    with pytest.raises(tskit.AuthenticationError, match="Not sent"):
+        tskit.connect(**credentials(), base_url=url).list_callbacks(ACCOUNT)
+
+
+@pytest.mark.server
+def test_successive_asyncio_runs_with_new_connections_send_one_login(slow_server) -> None:
+    sim, url = slow_server
+
+    async def main() -> int:
+        ts = tskit.connect(**credentials(), base_url=url)
+        try:
+            return len(await ts.alist_callbacks(ACCOUNT))
+        finally:
+            await ts.aclose()
+
+    for _ in range(4):
+        assert asyncio.run(main()) == 2
+    assert sim.count("login") == 1

@@ -166,8 +166,8 @@ class ThingSpaceAuth(httpx2.Auth):
         """
         self.session.reset()
         if credentials is not None:
-            if (credentials.client_id, credentials.username) != (self._credentials.client_id, self.username):
-                self._identity = None  # another identity: its own session
+            if credentials != self._credentials:
+                self._identity = None  # other credentials: a session of their own
             self._credentials = credentials
 
     # -- deciding: use the grant, wait for the login in progress, or lead one ------------

@@ -1,7 +1,8 @@
 """One ThingSpace session per identity per process, and one login at a time for it.
 
-An identity is (base URL, application key, UWS user), plus the in-process server when there is
-one (the embedded simulator). Its OAuth token and M2M session are kept here, once for the whole
+An identity is (base URL, application key, UWS user, a keyed fingerprint of the secrets), plus
+the in-process server when there is one (the embedded simulator).
+Its OAuth token and M2M session are kept here, once for the whole
 process: every connection, thread and event loop that uses the identity shares them.
 
 * One login at a time: the first caller that needs one leads it; every other caller waits for
@@ -19,10 +20,13 @@ process: every connection, thread and event loop that uses the identity shares t
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import hashlib
+import hmac
 import os
+import secrets
 import threading
-import weakref
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -147,24 +151,43 @@ class IdentitySession:
             self.cooldown = None
 
 
-_Key = tuple[str, str, str, object]
-_sessions: weakref.WeakValueDictionary[_Key, IdentitySession] = weakref.WeakValueDictionary()
+_Key = tuple[str, str, str, str, object]
+#: Identities whose sessions a process keeps (the least recently used beyond it are forgotten).
+MAX_IDENTITIES: Final = 64
+# Key of the fingerprints that tell callers with other secrets apart; random per process, never stored.
+_SECRETS_KEY: Final = secrets.token_bytes(32)
+# Kept for the process, not weakly: a script's successive asyncio.run() with new connections must
+# find the same token, session, refusal and cooldown.
+_sessions: collections.OrderedDict[_Key, IdentitySession] = collections.OrderedDict()
 _registry_lock = threading.Lock()
+
+
+def _secrets_fingerprint(credentials: Credentials) -> str:
+    both = f"{credentials.client_secret.reveal()}\0{credentials.password.reveal()}".encode("utf-8", "surrogatepass")
+    return hmac.new(_SECRETS_KEY, both, hashlib.sha256).hexdigest()
 
 
 def session_for(base_url: str, credentials: Credentials, realm: object = None) -> IdentitySession:
     """The session of this identity in this process, made on first use.
 
+    Callers with other secrets for the same user get a session of their own: a wrong password is
+    never served by the session that a right one opened, nor is its refusal handed to right callers.
+
     Args:
         base_url: The ThingSpace host root.
-        credentials: Whose session (the application key and user name pick it).
+        credentials: Whose session (the application key, user name and secrets pick it).
         realm: The in-process server, when there is one (two simulators are two ThingSpaces).
     """
-    key: _Key = (base_url.rstrip("/"), credentials.client_id, credentials.username, realm)
+    url = base_url.rstrip("/")
+    key: _Key = (url, credentials.client_id, credentials.username, _secrets_fingerprint(credentials), realm)
     with _registry_lock:
         session = _sessions.get(key)
         if session is None:
-            session = _sessions[key] = IdentitySession(f"{key[2]}@{key[0]}")
+            session = _sessions[key] = IdentitySession(f"{credentials.username}@{url}")
+            while len(_sessions) > MAX_IDENTITIES:
+                _sessions.popitem(last=False)
+        else:
+            _sessions.move_to_end(key)
         return session
 
 
