@@ -595,3 +595,84 @@ def test_successive_asyncio_runs_with_new_connections_send_one_login(slow_server
     for _ in range(4):
         assert asyncio.run(main()) == 2
     assert sim.count("login") == 1
+
+
+class RawLoginServer:
+    """A loopback HTTP server written on sockets, to answer logins as no well-behaved server would.
+
+    Token requests get a token; logins get ``login_answer`` (raw bytes); counted per path.
+    """
+
+    def __init__(self, login_answer: bytes) -> None:
+        self.login_answer = login_answer
+        self.counts: dict[str, int] = {"token": 0, "login": 0, "other": 0}
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+            ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+        ready.wait()
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                path = line.decode().split(" ")[1]
+                length = 0
+                while (header := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = header.decode().partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                kind = "token" if path.endswith("/oauth2/token") else "login" if path.endswith("/login") else "other"
+                self.counts[kind] += 1
+                if kind == "token":
+                    body = json.dumps({"access_token": "tok-1234567890", "expires_in": 3600}).encode()
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                else:
+                    await asyncio.sleep(0.2)  # long enough for every caller to wait for this login
+                    writer.write(self.login_answer)
+                    await writer.drain()
+                    writer.close()
+                    return
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'HTTP/1.1 400 Bad Request\r\nContent-Length: 500\r\n\r\n{"errorCode":"UnifiedWebService.REQUEST_FAILED',
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nabcde",
+    ],
+    ids=["truncated-400", "bad-chunking", "bad-gzip"],
+)
+def test_a_login_answer_broken_mid_body_is_one_failed_login_for_every_waiter(answer: bytes) -> None:
+    server = RawLoginServer(answer)
+    try:
+        ts = tskit.connect(client_id="app", client_secret="app-s", username="u", password="pw", base_url=server.url)
+        results = run_threads(30, lambda i: ts.list_callbacks(ACCOUNT))
+        assert all(isinstance(r, tskit.TransportError) for r in results), results
+        assert server.counts == {"token": 1, "login": 1, "other": 0}
+        with pytest.raises(tskit.TransportError, match="cooldown"):  # then the cooldown: not sent at once
+            ts.list_callbacks(ACCOUNT)
+        assert not _refusals.recorded(server.url, ts.client.auth._credentials)  # passing: never recorded
+    finally:
+        server.close()

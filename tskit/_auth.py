@@ -241,6 +241,15 @@ class ThingSpaceAuth(httpx2.Auth):
         if not login.future.done():
             self._failed(login, _copy(error, "the login got no answer; not tried again at once"))
 
+    def _broken(self, login: Login, problem: BaseException) -> None:
+        """The answer to the token request or login broke off mid-body: hand that to every waiter."""
+        from tskit._transport import as_tskit_error
+
+        failed = getattr(problem, "_request", None)
+        method, path = (failed.method, failed.url.path) if isinstance(failed, httpx2.Request) else ("POST", LOGIN_PATH)
+        error, _ = as_tskit_error(problem, method=method, path=path, timeout=f"{self._timeout:g} s")
+        self.login_failed(login, error)
+
     def _refusal(self, login: Login, response: httpx2.Response, what: str) -> ThingSpaceError:
         creds = login.credentials
         error = error_from_response(
@@ -477,6 +486,9 @@ class ThingSpaceAuth(httpx2.Auth):
                 except GeneratorExit:  # a request failed below HTTP, or the call was cancelled
                     on_exit(login)
                     raise
+                except _BROKEN_ANSWER as broken:  # the answer broke off mid-body: a failed login, not abandoned
+                    self._broken(login, broken)
+                    raise
                 except BaseException:  # anything else still releases the waiters
                     self._abandon(login)
                     raise
@@ -567,6 +579,8 @@ class _Lock(NamedTuple):
 
 
 Action = httpx2.Request | _Wait | _Lock
+#: What reading a broken answer raises (cut short, bad chunking, bad gzip): httpx2's errors below HTTP.
+_BROKEN_ANSWER = (httpx2.HTTPError, httpx2.StreamError)
 Flow = Generator[Action, Any, None]
 
 
