@@ -605,6 +605,7 @@ class RawLoginServer:
 
     def __init__(self, login_answer: bytes) -> None:
         self.login_answer = login_answer
+        self.token_answer: bytes | None = None
         self.counts: dict[str, int] = {"token": 0, "login": 0, "other": 0}
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
@@ -632,7 +633,9 @@ class RawLoginServer:
                 await reader.readexactly(length)
                 kind = "token" if path.endswith("/oauth2/token") else "login" if path.endswith("/login") else "other"
                 self.counts[kind] += 1
-                if kind == "token":
+                if kind == "token" and self.token_answer is not None:
+                    writer.write(self.token_answer)
+                elif kind == "token":
                     body = json.dumps({"access_token": "tok-1234567890", "expires_in": 3600}).encode()
                     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
                 else:
@@ -648,7 +651,14 @@ class RawLoginServer:
             writer.close()
 
     def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.close)
+        async def stop() -> None:
+            self.server.close()
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
@@ -674,5 +684,40 @@ def test_a_login_answer_broken_mid_body_is_one_failed_login_for_every_waiter(ans
         with pytest.raises(tskit.TransportError, match="cooldown"):  # then the cooldown: not sent at once
             ts.list_callbacks(ACCOUNT)
         assert not _refusals.recorded(server.url, ts.client.auth._credentials)  # passing: never recorded
+    finally:
+        server.close()
+
+
+@pytest.mark.server
+def test_a_failed_login_keeps_the_token_it_just_obtained_and_scrubs_it_from_the_error() -> None:
+    server = RawLoginServer(
+        b"HTTP/1.1 500 Oops\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n\r\nbearer tok-1234567890 ??"
+    )
+    try:
+        ts = tskit.connect(client_id="app", client_secret="app-s", username="u", password="pw", base_url=server.url)
+        with pytest.raises(tskit.ThingSpaceError) as caught:
+            ts.list_callbacks(ACCOUNT)
+        assert "tok-1234567890" not in str(caught.value)
+        time.sleep(_session.COOLDOWN + 0.1)
+        with pytest.raises(tskit.ThingSpaceError):
+            ts.list_callbacks(ACCOUNT)
+        assert server.counts["token"] == 1 and server.counts["login"] == 2
+    finally:
+        server.close()
+
+
+@pytest.mark.server
+def test_an_error_page_echoing_the_basic_header_shows_no_secret() -> None:
+    import base64
+
+    basic = base64.b64encode(b"app:app-s").decode()
+    page = f"<html><p>Rejected credentials {basic}, see the log</p></html>".encode()
+    server = RawLoginServer(b"")
+    server.token_answer = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: %d\r\n\r\n%s" % (len(page), page)
+    try:
+        ts = tskit.connect(client_id="app", client_secret="app-s", username="u", password="pw", base_url=server.url)
+        with pytest.raises(tskit.ThingSpaceError) as caught:
+            ts.list_callbacks(ACCOUNT)
+        assert basic not in str(caught.value) and "***" in str(caught.value)
     finally:
         server.close()

@@ -21,7 +21,6 @@ Rules that keep accounts safe (ThingSpace locks a user after five failed logins)
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import json
 import logging
@@ -353,7 +352,7 @@ class ThingSpaceAuth(httpx2.Auth):
         if "timeout" in request.extensions:  # requests made here get none from the client
             ext["timeout"] = request.extensions["timeout"]
         if token is None:
-            basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret.reveal()}".encode()).decode()
+            basic = creds.basic_authorization()
             session.token_requests += 1
             response = yield httpx2.Request(
                 "POST",
@@ -373,6 +372,10 @@ class ThingSpaceAuth(httpx2.Auth):
             token, expires_at = Secret(raw), self._clock() + float(expires_in)
         if kept is not None:
             return Grant(token, expires_at, kept)
+        with session.lock:
+            # Kept before the login is sent: a failed login leaves a valid token for the next one,
+            # and the token is then among the secrets scrubbed from the login's error.
+            session.grant = Grant(token, expires_at, None)
         session.logins += 1
         response = yield httpx2.Request(
             "POST",
