@@ -721,3 +721,16 @@ def test_an_error_page_echoing_the_basic_header_shows_no_secret() -> None:
         assert basic not in str(caught.value) and "***" in str(caught.value)
     finally:
         server.close()
+
+
+@pytest.mark.server
+def test_a_login_answer_larger_than_the_cap_is_refused_clearly_and_not_kept() -> None:
+    size = 5 * tskit._auth.MAX_LOGIN_ANSWER
+    server = RawLoginServer(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (size, b"x" * size))
+    try:
+        ts = tskit.connect(client_id="app", client_secret="app-s", username="u", password="pw", base_url=server.url)
+        results = run_threads(5, lambda i: ts.list_callbacks(ACCOUNT))
+        assert all(isinstance(r, tskit.AuthenticationError) and "larger than 1 MB" in str(r) for r in results), results
+        assert server.counts["login"] == 1
+    finally:
+        server.close()

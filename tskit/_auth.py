@@ -50,6 +50,8 @@ logger = logging.getLogger("tskit.auth")
 
 #: The request extension that marks a token request or login, with the :class:`Login` it serves.
 LOGIN_EXTENSION = "tskit.login"
+#: Largest answer to a token request or login that is read (a real one is well under 1 kB).
+MAX_LOGIN_ANSWER = 1_000_000
 
 Steps = Generator[httpx2.Request, httpx2.Response, Grant]
 E = TypeVar("E", bound=ThingSpaceError)
@@ -489,6 +491,10 @@ class ThingSpaceAuth(httpx2.Auth):
                 except GeneratorExit:  # a request failed below HTTP, or the call was cancelled
                     on_exit(login)
                     raise
+                except AuthenticationError as error:  # the answer was unusable (too large)
+                    if not login.future.done():
+                        self._failed(login, error)
+                    raise
                 except _BROKEN_ANSWER as broken:  # the answer broke off mid-body: a failed login, not abandoned
                     self._broken(login, broken)
                     raise
@@ -540,7 +546,10 @@ class ThingSpaceAuth(httpx2.Auth):
             try:
                 if isinstance(action, httpx2.Request):
                     response = yield action
-                    await response.aread()
+                    if LOGIN_EXTENSION in action.extensions:
+                        await _read_capped(response)
+                    else:
+                        await response.aread()
                     result = response
                 elif isinstance(action, _Wait):
                     outcome = asyncio.wrap_future(action.future)
@@ -598,6 +607,25 @@ def _advance(flow: Flow, result: object, error: BaseException | None) -> Action 
 def _read(response: object) -> None:
     if isinstance(response, httpx2.Response):
         response.read()
+
+
+async def _read_capped(response: httpx2.Response) -> None:
+    """Read the answer to a token request or login, refusing one larger than :data:`MAX_LOGIN_ANSWER`."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_LOGIN_ANSWER:
+            await response.aclose()
+            raise AuthenticationError(
+                response.status_code,
+                "",
+                f"the answer is larger than {MAX_LOGIN_ANSWER // 1_000_000} MB: not a ThingSpace login answer",
+                method=response.request.method,
+                path=response.request.url.path,
+            )
+        chunks.append(chunk)
+    response._content = b"".join(chunks)  # as aread() would have kept it
 
 
 def _retrieved(future: asyncio.Future[Grant]) -> None:
