@@ -561,7 +561,7 @@ def test_right_and_wrong_callers_of_one_user_never_share_a_session_or_its_refusa
     sim.expire_sessions()
     results = run_threads(20, lambda i: (wrong if i % 2 else right).list_callbacks(ACCOUNT))
     assert all(isinstance(r, tskit.AuthenticationError) for r in results[1::2]), results
-    assert all(not isinstance(r, BaseException) and len(r) == 2 for r in results[0::2]), results  # no refusal
+    assert all(not isinstance(r, BaseException) and len(r) == 2 for r in results[0::2]), results  # no refusal  # type: ignore[arg-type]
     assert sim.count("login") == 3 and not sim.is_locked(DEMO_USERNAME)  # the wrong one: on record, not resent
 
 
