@@ -735,3 +735,56 @@ def test_a_login_answer_larger_than_the_cap_is_refused_clearly_and_not_kept() ->
         assert server.counts["login"] == 1
     finally:
         server.close()
+
+
+@pytest.mark.server
+def test_a_blocking_call_on_tskits_own_io_loop_fails_clearly_and_later_calls_work(slow_server) -> None:
+    from tskit import _runner
+
+    _sim, url = slow_server
+    ts = tskit.connect(**credentials(), base_url=url)
+    assert len(ts.list_callbacks(ACCOUNT)) == 2
+    outcome: list[object] = []
+    done = threading.Event()
+
+    def on_the_io_loop() -> None:
+        try:
+            outcome.append(ts.list_callbacks(ACCOUNT))
+        except BaseException as error:  # kept, to be looked at by the test
+            outcome.append(error)
+        done.set()
+
+    _runner.io_loop().call_soon_threadsafe(on_the_io_loop)
+    assert done.wait(10)
+    assert isinstance(outcome[0], RuntimeError) and "async twin" in str(outcome[0])
+    assert not _runner.is_patched(_runner.io_loop())
+    results = run_threads(5, lambda i: ts.list_callbacks(ACCOUNT))
+    assert all(not isinstance(r, BaseException) for r in results), results
+
+
+_IO_THREAD_DIES = """
+import asyncio, time
+from tskit import _runner
+
+async def forever():
+    await asyncio.sleep(3600)
+
+loop = _runner.io_loop()
+loop.call_later(0.2, loop.stop)  # the thread ends as if it died
+started = time.monotonic()
+try:
+    _runner.run(forever())
+except RuntimeError as error:
+    assert "I/O loop stopped" in str(error), error
+else:
+    raise AssertionError("no error")
+assert time.monotonic() - started < 5
+assert _runner.run(asyncio.sleep(0, result=7)) == 7  # a new I/O loop serves the next call
+print("ok")
+"""
+
+
+def test_a_blocking_call_fails_clearly_when_the_io_loop_thread_dies() -> None:
+    # In a process of its own: the I/O loop it stops is the process's.
+    done = subprocess.run([sys.executable, "-c", _IO_THREAD_DIES], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
