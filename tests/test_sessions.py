@@ -788,3 +788,46 @@ def test_a_blocking_call_fails_clearly_when_the_io_loop_thread_dies() -> None:
     # In a process of its own: the I/O loop it stops is the process's.
     done = subprocess.run([sys.executable, "-c", _IO_THREAD_DIES], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.mark.server
+def test_a_login_whose_leaders_loop_stopped_is_taken_over_by_the_next_caller() -> None:
+    sim = SlowLogins(login_delay=1.0)
+    with sim.serve() as running:
+        ts = tskit.connect(**credentials(), base_url=running.base_url, timeout=10)
+        loop = asyncio.new_event_loop()
+        loop.call_later(0.3, loop.stop)  # as Ctrl-C in run_until_complete: the loop never runs again
+        with pytest.raises(RuntimeError, match="stopped"):
+            loop.run_until_complete(ts.alist_callbacks(ACCOUNT))
+        started = time.monotonic()
+        assert len(ts.list_callbacks(ACCOUNT)) == 2  # not stuck behind the stopped leader
+        assert time.monotonic() - started < 5
+        assert sim.count("login") == 2
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
+        loop.run_until_complete(ts.aclose())
+        loop.close()
+
+
+@pytest.mark.server
+def test_a_caller_taking_over_a_stopped_leader_gets_the_login_lock_it_held() -> None:
+    sim = SlowLogins(login_delay=1.0)
+    with sim.serve() as running:
+        ts = tskit.connect(**credentials(), base_url=running.base_url, timeout=10)
+        lock = _refusals.login_lock(running.base_url, tskit.Credentials(**credentials()))
+        holder = threading.Timer(0.5, lock.release)
+        lock.acquire()  # another process logs in first: the leader below then holds the lock in its login
+        holder.start()
+        loop = asyncio.new_event_loop()
+        loop.call_later(0.8, loop.stop)
+        with pytest.raises(RuntimeError, match="stopped"):
+            loop.run_until_complete(ts.alist_callbacks(ACCOUNT))
+        started = time.monotonic()
+        assert len(ts.list_callbacks(ACCOUNT)) == 2
+        assert time.monotonic() - started < 5
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
+        loop.run_until_complete(ts.aclose())
+        loop.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
 import time
@@ -182,14 +183,17 @@ class ThingSpaceAuth(httpx2.Auth):
             and now - self.session.last_used < self._idle_timeout - self._margin
         )
 
-    def _decide(self) -> Grant | concurrent.futures.Future[Grant] | Login:
+    def _decide(self) -> Grant | _Wait | Login:
         session, now = self.session, self._clock()
         with session.lock:
             grant = session.grant
             if grant is not None and self._usable(grant, now):
                 return grant
-            if session.login is not None:
-                return session.login.future
+            if session.login is not None and not session.login.leader_gone():
+                return _Wait(session.login, 0.0)
+            if session.login is not None:  # its leader is gone: release its waiters, lead it here
+                gone, session.login = session.login, None
+                _release(gone)
             if session.refused is not None and session.refused[0] == self._credentials:
                 raise self._not_sent(session.refused[1])
             if session.cooldown is not None and now < session.cooldown[0]:
@@ -464,9 +468,9 @@ class ThingSpaceAuth(httpx2.Auth):
                 if isinstance(decision, Grant):
                     grant = decision
                     break
-                if isinstance(decision, concurrent.futures.Future):
+                if isinstance(decision, _Wait):
                     try:
-                        grant = yield _Wait(decision, deadline)
+                        grant = yield decision._replace(deadline=deadline)
                     except LoginAbandoned:
                         continue  # its leader stopped: lead it, or wait for whoever does
                     except TimeoutError:
@@ -476,6 +480,7 @@ class ThingSpaceAuth(httpx2.Auth):
                 if lock is not None:
                     try:
                         yield _Lock(lock, deadline)
+                        login.file_lock = lock
                     except LockTimeout:
                         raise self._lock_timeout(login) from None
                     except OSError as problem:
@@ -502,7 +507,8 @@ class ThingSpaceAuth(httpx2.Auth):
                     self._abandon(login)
                     raise
                 finally:
-                    if lock is not None:
+                    if lock is not None and login.file_lock is lock:
+                        login.file_lock = None
                         lock.release()
             self._apply(request, grant)
             response = yield request
@@ -521,7 +527,7 @@ class ThingSpaceAuth(httpx2.Auth):
                     result = yield action
                     _read(result)
                 elif isinstance(action, _Wait):
-                    result = action.future.result(timeout=action.remaining())
+                    result = action.wait()
                 else:
                     action.lock.acquire(timeout=action.remaining())
             except GeneratorExit:
@@ -534,11 +540,16 @@ class ThingSpaceAuth(httpx2.Auth):
     async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         """Drive the flow for ``httpx2.AsyncClient``: waits suspend the task, never the loop."""
         loop = asyncio.get_running_loop()
+
         # A request of the login failed below HTTP: tskit's client hands its error to the waiters
         # (login_failed) first; only if nobody did, the waiters are released to lead it anew.
-        flow = self._flow(
-            request, time.monotonic() + self._timeout, on_exit=lambda login: loop.call_soon(self._abandon, login)
-        )
+        def on_exit(login: Login) -> None:
+            try:
+                loop.call_soon_threadsafe(self._abandon, login)
+            except RuntimeError:  # the loop is closed: end it here (a stopped one is seen by the waiters)
+                self._abandon(login)
+
+        flow = self._flow(request, time.monotonic() + self._timeout, on_exit=on_exit)
         action: Action | None = next(flow)
         while action is not None:
             result: object = None
@@ -552,10 +563,7 @@ class ThingSpaceAuth(httpx2.Auth):
                         await response.aread()
                     result = response
                 elif isinstance(action, _Wait):
-                    outcome = asyncio.wrap_future(action.future)
-                    outcome.add_done_callback(_retrieved)  # a waiter that gave up leaves no "never retrieved"
-                    # shield: giving up must not cancel the login that other callers wait for
-                    result = await asyncio.wait_for(asyncio.shield(outcome), action.remaining())
+                    result = await action.await_()
                 else:
                     await _acquire(action.lock, action.deadline)
             except GeneratorExit:
@@ -570,14 +578,58 @@ class ThingSpaceAuth(httpx2.Auth):
             self._failed(login, LoginAbandoned("the call leading the login stopped before an answer"))
 
 
-class _Wait(NamedTuple):
-    """Wait for the login in progress, until ``deadline`` (``time.monotonic``)."""
+#: Seconds between checks, while waiting for a login, that its leader is still there.
+_LEADER_CHECK = 0.25
 
-    future: concurrent.futures.Future[Grant]
+
+class _Wait(NamedTuple):
+    """Wait for the login in progress, until ``deadline`` (``time.monotonic``).
+
+    A leader whose loop stopped or whose thread ended never ends its login: the waiter then
+    releases it (:class:`LoginAbandoned`), and the flow leads a login of its own or waits again.
+    """
+
+    login: Login
     deadline: float
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
+
+    def _check(self) -> None:
+        if self.login.leader_gone():
+            _release(self.login)
+        elif self.remaining() <= 0:
+            raise TimeoutError
+
+    def wait(self) -> Grant:
+        """Block the calling thread until the outcome."""
+        while True:
+            try:
+                return self.login.future.result(timeout=min(_LEADER_CHECK, self.remaining()))
+            except concurrent.futures.TimeoutError:
+                self._check()
+
+    async def await_(self) -> Grant:
+        """Suspend the calling task until the outcome."""
+        outcome = asyncio.wrap_future(self.login.future)
+        outcome.add_done_callback(_retrieved)  # a waiter that gave up leaves no "never retrieved"
+        while True:
+            try:
+                # shield: giving up must not cancel the login that other callers wait for
+                return await asyncio.wait_for(asyncio.shield(outcome), min(_LEADER_CHECK, self.remaining()))
+            except TimeoutError:
+                self._check()
+
+
+def _release(login: Login) -> None:
+    """End a login whose leader is gone, straight on its thread-safe future: its waiters take over."""
+    lock, login.file_lock = login.file_lock, None
+    if lock is not None:  # held by a leader that will not release it: the caller taking over needs it
+        with contextlib.suppress(OSError):
+            lock.release(force=True)
+    if not login.future.done():
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            login.future.set_exception(LoginAbandoned("the call leading the login stopped before an answer"))
 
 
 class _Lock(NamedTuple):

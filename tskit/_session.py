@@ -20,6 +20,7 @@ process: every connection, thread and event loop that uses the identity shares t
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import concurrent.futures
 import hashlib
@@ -29,6 +30,8 @@ import secrets
 import threading
 from dataclasses import dataclass, replace
 from typing import Final
+
+from filelock import FileLock
 
 from tskit._config import Credentials
 from tskit._errors import ApiError, ThingSpaceError
@@ -85,6 +88,23 @@ class Login:
     def __init__(self, credentials: Credentials) -> None:
         self.credentials = credentials
         self.future: concurrent.futures.Future[Grant] = concurrent.futures.Future()
+        try:
+            self._leader_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._leader_loop = None
+        self._leader_thread = threading.current_thread()
+        #: The cross-process login lock its leader holds, if any (released by a caller taking over).
+        self.file_lock: FileLock | None = None
+
+    def leader_gone(self) -> bool:
+        """Whether the caller leading this login can no longer end it.
+
+        Its event loop stopped (Ctrl-C in ``run_until_complete``) or closed, or its thread ended.
+        """
+        loop = self._leader_loop
+        if loop is not None:
+            return loop.is_closed() or not loop.is_running()
+        return not self._leader_thread.is_alive()
 
 
 class IdentitySession:
