@@ -831,3 +831,37 @@ def test_a_caller_taking_over_a_stopped_leader_gets_the_login_lock_it_held() -> 
         loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
         loop.run_until_complete(ts.aclose())
         loop.close()
+
+
+@pytest.mark.server
+def test_a_refusal_waiting_for_the_record_lock_never_blocks_other_callers(tmp_path: Path) -> None:
+    sim = Simulator()
+    sim.add_user("other", "other-pw", accounts=[ACCOUNT])
+    with sim.serve() as running:
+        path = _refusals._path().with_name(_refusals.FILE_NAME + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hold = f"from filelock import FileLock; lock = FileLock({str(path)!r}); lock.acquire()"
+        # another process is changing the record, slowly (until its input ends)
+        hold += "; print('held', flush=True); input()"
+        pipe = subprocess.PIPE
+        holder = subprocess.Popen([sys.executable, "-c", hold], stdin=pipe, stdout=pipe, text=True)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        try:
+            other = tskit.connect(**{**credentials("other-pw"), "username": "other"}, base_url=running.base_url)
+            assert len(other.list_callbacks(ACCOUNT)) == 2
+            wrong = tskit.connect(**credentials(WRONG), base_url=running.base_url)
+            errors: list[object] = []
+            calls = lambda: errors.extend(run_threads(2, lambda i: wrong.list_callbacks(ACCOUNT)))  # noqa: E731
+            refused = threading.Thread(target=calls)
+            refused.start()
+            time.sleep(0.5)  # the refusal now waits for the record lock, in a worker thread
+            started = time.monotonic()
+            assert len(other.list_callbacks(ACCOUNT)) == 2  # on the same I/O loop
+            assert time.monotonic() - started < 1
+            assert not _refusals.recorded(running.base_url, tskit.Credentials(**credentials(WRONG)))
+        finally:
+            holder.communicate("", timeout=10)
+        refused.join(10)
+        assert len(errors) == 2 and all(isinstance(e, tskit.AuthenticationError) for e in errors), errors
+        assert _refusals.recorded(running.base_url, tskit.Credentials(**credentials(WRONG)))
+        assert sim.count("login") == 2

@@ -228,13 +228,8 @@ class ThingSpaceAuth(httpx2.Auth):
         now = self._clock()
         if isinstance(error, ApiError) and _session.is_refusal(error, token_request=error.path.endswith(TOKEN_PATH)):
             self.session.refuse(login.credentials, error)
-            if self._remember:
-                from tskit import _refusals
-
-                try:
-                    _refusals.remember(self._base_url, login.credentials, error.status_code, error.error_code)
-                except (OSError, ValueError, LockTimeout) as problem:  # the refusal must still reach the caller
-                    logger.warning("could not record the refused login: %s", problem)
+            if self._remember:  # written off the event loop, before the login lock is released
+                login.record = (error.status_code, error.error_code)
         elif not isinstance(error, LoginAbandoned):
             wait = min(retry_after if retry_after is not None else _session.COOLDOWN, _session.MAX_COOLDOWN)
             self.session.cool_down(error, now + wait)
@@ -419,6 +414,27 @@ class ThingSpaceAuth(httpx2.Auth):
             logger.warning("cannot serialise logins across processes: %s", problem)
             return None
 
+    def _record_then_release(self, login: Login, lock: FileLock) -> Callable[[], None]:
+        """What writes the refusal ``login`` got to the record, then releases the login lock.
+
+        The record's own file lock may be held by another process for a while: the async driver
+        runs this in a worker thread, never on the event loop, so no other call waits for it.
+        """
+        status, code = login.record or (0, "")
+        base_url, credentials = self._base_url, login.credentials
+
+        def write() -> None:
+            from tskit import _refusals
+
+            try:
+                _refusals.remember(base_url, credentials, status, code)
+            except (OSError, ValueError, LockTimeout) as problem:  # the refusal still reaches the caller
+                logger.warning("could not record the refused login: %s", problem)
+            finally:
+                lock.release()
+
+        return write
+
     @staticmethod
     def _unlocked(problem: OSError) -> None:
         logger.warning("cannot serialise logins across processes, logging in without the lock: %s", problem)
@@ -509,7 +525,10 @@ class ThingSpaceAuth(httpx2.Auth):
                 finally:
                     if lock is not None and login.file_lock is lock:
                         login.file_lock = None
-                        lock.release()
+                        if login.record is None:
+                            lock.release()
+                        else:  # the driver runs it off the event loop; the refusal is raised after it
+                            yield _Record(self._record_then_release(login, lock))
             self._apply(request, grant)
             response = yield request
             if not self._needs_new_login(response, grant) or attempt == 2:
@@ -528,6 +547,8 @@ class ThingSpaceAuth(httpx2.Auth):
                     _read(result)
                 elif isinstance(action, _Wait):
                     result = action.wait()
+                elif isinstance(action, _Record):
+                    action.write()
                 else:
                     action.lock.acquire(timeout=action.remaining())
             except GeneratorExit:
@@ -564,6 +585,10 @@ class ThingSpaceAuth(httpx2.Auth):
                     result = response
                 elif isinstance(action, _Wait):
                     result = await action.await_()
+                elif isinstance(action, _Record):
+                    # in a thread: a record lock held elsewhere never stalls the loop (a cancelled
+                    # call leaves the thread to finish and release the login lock)
+                    await asyncio.to_thread(action.write)
                 else:
                     await _acquire(action.lock, action.deadline)
             except GeneratorExit:
@@ -642,7 +667,13 @@ class _Lock(NamedTuple):
         return max(0.0, self.deadline - time.monotonic())
 
 
-Action = httpx2.Request | _Wait | _Lock
+class _Record(NamedTuple):
+    """Write a refusal to the record on disk, then release the login lock (blocking file I/O)."""
+
+    write: Callable[[], None]
+
+
+Action = httpx2.Request | _Wait | _Lock | _Record
 #: What reading a broken answer raises (cut short, bad chunking, bad gzip): httpx2's errors below HTTP.
 _BROKEN_ANSWER = (httpx2.HTTPError, httpx2.StreamError)
 Flow = Generator[Action, Any, None]

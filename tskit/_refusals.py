@@ -31,6 +31,8 @@ from tskit._fingerprint import config_dir, fingerprint, load_key
 
 _lock = threading.Lock()
 FILE_NAME = "refused-logins.json"
+#: Longest wait, in seconds, for another process to finish changing the record.
+RECORD_LOCK_WAIT = 5.0
 
 
 def _path() -> Path:
@@ -40,7 +42,7 @@ def _path() -> Path:
 def _record_lock() -> FileLock:
     path = _path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(path.with_name(path.name + ".lock"), timeout=30, thread_local=False)
+    return FileLock(path.with_name(path.name + ".lock"), timeout=RECORD_LOCK_WAIT, thread_local=False)
 
 
 def login_lock(base_url: str, credentials: Credentials) -> FileLock:
@@ -80,8 +82,7 @@ def _write(data: dict[str, Any]) -> None:
 
 def refused_before(base_url: str, credentials: Credentials) -> dict[str, Any] | None:
     """The record of an earlier refusal of exactly these credentials, if any."""
-    with _lock:
-        entry = _read().get(_key(base_url, credentials))
+    entry = _read().get(_key(base_url, credentials))  # replaced whole by writers: no lock to read it
     if isinstance(entry, dict) and entry.get("secrets") == _secrets(base_url, credentials):
         return entry
     return None
@@ -89,8 +90,7 @@ def refused_before(base_url: str, credentials: Credentials) -> dict[str, Any] | 
 
 def recorded(base_url: str, credentials: Credentials) -> bool:
     """Whether a refusal of this user (with whatever secrets) is on record."""
-    with _lock:
-        return _key(base_url, credentials) in _read()
+    return _key(base_url, credentials) in _read()
 
 
 def remember(base_url: str, credentials: Credentials, status_code: int, error_code: str) -> None:

@@ -95,6 +95,8 @@ class Login:
         self._leader_thread = threading.current_thread()
         #: The cross-process login lock its leader holds, if any (released by a caller taking over).
         self.file_lock: FileLock | None = None
+        #: The refusal to write to the record on disk (status, error code), once the login failed.
+        self.record: tuple[int, str] | None = None
 
     def leader_gone(self) -> bool:
         """Whether the caller leading this login can no longer end it.
