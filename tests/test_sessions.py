@@ -245,7 +245,7 @@ async def test_a_stale_401_never_erases_newer_credentials(sim: Simulator, clock:
         hold.release.set()  # now the stale 401 for token 1 lands
         assert len(await late) == 2  # no assert tripped: it retried with the fresh credentials
         assert client.auth.session.grant is fresh  # and erased nothing
-    assert (sim.count("token"), sim.count("login")) == (2, 2)
+    assert (sim.count("token"), sim.count("login")) == (2, 1)  # a refused bearer keeps the session
 
 
 class HoldStaleAndLogin(HoldFirstList):
@@ -271,6 +271,7 @@ async def test_a_stale_401_landing_between_new_token_and_new_login_trips_nothing
         await warm.list_callbacks(ACCOUNT)  # token and session 1
     async with make_client(sim, clock, transport=hold) as client:
         sim.revoke_tokens()
+        sim.expire_sessions()  # both: a new token, then a new login
         late = asyncio.create_task(client.list_callbacks(ACCOUNT))  # its 401 is held back
         await hold.answered.wait()
         relogin = asyncio.create_task(client.list_callbacks(ACCOUNT))  # 401, new token, then the login...
@@ -865,3 +866,20 @@ def test_a_refusal_waiting_for_the_record_lock_never_blocks_other_callers(tmp_pa
         assert len(errors) == 2 and all(isinstance(e, tskit.AuthenticationError) for e in errors), errors
         assert _refusals.recorded(running.base_url, tskit.Credentials(**credentials(WRONG)))
         assert sim.count("login") == 2
+
+
+def test_a_token_near_its_end_is_not_asked_for_once_per_call(clock: FakeClock) -> None:
+    from tskit.simulator._config import SimulatorConfig
+
+    sim = Simulator(SimulatorConfig(token_lifetime=63), clock=FakeClock())
+
+    async def main() -> None:
+        async with make_client(sim, clock) as client:
+            for _ in range(1400):  # 70 s of calls every 50 ms: the whole life of a token, and the next
+                assert len(await client.list_callbacks(ACCOUNT)) == 2
+                clock.advance(0.05)
+                sim.advance(0.05)
+            # each token asked again once half-way (the same one comes back), not once per call
+            assert client.auth.token_requests <= 4 and client.auth.logins == 1, client.auth.token_requests
+
+    asyncio.run(main())

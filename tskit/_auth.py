@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import httpx2
 from filelock import FileLock
@@ -179,7 +179,7 @@ class ThingSpaceAuth(httpx2.Auth):
             grant is not None
             and grant.token is not None
             and grant.session is not None
-            and now < grant.token_expires_at - self._margin
+            and now < grant.token_renew_at
             and now - self.session.last_used < self._idle_timeout - self._margin
         )
 
@@ -344,8 +344,9 @@ class ThingSpaceAuth(httpx2.Auth):
         with session.lock:
             old = session.grant
             idle = now - session.last_used
-        token, expires_at = (old.token, old.token_expires_at) if old is not None else (None, 0.0)
-        if token is not None and now >= expires_at - self._margin:
+        token, expires_at, renew_at = (old.token, old.token_expires_at, old.token_renew_at) if old else (None, 0.0, 0.0)
+        previous = token
+        if token is not None and now >= renew_at:
             token = None
         # A renewed token keeps a session that is still valid: each hour would otherwise cost a login.
         kept = old.session if old is not None and idle < self._idle_timeout - self._margin else None
@@ -371,12 +372,13 @@ class ThingSpaceAuth(httpx2.Auth):
             if not isinstance(expires_in, int | float) or isinstance(expires_in, bool) or expires_in <= 0:
                 expires_in = 3600
             token, expires_at = Secret(raw), self._clock() + float(expires_in)
+            renew_at = _renewal(expires_at, float(expires_in), self._margin, same=previous == token)
         if kept is not None:
-            return Grant(token, expires_at, kept)
+            return Grant(token, expires_at, kept, renew_at)
         with session.lock:
             # Kept before the login is sent: a failed login leaves a valid token for the next one,
             # and the token is then among the secrets scrubbed from the login's error.
-            session.grant = Grant(token, expires_at, None)
+            session.grant = Grant(token, expires_at, None, renew_at)
         session.logins += 1
         response = yield httpx2.Request(
             "POST",
@@ -391,7 +393,7 @@ class ThingSpaceAuth(httpx2.Auth):
         if not isinstance(raw_session, str) or not raw_session:
             raise self._shape(login, response, "session login answer has no sessionToken")
         logger.info("logged in to ThingSpace as %r", creds.username)
-        return Grant(token, expires_at, Secret(raw_session))
+        return Grant(token, expires_at, Secret(raw_session), renew_at)
 
     def _succeeded(self, login: Login, grant: Grant, stale_record: bool) -> None:
         self.session.finish(login, grant, self._clock())
@@ -453,8 +455,13 @@ class ThingSpaceAuth(httpx2.Auth):
         request.headers["Authorization"] = f"Bearer {grant.token.reveal()}"
         request.headers["VZ-M2M-Token"] = grant.session.reveal()
 
-    def _needs_new_login(self, response: httpx2.Response, grant: Grant) -> bool:
-        """After a call: note the session's use, or drop what ThingSpace says is no longer valid."""
+    def _needs_new_login(self, response: httpx2.Response, grant: Grant) -> Literal["token", "login"] | None:
+        """After a call: note the session's use, or drop what ThingSpace says is no longer valid.
+
+        Returns:
+            ``None`` when the answer stands, ``"token"`` when only the bearer token was refused,
+            ``"login"`` when the session (or both) must be renewed.
+        """
         status = response.status_code
         expired_session = (
             status in (400, 401, 403)
@@ -463,11 +470,13 @@ class ThingSpaceAuth(httpx2.Auth):
         )
         if status not in (401, 403) and not expired_session:
             self.session.touch(grant, self._clock())
-            return False
-        logger.info("ThingSpace answered %s; logging in again", status)
+            return None
+        # The gateway's bad or expired bearer (900901) says nothing of the session: keep it.
+        bearer_only = not expired_session and status == 401 and parse_error_body(response.content)[0] == "900901"
+        logger.info("ThingSpace answered %s; %s", status, "renewing the token" if bearer_only else "logging in again")
         # Only if this is still the current snapshot: a late answer for an old token erases nothing.
-        self.session.drop(grant, token=not expired_session, session=True)
-        return True
+        self.session.drop(grant, token=not expired_session, session=not bearer_only)
+        return "token" if bearer_only else "login"
 
     # -- the flow, once, and its two drivers ------------------------------------------------
 
@@ -478,7 +487,8 @@ class ThingSpaceAuth(httpx2.Auth):
         for a login in progress (back: its grant, or its error thrown in) or a :class:`_Lock` to
         take (back: ``None``, or the error thrown in). ``on_exit`` runs on a login cut short.
         """
-        for attempt in (1, 2):
+        token_renewed = resent = False
+        while True:
             while True:
                 decision = self._decide()
                 if isinstance(decision, Grant):
@@ -531,8 +541,15 @@ class ThingSpaceAuth(httpx2.Auth):
                             yield _Record(self._record_then_release(login, lock))
             self._apply(request, grant)
             response = yield request
-            if not self._needs_new_login(response, grant) or attempt == 2:
+            need = self._needs_new_login(response, grant)
+            if need is None:
                 return
+            if need == "token" and not token_renewed:  # a new token only: it does not use up the retry
+                token_renewed = True
+                continue
+            if resent:
+                return
+            resent = True
 
     def sync_auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
         """Drive the flow for ``httpx2.Client``: waits block the calling thread."""
@@ -685,6 +702,19 @@ def _advance(flow: Flow, result: object, error: BaseException | None) -> Action 
         return flow.throw(error) if error is not None else flow.send(result)
     except StopIteration:
         return None
+
+
+def _renewal(expires_at: float, lifetime: float, margin: float, *, same: bool) -> float:
+    """When to ask for a new token, given one that expires at ``expires_at``.
+
+    ``margin`` before its end, or half-way through a lifetime shorter than twice the margin. A
+    token handed back unchanged (ThingSpace answers with the same token, its ``expires_in``
+    counted down, until it expires) is used until it expires: asking again would bring it back
+    again, once per call.
+    """
+    if same:
+        return expires_at
+    return expires_at - min(margin, lifetime / 2)
 
 
 def _read(response: object) -> None:

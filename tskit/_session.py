@@ -72,6 +72,8 @@ class Grant:
     token: Secret | None
     token_expires_at: float
     session: Secret | None
+    #: When to ask for a new token (before it expires, but never again for one handed back unchanged).
+    token_renew_at: float = 0.0
 
     def without(self, *, token: bool, session: bool) -> Grant:
         """A new snapshot lacking the token, the session, or both."""
