@@ -446,7 +446,7 @@ class ThingSpaceClient:
             The successful response.
         """
         idempotent = method == "GET"
-        http = self._client()
+        http = self._client()  # a ConfigurationError (an unusable proxy variable) before anything is sent
         url = self.base_url + path  # absolute: httpx2 then parses it once instead of merging it twice
         headers = {"Content-Type": "application/json"}  # Verizon's pages require it on every call
         attempt = 0
