@@ -199,12 +199,18 @@ def test_an_unusable_proxy_variable_is_a_configuration_error_and_loopback_ignore
     monkeypatch: pytest.MonkeyPatch, proxy: str
 ) -> None:
     monkeypatch.setenv("ALL_PROXY", proxy)
-    creds = {"client_id": "a", "client_secret": "b", "username": "c", "password": "d"}
-    ts = tskit.connect(**creds, base_url="https://thingspace.example.invalid", timeout=3)
+    ts = tskit.connect(
+        client_id="a", client_secret="b", username="c", password="d", base_url="https://ts.example.invalid", timeout=3
+    )
     with pytest.raises(tskit.ConfigurationError, match="ALL_PROXY"):
         ts.list_callbacks("0000123456-00001")
     with Simulator().serve() as server:  # a loopback base URL does not even read the proxy variables
-        demo = {"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET, "username": DEMO_USERNAME}
-        local = tskit.connect(**demo, password=DEMO_PASSWORD, base_url=server.base_url, timeout=3)
+        local = tskit.connect(
+            client_id=DEMO_CLIENT_ID,
+            client_secret=DEMO_CLIENT_SECRET,
+            username=DEMO_USERNAME,
+            password=DEMO_PASSWORD,
+            base_url=server.base_url,
+        )
         assert len(local.list_callbacks("0000123456-00001")) == 2
         local.close()
