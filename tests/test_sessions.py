@@ -883,3 +883,26 @@ def test_a_token_near_its_end_is_not_asked_for_once_per_call(clock: FakeClock) -
             assert client.auth.token_requests <= 4 and client.auth.logins == 1, client.auth.token_requests
 
     asyncio.run(main())
+
+
+@pytest.mark.server
+def test_each_asyncio_run_closes_its_connections_and_keeps_no_loop_alive(slow_server) -> None:
+    import gc
+    import weakref
+
+    _sim, url = slow_server
+    ts = tskit.connect(**credentials(), base_url=url)
+    ts.list_callbacks(ACCOUNT)
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def main() -> int:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        return len(await ts.alist_callbacks(ACCOUNT))
+
+    before = _open_fds()
+    for _ in range(30):
+        assert asyncio.run(main()) == 2  # never closed by the caller: asyncio.run's end closes it
+    gc.collect()
+    assert _open_fds() <= before + 2
+    assert all(ref() is None for ref in loops)
+    ts.close()

@@ -11,7 +11,7 @@ import logging
 import secrets
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -114,6 +114,9 @@ class ThingSpaceClient:
         self._http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
+        self._loop_enders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None]] = (
+            weakref.WeakKeyDictionary()
+        )
         # Every listener password sent or read, to scrub from error texts (a dict keeps insertion order).
         self._listener_secrets: dict[str, None] = {}
 
@@ -148,7 +151,32 @@ class ThingSpaceClient:
             )
             self._http[loop] = http
             _runner.close_at_exit(loop, http.aclose)
+            self._close_when_loop_ends(loop, http)
         return http
+
+    def _close_when_loop_ends(self, loop: asyncio.AbstractEventLoop, http: httpx2.AsyncClient) -> None:
+        """Close ``http`` when ``loop`` shuts down its async generators (``asyncio.run`` does, at its end).
+
+        An async generator started on ``loop`` is registered with it; ``loop.shutdown_asyncgens()``
+        closes it, which runs its ``finally``: the client's sockets are closed and the entry that
+        would keep the loop alive is dropped.
+        """
+
+        async def until_the_loop_ends() -> AsyncGenerator[None]:
+            try:
+                yield
+            finally:
+                if self._http.get(loop) is http:
+                    del self._http[loop]
+                self._loop_enders.pop(loop, None)
+                await http.aclose()
+
+        ender = until_the_loop_ends()
+        step = ender.asend(None)  # registers the generator with the running loop's hooks
+        try:
+            step.send(None)
+        except StopIteration:
+            self._loop_enders[loop] = ender  # the loop keeps only a weak reference
 
     # -- the three calls --------------------------------------------------------------
 
