@@ -906,3 +906,45 @@ def test_each_asyncio_run_closes_its_connections_and_keeps_no_loop_alive(slow_se
     assert _open_fds() <= before + 2
     assert all(ref() is None for ref in loops)
     ts.close()
+
+
+@pytest.mark.server
+def test_an_unusable_config_folder_falls_back_to_a_private_temporary_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import tempfile
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("TSKIT_CONFIG_DIR", str(tmp_path / "a-file" / "tskit"))  # under a file: cannot be made
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    sim = Simulator()
+    with sim.serve() as running:
+        ts = tskit.connect(**credentials(WRONG), base_url=running.base_url)
+        with pytest.raises(tskit.AuthenticationError):
+            ts.list_callbacks(ACCOUNT)
+        fallback = tmp_path / "tmp" / f"tskit-{os.getuid()}"
+        assert (fallback / _refusals.FILE_NAME).exists() and (fallback / "logins").is_dir()
+        assert fallback.stat().st_mode & 0o777 == 0o700
+        assert "TSKIT_CONFIG_DIR" in caplog.text
+        _session.forget_all()
+        with pytest.raises(tskit.AuthenticationError, match="Not sent"):  # the record is found there
+            tskit.connect(**credentials(WRONG), base_url=running.base_url).list_callbacks(ACCOUNT)
+        assert sim.count("login") == 1
+
+
+@pytest.mark.server
+def test_no_login_is_sent_when_no_folder_can_hold_the_login_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("TSKIT_CONFIG_DIR", str(tmp_path / "a-file" / "tskit"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "a-file"))  # no temporary folder either
+    sim = Simulator()
+    with sim.serve() as running:
+        ts = tskit.connect(**credentials(WRONG), base_url=running.base_url)
+        results = run_threads(5, lambda i: ts.list_callbacks(ACCOUNT))
+        assert all(isinstance(r, tskit.ConfigurationError) and "login lock" in str(r) for r in results), results
+        assert sim.count("login") == 0

@@ -38,12 +38,14 @@ from tskit._config import LOGIN_PATH, TOKEN_PATH, Credentials
 from tskit._errors import (
     ApiError,
     AuthenticationError,
+    ConfigurationError,
     RequestTimeout,
     ThingSpaceError,
     error_from_response,
     parse_error_body,
     scrub,
 )
+from tskit._fingerprint import CONFIG_DIR_ENV
 from tskit._secret import Secret
 from tskit._session import Grant, IdentitySession, Login, LoginAbandoned
 
@@ -412,9 +414,8 @@ class ThingSpaceAuth(httpx2.Auth):
 
         try:
             return _refusals.login_lock(self._base_url, login.credentials)
-        except OSError as problem:
-            logger.warning("cannot serialise logins across processes: %s", problem)
-            return None
+        except (OSError, ConfigurationError) as problem:
+            raise self._unlocked(login, problem) from None
 
     def _record_then_release(self, login: Login, lock: FileLock) -> Callable[[], None]:
         """What writes the refusal ``login`` got to the record, then releases the login lock.
@@ -437,10 +438,15 @@ class ThingSpaceAuth(httpx2.Auth):
 
         return write
 
-    @staticmethod
-    def _unlocked(problem: OSError) -> None:
-        logger.warning("cannot serialise logins across processes, logging in without the lock: %s", problem)
-        return None
+    def _unlocked(self, login: Login, problem: Exception) -> ConfigurationError:
+        """No login lock can be had: refuse to log in (N processes without it could lock the user)."""
+        error = ConfigurationError(
+            CONFIG_DIR_ENV,
+            f"cannot hold the login lock ({problem})",
+            "a folder this user can write; tskit does not log in without the lock (5 failed logins lock the user)",
+        )
+        self.session.finish(login, error, self._clock())
+        return error
 
     def _lock_timeout(self, login: Login) -> ThingSpaceError:
         error = self._waited("another process's login (its lock file)")
@@ -510,7 +516,7 @@ class ThingSpaceAuth(httpx2.Auth):
                     except LockTimeout:
                         raise self._lock_timeout(login) from None
                     except OSError as problem:
-                        lock = self._unlocked(problem)
+                        raise self._unlocked(login, problem) from None
                     except BaseException:
                         self._abandon(login)
                         raise
