@@ -948,3 +948,31 @@ def test_no_login_is_sent_when_no_folder_can_hold_the_login_lock(
         results = run_threads(5, lambda i: ts.list_callbacks(ACCOUNT))
         assert all(isinstance(r, tskit.ConfigurationError) and "login lock" in str(r) for r in results), results
         assert sim.count("login") == 0
+
+
+@pytest.mark.server
+def test_timeout_is_the_calls_overall_deadline_login_included() -> None:
+    sim = SlowLogins(login_delay=0.7)
+    sim.faults.latency = 0.7  # every answer: token, login and list each within the timeout alone
+    with sim.serve() as running:
+        ts = tskit.connect(**credentials(), base_url=running.base_url, timeout=1.5)
+        started = time.monotonic()
+        with pytest.raises(tskit.RequestTimeout) as caught:
+            ts.list_callbacks(ACCOUNT)
+        assert time.monotonic() - started < 2.2
+        assert "1.5 s" in str(caught.value) or "timeout ran out" in str(caught.value)
+
+
+def test_a_retry_after_longer_than_what_is_left_of_the_timeout_fails_at_once(sim: Simulator, clock: FakeClock) -> None:
+    from tskit.simulator import Fault
+
+    async def main() -> None:
+        async with make_client(sim, clock, timeout=2.0) as client:
+            await client.list_callbacks(ACCOUNT)
+            sim.faults.scripted.append(Fault(status=429, retry_after=5, operations=("list",)))
+            started = time.monotonic()
+            with pytest.raises(tskit.ApiError, match=r"Retry-After of 5 s is longer than the .* left of timeout=2"):
+                await client.list_callbacks(ACCOUNT)
+            assert time.monotonic() - started < 1
+
+    asyncio.run(main())

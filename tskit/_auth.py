@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import json
 import logging
 import time
@@ -50,6 +51,10 @@ from tskit._secret import Secret
 from tskit._session import Grant, IdentitySession, Login, LoginAbandoned
 
 logger = logging.getLogger("tskit.auth")
+
+#: The ``time.monotonic()`` by which the call in progress (in this task) must end: set by the client
+#: for each call, so that waits for a login, the login lock and the login itself share its timeout.
+CALL_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("tskit_call_deadline", default=None)
 
 #: The request extension that marks a token request or login, with the :class:`Login` it serves.
 LOGIN_EXTENSION = "tskit.login"
@@ -363,7 +368,7 @@ class ThingSpaceAuth(httpx2.Auth):
                 self._base_url + TOKEN_PATH,
                 headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
                 data={"grant_type": "client_credentials"},
-                extensions=ext,
+                extensions=_within_deadline(ext, "the OAuth token request"),
             )
             if not response.is_success:
                 raise self._refusal(login, response, "OAuth token request")
@@ -387,7 +392,7 @@ class ThingSpaceAuth(httpx2.Auth):
             self._base_url + LOGIN_PATH,
             headers={"Authorization": f"Bearer {token.reveal()}", "Accept": "application/json"},
             json={"username": creds.username, "password": creds.password.reveal()},
-            extensions=ext,
+            extensions=_within_deadline(ext, "the session login"),
         )
         if not response.is_success:
             raise self._refusal(login, response, f"session login of user {creds.username!r}")
@@ -456,6 +461,7 @@ class ThingSpaceAuth(httpx2.Auth):
     # -- after a call ----------------------------------------------------------------
 
     def _apply(self, request: httpx2.Request, grant: Grant) -> None:
+        request.extensions.update(_within_deadline(dict(request.extensions), "the call itself", request.url.path))
         if grant.token is None or grant.session is None:  # cannot happen: _usable or a login made it whole
             raise AuthenticationError(0, "", "no session to send", method=request.method, path=request.url.path)
         request.headers["Authorization"] = f"Bearer {grant.token.reveal()}"
@@ -593,7 +599,7 @@ class ThingSpaceAuth(httpx2.Auth):
             except RuntimeError:  # the loop is closed: end it here (a stopped one is seen by the waiters)
                 self._abandon(login)
 
-        flow = self._flow(request, time.monotonic() + self._timeout, on_exit=on_exit)
+        flow = self._flow(request, CALL_DEADLINE.get() or time.monotonic() + self._timeout, on_exit=on_exit)
         action: Action | None = next(flow)
         while action is not None:
             result: object = None
@@ -708,6 +714,22 @@ def _advance(flow: Flow, result: object, error: BaseException | None) -> Action 
         return flow.throw(error) if error is not None else flow.send(result)
     except StopIteration:
         return None
+
+
+def _within_deadline(extensions: dict[str, Any], what: str, path: str = LOGIN_PATH) -> dict[str, Any]:
+    """``extensions`` with httpx2 timeouts no longer than what is left of the call's deadline.
+
+    Raises:
+        RequestTimeout: Nothing is left: ``what`` is not sent.
+    """
+    deadline = CALL_DEADLINE.get()
+    if deadline is None:
+        return extensions
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise RequestTimeout(f"the call's timeout ran out before {what} was sent", method="POST", path=path)
+    extensions["timeout"] = {"connect": left, "read": left, "write": left, "pool": left}
+    return extensions
 
 
 def _renewal(expires_at: float, lifetime: float, margin: float, *, same: bool) -> float:

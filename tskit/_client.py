@@ -19,13 +19,14 @@ import httpx2
 
 from tskit import _runner
 from tskit import _validate as check
-from tskit._auth import LOGIN_EXTENSION, ThingSpaceAuth
+from tskit._auth import CALL_DEADLINE, LOGIN_EXTENSION, ThingSpaceAuth
 from tskit._config import CALLBACK_PATH, CALLBACKS_PATH, LOGOUT_PATH, Credentials
 from tskit._config import base_url as check_base_url
 from tskit._errors import (
     ApiError,
     AuthenticationError,
     ConfigurationError,
+    RequestTimeout,
     ThingSpaceError,
     TransportError,
     UnexpectedResponseError,
@@ -473,8 +474,26 @@ class ThingSpaceClient:
         Returns:
             The successful response.
         """
-        idempotent = method == "GET"
         http = self._client()  # a ConfigurationError (an unusable proxy variable) before anything is sent
+        # The call's overall deadline: login waits, lock waits, the login, retries and their sleeps.
+        deadline = time.monotonic() + self._timeout
+        token = CALL_DEADLINE.set(deadline)
+        try:
+            return await self._send_until(http, method, path, deadline, json_body, retry, extra_secrets)
+        finally:
+            CALL_DEADLINE.reset(token)
+
+    async def _send_until(
+        self,
+        http: httpx2.AsyncClient,
+        method: str,
+        path: str,
+        deadline: float,
+        json_body: dict[str, str] | None,
+        retry: bool,
+        extra_secrets: tuple[str, ...],
+    ) -> httpx2.Response:
+        idempotent = method == "GET"
         url = self.base_url + path  # absolute: httpx2 then parses it once instead of merging it twice
         headers = {"Content-Type": "application/json"}  # Verizon's pages require it on every call
         attempt = 0
@@ -483,8 +502,13 @@ class ThingSpaceClient:
             started = time.perf_counter()
             failure: ThingSpaceError
             retry_after: float | None = None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RequestTimeout(
+                    f"the call's timeout of {self._timeout:g} s ran out before try {attempt}", method=method, path=path
+                )
             try:
-                response = await http.request(method, url, json=json_body, headers=headers)
+                response = await http.request(method, url, json=json_body, headers=headers, timeout=left)
             except AuthenticationError:
                 raise
             except (httpx2.HTTPError, httpx2.StreamError, httpx2.InvalidURL) as exc:  # all below HTTP
@@ -524,6 +548,11 @@ class ThingSpaceClient:
             delay = self.retry.delay(attempt, retry_after)
             if delay is None:
                 raise failure
+            left = deadline - time.monotonic()
+            if delay >= left:  # the wait alone would outlast the call's timeout: fail now, saying so
+                wait = "ThingSpace's Retry-After" if retry_after is not None else "The wait before another try"
+                left_text = f"{max(left, 0):.1f} s left of timeout={self._timeout:g}"
+                raise _with_note(failure, f"{wait} of {delay:g} s is longer than the {left_text}")
             await asyncio.sleep(delay)
 
 
