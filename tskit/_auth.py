@@ -213,15 +213,16 @@ class ThingSpaceAuth(httpx2.Auth):
             return login
 
     def _not_sent(self, refusal: ApiError) -> AuthenticationError:
-        return AuthenticationError(
-            refusal.status_code,
-            refusal.error_code,
-            refusal.error_message,
-            method=refusal.method,
-            path=refusal.path,
-            note="Not sent: an earlier login with these credentials was refused and is not retried. "
+        error = AuthenticationError(
+            refusal.status_code, refusal.error_code, refusal.error_message, method=refusal.method, path=refusal.path
+        )
+        error.args = (
+            f"Not sent: an earlier {'token request' if refusal.path.endswith(TOKEN_PATH) else 'login'} with these "
+            f"credentials was refused (ThingSpace answered {refusal.status_code}"
+            f"{': ' + refusal.error_code if refusal.error_code else ''}) and is not retried. "
             "Fix the credentials and reconnect (or call reset())",
         )
+        return error
 
     def _waited(self, what: str) -> RequestTimeout:
         return RequestTimeout(
@@ -270,15 +271,9 @@ class ThingSpaceAuth(httpx2.Auth):
             retry_after=response.headers.get("Retry-After"),
         )
         token_request = response.request.url.path.endswith(TOKEN_PATH)
-        if _session.is_refusal(error, token_request=token_request):
-            note = (
-                f"ThingSpace refused the {what}; tskit does not try again by itself "
-                "(5 failed logins lock the user). Check the credentials, then reconnect"
-            )
-        else:
-            note = f"The {what} failed for a passing reason; not tried again at once (5 failed logins lock the user)"
+        note = _refusal_note(error, what, token_request=token_request, recorded=self._remember)
         error = _copy(error, note)
-        logger.warning("%s failed with status %s", what, response.status_code)
+        logger.info("%s failed with status %s", what, response.status_code)  # the error says it all
         old = self.session.grant
         if old is not None and response.status_code == 401 and not token_request:
             self.session.drop(old, token=True, session=True)  # the bearer was refused: a new one next time
@@ -327,15 +322,22 @@ class ThingSpaceAuth(httpx2.Auth):
             logger.warning("could not read the record of refused logins: %s", problem)
             return False
         if earlier is not None:
+            code = str(earlier.get("error_code") or "")
+            token = code in _session.TOKEN_REFUSALS
             error = AuthenticationError(
                 int(earlier.get("status_code") or 0),
-                str(earlier.get("error_code") or ""),
-                f"a login with these credentials was refused at {earlier.get('at')} "
-                "(another process or an earlier run)",
+                code,
+                "",
                 method="POST",
-                path=LOGIN_PATH,
-                note="Not sent: tskit will not try them again from any run (5 failed logins lock the user). "
-                "Fix the credentials, or run `tskit reset-login` once the user is unlocked",
+                path=TOKEN_PATH if token else LOGIN_PATH,
+            )
+            what = "the OAuth token request (application key and secret)" if token else "a login with these credentials"
+            fix = "Fix the application secret" if token else "Fix the password"
+            error.args = (
+                f"Not sent: {what} was refused at {earlier.get('at')} by another process or run "
+                f"(ThingSpace answered {error.status_code}{': ' + code if code else ''}). tskit does not try the "
+                f"same credentials again from any run. {fix}, or run `tskit reset-login`"
+                + ("" if token else " once the user can log in again (a locked user: Verizon support unlocks it)"),
             )
             self.session.refuse(login.credentials, error)
             self.session.finish(login, error, self._clock())
@@ -714,6 +716,34 @@ def _advance(flow: Flow, result: object, error: BaseException | None) -> Action 
         return flow.throw(error) if error is not None else flow.send(result)
     except StopIteration:
         return None
+
+
+def _refusal_note(error: ApiError, what: str, *, token_request: bool, recorded: bool) -> str:
+    """What a failed token request or login means for the user, and what to do."""
+    if not _session.is_refusal(error, token_request=token_request):
+        if error.status_code == 429 or error.error_code in _session.TRANSIENT_FAULTS:
+            return f"ThingSpace throttled the {what}; not tried again at once"
+        return f"The {what} failed for a passing reason; not tried again at once"
+    later = (
+        " The refusal is recorded: later runs will not try these credentials again until `tskit reset-login`"
+        if recorded
+        else ""
+    )
+    if token_request:
+        return (
+            f"ThingSpace refused the {what}: the application key or secret is wrong; "
+            f"tskit does not try again by itself.{later}"
+        )
+    if "locked" in error.error_code.lower():
+        return (
+            "The user is locked: ThingSpace refuses its logins until Verizon support unlocks it; tskit does not "
+            "try again by itself. Contact Verizon support, then run `tskit reset-login`"
+            + (" (until then later runs do not try again)" if recorded else "")
+        )
+    return (
+        f"ThingSpace refused the {what}; tskit does not try again by itself (5 failed logins lock the user). "
+        f"Check the user name and password, then reconnect.{later}"
+    )
 
 
 def _within_deadline(extensions: dict[str, Any], what: str, path: str = LOGIN_PATH) -> dict[str, Any]:

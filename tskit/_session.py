@@ -43,11 +43,11 @@ COOLDOWN: Final = 2.0
 MAX_COOLDOWN: Final = 60.0
 
 #: OAuth ``error`` values that mean the application key or secret is wrong.
-_TOKEN_REFUSALS: Final = frozenset({"invalid_client"})
+TOKEN_REFUSALS: Final = frozenset({"invalid_client"})
 #: Parts of ThingSpace's login error codes that mean a wrong user/password or a locked user.
 _LOGIN_REFUSALS: Final = ("login.failed", "userlocked", "user.locked", "locked")
 #: Gateway codes that are passing: throttled (900800…900807), bad or expired bearer (900901).
-_TRANSIENT_FAULTS: Final = frozenset({"900800", "900801", "900802", "900803", "900804", "900805", "900806", "900807"})
+TRANSIENT_FAULTS: Final = frozenset({"900800", "900801", "900802", "900803", "900804", "900805", "900806", "900807"})
 
 
 def is_refusal(error: ApiError, *, token_request: bool) -> bool:
@@ -57,10 +57,10 @@ def is_refusal(error: ApiError, *, token_request: bool) -> bool:
     bearer token (``900901``) pass, and are never remembered.
     """
     status, code = error.status_code, error.error_code
-    if status in (408, 429) or status >= 500 or code in _TRANSIENT_FAULTS or code == "900901":
+    if status in (408, 429) or status >= 500 or code in TRANSIENT_FAULTS or code == "900901":
         return False
     if token_request:
-        return code in _TOKEN_REFUSALS
+        return code in TOKEN_REFUSALS
     lowered = code.lower()
     return any(part in lowered for part in _LOGIN_REFUSALS)
 
