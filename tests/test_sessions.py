@@ -976,3 +976,12 @@ def test_a_retry_after_longer_than_what_is_left_of_the_timeout_fails_at_once(sim
             assert time.monotonic() - started < 1
 
     asyncio.run(main())
+
+
+def test_a_damaged_refusal_record_is_moved_aside_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    record = _refusals._path()
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text('{"half a record": ')
+    assert not _refusals.recorded("https://ts.example", tskit.Credentials(**credentials()))
+    assert "damaged" in caplog.text and not record.exists()
+    assert [p.name.startswith(_refusals.FILE_NAME + ".corrupt-") for p in record.parent.iterdir()].count(True) == 1

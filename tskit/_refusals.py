@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from tskit._config import Credentials
 from tskit._fingerprint import config_dir, fingerprint, load_key
 
 _lock = threading.Lock()
+logger = logging.getLogger("tskit")
 FILE_NAME = "refused-logins.json"
 #: Longest wait, in seconds, for another process to finish changing the record.
 RECORD_LOCK_WAIT = 5.0
@@ -63,11 +65,30 @@ def _secrets(base_url: str, credentials: Credentials) -> str:
 
 
 def _read() -> dict[str, Any]:
+    path = _path()
     try:
-        data = json.loads(_path().read_text())
-    except (OSError, ValueError):
+        text = path.read_text()
+    except FileNotFoundError:
         return {}
-    return data if isinstance(data, dict) else {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        return data
+    # Never read a damaged record as "nothing refused": say so loudly, and keep it for a look.
+    aside = path.with_name(f"{path.name}.corrupt-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    try:
+        path.replace(aside)
+    except OSError:
+        aside = path
+    logger.warning(
+        "the record of refused logins %s is damaged (not a JSON object); moved it to %s. Logins it held "
+        "may be tried once more: check the credentials before running many processes",
+        path,
+        aside,
+    )
+    return {}
 
 
 def _write(data: dict[str, Any]) -> None:
