@@ -40,17 +40,21 @@ class SlowLogins(Simulator):
     """A simulator whose logins take ``login_delay`` seconds, and whose first ``throttled`` logins
     are answered 429 with the API gateway's ``900800`` fault (counted in ``throttled_logins``)."""
 
-    def __init__(self, *, login_delay: float = 0.0, throttled: int = 0) -> None:
+    def __init__(self, *, login_delay: float = 0.0, throttled: int = 0, retry_after: int | None = None) -> None:
         super().__init__()
         self.login_delay = login_delay
         self.throttled = throttled
+        self.retry_after = retry_after
         self.throttled_logins = 0
 
     def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Reply:
         if raw_path.endswith("/session/login") and self.throttled_logins < self.throttled:
             self.throttled_logins += 1
             fault = {"fault": {"code": "900800", "message": "Message throttled out", "description": "try later"}}
-            return Reply(429, json.dumps(fault).encode(), (("content-type", "application/json"),))
+            headers = (("content-type", "application/json"),)
+            if self.retry_after is not None:
+                headers += (("retry-after", str(self.retry_after)),)
+            return Reply(429, json.dumps(fault).encode(), headers)
         reply = super().handle(method, raw_path, headers, body)
         if raw_path.endswith("/session/login"):
             reply.delay = max(reply.delay, self.login_delay)
@@ -985,3 +989,19 @@ def test_a_damaged_refusal_record_is_moved_aside_with_a_warning(caplog: pytest.L
     assert not _refusals.recorded("https://ts.example", tskit.Credentials(**credentials()))
     assert "damaged" in caplog.text and not record.exists()
     assert [p.name.startswith(_refusals.FILE_NAME + ".corrupt-") for p in record.parent.iterdir()].count(True) == 1
+
+
+def test_a_login_throttled_with_retry_after_is_honoured_by_other_processes(tmp_path: Path) -> None:
+    sim = SlowLogins(throttled=1, retry_after=30)
+    with sim.serve() as server:
+        env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path)}
+        command = [sys.executable, "-m", "tskit", "list", ACCOUNT]
+        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert first.returncode == 1 and "throttled" in first.stderr
+        later = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert later.returncode == 1 and "Not sent: ThingSpace throttled" in later.stderr, later.stderr
+        assert (
+            not (tmp_path / _refusals.FILE_NAME).exists()
+            or "demo-user" not in (tmp_path / _refusals.FILE_NAME).read_text()
+        )  # passing: never a refusal
+    assert (sim.throttled_logins, sim.count("login")) == (1, 0)  # one login sent, throttled; none after

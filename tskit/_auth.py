@@ -241,6 +241,8 @@ class ThingSpaceAuth(httpx2.Auth):
         elif not isinstance(error, LoginAbandoned):
             wait = min(retry_after if retry_after is not None else _session.COOLDOWN, _session.MAX_COOLDOWN)
             self.session.cool_down(error, now + wait)
+            if retry_after is not None and self._remember:  # other processes honour it too
+                login.throttled_until = time.time() + wait
         self.session.finish(login, error, now)
         return error
 
@@ -318,9 +320,21 @@ class ThingSpaceAuth(httpx2.Auth):
         try:
             earlier = _refusals.refused_before(self._base_url, login.credentials)
             stale = earlier is None and _refusals.recorded(self._base_url, login.credentials)
+            throttled = _refusals.throttled_until(self._base_url, login.credentials)
         except (OSError, ValueError) as problem:
             logger.warning("could not read the record of refused logins: %s", problem)
             return False
+        if earlier is None and throttled is not None:
+            wait = throttled - time.time()
+            error = AuthenticationError(429, "", "", method="POST", path=LOGIN_PATH)
+            error.args = (
+                f"Not sent: ThingSpace throttled a login of user {self.username!r} from another process or run "
+                f"and asked to wait; tskit logs in again in {wait:.0f} s",
+            )
+            error.retry_after = wait
+            self.session.cool_down(error, self._clock() + wait)
+            self.session.finish(login, error, self._clock())
+            raise error
         if earlier is not None:
             code = str(earlier.get("error_code") or "")
             token = code in _session.TOKEN_REFUSALS
@@ -430,14 +444,17 @@ class ThingSpaceAuth(httpx2.Auth):
         The record's own file lock may be held by another process for a while: the async driver
         runs this in a worker thread, never on the event loop, so no other call waits for it.
         """
-        status, code = login.record or (0, "")
+        record, until = login.record, login.throttled_until
         base_url, credentials = self._base_url, login.credentials
 
         def write() -> None:
             from tskit import _refusals
 
             try:
-                _refusals.remember(base_url, credentials, status, code)
+                if record is not None:
+                    _refusals.remember(base_url, credentials, *record)
+                if until is not None:
+                    _refusals.throttle(base_url, credentials, until)
             except (OSError, ValueError, LockTimeout) as problem:  # the refusal still reaches the caller
                 logger.warning("could not record the refused login: %s", problem)
             finally:
@@ -549,7 +566,7 @@ class ThingSpaceAuth(httpx2.Auth):
                 finally:
                     if lock is not None and login.file_lock is lock:
                         login.file_lock = None
-                        if login.record is None:
+                        if login.record is None and login.throttled_until is None:
                             lock.release()
                         else:  # the driver runs it off the event loop; the refusal is raised after it
                             yield _Record(self._record_then_release(login, lock))

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,8 @@ def _secrets(base_url: str, credentials: Credentials) -> str:
     return fingerprint(load_key(), base_url, credentials.client_id + "\0" + credentials.username, both)
 
 
-def _read() -> dict[str, Any]:
-    path = _path()
+def _read(path: Path | None = None) -> dict[str, Any]:
+    path = path or _path()
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -91,8 +92,8 @@ def _read() -> dict[str, Any]:
     return {}
 
 
-def _write(data: dict[str, Any]) -> None:
-    path = _path()
+def _write(data: dict[str, Any], path: Path | None = None) -> None:
+    path = path or _path()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -138,3 +139,23 @@ def forget(base_url: str, credentials: Credentials) -> bool:
             return False
         _write(data)
         return True
+
+
+#: Logins ThingSpace throttled with a ``Retry-After``: passing, never a refusal, but shared with
+#: other processes so that they honour the wait instead of each sending a login into it.
+THROTTLE_FILE = "throttled-logins.json"
+
+
+def throttle(base_url: str, credentials: Credentials, until: float) -> None:
+    """Record that logins of this user are throttled until ``until`` (``time.time()``)."""
+    path = config_dir() / THROTTLE_FILE
+    with _lock, _record_lock():
+        data = {k: v for k, v in _read(path).items() if isinstance(v, int | float) and v > time.time()}
+        data[_key(base_url, credentials)] = until
+        _write(data, path)
+
+
+def throttled_until(base_url: str, credentials: Credentials) -> float | None:
+    """Until when (``time.time()``) another process was told to wait before logging in as this user."""
+    until = _read(config_dir() / THROTTLE_FILE).get(_key(base_url, credentials))
+    return float(until) if isinstance(until, int | float) and until > time.time() else None

@@ -99,6 +99,8 @@ class Login:
         self.file_lock: FileLock | None = None
         #: The refusal to write to the record on disk (status, error code), once the login failed.
         self.record: tuple[int, str] | None = None
+        #: Until when (``time.time()``) ThingSpace asked to wait before another login, to share.
+        self.throttled_until: float | None = None
 
     def leader_gone(self) -> bool:
         """Whether the caller leading this login can no longer end it.
