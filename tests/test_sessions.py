@@ -51,10 +51,10 @@ class SlowLogins(Simulator):
         if raw_path.endswith("/session/login") and self.throttled_logins < self.throttled:
             self.throttled_logins += 1
             fault = {"fault": {"code": "900800", "message": "Message throttled out", "description": "try later"}}
-            headers = (("content-type", "application/json"),)
+            answer: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
             if self.retry_after is not None:
-                headers += (("retry-after", str(self.retry_after)),)
-            return Reply(429, json.dumps(fault).encode(), headers)
+                answer += (("retry-after", str(self.retry_after)),)
+            return Reply(429, json.dumps(fault).encode(), answer)
         reply = super().handle(method, raw_path, headers, body)
         if raw_path.endswith("/session/login"):
             reply.delay = max(reply.delay, self.login_delay)
