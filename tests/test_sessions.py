@@ -1005,3 +1005,19 @@ def test_a_login_throttled_with_retry_after_is_honoured_by_other_processes(tmp_p
             or "demo-user" not in (tmp_path / _refusals.FILE_NAME).read_text()
         )  # passing: never a refusal
     assert (sim.throttled_logins, sim.count("login")) == (1, 0)  # one login sent, throttled; none after
+
+
+def test_the_cli_timeout_option_is_each_calls_deadline(tmp_path: Path) -> None:
+    sim = SlowLogins(login_delay=3.0)
+    with sim.serve() as server:
+        env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path)}
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "tskit", "list", ACCOUNT, "--timeout", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode != 0 and "1 s" in done.stderr, done.stderr
+        assert time.monotonic() - started < 2.9

@@ -47,7 +47,9 @@ def _show(frame: pd.DataFrame, fmt: str = "table") -> str:
 def _connect(args: argparse.Namespace) -> ThingSpace:
     import tskit
 
-    return tskit.connect(simulator=True if getattr(args, "simulator", False) else None)
+    return tskit.connect(
+        simulator=True if getattr(args, "simulator", False) else None, timeout=getattr(args, "timeout", None) or 30.0
+    )
 
 
 def _accounts(args: argparse.Namespace) -> list[str]:
@@ -320,6 +322,19 @@ def _add_backend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--simulator", action="store_true", help="use the embedded simulator even when credentials are set"
     )
+    parser.add_argument(
+        "--timeout", type=_seconds, default=30.0, help="seconds each call may take, login and retries included (30)"
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
