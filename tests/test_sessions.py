@@ -1021,3 +1021,21 @@ def test_the_cli_timeout_option_is_each_calls_deadline(tmp_path: Path) -> None:
         )
         assert done.returncode != 0 and "1 s" in done.stderr, done.stderr
         assert time.monotonic() - started < 2.9
+
+
+def test_tskit_audit_with_a_refused_login_says_so_in_one_line(tmp_path: Path) -> None:
+    sim = Simulator()
+    with sim.serve() as server:
+        env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path), "THINGSPACE_PASSWORD": WRONG}
+        accounts = ["0000123456-00001", "0000123456-00002", "0000123456-00003"]
+        done = subprocess.run(
+            [sys.executable, "-m", "tskit", "audit", *accounts, "--no-progress"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "refused" in lines[0] and "0000123456-00002" not in done.stdout, done.stderr
+    assert sim.count("login") == 1

@@ -151,6 +151,7 @@ def _cmd_deregister(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
+    import tskit
     from tskit.audit import Audit, Severity
 
     expect = [s.strip() for s in ",".join(args.expect).split(",") if s.strip()]
@@ -167,6 +168,11 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     names = _accounts(args)
     with _connect(args) as ts:
         audit = ts.audit(names, expect, concurrency=args.concurrency, progress=False if args.no_progress else None)
+        errors = audit.error_list
+        if errors and len(errors) == len(audit.accounts) and all(e.error == "AuthenticationError" for e in errors):
+            # Not one account was read because the login failed: say that once, not once per account.
+            refused = ts.client.auth.refused
+            raise tskit.ThingSpaceError(str(refused) if refused else f"the login failed: {errors[0].error_code}")
     if args.save:
         audit.save(args.save)
     changes = audit.diff(old) if old is not None else None
