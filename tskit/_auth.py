@@ -377,6 +377,7 @@ class ThingSpaceAuth(httpx2.Auth):
         if "timeout" in request.extensions:  # requests made here get none from the client
             ext["timeout"] = request.extensions["timeout"]
         if token is None:
+            _still_leading(login)
             basic = creds.basic_authorization()
             session.token_requests += 1
             response = yield httpx2.Request(
@@ -402,6 +403,7 @@ class ThingSpaceAuth(httpx2.Auth):
             # Kept before the login is sent: a failed login leaves a valid token for the next one,
             # and the token is then among the secrets scrubbed from the login's error.
             session.grant = Grant(token, expires_at, None, renew_at)
+        _still_leading(login)
         session.logins += 1
         response = yield httpx2.Request(
             "POST",
@@ -553,6 +555,8 @@ class ThingSpaceAuth(httpx2.Auth):
                 except GeneratorExit:  # a request failed below HTTP, or the call was cancelled
                     on_exit(login)
                     raise
+                except _TakenOver:  # this leader's loop stopped and another call took over: wait for it
+                    continue
                 except AuthenticationError as error:  # the answer was unusable (too large)
                     if not login.future.done():
                         self._failed(login, error)
@@ -692,6 +696,16 @@ class _Wait(NamedTuple):
                 return await asyncio.wait_for(asyncio.shield(outcome), min(_LEADER_CHECK, self.remaining()))
             except TimeoutError:
                 self._check()
+
+
+class _TakenOver(Exception):
+    """The login this call led was taken over by another call while this one's loop was stopped."""
+
+
+def _still_leading(login: Login) -> None:
+    """Stop a leader whose login was taken over (its loop was stopped, then ran again)."""
+    if login.future.done():
+        raise _TakenOver
 
 
 def _release(login: Login) -> None:

@@ -134,6 +134,8 @@ class IdentitySession:
 
     def finish(self, login: Login, outcome: Grant | BaseException, now: float) -> None:
         """Record the outcome of ``login`` and hand it to every waiter."""
+        if login.future.done():  # a leader that was taken over while its loop was stopped: changes nothing
+            return
         with self.lock:
             if self.login is login:
                 self.login = None
