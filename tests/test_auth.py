@@ -100,7 +100,8 @@ async def test_revoked_token_401_fetches_new_token_and_retries_once(sim: Simulat
         await client.list_callbacks(ACCOUNT)
         sim.revoke_tokens()
         assert len(await client.list_callbacks(ACCOUNT)) == 2
-        assert (client.auth.token_requests, client.auth.logins) == (2, 2)
+        # a refused bearer (900901) says nothing of the session: a new token, the same session
+        assert (client.auth.token_requests, client.auth.logins) == (2, 1)
 
 
 async def test_persistent_401_is_not_retried_in_a_loop(sim: Simulator, clock: FakeClock) -> None:
@@ -243,7 +244,7 @@ async def test_a_refusal_is_remembered_across_runs(sim: Simulator, clock: FakeCl
     for _ in range(6):  # later runs (new processes, as a cron job makes): nothing is sent
         _session.forget_all()  # what a new process starts with
         async with make_client(sim, clock, credentials=wrong) as later_run:
-            with pytest.raises(tskit.AuthenticationError, match="an earlier run"):
+            with pytest.raises(tskit.AuthenticationError, match="by another process or run"):
                 await later_run.list_callbacks(ACCOUNT)
     assert sim.count("login") == 1 and not sim.is_locked(DEMO_USERNAME)
     record = _fingerprint.config_dir() / _refusals.FILE_NAME
@@ -265,3 +266,23 @@ async def test_an_unusable_refusal_record_does_not_hide_the_refusal(
         with pytest.raises(tskit.AuthenticationError, match="does not try again"):
             await client.list_callbacks(ACCOUNT)
     assert "could not record the refused login" in caplog.text
+
+
+async def test_refusal_messages_say_what_was_refused_and_what_to_do(sim: Simulator, clock: FakeClock) -> None:
+    wrong_secret = tskit.Credentials(DEMO_CLIENT_ID, "wrong-secret", DEMO_USERNAME, "the-password")
+    async with make_client(sim, clock, credentials=wrong_secret) as client:
+        with pytest.raises(tskit.AuthenticationError) as caught:
+            await client.list_callbacks(ACCOUNT)
+    text = str(caught.value)
+    assert "token" in text and "application key or secret" in text and "once the user is unlocked" not in text
+    assert "recorded" in text and "tskit reset-login" in text
+    wrong = tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, "not-the-password")
+    async with make_client(sim, clock, credentials=wrong) as client:
+        with pytest.raises(tskit.AuthenticationError) as caught:
+            await client.list_callbacks(ACCOUNT)
+    assert ".." not in str(caught.value)
+    sim.faults.scripted.append(Fault(status=429, retry_after=1, operations=("login",)))
+    async with make_client(sim, clock) as client:
+        with pytest.raises(tskit.AuthenticationError) as caught:
+            await client.list_callbacks(ACCOUNT)
+    assert "throttled" in str(caught.value) and "lock" not in str(caught.value)

@@ -118,7 +118,7 @@ def test_cron_runs_with_a_wrong_password_try_to_log_in_once(tmp_path) -> None:
                 [sys.executable, "-m", "tskit", "list", "0000123456-00001"], env=env, capture_output=True, text=True
             )
             assert done.returncode == 1
-            assert ("does not try again" if run == 0 else "an earlier run") in done.stderr
+            assert ("does not try again" if run == 0 else "by another process or run") in done.stderr
         assert sim.count("login") == 1 and not sim.is_locked("demo-user")
         reset = subprocess.run(
             [sys.executable, "-m", "tskit", "reset-login"], env=env, capture_output=True, text=True, check=True

@@ -51,7 +51,7 @@ async def test_no_secret_in_reprs_frames_errors_or_logs(
         await client.list_callbacks(ACCOUNT)
     shown += [str(caught.value), repr(caught.value)]
     secrets = held_secrets(client)
-    assert len(set(secrets)) == 5  # the OAuth token and the session token are held by now
+    assert len(set(secrets)) == 6  # the Basic credentials, and the OAuth and session tokens held by now
     text = "\n".join(shown) + "\n".join(r.getMessage() for r in caplog.records)
     for secret in secrets:
         assert secret not in text

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +40,21 @@ class SlowLogins(Simulator):
     """A simulator whose logins take ``login_delay`` seconds, and whose first ``throttled`` logins
     are answered 429 with the API gateway's ``900800`` fault (counted in ``throttled_logins``)."""
 
-    def __init__(self, *, login_delay: float = 0.0, throttled: int = 0) -> None:
+    def __init__(self, *, login_delay: float = 0.0, throttled: int = 0, retry_after: int | None = None) -> None:
         super().__init__()
         self.login_delay = login_delay
         self.throttled = throttled
+        self.retry_after = retry_after
         self.throttled_logins = 0
 
     def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Reply:
         if raw_path.endswith("/session/login") and self.throttled_logins < self.throttled:
             self.throttled_logins += 1
             fault = {"fault": {"code": "900800", "message": "Message throttled out", "description": "try later"}}
-            return Reply(429, json.dumps(fault).encode(), (("content-type", "application/json"),))
+            answer: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
+            if self.retry_after is not None:
+                answer += (("retry-after", str(self.retry_after)),)
+            return Reply(429, json.dumps(fault).encode(), answer)
         reply = super().handle(method, raw_path, headers, body)
         if raw_path.endswith("/session/login"):
             reply.delay = max(reply.delay, self.login_delay)
@@ -136,7 +140,7 @@ def test_6_processes_started_together_with_a_wrong_password_send_one_login(tmp_p
         assert [proc.returncode for proc in procs] == [1] * 6
         errors = [err for _, err in outcomes]
         assert sum("does not try again" in e for e in errors) == 1, errors  # the one that sent it
-        assert sum("an earlier run" in e for e in errors) == 5, errors  # the others read its refusal
+        assert sum("by another process or run" in e for e in errors) == 5, errors  # the others read its refusal
         assert sim.count("login") == 1 and not sim.is_locked(DEMO_USERNAME)
 
 
@@ -147,7 +151,7 @@ def test_a_throttled_login_is_not_remembered_and_a_later_run_logs_in(tmp_path: P
         env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path)}
         command = [sys.executable, "-m", "tskit", "list", ACCOUNT]
         first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-        assert first.returncode == 1 and "900800" in first.stderr and "passing reason" in first.stderr
+        assert first.returncode == 1 and "900800" in first.stderr and "throttled" in first.stderr
         assert (
             not (tmp_path / _refusals.FILE_NAME).exists()
             or "demo-user" not in (tmp_path / _refusals.FILE_NAME).read_text()
@@ -178,7 +182,7 @@ async def test_passing_login_failures_are_never_recorded(
 
     inner = sim.transport()
     async with make_client(sim, clock, transport=httpx2.MockTransport(handler)) as client:
-        with pytest.raises(tskit.ApiError, match="passing reason"):
+        with pytest.raises(tskit.ApiError, match=r"passing reason|throttled"):
             await client.list_callbacks(ACCOUNT)
         assert client.auth.refused is None
     record = Path(os.environ["TSKIT_CONFIG_DIR"]) / _refusals.FILE_NAME
@@ -245,7 +249,7 @@ async def test_a_stale_401_never_erases_newer_credentials(sim: Simulator, clock:
         hold.release.set()  # now the stale 401 for token 1 lands
         assert len(await late) == 2  # no assert tripped: it retried with the fresh credentials
         assert client.auth.session.grant is fresh  # and erased nothing
-    assert (sim.count("token"), sim.count("login")) == (2, 2)
+    assert (sim.count("token"), sim.count("login")) == (2, 1)  # a refused bearer keeps the session
 
 
 class HoldStaleAndLogin(HoldFirstList):
@@ -271,6 +275,7 @@ async def test_a_stale_401_landing_between_new_token_and_new_login_trips_nothing
         await warm.list_callbacks(ACCOUNT)  # token and session 1
     async with make_client(sim, clock, transport=hold) as client:
         sim.revoke_tokens()
+        sim.expire_sessions()  # both: a new token, then a new login
         late = asyncio.create_task(client.list_callbacks(ACCOUNT))  # its 401 is held back
         await hold.answered.wait()
         relogin = asyncio.create_task(client.list_callbacks(ACCOUNT))  # 401, new token, then the login...
@@ -547,4 +552,491 @@ def test_blocking_httpx2_clients_in_10_threads_share_one_login_through_the_sync_
         assert all(isinstance(r, tskit.AuthenticationError) for r in results), results
     else:
         assert results == [200] * 10
+    assert sim.count("login") == 1
+
+
+@pytest.mark.server
+def test_right_and_wrong_callers_of_one_user_never_share_a_session_or_its_refusal(slow_server) -> None:
+    sim, url = slow_server
+    right, wrong = (tskit.connect(**credentials(p), base_url=url) for p in (DEMO_PASSWORD, WRONG))
+    assert len(right.list_callbacks(ACCOUNT)) == 2
+    with pytest.raises(tskit.AuthenticationError):  # a wrong password is never served by the right one's session
+        wrong.list_callbacks(ACCOUNT)
+    _session.forget_all()
+    sim.expire_sessions()
+    results = run_threads(20, lambda i: (wrong if i % 2 else right).list_callbacks(ACCOUNT))
+    assert all(isinstance(r, tskit.AuthenticationError) for r in results[1::2]), results
+    shown = [len(r) for r in results[0::2] if isinstance(r, Sized)]  # DataFrames; a refusal has no len
+    assert shown == [2] * 10, results
+    assert sim.count("login") == 3 and not sim.is_locked(DEMO_USERNAME)  # the wrong one: on record, not resent
+
+
+@pytest.mark.server
+def test_a_password_changed_at_the_server_is_used_by_new_connections(slow_server) -> None:
+    sim, url = slow_server
+    old = tskit.connect(**credentials(), base_url=url)
+    assert len(old.list_callbacks(ACCOUNT)) == 2
+    sim.add_user(DEMO_USERNAME, "the-new-password")
+    sim.expire_sessions()
+    sim.revoke_tokens()
+    with pytest.raises(tskit.AuthenticationError):
+        old.list_callbacks(ACCOUNT)
+    new = tskit.connect(**credentials("the-new-password"), base_url=url)
+    assert len(new.list_callbacks(ACCOUNT)) == 2
+    with pytest.raises(tskit.AuthenticationError, match="Not sent"):
+        tskit.connect(**credentials(), base_url=url).list_callbacks(ACCOUNT)
+
+
+@pytest.mark.server
+def test_successive_asyncio_runs_with_new_connections_send_one_login(slow_server) -> None:
+    sim, url = slow_server
+
+    async def main() -> int:
+        ts = tskit.connect(**credentials(), base_url=url)
+        try:
+            return len(await ts.alist_callbacks(ACCOUNT))
+        finally:
+            await ts.aclose()
+
+    for _ in range(4):
+        assert asyncio.run(main()) == 2
+    assert sim.count("login") == 1
+
+
+class RawLoginServer:
+    """A loopback HTTP server written on sockets, to answer logins as no well-behaved server would.
+
+    Token requests get a token; logins get ``login_answer`` (raw bytes); counted per path.
+    """
+
+    def __init__(self, login_answer: bytes) -> None:
+        self.login_answer = login_answer
+        self.token_answer: bytes | None = None
+        self.counts: dict[str, int] = {"token": 0, "login": 0, "other": 0}
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+            ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+        ready.wait()
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                path = line.decode().split(" ")[1]
+                length = 0
+                while (header := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = header.decode().partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                kind = "token" if path.endswith("/oauth2/token") else "login" if path.endswith("/login") else "other"
+                self.counts[kind] += 1
+                if kind == "token" and self.token_answer is not None:
+                    writer.write(self.token_answer)
+                elif kind == "token":
+                    body = json.dumps({"access_token": "tok-1234567890", "expires_in": 3600}).encode()
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                else:
+                    await asyncio.sleep(0.2)  # long enough for every caller to wait for this login
+                    writer.write(self.login_answer)
+                    await writer.drain()
+                    writer.close()
+                    return
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        async def stop() -> None:
+            self.server.close()
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'HTTP/1.1 400 Bad Request\r\nContent-Length: 500\r\n\r\n{"errorCode":"UnifiedWebService.REQUEST_FAILED',
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nabcde",
+    ],
+    ids=["truncated-400", "bad-chunking", "bad-gzip"],
+)
+def test_a_login_answer_broken_mid_body_is_one_failed_login_for_every_waiter(answer: bytes) -> None:
+    server = RawLoginServer(answer)
+    try:
+        ts = tskit.connect(client_id="app", client_secret="app-s", username="u", password="pw", base_url=server.url)
+        results = run_threads(30, lambda i: ts.list_callbacks(ACCOUNT))
+        assert all(isinstance(r, tskit.TransportError) for r in results), results
+        assert server.counts == {"token": 1, "login": 1, "other": 0}
+        with pytest.raises(tskit.TransportError, match="cooldown"):  # then the cooldown: not sent at once
+            ts.list_callbacks(ACCOUNT)
+        assert not _refusals.recorded(server.url, ts.client.auth._credentials)  # passing: never recorded
+    finally:
+        server.close()
+
+
+@pytest.mark.server
+def test_a_failed_login_keeps_the_token_it_just_obtained_and_scrubs_it_from_the_error() -> None:
+    server = RawLoginServer(
+        b"HTTP/1.1 500 Oops\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n\r\nbearer tok-1234567890 ??"
+    )
+    try:
+        ts = tskit.connect(client_id="app", client_secret="app-s", username="u", password="pw", base_url=server.url)
+        with pytest.raises(tskit.ThingSpaceError) as caught:
+            ts.list_callbacks(ACCOUNT)
+        assert "tok-1234567890" not in str(caught.value)
+        time.sleep(_session.COOLDOWN + 0.1)
+        with pytest.raises(tskit.ThingSpaceError):
+            ts.list_callbacks(ACCOUNT)
+        assert server.counts["token"] == 1 and server.counts["login"] == 2
+    finally:
+        server.close()
+
+
+@pytest.mark.server
+def test_an_error_page_echoing_the_basic_header_shows_no_secret() -> None:
+    import base64
+
+    basic = base64.b64encode(b"app:app-s").decode()
+    page = f"<html><p>Rejected credentials {basic}, see the log</p></html>".encode()
+    server = RawLoginServer(b"")
+    server.token_answer = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: %d\r\n\r\n%s" % (len(page), page)
+    try:
+        ts = tskit.connect(client_id="app", client_secret="app-s", username="u", password="pw", base_url=server.url)
+        with pytest.raises(tskit.ThingSpaceError) as caught:
+            ts.list_callbacks(ACCOUNT)
+        assert basic not in str(caught.value) and "***" in str(caught.value)
+    finally:
+        server.close()
+
+
+@pytest.mark.server
+def test_a_login_answer_larger_than_the_cap_is_refused_clearly_and_not_kept() -> None:
+    size = 5 * tskit._auth.MAX_LOGIN_ANSWER
+    server = RawLoginServer(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (size, b"x" * size))
+    try:
+        ts = tskit.connect(client_id="app", client_secret="app-s", username="u", password="pw", base_url=server.url)
+        results = run_threads(5, lambda i: ts.list_callbacks(ACCOUNT))
+        assert all(isinstance(r, tskit.AuthenticationError) and "larger than 1 MB" in str(r) for r in results), results
+        assert server.counts["login"] == 1
+    finally:
+        server.close()
+
+
+@pytest.mark.server
+def test_a_blocking_call_on_tskits_own_io_loop_fails_clearly_and_later_calls_work(slow_server) -> None:
+    from tskit import _runner
+
+    _sim, url = slow_server
+    ts = tskit.connect(**credentials(), base_url=url)
+    assert len(ts.list_callbacks(ACCOUNT)) == 2
+    outcome: list[object] = []
+    done = threading.Event()
+
+    def on_the_io_loop() -> None:
+        try:
+            outcome.append(ts.list_callbacks(ACCOUNT))
+        except BaseException as error:  # kept, to be looked at by the test
+            outcome.append(error)
+        done.set()
+
+    _runner.io_loop().call_soon_threadsafe(on_the_io_loop)
+    assert done.wait(10)
+    assert isinstance(outcome[0], RuntimeError) and "async twin" in str(outcome[0])
+    assert not _runner.is_patched(_runner.io_loop())
+    results = run_threads(5, lambda i: ts.list_callbacks(ACCOUNT))
+    assert all(not isinstance(r, BaseException) for r in results), results
+
+
+_IO_THREAD_DIES = """
+import asyncio, time
+from tskit import _runner
+
+async def forever():
+    await asyncio.sleep(3600)
+
+loop = _runner.io_loop()
+loop.call_later(0.2, loop.stop)  # the thread ends as if it died
+started = time.monotonic()
+try:
+    _runner.run(forever())
+except RuntimeError as error:
+    assert "I/O loop stopped" in str(error), error
+else:
+    raise AssertionError("no error")
+assert time.monotonic() - started < 5
+assert _runner.run(asyncio.sleep(0, result=7)) == 7  # a new I/O loop serves the next call
+print("ok")
+"""
+
+
+def test_a_blocking_call_fails_clearly_when_the_io_loop_thread_dies() -> None:
+    # In a process of its own: the I/O loop it stops is the process's.
+    done = subprocess.run([sys.executable, "-c", _IO_THREAD_DIES], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.mark.server
+def test_a_login_whose_leaders_loop_stopped_is_taken_over_by_the_next_caller() -> None:
+    sim = SlowLogins(login_delay=1.0)
+    with sim.serve() as running:
+        ts = tskit.connect(**credentials(), base_url=running.base_url, timeout=10)
+        loop = asyncio.new_event_loop()
+        loop.call_later(0.3, loop.stop)  # as Ctrl-C in run_until_complete: the loop never runs again
+        with pytest.raises(RuntimeError, match="stopped"):
+            loop.run_until_complete(ts.alist_callbacks(ACCOUNT))
+        started = time.monotonic()
+        assert len(ts.list_callbacks(ACCOUNT)) == 2  # not stuck behind the stopped leader
+        assert time.monotonic() - started < 5
+        assert sim.count("login") == 2
+        stopped = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        done = loop.run_until_complete(asyncio.gather(*stopped, return_exceptions=True))  # it runs again
+        assert [len(r) for r in done if not isinstance(r, BaseException)] == [2], done  # on the new login
+        assert sim.count("login") == 2  # the resumed leader sent none of its own
+        loop.run_until_complete(ts.aclose())
+        loop.close()
+
+
+@pytest.mark.server
+def test_a_caller_taking_over_a_stopped_leader_gets_the_login_lock_it_held() -> None:
+    sim = SlowLogins(login_delay=1.0)
+    with sim.serve() as running:
+        ts = tskit.connect(**credentials(), base_url=running.base_url, timeout=10)
+        lock = _refusals.login_lock(running.base_url, tskit.Credentials(**credentials()))
+        holder = threading.Timer(0.5, lock.release)
+        lock.acquire()  # another process logs in first: the leader below then holds the lock in its login
+        holder.start()
+        loop = asyncio.new_event_loop()
+        loop.call_later(0.8, loop.stop)
+        with pytest.raises(RuntimeError, match="stopped"):
+            loop.run_until_complete(ts.alist_callbacks(ACCOUNT))
+        started = time.monotonic()
+        assert len(ts.list_callbacks(ACCOUNT)) == 2
+        assert time.monotonic() - started < 5
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
+        loop.run_until_complete(ts.aclose())
+        loop.close()
+
+
+@pytest.mark.server
+def test_a_refusal_waiting_for_the_record_lock_never_blocks_other_callers(tmp_path: Path) -> None:
+    sim = Simulator()
+    sim.add_user("other", "other-pw", accounts=[ACCOUNT])
+    with sim.serve() as running:
+        path = _refusals._path().with_name(_refusals.FILE_NAME + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hold = f"from filelock import FileLock; lock = FileLock({str(path)!r}); lock.acquire()"
+        # another process is changing the record, slowly (until its input ends)
+        hold += "; print('held', flush=True); input()"
+        pipe = subprocess.PIPE
+        holder = subprocess.Popen([sys.executable, "-c", hold], stdin=pipe, stdout=pipe, text=True)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        try:
+            other = tskit.connect(**{**credentials("other-pw"), "username": "other"}, base_url=running.base_url)
+            assert len(other.list_callbacks(ACCOUNT)) == 2
+            wrong = tskit.connect(**credentials(WRONG), base_url=running.base_url)
+            errors: list[object] = []
+            calls = lambda: errors.extend(run_threads(2, lambda i: wrong.list_callbacks(ACCOUNT)))  # noqa: E731
+            refused = threading.Thread(target=calls)
+            refused.start()
+            time.sleep(0.5)  # the refusal now waits for the record lock, in a worker thread
+            started = time.monotonic()
+            assert len(other.list_callbacks(ACCOUNT)) == 2  # on the same I/O loop
+            assert time.monotonic() - started < 1
+            assert not _refusals.recorded(running.base_url, tskit.Credentials(**credentials(WRONG)))
+        finally:
+            holder.communicate("", timeout=10)
+        refused.join(10)
+        assert len(errors) == 2 and all(isinstance(e, tskit.AuthenticationError) for e in errors), errors
+        assert _refusals.recorded(running.base_url, tskit.Credentials(**credentials(WRONG)))
+        assert sim.count("login") == 2
+
+
+def test_a_token_near_its_end_is_not_asked_for_once_per_call(clock: FakeClock) -> None:
+    from tskit.simulator._config import SimulatorConfig
+
+    sim = Simulator(SimulatorConfig(token_lifetime=63), clock=FakeClock())
+
+    async def main() -> None:
+        async with make_client(sim, clock) as client:
+            for _ in range(1400):  # 70 s of calls every 50 ms: the whole life of a token, and the next
+                assert len(await client.list_callbacks(ACCOUNT)) == 2
+                clock.advance(0.05)
+                sim.advance(0.05)
+            # each token asked again once half-way (the same one comes back), not once per call
+            assert client.auth.token_requests <= 4 and client.auth.logins == 1, client.auth.token_requests
+
+    asyncio.run(main())
+
+
+@pytest.mark.server
+def test_each_asyncio_run_closes_its_connections_and_keeps_no_loop_alive(slow_server) -> None:
+    import gc
+    import weakref
+
+    _sim, url = slow_server
+    ts = tskit.connect(**credentials(), base_url=url)
+    ts.list_callbacks(ACCOUNT)
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def main() -> int:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        return len(await ts.alist_callbacks(ACCOUNT))
+
+    before = _open_fds()
+    for _ in range(30):
+        assert asyncio.run(main()) == 2  # never closed by the caller: asyncio.run's end closes it
+    gc.collect()
+    assert _open_fds() <= before + 2
+    assert all(ref() is None for ref in loops)
+    ts.close()
+
+
+@pytest.mark.server
+def test_an_unusable_config_folder_falls_back_to_a_private_temporary_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import tempfile
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("TSKIT_CONFIG_DIR", str(tmp_path / "a-file" / "tskit"))  # under a file: cannot be made
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    sim = Simulator()
+    with sim.serve() as running:
+        ts = tskit.connect(**credentials(WRONG), base_url=running.base_url)
+        with pytest.raises(tskit.AuthenticationError):
+            ts.list_callbacks(ACCOUNT)
+        fallback = tmp_path / "tmp" / f"tskit-{os.getuid()}"
+        assert (fallback / _refusals.FILE_NAME).exists() and (fallback / "logins").is_dir()
+        assert fallback.stat().st_mode & 0o777 == 0o700
+        assert "TSKIT_CONFIG_DIR" in caplog.text
+        _session.forget_all()
+        with pytest.raises(tskit.AuthenticationError, match="Not sent"):  # the record is found there
+            tskit.connect(**credentials(WRONG), base_url=running.base_url).list_callbacks(ACCOUNT)
+        assert sim.count("login") == 1
+
+
+@pytest.mark.server
+def test_no_login_is_sent_when_no_folder_can_hold_the_login_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("TSKIT_CONFIG_DIR", str(tmp_path / "a-file" / "tskit"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "a-file"))  # no temporary folder either
+    sim = Simulator()
+    with sim.serve() as running:
+        ts = tskit.connect(**credentials(WRONG), base_url=running.base_url)
+        results = run_threads(5, lambda i: ts.list_callbacks(ACCOUNT))
+        assert all(isinstance(r, tskit.ConfigurationError) and "login lock" in str(r) for r in results), results
+        assert sim.count("login") == 0
+
+
+@pytest.mark.server
+def test_timeout_is_the_calls_overall_deadline_login_included() -> None:
+    sim = SlowLogins(login_delay=0.7)
+    sim.faults.latency = 0.7  # every answer: token, login and list each within the timeout alone
+    with sim.serve() as running:
+        ts = tskit.connect(**credentials(), base_url=running.base_url, timeout=1.5)
+        started = time.monotonic()
+        with pytest.raises(tskit.RequestTimeout) as caught:
+            ts.list_callbacks(ACCOUNT)
+        assert time.monotonic() - started < 2.2
+        assert "1.5 s" in str(caught.value) or "timeout ran out" in str(caught.value)
+
+
+def test_a_retry_after_longer_than_what_is_left_of_the_timeout_fails_at_once(sim: Simulator, clock: FakeClock) -> None:
+    from tskit.simulator import Fault
+
+    async def main() -> None:
+        async with make_client(sim, clock, timeout=2.0) as client:
+            await client.list_callbacks(ACCOUNT)
+            sim.faults.scripted.append(Fault(status=429, retry_after=5, operations=("list",)))
+            started = time.monotonic()
+            with pytest.raises(tskit.ApiError, match=r"Retry-After of 5 s is longer than the .* left of timeout=2"):
+                await client.list_callbacks(ACCOUNT)
+            assert time.monotonic() - started < 1
+
+    asyncio.run(main())
+
+
+def test_a_damaged_refusal_record_is_moved_aside_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    record = _refusals._path()
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text('{"half a record": ')
+    assert not _refusals.recorded("https://ts.example", tskit.Credentials(**credentials()))
+    assert "damaged" in caplog.text and not record.exists()
+    assert [p.name.startswith(_refusals.FILE_NAME + ".corrupt-") for p in record.parent.iterdir()].count(True) == 1
+
+
+def test_a_login_throttled_with_retry_after_is_honoured_by_other_processes(tmp_path: Path) -> None:
+    sim = SlowLogins(throttled=1, retry_after=30)
+    with sim.serve() as server:
+        env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path)}
+        command = [sys.executable, "-m", "tskit", "list", ACCOUNT]
+        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert first.returncode == 1 and "throttled" in first.stderr
+        later = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert later.returncode == 1 and "Not sent: ThingSpace throttled" in later.stderr, later.stderr
+        assert (
+            not (tmp_path / _refusals.FILE_NAME).exists()
+            or "demo-user" not in (tmp_path / _refusals.FILE_NAME).read_text()
+        )  # passing: never a refusal
+    assert (sim.throttled_logins, sim.count("login")) == (1, 0)  # one login sent, throttled; none after
+
+
+def test_the_cli_timeout_option_is_each_calls_deadline(tmp_path: Path) -> None:
+    sim = SlowLogins(login_delay=3.0)
+    with sim.serve() as server:
+        env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path)}
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "tskit", "list", ACCOUNT, "--timeout", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode != 0 and "1 s" in done.stderr, done.stderr
+        assert time.monotonic() - started < 2.9
+
+
+def test_tskit_audit_with_a_refused_login_says_so_in_one_line(tmp_path: Path) -> None:
+    sim = Simulator()
+    with sim.serve() as server:
+        env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path), "THINGSPACE_PASSWORD": WRONG}
+        accounts = ["0000123456-00001", "0000123456-00002", "0000123456-00003"]
+        done = subprocess.run(
+            [sys.executable, "-m", "tskit", "audit", *accounts, "--no-progress"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "refused" in lines[0] and "0000123456-00002" not in done.stdout, done.stderr
     assert sim.count("login") == 1

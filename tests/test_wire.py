@@ -191,3 +191,26 @@ async def test_a_loopback_base_url_never_goes_through_the_environment_s_proxy(
         await ts.aclose()
     assert proxy.connections == 1  # the client secret never went to the proxy
     assert sim.count("login") == 1
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1", "::garbage::", "ftp://proxy.invalid"])
+def test_an_unusable_proxy_variable_is_a_configuration_error_and_loopback_ignores_it(
+    monkeypatch: pytest.MonkeyPatch, proxy: str
+) -> None:
+    monkeypatch.setenv("ALL_PROXY", proxy)
+    ts = tskit.connect(
+        client_id="a", client_secret="b", username="c", password="d", base_url="https://ts.example.invalid", timeout=3
+    )
+    with pytest.raises(tskit.ConfigurationError, match="ALL_PROXY"):
+        ts.list_callbacks("0000123456-00001")
+    with Simulator().serve() as server:  # a loopback base URL does not even read the proxy variables
+        local = tskit.connect(
+            client_id=DEMO_CLIENT_ID,
+            client_secret=DEMO_CLIENT_SECRET,
+            username=DEMO_USERNAME,
+            password=DEMO_PASSWORD,
+            base_url=server.base_url,
+        )
+        assert len(local.list_callbacks("0000123456-00001")) == 2
+        local.close()

@@ -21,13 +21,14 @@ Rules that keep accounts safe (ThingSpace locks a user after five failed logins)
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
+import contextlib
+import contextvars
 import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import httpx2
 from filelock import FileLock
@@ -38,19 +39,27 @@ from tskit._config import LOGIN_PATH, TOKEN_PATH, Credentials
 from tskit._errors import (
     ApiError,
     AuthenticationError,
+    ConfigurationError,
     RequestTimeout,
     ThingSpaceError,
     error_from_response,
     parse_error_body,
     scrub,
 )
+from tskit._fingerprint import CONFIG_DIR_ENV
 from tskit._secret import Secret
 from tskit._session import Grant, IdentitySession, Login, LoginAbandoned
 
 logger = logging.getLogger("tskit.auth")
 
+#: The ``time.monotonic()`` by which the call in progress (in this task) must end: set by the client
+#: for each call, so that waits for a login, the login lock and the login itself share its timeout.
+CALL_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("tskit_call_deadline", default=None)
+
 #: The request extension that marks a token request or login, with the :class:`Login` it serves.
 LOGIN_EXTENSION = "tskit.login"
+#: Largest answer to a token request or login that is read (a real one is well under 1 kB).
+MAX_LOGIN_ANSWER = 1_000_000
 
 Steps = Generator[httpx2.Request, httpx2.Response, Grant]
 E = TypeVar("E", bound=ThingSpaceError)
@@ -166,8 +175,8 @@ class ThingSpaceAuth(httpx2.Auth):
         """
         self.session.reset()
         if credentials is not None:
-            if (credentials.client_id, credentials.username) != (self._credentials.client_id, self.username):
-                self._identity = None  # another identity: its own session
+            if credentials != self._credentials:
+                self._identity = None  # other credentials: a session of their own
             self._credentials = credentials
 
     # -- deciding: use the grant, wait for the login in progress, or lead one ------------
@@ -177,18 +186,21 @@ class ThingSpaceAuth(httpx2.Auth):
             grant is not None
             and grant.token is not None
             and grant.session is not None
-            and now < grant.token_expires_at - self._margin
+            and now < grant.token_renew_at
             and now - self.session.last_used < self._idle_timeout - self._margin
         )
 
-    def _decide(self) -> Grant | concurrent.futures.Future[Grant] | Login:
+    def _decide(self) -> Grant | _Wait | Login:
         session, now = self.session, self._clock()
         with session.lock:
             grant = session.grant
             if grant is not None and self._usable(grant, now):
                 return grant
-            if session.login is not None:
-                return session.login.future
+            if session.login is not None and not session.login.leader_gone():
+                return _Wait(session.login, 0.0)
+            if session.login is not None:  # its leader is gone: release its waiters, lead it here
+                gone, session.login = session.login, None
+                _release(gone)
             if session.refused is not None and session.refused[0] == self._credentials:
                 raise self._not_sent(session.refused[1])
             if session.cooldown is not None and now < session.cooldown[0]:
@@ -201,15 +213,16 @@ class ThingSpaceAuth(httpx2.Auth):
             return login
 
     def _not_sent(self, refusal: ApiError) -> AuthenticationError:
-        return AuthenticationError(
-            refusal.status_code,
-            refusal.error_code,
-            refusal.error_message,
-            method=refusal.method,
-            path=refusal.path,
-            note="Not sent: an earlier login with these credentials was refused and is not retried. "
+        error = AuthenticationError(
+            refusal.status_code, refusal.error_code, refusal.error_message, method=refusal.method, path=refusal.path
+        )
+        error.args = (
+            f"Not sent: an earlier {'token request' if refusal.path.endswith(TOKEN_PATH) else 'login'} with these "
+            f"credentials was refused (ThingSpace answered {refusal.status_code}"
+            f"{': ' + refusal.error_code if refusal.error_code else ''}) and is not retried. "
             "Fix the credentials and reconnect (or call reset())",
         )
+        return error
 
     def _waited(self, what: str) -> RequestTimeout:
         return RequestTimeout(
@@ -223,16 +236,13 @@ class ThingSpaceAuth(httpx2.Auth):
         now = self._clock()
         if isinstance(error, ApiError) and _session.is_refusal(error, token_request=error.path.endswith(TOKEN_PATH)):
             self.session.refuse(login.credentials, error)
-            if self._remember:
-                from tskit import _refusals
-
-                try:
-                    _refusals.remember(self._base_url, login.credentials, error.status_code, error.error_code)
-                except (OSError, ValueError, LockTimeout) as problem:  # the refusal must still reach the caller
-                    logger.warning("could not record the refused login: %s", problem)
+            if self._remember:  # written off the event loop, before the login lock is released
+                login.record = (error.status_code, error.error_code)
         elif not isinstance(error, LoginAbandoned):
             wait = min(retry_after if retry_after is not None else _session.COOLDOWN, _session.MAX_COOLDOWN)
             self.session.cool_down(error, now + wait)
+            if retry_after is not None and self._remember:  # other processes honour it too
+                login.throttled_until = time.time() + wait
         self.session.finish(login, error, now)
         return error
 
@@ -240,6 +250,15 @@ class ThingSpaceAuth(httpx2.Auth):
         """The token request or login of ``login`` got no answer: hand ``error`` to its waiters."""
         if not login.future.done():
             self._failed(login, _copy(error, "the login got no answer; not tried again at once"))
+
+    def _broken(self, login: Login, problem: BaseException) -> None:
+        """The answer to the token request or login broke off mid-body: hand that to every waiter."""
+        from tskit._transport import as_tskit_error
+
+        failed = getattr(problem, "_request", None)
+        method, path = (failed.method, failed.url.path) if isinstance(failed, httpx2.Request) else ("POST", LOGIN_PATH)
+        error, _ = as_tskit_error(problem, method=method, path=path, timeout=f"{self._timeout:g} s")
+        self.login_failed(login, error)
 
     def _refusal(self, login: Login, response: httpx2.Response, what: str) -> ThingSpaceError:
         creds = login.credentials
@@ -254,15 +273,9 @@ class ThingSpaceAuth(httpx2.Auth):
             retry_after=response.headers.get("Retry-After"),
         )
         token_request = response.request.url.path.endswith(TOKEN_PATH)
-        if _session.is_refusal(error, token_request=token_request):
-            note = (
-                f"ThingSpace refused the {what}; tskit does not try again by itself "
-                "(5 failed logins lock the user). Check the credentials, then reconnect"
-            )
-        else:
-            note = f"The {what} failed for a passing reason; not tried again at once (5 failed logins lock the user)"
+        note = _refusal_note(error, what, token_request=token_request, recorded=self._remember)
         error = _copy(error, note)
-        logger.warning("%s failed with status %s", what, response.status_code)
+        logger.info("%s failed with status %s", what, response.status_code)  # the error says it all
         old = self.session.grant
         if old is not None and response.status_code == 401 and not token_request:
             self.session.drop(old, token=True, session=True)  # the bearer was refused: a new one next time
@@ -307,19 +320,38 @@ class ThingSpaceAuth(httpx2.Auth):
         try:
             earlier = _refusals.refused_before(self._base_url, login.credentials)
             stale = earlier is None and _refusals.recorded(self._base_url, login.credentials)
+            throttled = _refusals.throttled_until(self._base_url, login.credentials)
         except (OSError, ValueError) as problem:
             logger.warning("could not read the record of refused logins: %s", problem)
             return False
+        if earlier is None and throttled is not None:
+            wait = throttled - time.time()
+            error = AuthenticationError(429, "", "", method="POST", path=LOGIN_PATH)
+            error.args = (
+                f"Not sent: ThingSpace throttled a login of user {self.username!r} from another process or run "
+                f"and asked to wait; tskit logs in again in {wait:.0f} s",
+            )
+            error.retry_after = wait
+            self.session.cool_down(error, self._clock() + wait)
+            self.session.finish(login, error, self._clock())
+            raise error
         if earlier is not None:
+            code = str(earlier.get("error_code") or "")
+            token = code in _session.TOKEN_REFUSALS
             error = AuthenticationError(
                 int(earlier.get("status_code") or 0),
-                str(earlier.get("error_code") or ""),
-                f"a login with these credentials was refused at {earlier.get('at')} "
-                "(another process or an earlier run)",
+                code,
+                "",
                 method="POST",
-                path=LOGIN_PATH,
-                note="Not sent: tskit will not try them again from any run (5 failed logins lock the user). "
-                "Fix the credentials, or run `tskit reset-login` once the user is unlocked",
+                path=TOKEN_PATH if token else LOGIN_PATH,
+            )
+            what = "the OAuth token request (application key and secret)" if token else "a login with these credentials"
+            fix = "Fix the application secret" if token else "Fix the password"
+            error.args = (
+                f"Not sent: {what} was refused at {earlier.get('at')} by another process or run "
+                f"(ThingSpace answered {error.status_code}{': ' + code if code else ''}). tskit does not try the "
+                f"same credentials again from any run. {fix}, or run `tskit reset-login`"
+                + ("" if token else " once the user can log in again (a locked user: Verizon support unlocks it)"),
             )
             self.session.refuse(login.credentials, error)
             self.session.finish(login, error, self._clock())
@@ -335,8 +367,9 @@ class ThingSpaceAuth(httpx2.Auth):
         with session.lock:
             old = session.grant
             idle = now - session.last_used
-        token, expires_at = (old.token, old.token_expires_at) if old is not None else (None, 0.0)
-        if token is not None and now >= expires_at - self._margin:
+        token, expires_at, renew_at = (old.token, old.token_expires_at, old.token_renew_at) if old else (None, 0.0, 0.0)
+        previous = token
+        if token is not None and now >= renew_at:
             token = None
         # A renewed token keeps a session that is still valid: each hour would otherwise cost a login.
         kept = old.session if old is not None and idle < self._idle_timeout - self._margin else None
@@ -344,14 +377,15 @@ class ThingSpaceAuth(httpx2.Auth):
         if "timeout" in request.extensions:  # requests made here get none from the client
             ext["timeout"] = request.extensions["timeout"]
         if token is None:
-            basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret.reveal()}".encode()).decode()
+            _still_leading(login)
+            basic = creds.basic_authorization()
             session.token_requests += 1
             response = yield httpx2.Request(
                 "POST",
                 self._base_url + TOKEN_PATH,
                 headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
                 data={"grant_type": "client_credentials"},
-                extensions=ext,
+                extensions=_within_deadline(ext, "the OAuth token request"),
             )
             if not response.is_success:
                 raise self._refusal(login, response, "OAuth token request")
@@ -362,15 +396,21 @@ class ThingSpaceAuth(httpx2.Auth):
             if not isinstance(expires_in, int | float) or isinstance(expires_in, bool) or expires_in <= 0:
                 expires_in = 3600
             token, expires_at = Secret(raw), self._clock() + float(expires_in)
+            renew_at = _renewal(expires_at, float(expires_in), self._margin, same=previous == token)
         if kept is not None:
-            return Grant(token, expires_at, kept)
+            return Grant(token, expires_at, kept, renew_at)
+        with session.lock:
+            # Kept before the login is sent: a failed login leaves a valid token for the next one,
+            # and the token is then among the secrets scrubbed from the login's error.
+            session.grant = Grant(token, expires_at, None, renew_at)
+        _still_leading(login)
         session.logins += 1
         response = yield httpx2.Request(
             "POST",
             self._base_url + LOGIN_PATH,
             headers={"Authorization": f"Bearer {token.reveal()}", "Accept": "application/json"},
             json={"username": creds.username, "password": creds.password.reveal()},
-            extensions=ext,
+            extensions=_within_deadline(ext, "the session login"),
         )
         if not response.is_success:
             raise self._refusal(login, response, f"session login of user {creds.username!r}")
@@ -378,7 +418,7 @@ class ThingSpaceAuth(httpx2.Auth):
         if not isinstance(raw_session, str) or not raw_session:
             raise self._shape(login, response, "session login answer has no sessionToken")
         logger.info("logged in to ThingSpace as %r", creds.username)
-        return Grant(token, expires_at, Secret(raw_session))
+        return Grant(token, expires_at, Secret(raw_session), renew_at)
 
     def _succeeded(self, login: Login, grant: Grant, stale_record: bool) -> None:
         self.session.finish(login, grant, self._clock())
@@ -397,14 +437,42 @@ class ThingSpaceAuth(httpx2.Auth):
 
         try:
             return _refusals.login_lock(self._base_url, login.credentials)
-        except OSError as problem:
-            logger.warning("cannot serialise logins across processes: %s", problem)
-            return None
+        except (OSError, ConfigurationError) as problem:
+            raise self._unlocked(login, problem) from None
 
-    @staticmethod
-    def _unlocked(problem: OSError) -> None:
-        logger.warning("cannot serialise logins across processes, logging in without the lock: %s", problem)
-        return None
+    def _record_then_release(self, login: Login, lock: FileLock) -> Callable[[], None]:
+        """What writes the refusal ``login`` got to the record, then releases the login lock.
+
+        The record's own file lock may be held by another process for a while: the async driver
+        runs this in a worker thread, never on the event loop, so no other call waits for it.
+        """
+        record, until = login.record, login.throttled_until
+        base_url, credentials = self._base_url, login.credentials
+
+        def write() -> None:
+            from tskit import _refusals
+
+            try:
+                if record is not None:
+                    _refusals.remember(base_url, credentials, *record)
+                if until is not None:
+                    _refusals.throttle(base_url, credentials, until)
+            except (OSError, ValueError, LockTimeout) as problem:  # the refusal still reaches the caller
+                logger.warning("could not record the refused login: %s", problem)
+            finally:
+                lock.release()
+
+        return write
+
+    def _unlocked(self, login: Login, problem: Exception) -> ConfigurationError:
+        """No login lock can be had: refuse to log in (N processes without it could lock the user)."""
+        error = ConfigurationError(
+            CONFIG_DIR_ENV,
+            f"cannot hold the login lock ({problem})",
+            "a folder this user can write; tskit does not log in without the lock (5 failed logins lock the user)",
+        )
+        self.session.finish(login, error, self._clock())
+        return error
 
     def _lock_timeout(self, login: Login) -> ThingSpaceError:
         error = self._waited("another process's login (its lock file)")
@@ -414,13 +482,19 @@ class ThingSpaceAuth(httpx2.Auth):
     # -- after a call ----------------------------------------------------------------
 
     def _apply(self, request: httpx2.Request, grant: Grant) -> None:
+        request.extensions.update(_within_deadline(dict(request.extensions), "the call itself", request.url.path))
         if grant.token is None or grant.session is None:  # cannot happen: _usable or a login made it whole
             raise AuthenticationError(0, "", "no session to send", method=request.method, path=request.url.path)
         request.headers["Authorization"] = f"Bearer {grant.token.reveal()}"
         request.headers["VZ-M2M-Token"] = grant.session.reveal()
 
-    def _needs_new_login(self, response: httpx2.Response, grant: Grant) -> bool:
-        """After a call: note the session's use, or drop what ThingSpace says is no longer valid."""
+    def _needs_new_login(self, response: httpx2.Response, grant: Grant) -> Literal["token", "login"] | None:
+        """After a call: note the session's use, or drop what ThingSpace says is no longer valid.
+
+        Returns:
+            ``None`` when the answer stands, ``"token"`` when only the bearer token was refused,
+            ``"login"`` when the session (or both) must be renewed.
+        """
         status = response.status_code
         expired_session = (
             status in (400, 401, 403)
@@ -429,11 +503,13 @@ class ThingSpaceAuth(httpx2.Auth):
         )
         if status not in (401, 403) and not expired_session:
             self.session.touch(grant, self._clock())
-            return False
-        logger.info("ThingSpace answered %s; logging in again", status)
+            return None
+        # The gateway's bad or expired bearer (900901) says nothing of the session: keep it.
+        bearer_only = not expired_session and status == 401 and parse_error_body(response.content)[0] == "900901"
+        logger.info("ThingSpace answered %s; %s", status, "renewing the token" if bearer_only else "logging in again")
         # Only if this is still the current snapshot: a late answer for an old token erases nothing.
-        self.session.drop(grant, token=not expired_session, session=True)
-        return True
+        self.session.drop(grant, token=not expired_session, session=not bearer_only)
+        return "token" if bearer_only else "login"
 
     # -- the flow, once, and its two drivers ------------------------------------------------
 
@@ -444,15 +520,16 @@ class ThingSpaceAuth(httpx2.Auth):
         for a login in progress (back: its grant, or its error thrown in) or a :class:`_Lock` to
         take (back: ``None``, or the error thrown in). ``on_exit`` runs on a login cut short.
         """
-        for attempt in (1, 2):
+        token_renewed = resent = False
+        while True:
             while True:
                 decision = self._decide()
                 if isinstance(decision, Grant):
                     grant = decision
                     break
-                if isinstance(decision, concurrent.futures.Future):
+                if isinstance(decision, _Wait):
                     try:
-                        grant = yield _Wait(decision, deadline)
+                        grant = yield decision._replace(deadline=deadline)
                     except LoginAbandoned:
                         continue  # its leader stopped: lead it, or wait for whoever does
                     except TimeoutError:
@@ -462,10 +539,11 @@ class ThingSpaceAuth(httpx2.Auth):
                 if lock is not None:
                     try:
                         yield _Lock(lock, deadline)
+                        login.file_lock = lock
                     except LockTimeout:
                         raise self._lock_timeout(login) from None
                     except OSError as problem:
-                        lock = self._unlocked(problem)
+                        raise self._unlocked(login, problem) from None
                     except BaseException:
                         self._abandon(login)
                         raise
@@ -477,16 +555,36 @@ class ThingSpaceAuth(httpx2.Auth):
                 except GeneratorExit:  # a request failed below HTTP, or the call was cancelled
                     on_exit(login)
                     raise
+                except _TakenOver:  # this leader's loop stopped and another call took over: wait for it
+                    continue
+                except AuthenticationError as error:  # the answer was unusable (too large)
+                    if not login.future.done():
+                        self._failed(login, error)
+                    raise
+                except _BROKEN_ANSWER as broken:  # the answer broke off mid-body: a failed login, not abandoned
+                    self._broken(login, broken)
+                    raise
                 except BaseException:  # anything else still releases the waiters
                     self._abandon(login)
                     raise
                 finally:
-                    if lock is not None:
-                        lock.release()
+                    if lock is not None and login.file_lock is lock:
+                        login.file_lock = None
+                        if login.record is None and login.throttled_until is None:
+                            lock.release()
+                        else:  # the driver runs it off the event loop; the refusal is raised after it
+                            yield _Record(self._record_then_release(login, lock))
             self._apply(request, grant)
             response = yield request
-            if not self._needs_new_login(response, grant) or attempt == 2:
+            need = self._needs_new_login(response, grant)
+            if need is None:
                 return
+            if need == "token" and not token_renewed:  # a new token only: it does not use up the retry
+                token_renewed = True
+                continue
+            if resent:
+                return
+            resent = True
 
     def sync_auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
         """Drive the flow for ``httpx2.Client``: waits block the calling thread."""
@@ -500,7 +598,9 @@ class ThingSpaceAuth(httpx2.Auth):
                     result = yield action
                     _read(result)
                 elif isinstance(action, _Wait):
-                    result = action.future.result(timeout=action.remaining())
+                    result = action.wait()
+                elif isinstance(action, _Record):
+                    action.write()
                 else:
                     action.lock.acquire(timeout=action.remaining())
             except GeneratorExit:
@@ -513,11 +613,16 @@ class ThingSpaceAuth(httpx2.Auth):
     async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         """Drive the flow for ``httpx2.AsyncClient``: waits suspend the task, never the loop."""
         loop = asyncio.get_running_loop()
+
         # A request of the login failed below HTTP: tskit's client hands its error to the waiters
         # (login_failed) first; only if nobody did, the waiters are released to lead it anew.
-        flow = self._flow(
-            request, time.monotonic() + self._timeout, on_exit=lambda login: loop.call_soon(self._abandon, login)
-        )
+        def on_exit(login: Login) -> None:
+            try:
+                loop.call_soon_threadsafe(self._abandon, login)
+            except RuntimeError:  # the loop is closed: end it here (a stopped one is seen by the waiters)
+                self._abandon(login)
+
+        flow = self._flow(request, CALL_DEADLINE.get() or time.monotonic() + self._timeout, on_exit=on_exit)
         action: Action | None = next(flow)
         while action is not None:
             result: object = None
@@ -525,13 +630,17 @@ class ThingSpaceAuth(httpx2.Auth):
             try:
                 if isinstance(action, httpx2.Request):
                     response = yield action
-                    await response.aread()
+                    if LOGIN_EXTENSION in action.extensions:
+                        await _read_capped(response)
+                    else:
+                        await response.aread()
                     result = response
                 elif isinstance(action, _Wait):
-                    outcome = asyncio.wrap_future(action.future)
-                    outcome.add_done_callback(_retrieved)  # a waiter that gave up leaves no "never retrieved"
-                    # shield: giving up must not cancel the login that other callers wait for
-                    result = await asyncio.wait_for(asyncio.shield(outcome), action.remaining())
+                    result = await action.await_()
+                elif isinstance(action, _Record):
+                    # in a thread: a record lock held elsewhere never stalls the loop (a cancelled
+                    # call leaves the thread to finish and release the login lock)
+                    await asyncio.to_thread(action.write)
                 else:
                     await _acquire(action.lock, action.deadline)
             except GeneratorExit:
@@ -546,14 +655,68 @@ class ThingSpaceAuth(httpx2.Auth):
             self._failed(login, LoginAbandoned("the call leading the login stopped before an answer"))
 
 
-class _Wait(NamedTuple):
-    """Wait for the login in progress, until ``deadline`` (``time.monotonic``)."""
+#: Seconds between checks, while waiting for a login, that its leader is still there.
+_LEADER_CHECK = 0.25
 
-    future: concurrent.futures.Future[Grant]
+
+class _Wait(NamedTuple):
+    """Wait for the login in progress, until ``deadline`` (``time.monotonic``).
+
+    A leader whose loop stopped or whose thread ended never ends its login: the waiter then
+    releases it (:class:`LoginAbandoned`), and the flow leads a login of its own or waits again.
+    """
+
+    login: Login
     deadline: float
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
+
+    def _check(self) -> None:
+        if self.login.leader_gone():
+            _release(self.login)
+        elif self.remaining() <= 0:
+            raise TimeoutError
+
+    def wait(self) -> Grant:
+        """Block the calling thread until the outcome."""
+        while True:
+            try:
+                return self.login.future.result(timeout=min(_LEADER_CHECK, self.remaining()))
+            except concurrent.futures.TimeoutError:
+                self._check()
+
+    async def await_(self) -> Grant:
+        """Suspend the calling task until the outcome."""
+        outcome = asyncio.wrap_future(self.login.future)
+        outcome.add_done_callback(_retrieved)  # a waiter that gave up leaves no "never retrieved"
+        while True:
+            try:
+                # shield: giving up must not cancel the login that other callers wait for
+                return await asyncio.wait_for(asyncio.shield(outcome), min(_LEADER_CHECK, self.remaining()))
+            except TimeoutError:
+                self._check()
+
+
+class _TakenOver(Exception):
+    """The login this call led was taken over by another call while this one's loop was stopped."""
+
+
+def _still_leading(login: Login) -> None:
+    """Stop a leader whose login was taken over (its loop was stopped, then ran again)."""
+    if login.future.done():
+        raise _TakenOver
+
+
+def _release(login: Login) -> None:
+    """End a login whose leader is gone, straight on its thread-safe future: its waiters take over."""
+    lock, login.file_lock = login.file_lock, None
+    if lock is not None:  # held by a leader that will not release it: the caller taking over needs it
+        with contextlib.suppress(OSError):
+            lock.release(force=True)
+    if not login.future.done():
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            login.future.set_exception(LoginAbandoned("the call leading the login stopped before an answer"))
 
 
 class _Lock(NamedTuple):
@@ -566,7 +729,15 @@ class _Lock(NamedTuple):
         return max(0.0, self.deadline - time.monotonic())
 
 
-Action = httpx2.Request | _Wait | _Lock
+class _Record(NamedTuple):
+    """Write a refusal to the record on disk, then release the login lock (blocking file I/O)."""
+
+    write: Callable[[], None]
+
+
+Action = httpx2.Request | _Wait | _Lock | _Record
+#: What reading a broken answer raises (cut short, bad chunking, bad gzip): httpx2's errors below HTTP.
+_BROKEN_ANSWER = (httpx2.HTTPError, httpx2.StreamError)
 Flow = Generator[Action, Any, None]
 
 
@@ -578,9 +749,85 @@ def _advance(flow: Flow, result: object, error: BaseException | None) -> Action 
         return None
 
 
+def _refusal_note(error: ApiError, what: str, *, token_request: bool, recorded: bool) -> str:
+    """What a failed token request or login means for the user, and what to do."""
+    if not _session.is_refusal(error, token_request=token_request):
+        if error.status_code == 429 or error.error_code in _session.TRANSIENT_FAULTS:
+            return f"ThingSpace throttled the {what}; not tried again at once"
+        return f"The {what} failed for a passing reason; not tried again at once"
+    later = (
+        " The refusal is recorded: later runs will not try these credentials again until `tskit reset-login`"
+        if recorded
+        else ""
+    )
+    if token_request:
+        return (
+            f"ThingSpace refused the {what}: the application key or secret is wrong; "
+            f"tskit does not try again by itself.{later}"
+        )
+    if "locked" in error.error_code.lower():
+        return (
+            "The user is locked: ThingSpace refuses its logins until Verizon support unlocks it; tskit does not "
+            "try again by itself. Contact Verizon support, then run `tskit reset-login`"
+            + (" (until then later runs do not try again)" if recorded else "")
+        )
+    return (
+        f"ThingSpace refused the {what}; tskit does not try again by itself (5 failed logins lock the user). "
+        f"Check the user name and password, then reconnect.{later}"
+    )
+
+
+def _within_deadline(extensions: dict[str, Any], what: str, path: str = LOGIN_PATH) -> dict[str, Any]:
+    """``extensions`` with httpx2 timeouts no longer than what is left of the call's deadline.
+
+    Raises:
+        RequestTimeout: Nothing is left: ``what`` is not sent.
+    """
+    deadline = CALL_DEADLINE.get()
+    if deadline is None:
+        return extensions
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise RequestTimeout(f"the call's timeout ran out before {what} was sent", method="POST", path=path)
+    extensions["timeout"] = {"connect": left, "read": left, "write": left, "pool": left}
+    return extensions
+
+
+def _renewal(expires_at: float, lifetime: float, margin: float, *, same: bool) -> float:
+    """When to ask for a new token, given one that expires at ``expires_at``.
+
+    ``margin`` before its end, or half-way through a lifetime shorter than twice the margin. A
+    token handed back unchanged (ThingSpace answers with the same token, its ``expires_in``
+    counted down, until it expires) is used until it expires: asking again would bring it back
+    again, once per call.
+    """
+    if same:
+        return expires_at
+    return expires_at - min(margin, lifetime / 2)
+
+
 def _read(response: object) -> None:
     if isinstance(response, httpx2.Response):
         response.read()
+
+
+async def _read_capped(response: httpx2.Response) -> None:
+    """Read the answer to a token request or login, refusing one larger than :data:`MAX_LOGIN_ANSWER`."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_LOGIN_ANSWER:
+            await response.aclose()
+            raise AuthenticationError(
+                response.status_code,
+                "",
+                f"the answer is larger than {MAX_LOGIN_ANSWER // 1_000_000} MB: not a ThingSpace login answer",
+                method=response.request.method,
+                path=response.request.url.path,
+            )
+        chunks.append(chunk)
+    response._content = b"".join(chunks)  # as aread() would have kept it
 
 
 def _retrieved(future: asyncio.Future[Grant]) -> None:

@@ -11,7 +11,7 @@ import logging
 import secrets
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -19,13 +19,14 @@ import httpx2
 
 from tskit import _runner
 from tskit import _validate as check
-from tskit._auth import LOGIN_EXTENSION, ThingSpaceAuth
+from tskit._auth import CALL_DEADLINE, LOGIN_EXTENSION, ThingSpaceAuth
 from tskit._config import CALLBACK_PATH, CALLBACKS_PATH, LOGOUT_PATH, Credentials
 from tskit._config import base_url as check_base_url
 from tskit._errors import (
     ApiError,
     AuthenticationError,
     ConfigurationError,
+    RequestTimeout,
     ThingSpaceError,
     TransportError,
     UnexpectedResponseError,
@@ -114,6 +115,9 @@ class ThingSpaceClient:
         self._http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
+        self._loop_enders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None]] = (
+            weakref.WeakKeyDictionary()
+        )
         # Every listener password sent or read, to scrub from error texts (a dict keeps insertion order).
         self._listener_secrets: dict[str, None] = {}
 
@@ -148,7 +152,32 @@ class ThingSpaceClient:
             )
             self._http[loop] = http
             _runner.close_at_exit(loop, http.aclose)
+            self._close_when_loop_ends(loop, http)
         return http
+
+    def _close_when_loop_ends(self, loop: asyncio.AbstractEventLoop, http: httpx2.AsyncClient) -> None:
+        """Close ``http`` when ``loop`` shuts down its async generators (``asyncio.run`` does, at its end).
+
+        An async generator started on ``loop`` is registered with it; ``loop.shutdown_asyncgens()``
+        closes it, which runs its ``finally``: the client's sockets are closed and the entry that
+        would keep the loop alive is dropped.
+        """
+
+        async def until_the_loop_ends() -> AsyncGenerator[None]:
+            try:
+                yield
+            finally:
+                if self._http.get(loop) is http:
+                    del self._http[loop]
+                self._loop_enders.pop(loop, None)
+                await http.aclose()
+
+        ender = until_the_loop_ends()
+        step = ender.asend(None)  # registers the generator with the running loop's hooks
+        try:
+            step.send(None)
+        except StopIteration:
+            self._loop_enders[loop] = ender  # the loop keeps only a weak reference
 
     # -- the three calls --------------------------------------------------------------
 
@@ -456,8 +485,26 @@ class ThingSpaceClient:
         Returns:
             The successful response.
         """
+        http = self._client()  # a ConfigurationError (an unusable proxy variable) before anything is sent
+        # The call's overall deadline: login waits, lock waits, the login, retries and their sleeps.
+        deadline = time.monotonic() + self._timeout
+        token = CALL_DEADLINE.set(deadline)
+        try:
+            return await self._send_until(http, method, path, deadline, json_body, retry, extra_secrets)
+        finally:
+            CALL_DEADLINE.reset(token)
+
+    async def _send_until(
+        self,
+        http: httpx2.AsyncClient,
+        method: str,
+        path: str,
+        deadline: float,
+        json_body: dict[str, str] | None,
+        retry: bool,
+        extra_secrets: tuple[str, ...],
+    ) -> httpx2.Response:
         idempotent = method == "GET"
-        http = self._client()
         url = self.base_url + path  # absolute: httpx2 then parses it once instead of merging it twice
         headers = {"Content-Type": "application/json"}  # Verizon's pages require it on every call
         attempt = 0
@@ -466,8 +513,13 @@ class ThingSpaceClient:
             started = time.perf_counter()
             failure: ThingSpaceError
             retry_after: float | None = None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RequestTimeout(
+                    f"the call's timeout of {self._timeout:g} s ran out before try {attempt}", method=method, path=path
+                )
             try:
-                response = await http.request(method, url, json=json_body, headers=headers)
+                response = await http.request(method, url, json=json_body, headers=headers, timeout=left)
             except AuthenticationError:
                 raise
             except (httpx2.HTTPError, httpx2.StreamError, httpx2.InvalidURL) as exc:  # all below HTTP
@@ -507,6 +559,11 @@ class ThingSpaceClient:
             delay = self.retry.delay(attempt, retry_after)
             if delay is None:
                 raise failure
+            left = deadline - time.monotonic()
+            if delay >= left:  # the wait alone would outlast the call's timeout: fail now, saying so
+                wait = "ThingSpace's Retry-After" if retry_after is not None else "The wait before another try"
+                left_text = f"{max(left, 0):.1f} s left of timeout={self._timeout:g}"
+                raise _with_note(failure, f"{wait} of {delay:g} s is longer than the {left_text}")
             await asyncio.sleep(delay)
 
 

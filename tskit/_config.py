@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -86,9 +87,14 @@ class Credentials:
             )
         return cls(**found)
 
+    def basic_authorization(self) -> str:
+        """The token request's ``Basic`` credentials: base64 of ``client_id:client_secret``."""
+        pair = f"{self.client_id}:{self.client_secret.reveal()}".encode("utf-8", "surrogatepass")
+        return base64.b64encode(pair).decode()
+
     def secret_values(self) -> tuple[str, ...]:
-        """The secret texts, for scrubbing anything a server sends back."""
-        return (self.client_secret.reveal(), self.password.reveal())
+        """The secret texts, for scrubbing anything a server sends back (the ``Basic`` form too)."""
+        return (self.client_secret.reveal(), self.password.reveal(), self.basic_authorization())
 
 
 def _is_loopback(host: str) -> bool:

@@ -120,7 +120,7 @@ class ApiError(ThingSpaceError):
         if error_message:
             text += f" - {error_message}"
         if note:
-            text += f". {note}"
+            text += f"{'' if text.endswith('.') else '.'} {note}"  # one full stop after a message ending in one
         super().__init__(text)
 
     def __repr__(self) -> str:

@@ -11,23 +11,103 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
+import stat
+import tempfile
 from pathlib import Path
 
 from tskit._errors import ConfigurationError
+
+logger = logging.getLogger("tskit")
 
 KEY_ENV = "TSKIT_FINGERPRINT_KEY"
 CONFIG_DIR_ENV = "TSKIT_CONFIG_DIR"
 
 
 def config_dir() -> Path:
-    """Tskit's configuration folder: ``TSKIT_CONFIG_DIR``, else the OS's user config folder."""
+    """Tskit's configuration folder: ``TSKIT_CONFIG_DIR``, else the OS's user config folder.
+
+    When that folder cannot be made or written (read-only, under a file, no home folder), a
+    folder of the user's own under the system's temporary folder (mode 0700) is used instead,
+    with a warning: the login lock and the record of refused logins must live somewhere, or
+    processes started together could lock the user.
+
+    Raises:
+        ConfigurationError: Neither folder can be written.
+    """
+    wanted = _wanted_dir()
+    if wanted is not None and _writable(wanted):
+        return wanted
+    fallback = Path(tempfile.gettempdir()) / f"tskit-{_user_id()}"
+    if _private(fallback):
+        if (wanted, fallback) not in _warned:
+            _warned.add((wanted, fallback))
+            logger.warning(
+                "tskit's config folder %s cannot be written; using %s instead (set %s to choose one)",
+                wanted or "(none: no home folder)",
+                fallback,
+                CONFIG_DIR_ENV,
+            )
+        return fallback
+    raise ConfigurationError(
+        CONFIG_DIR_ENV,
+        f"neither {wanted or 'the config folder'} nor {fallback} can be written (tskit keeps its login lock there)",
+        "a folder this user can write",
+    )
+
+
+_warned: set[tuple[Path | None, Path]] = set()
+
+
+def _wanted_dir() -> Path | None:
     if os.environ.get(CONFIG_DIR_ENV):
         return Path(os.environ[CONFIG_DIR_ENV])
     import platformdirs
 
-    return Path(platformdirs.user_config_dir("tskit", appauthor=False, roaming=True))
+    try:
+        path = Path(platformdirs.user_config_dir("tskit", appauthor=False, roaming=True))
+    except (KeyError, RuntimeError, OSError):  # no home folder to find
+        return None
+    return path if path.is_absolute() else None
+
+
+def _writable(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+def _user_id() -> str:
+    getuid = getattr(os, "getuid", None)
+    if getuid is not None:
+        return str(getuid())
+    import getpass
+
+    return getpass.getuser()
+
+
+def _private(path: Path) -> bool:
+    """Whether ``path`` is (made) a folder of this user's own, closed to others."""
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        status = path.lstat()
+    except OSError:
+        return False
+    if not stat.S_ISDIR(status.st_mode):
+        return False
+    if hasattr(os, "getuid"):
+        if status.st_uid != os.getuid():  # another user's folder in /tmp: never trust it
+            return False
+        if status.st_mode & 0o077:
+            try:
+                path.chmod(0o700)
+            except OSError:
+                return False
+    return os.access(path, os.W_OK | os.X_OK)
 
 
 def load_key(key: bytes | str | None = None) -> bytes:

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,10 @@ from tskit._config import Credentials
 from tskit._fingerprint import config_dir, fingerprint, load_key
 
 _lock = threading.Lock()
+logger = logging.getLogger("tskit")
 FILE_NAME = "refused-logins.json"
+#: Longest wait, in seconds, for another process to finish changing the record.
+RECORD_LOCK_WAIT = 5.0
 
 
 def _path() -> Path:
@@ -40,7 +45,7 @@ def _path() -> Path:
 def _record_lock() -> FileLock:
     path = _path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(path.with_name(path.name + ".lock"), timeout=30, thread_local=False)
+    return FileLock(path.with_name(path.name + ".lock"), timeout=RECORD_LOCK_WAIT, thread_local=False)
 
 
 def login_lock(base_url: str, credentials: Credentials) -> FileLock:
@@ -60,16 +65,35 @@ def _secrets(base_url: str, credentials: Credentials) -> str:
     return fingerprint(load_key(), base_url, credentials.client_id + "\0" + credentials.username, both)
 
 
-def _read() -> dict[str, Any]:
+def _read(path: Path | None = None) -> dict[str, Any]:
+    path = path or _path()
     try:
-        data = json.loads(_path().read_text())
-    except (OSError, ValueError):
+        text = path.read_text()
+    except FileNotFoundError:
         return {}
-    return data if isinstance(data, dict) else {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        return data
+    # Never read a damaged record as "nothing refused": say so loudly, and keep it for a look.
+    aside = path.with_name(f"{path.name}.corrupt-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    try:
+        path.replace(aside)
+    except OSError:
+        aside = path
+    logger.warning(
+        "the record of refused logins %s is damaged (not a JSON object); moved it to %s. Logins it held "
+        "may be tried once more: check the credentials before running many processes",
+        path,
+        aside,
+    )
+    return {}
 
 
-def _write(data: dict[str, Any]) -> None:
-    path = _path()
+def _write(data: dict[str, Any], path: Path | None = None) -> None:
+    path = path or _path()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -80,8 +104,7 @@ def _write(data: dict[str, Any]) -> None:
 
 def refused_before(base_url: str, credentials: Credentials) -> dict[str, Any] | None:
     """The record of an earlier refusal of exactly these credentials, if any."""
-    with _lock:
-        entry = _read().get(_key(base_url, credentials))
+    entry = _read().get(_key(base_url, credentials))  # replaced whole by writers: no lock to read it
     if isinstance(entry, dict) and entry.get("secrets") == _secrets(base_url, credentials):
         return entry
     return None
@@ -89,8 +112,7 @@ def refused_before(base_url: str, credentials: Credentials) -> dict[str, Any] | 
 
 def recorded(base_url: str, credentials: Credentials) -> bool:
     """Whether a refusal of this user (with whatever secrets) is on record."""
-    with _lock:
-        return _key(base_url, credentials) in _read()
+    return _key(base_url, credentials) in _read()
 
 
 def remember(base_url: str, credentials: Credentials, status_code: int, error_code: str) -> None:
@@ -117,3 +139,23 @@ def forget(base_url: str, credentials: Credentials) -> bool:
             return False
         _write(data)
         return True
+
+
+#: Logins ThingSpace throttled with a ``Retry-After``: passing, never a refusal, but shared with
+#: other processes so that they honour the wait instead of each sending a login into it.
+THROTTLE_FILE = "throttled-logins.json"
+
+
+def throttle(base_url: str, credentials: Credentials, until: float) -> None:
+    """Record that logins of this user are throttled until ``until`` (``time.time()``)."""
+    path = config_dir() / THROTTLE_FILE
+    with _lock, _record_lock():
+        data = {k: v for k, v in _read(path).items() if isinstance(v, int | float) and v > time.time()}
+        data[_key(base_url, credentials)] = until
+        _write(data, path)
+
+
+def throttled_until(base_url: str, credentials: Credentials) -> float | None:
+    """Until when (``time.time()``) another process was told to wait before logging in as this user."""
+    until = _read(config_dir() / THROTTLE_FILE).get(_key(base_url, credentials))
+    return float(until) if isinstance(until, int | float) and until > time.time() else None

@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: Seconds between checks that the I/O loop's thread still runs, while a blocking call waits.
+_CHECK_EVERY = 0.5
 #: Seconds tskit waits at exit for its I/O loop to close its connections.
 _EXIT_WAIT = 5.0
 
@@ -51,6 +53,8 @@ def io_loop() -> asyncio.AbstractEventLoop:
     global _io_loop, _io_thread
     with _io_lock:
         if _io_loop is None or _io_thread is None or not _io_thread.is_alive() or _io_loop.is_closed():
+            if _io_loop is not None and not _io_loop.is_closed() and not _io_loop.is_running():
+                _io_loop.close()  # its thread ended: a new loop and thread take over
             loop = asyncio.new_event_loop()
             ready = threading.Event()
             thread = threading.Thread(target=_serve, args=(loop, ready), name="tskit-io", daemon=True)
@@ -106,19 +110,33 @@ def _patch(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` and return its result, blocking the caller."""
+    """Run ``coro`` and return its result, blocking the caller.
+
+    Raises:
+        RuntimeError: Called on tskit's own I/O loop (a callback or task of it), or the I/O loop
+            stopped before the call ended.
+    """
+    if threading.current_thread() is _io_thread:  # first: that loop is running, but must never nest
+        coro.close()
+        raise RuntimeError(
+            "a blocking tskit call cannot run on tskit's own I/O loop (in a task or callback of it): "
+            "use the async twin instead, e.g. `await ts.alist_callbacks(...)`"
+        )
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
         running = None
     if running is None:
         loop = io_loop()
-        if threading.current_thread() is _io_thread:  # cannot happen from tskit's own code
-            coro.close()
-            raise RuntimeError("a blocking tskit call cannot run on tskit's own I/O loop; await it instead")
+        thread = _io_thread
         future = asyncio.run_coroutine_threadsafe(coro, loop)
         try:
-            return future.result()
+            while True:  # in slices: a loop whose thread died would otherwise be waited for forever
+                try:
+                    return future.result(timeout=_CHECK_EVERY)
+                except concurrent.futures.TimeoutError:
+                    if thread is None or not thread.is_alive() or loop.is_closed():
+                        raise RuntimeError("tskit's I/O loop stopped before the call ended; call again") from None
         except BaseException:  # Ctrl-C in the waiting thread: stop the call too
             future.cancel()
             raise

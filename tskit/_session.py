@@ -1,7 +1,8 @@
 """One ThingSpace session per identity per process, and one login at a time for it.
 
-An identity is (base URL, application key, UWS user), plus the in-process server when there is
-one (the embedded simulator). Its OAuth token and M2M session are kept here, once for the whole
+An identity is (base URL, application key, UWS user, a keyed fingerprint of the secrets), plus
+the in-process server when there is one (the embedded simulator).
+Its OAuth token and M2M session are kept here, once for the whole
 process: every connection, thread and event loop that uses the identity shares them.
 
 * One login at a time: the first caller that needs one leads it; every other caller waits for
@@ -19,12 +20,18 @@ process: every connection, thread and event loop that uses the identity shares t
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import concurrent.futures
+import hashlib
+import hmac
 import os
+import secrets
 import threading
-import weakref
 from dataclasses import dataclass, replace
 from typing import Final
+
+from filelock import FileLock
 
 from tskit._config import Credentials
 from tskit._errors import ApiError, ThingSpaceError
@@ -36,11 +43,11 @@ COOLDOWN: Final = 2.0
 MAX_COOLDOWN: Final = 60.0
 
 #: OAuth ``error`` values that mean the application key or secret is wrong.
-_TOKEN_REFUSALS: Final = frozenset({"invalid_client"})
+TOKEN_REFUSALS: Final = frozenset({"invalid_client"})
 #: Parts of ThingSpace's login error codes that mean a wrong user/password or a locked user.
 _LOGIN_REFUSALS: Final = ("login.failed", "userlocked", "user.locked", "locked")
 #: Gateway codes that are passing: throttled (900800…900807), bad or expired bearer (900901).
-_TRANSIENT_FAULTS: Final = frozenset({"900800", "900801", "900802", "900803", "900804", "900805", "900806", "900807"})
+TRANSIENT_FAULTS: Final = frozenset({"900800", "900801", "900802", "900803", "900804", "900805", "900806", "900807"})
 
 
 def is_refusal(error: ApiError, *, token_request: bool) -> bool:
@@ -50,10 +57,10 @@ def is_refusal(error: ApiError, *, token_request: bool) -> bool:
     bearer token (``900901``) pass, and are never remembered.
     """
     status, code = error.status_code, error.error_code
-    if status in (408, 429) or status >= 500 or code in _TRANSIENT_FAULTS or code == "900901":
+    if status in (408, 429) or status >= 500 or code in TRANSIENT_FAULTS or code == "900901":
         return False
     if token_request:
-        return code in _TOKEN_REFUSALS
+        return code in TOKEN_REFUSALS
     lowered = code.lower()
     return any(part in lowered for part in _LOGIN_REFUSALS)
 
@@ -65,6 +72,8 @@ class Grant:
     token: Secret | None
     token_expires_at: float
     session: Secret | None
+    #: When to ask for a new token (before it expires, but never again for one handed back unchanged).
+    token_renew_at: float = 0.0
 
     def without(self, *, token: bool, session: bool) -> Grant:
         """A new snapshot lacking the token, the session, or both."""
@@ -81,6 +90,27 @@ class Login:
     def __init__(self, credentials: Credentials) -> None:
         self.credentials = credentials
         self.future: concurrent.futures.Future[Grant] = concurrent.futures.Future()
+        try:
+            self._leader_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._leader_loop = None
+        self._leader_thread = threading.current_thread()
+        #: The cross-process login lock its leader holds, if any (released by a caller taking over).
+        self.file_lock: FileLock | None = None
+        #: The refusal to write to the record on disk (status, error code), once the login failed.
+        self.record: tuple[int, str] | None = None
+        #: Until when (``time.time()``) ThingSpace asked to wait before another login, to share.
+        self.throttled_until: float | None = None
+
+    def leader_gone(self) -> bool:
+        """Whether the caller leading this login can no longer end it.
+
+        Its event loop stopped (Ctrl-C in ``run_until_complete``) or closed, or its thread ended.
+        """
+        loop = self._leader_loop
+        if loop is not None:
+            return loop.is_closed() or not loop.is_running()
+        return not self._leader_thread.is_alive()
 
 
 class IdentitySession:
@@ -104,6 +134,8 @@ class IdentitySession:
 
     def finish(self, login: Login, outcome: Grant | BaseException, now: float) -> None:
         """Record the outcome of ``login`` and hand it to every waiter."""
+        if login.future.done():  # a leader that was taken over while its loop was stopped: changes nothing
+            return
         with self.lock:
             if self.login is login:
                 self.login = None
@@ -147,24 +179,43 @@ class IdentitySession:
             self.cooldown = None
 
 
-_Key = tuple[str, str, str, object]
-_sessions: weakref.WeakValueDictionary[_Key, IdentitySession] = weakref.WeakValueDictionary()
+_Key = tuple[str, str, str, str, object]
+#: Identities whose sessions a process keeps (the least recently used beyond it are forgotten).
+MAX_IDENTITIES: Final = 64
+# Key of the fingerprints that tell callers with other secrets apart; random per process, never stored.
+_SECRETS_KEY: Final = secrets.token_bytes(32)
+# Kept for the process, not weakly: a script's successive asyncio.run() with new connections must
+# find the same token, session, refusal and cooldown.
+_sessions: collections.OrderedDict[_Key, IdentitySession] = collections.OrderedDict()
 _registry_lock = threading.Lock()
+
+
+def _secrets_fingerprint(credentials: Credentials) -> str:
+    both = f"{credentials.client_secret.reveal()}\0{credentials.password.reveal()}".encode("utf-8", "surrogatepass")
+    return hmac.new(_SECRETS_KEY, both, hashlib.sha256).hexdigest()
 
 
 def session_for(base_url: str, credentials: Credentials, realm: object = None) -> IdentitySession:
     """The session of this identity in this process, made on first use.
 
+    Callers with other secrets for the same user get a session of their own: a wrong password is
+    never served by the session that a right one opened, nor is its refusal handed to right callers.
+
     Args:
         base_url: The ThingSpace host root.
-        credentials: Whose session (the application key and user name pick it).
+        credentials: Whose session (the application key, user name and secrets pick it).
         realm: The in-process server, when there is one (two simulators are two ThingSpaces).
     """
-    key: _Key = (base_url.rstrip("/"), credentials.client_id, credentials.username, realm)
+    url = base_url.rstrip("/")
+    key: _Key = (url, credentials.client_id, credentials.username, _secrets_fingerprint(credentials), realm)
     with _registry_lock:
         session = _sessions.get(key)
         if session is None:
-            session = _sessions[key] = IdentitySession(f"{key[2]}@{key[0]}")
+            session = _sessions[key] = IdentitySession(f"{credentials.username}@{url}")
+            while len(_sessions) > MAX_IDENTITIES:
+                _sessions.popitem(last=False)
+        else:
+            _sessions.move_to_end(key)
         return session
 
 

@@ -16,12 +16,13 @@ aiohttp underneath (``benchmarks/README.md``). Three choices are made here, in o
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import httpx2
 
-from tskit._errors import RequestTimeout, TransportError
+from tskit._errors import ConfigurationError, RequestTimeout, TransportError
 
 
 def _is_loopback(host: str) -> bool:
@@ -53,23 +54,32 @@ def make_client(
         limits: httpx2's connection pool limits.
         headers: Headers sent with every request.
     """
-    mounts: dict[str, httpx2.AsyncBaseTransport | None] = {}
     host = urlsplit(base_url).hostname or ""
-    if transport is None and _is_loopback(host):
-        # More specific than any proxy pattern of the environment: httpx2's own pool, no proxy.
-        mounts[f"all://[{host}]" if ":" in host else f"all://{host}"] = None
-    # With transport=None httpx2 builds its pool from ``limits`` (``retries=0``, its default: no
-    # resend) and reads the proxies of the environment, as it documents.
-    return httpx2.AsyncClient(
-        base_url=base_url,
-        auth=auth,
-        transport=transport,
-        mounts=mounts,
-        timeout=timeout,
-        limits=limits,
-        headers=dict(headers),
-        follow_redirects=False,
-    )
+    # A loopback base URL never goes through a proxy: the environment's proxies are not even read.
+    # Otherwise, with transport=None, httpx2 builds its pool from ``limits`` (``retries=0``, its
+    # default: no resend) and reads the proxies of the environment, as it documents.
+    trust_env = transport is not None or not _is_loopback(host)
+    try:
+        return httpx2.AsyncClient(
+            base_url=base_url,
+            auth=auth,
+            transport=transport,
+            timeout=timeout,
+            limits=limits,
+            headers=dict(headers),
+            follow_redirects=False,
+            trust_env=trust_env,
+        )
+    except (ImportError, ValueError, httpx2.InvalidURL) as problem:  # a proxy variable httpx2 cannot use
+        names = [name for name in os.environ if name.lower() in _PROXY_VARIABLES and os.environ[name]]
+        raise ConfigurationError(
+            " / ".join(names) or "proxy settings",
+            f"cannot be used ({type(problem).__name__}: {problem})",
+            "an http:// or https:// proxy URL (socks5:// needs `pip install httpx2[socks]`), or unset it",
+        ) from None
+
+
+_PROXY_VARIABLES = frozenset({"all_proxy", "http_proxy", "https_proxy", "no_proxy"})
 
 
 def as_tskit_error(exc: BaseException, *, method: str, path: str, timeout: str) -> tuple[TransportError, bool]:

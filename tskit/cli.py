@@ -55,6 +55,7 @@ _CLI_WORDS = (
         re.compile(r"Check the credentials, then reconnect"),
         lambda m: "Fix the credentials; run `tskit reset-login` once they are fixed",
     ),
+    (re.compile(r"Check the user name and password, then reconnect\."), lambda m: "Fix the user name and password."),
     (re.compile(r"\bcall reset\(\)"), lambda m: "run `tskit reset-login`"),
     (re.compile(r"\busername= and password="), lambda m: "--username and --password-env"),
 )
@@ -142,14 +143,15 @@ def _check_credential_variables() -> bool:
 def _connect(args: argparse.Namespace) -> ThingSpace:
     import tskit
 
+    timeout = getattr(args, "timeout", None) or 30.0
     if getattr(args, "simulator", False):
-        return tskit.connect(simulator=True)
+        return tskit.connect(simulator=True, timeout=timeout)
     if not _check_credential_variables():
         print(
             "tskit: no ThingSpace credentials found: using the embedded simulator (nothing reaches Verizon).",
             file=sys.stderr,
         )
-    return tskit.connect()
+    return tskit.connect(timeout=timeout)
 
 
 def _accounts(args: argparse.Namespace) -> list[str]:
@@ -366,6 +368,7 @@ def _cmd_deregister(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
+    import tskit
     from tskit import _validate as check
     from tskit._errors import ValidationError
     from tskit.audit import Audit, Severity
@@ -393,6 +396,11 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     names = _accounts(args)
     with _connect(args) as ts:
         audit = ts.audit(names, expect, concurrency=args.concurrency, progress=False if args.no_progress else None)
+        errors = audit.error_list
+        if errors and len(errors) == len(audit.accounts) and all(e.error == "AuthenticationError" for e in errors):
+            # Not one account was read because the login failed: say that once, not once per account.
+            refused = ts.client.auth.refused
+            raise tskit.ThingSpaceError(str(refused) if refused else f"the login failed: {errors[0].error_code}")
     if args.save:
         audit.save(args.save)
     changes = audit.diff(old) if old is not None else None
@@ -535,6 +543,19 @@ def _add_backend(parser: argparse.ArgumentParser) -> None:
         "--simulator", action="store_true", help="use the embedded simulator even when credentials are set"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="also show tskit's warnings as they happen")
+    parser.add_argument(
+        "--timeout", type=_seconds, default=30.0, help="seconds each call may take, login and retries included (30)"
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
 
 
 def _add_limit(parser: argparse.ArgumentParser) -> None:
