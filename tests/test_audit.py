@@ -27,6 +27,32 @@ def fleet(sim: Simulator, count: int) -> list[str]:
     return names
 
 
+async def test_an_unexpected_error_for_one_account_keeps_the_others(sim: Simulator, clock: FakeClock) -> None:
+    names = fleet(sim, 3)
+
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith(names[1]):  # nested deeper than json.loads can recurse
+            return httpx2.Response(200, content=b"[" * 100_000)
+        response: httpx2.Response = await inner.handle_async_request(request)
+        return response
+
+    inner = sim.transport()
+    async with make_client(sim, clock, transport=httpx2.MockTransport(handler)) as client:
+        listing = client.list_callbacks
+
+        async def broken(account: str) -> list[tskit.Callback]:
+            if account == names[2]:
+                raise RuntimeError("a bug that quotes pw")
+            return await listing(account)
+
+        client.list_callbacks = broken  # type: ignore[method-assign]
+        audit = await run_audit(client, names, progress=False, source="test")
+    assert [r.account_name for r in audit.records] == [names[0]]
+    errors = {e.account_name: e for e in audit.error_list}
+    assert "nested too deeply" in errors[names[1]].message
+    assert errors[names[2]].message == "reading it failed unexpectedly (RuntimeError)"
+
+
 def test_audit_of_the_demo_accounts(ts: tskit.ThingSpace) -> None:
     audit = ts.audit([*DEMO, "9999999999-00001"], expect=["CarrierService", "DeviceUsage"], progress=False)
     assert audit.callbacks.equals(concat([ts.list_callbacks(a) for a in DEMO]))

@@ -119,6 +119,8 @@ def answering(sim: Simulator, body: bytes, status: int = 200) -> httpx2.AsyncBas
         (b'[{"accountName": "x", "serviceName": "CarrierService"}]', "'url' is missing"),
         (b'[{"accountName": "x", "serviceName": 5, "url": "u"}]', "'serviceName' should be a string"),
         (b"[1, 2]", "malformed"),
+        (b"[" * 100_000, "nested too deeply"),
+        (b'{"a":' * 100_000, "nested too deeply"),
         (b"[" + b'{"accountName":"a","serviceName":"s","url":"u"},' * 10_001 + b'{"accountName":"a"}]', "JSON array"),
     ],
 )
