@@ -338,3 +338,8 @@ def test_option_and_variable_errors_name_the_flag_or_variable(sim, capsys, monke
     )
     done = subprocess.run([sys.executable, "-m", "tskit", "list", DEMO[0]], env=env, capture_output=True, text=True)
     assert done.returncode == 2 and "THINGSPACE_BASE_URL: 'ftp://x'" in done.stderr and "base_url" not in done.stderr
+    env_bytes = {**{k.encode(): v.encode() for k, v in env.items()}, b"THINGSPACE_BASE_URL": b"http://127.0.0.1:9/\xff"}
+    for command in (["list", DEMO[0]], ["audit", DEMO[0]]):
+        done = subprocess.run([sys.executable, "-m", "tskit", *command], env=env_bytes, capture_output=True, text=True)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "THINGSPACE_BASE_URL: 'http://127.0.0.1:9/\\udcff' is not valid UTF-8 text" in done.stderr
