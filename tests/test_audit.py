@@ -191,7 +191,10 @@ def test_snapshot_round_trip_without_passwords(ts: tskit.ThingSpace, tmp_path, s
         "0000123456-00003", "DeviceUsage", "https://l.example.com/u", username="x", password="s3cret-new"
     )
     audit = ts.audit([*DEMO, "9999999999-00001"], expect=["CarrierService"], progress=False)
+    (tmp_path / f"audit.{suffix}.partial").write_text("left by an older run")
+    (tmp_path / f"audit.{suffix}.partial").chmod(0o644)
     path = audit.save(tmp_path / f"audit.{suffix}")
+    assert path.stat().st_mode & 0o777 == 0o600  # the owner's only, as journals and the listener's store
     text = path.read_text()
     for password in PASSWORDS:
         assert password not in text
