@@ -45,7 +45,7 @@ async def test_an_unexpected_error_for_one_account_keeps_the_others(sim: Simulat
                 raise RuntimeError("a bug that quotes pw")
             return await listing(account)
 
-        client.list_callbacks = broken  # type: ignore[method-assign]
+        client.list_callbacks = broken  # type: ignore[method-assign,assignment]
         audit = await run_audit(client, names, progress=False, source="test")
     assert [r.account_name for r in audit.records] == [names[0]]
     errors = {e.account_name: e for e in audit.error_list}

@@ -223,3 +223,41 @@ def test_export_and_plan_of_100_accounts_read_through_the_faults_with_the_defaul
         assert plan.error_list == [] and not plan.has_changes
     finally:
         ts.close()
+
+
+@pytest.mark.parametrize("failed_listings", [1, 2, 3])
+def test_a_lost_answer_is_confirmed_by_a_later_listing(tmp_path: Path, failed_listings: int) -> None:
+    """The answer of a rotation's register is lost, then listings fail: the first one that works decides."""
+    sim = Simulator()
+    ts = tskit.connect(simulator=sim, retry=tskit.RetryPolicy(attempts=1))
+    calls: Counter[str] = Counter()
+    draw = sim.faults.draw
+
+    def scripted(operation: str) -> Fault | None:
+        calls[operation] += 1
+        if operation == "register" and calls[operation] == 1:
+            return Fault(drop="after")  # the change is made, its answer lost
+        if operation == "list" and 2 <= calls[operation] <= 1 + failed_listings:  # the plan's read works
+            return Fault(status=500)
+        return draw(operation)
+
+    sim.faults.draw = scripted  # type: ignore[method-assign]
+    account = "0000123456-00001"
+    result = ts.rotate_password(
+        [account], services="CarrierService", new_password="brand-new-pw", progress=False, journal=tmp_path / "j"
+    )
+    assert [r["password"] for r in sim.registrations(account) if r["serviceName"] == "CarrierService"] == [
+        "brand-new-pw"
+    ]
+    lines = [json.loads(line) for line in (tmp_path / "j").read_text().splitlines()]
+    outcomes = [line["outcome"] for line in lines if line["event"] == "outcome"]
+    if failed_listings == 3:  # the client's check, apply's and the rotation's own: nothing could look
+        assert result.outcomes["outcome"].tolist() == ["failed"] and not result.ok and outcomes == ["failed"]
+        assert result.remaining_list[0][2].startswith("could not be read")
+        return
+    assert result.ok and result.remaining_list == []
+    assert result.outcomes.to_dict("records")[0]["outcome"] == "confirmed"
+    assert outcomes == ["failed", "confirmed"]  # append-only: the last outcome line is the step's
+    assert result.journal.frame["outcome"].tolist() == ["confirmed"]
+    assert Journal(tmp_path / "j").unfinished() == []
+    ts.close()
