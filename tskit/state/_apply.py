@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -132,23 +132,45 @@ async def _mutate(plan: Plan, step: Step) -> CallbackActionResult:
     )
 
 
-async def _send(plan: Plan, step: Step) -> Outcome:
-    """Send one step; when its answer was lost, look (password included) before calling it done."""
+def _already_registered(exc: ApiError) -> bool:
+    return "alreadyregistered" in exc.error_code.replace("_", "").casefold()
+
+
+async def _send(plan: Plan, step: Step, note: Callable[[str], Awaitable[None]] | None = None) -> Outcome:
+    """Send one step; when its answer was lost, look (password included) before calling it done.
+
+    Where ThingSpace refuses to register a service again ("already registered": whether it replaces
+    is not documented), the listener is deregistered, then registered, as this one step; ``note``
+    journals that first, and the outcome's reason says so.
+    """
+    replacing = ""
     for _ in range(_SENDS):
         try:
-            result = await _mutate(plan, step)
+            try:
+                result = await _mutate(plan, step)
+            except ApiError as exc:
+                if step.action == "delete" or replacing or not _already_registered(exc):
+                    raise
+                replacing = f"ThingSpace refused to register it again ({exc.error_code}): deregistered it first"
+                if note is not None:
+                    await note(replacing)
+                await plan.client.deregister_callback(step.account_name, step.service_name, allow_unknown_service=True)
+                result = await _mutate(plan, step)
         except ThingSpaceError as exc:
             refused = isinstance(exc, ApiError) and exc.status_code < 500 and not isinstance(exc, RateLimitError)
-            return Outcome(step, "failed", str(exc), unknown=not refused)  # no answer, or a 5xx: may have happened
+            reason = f"{replacing}; then: {exc}" if replacing else str(exc)
+            return Outcome(step, "failed", reason, unknown=not refused)  # no answer, or a 5xx: may have happened
         if outcome_of(result) == "done":
-            return Outcome(step, "done")
+            return Outcome(step, "done", replacing)
         try:
             callbacks = await plan.client.list_callbacks(step.account_name)
         except ThingSpaceError as exc:
-            return Outcome(step, "failed", f"the answer was lost and the outcome is unknown: {exc}", unknown=True)
+            lost = f"the answer was lost and the outcome is unknown: {exc}"
+            return Outcome(step, "failed", f"{replacing}; then: {lost}" if replacing else lost, unknown=True)
         now = next((c for c in callbacks if c.service_name == step.service_name), None)
         if step.took_effect(None if now is None else live_of(plan._key, now)):
-            return Outcome(step, "confirmed", "the answer was lost; a listing shows the change")
+            seen = "the answer was lost; a listing shows the change"
+            return Outcome(step, "confirmed", f"{replacing}; {seen}" if replacing else seen)
         # Not in effect (a listing that ignores the password can mistake an unchanged listener
         # for a changed one): sending again cannot repeat a change that never happened.
     return Outcome(step, "failed", f"the answer was lost {_SENDS} times and the listing does not show the change")
@@ -168,7 +190,7 @@ def reconcile(
         if outcome.outcome == "failed" and outcome.unknown and step.account_name in listed:
             now = next((c for c in listed[step.account_name] if c.service_name == step.service_name), None)
             if step.took_effect(None if now is None else live_of(plan._key, now)):
-                outcome = Outcome(step, "confirmed", "the answer was lost; a later listing shows the change")
+                outcome = Outcome(step, "confirmed", f"{outcome.reason}; a later listing shows the change in effect")
                 book.write("outcome", apply=apply_id, step=step.id, outcome=outcome.outcome, reason=outcome.reason)
         reconciled.append(outcome)
     return reconciled
@@ -257,7 +279,12 @@ async def _apply_held(
         while not queue.empty():
             step = queue.get_nowait()
             await asyncio.to_thread(book.write, "step", apply=apply_id, **step.record())
-            outcome = await _send(plan, step)
+
+            async def note(reason: str, step: Step = step) -> None:
+                calls = ["deregister", "register"]
+                await asyncio.to_thread(book.write, "calls", apply=apply_id, step=step.id, calls=calls, reason=reason)
+
+            outcome = await _send(plan, step, note)
             await asyncio.to_thread(
                 book.write, "outcome", apply=apply_id, step=step.id, outcome=outcome.outcome, reason=outcome.reason
             )

@@ -5,7 +5,9 @@ sent (account, service, action, URL, username and the password's keyed fingerpri
 password); ``{"event": "outcome", "step": ..., "outcome": "done" | "confirmed" | "failed",
 "reason": ...}`` once its outcome is known. A step with no outcome line was interrupted. A step whose
 answer was lost may get a second outcome line (``confirmed``) when a later listing shows its change:
-the last outcome line of a step is its outcome.
+the last outcome line of a step is its outcome. ``{"event": "calls", "step": ..., "calls": [...],
+"reason": ...}`` before a step is sent as more than one call (deregister, then register, where
+ThingSpace refuses to register a service again).
 """
 
 from __future__ import annotations

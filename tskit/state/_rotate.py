@@ -238,6 +238,8 @@ async def rotate(
             remaining.append((name, "", reason))
             continue
         rotated = {cb.service_name for cb in chosen[name]}
+        gone = rotated - {cb.service_name for cb in after[name]}  # e.g. deregistered, then not registered again
+        remaining += [(name, service, "no longer registered") for service in sorted(gone)]
         for cb in after[name]:
             if cb.service_name not in rotated:
                 continue
