@@ -27,6 +27,32 @@ def fleet(sim: Simulator, count: int) -> list[str]:
     return names
 
 
+async def test_an_unexpected_error_for_one_account_keeps_the_others(sim: Simulator, clock: FakeClock) -> None:
+    names = fleet(sim, 3)
+
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith(names[1]):  # nested deeper than json.loads can recurse
+            return httpx2.Response(200, content=b"[" * 100_000)
+        response: httpx2.Response = await inner.handle_async_request(request)
+        return response
+
+    inner = sim.transport()
+    async with make_client(sim, clock, transport=httpx2.MockTransport(handler)) as client:
+        listing = client.list_callbacks
+
+        async def broken(account: str) -> list[tskit.Callback]:
+            if account == names[2]:
+                raise RuntimeError("a bug that quotes pw")
+            return await listing(account)
+
+        client.list_callbacks = broken  # type: ignore[method-assign,assignment]
+        audit = await run_audit(client, names, progress=False, source="test")
+    assert [r.account_name for r in audit.records] == [names[0]]
+    errors = {e.account_name: e for e in audit.error_list}
+    assert "nested too deeply" in errors[names[1]].message
+    assert errors[names[2]].message == "reading it failed unexpectedly (RuntimeError)"
+
+
 def test_audit_of_the_demo_accounts(ts: tskit.ThingSpace) -> None:
     audit = ts.audit([*DEMO, "9999999999-00001"], expect=["CarrierService", "DeviceUsage"], progress=False)
     assert audit.callbacks.equals(concat([ts.list_callbacks(a) for a in DEMO]))
@@ -165,7 +191,10 @@ def test_snapshot_round_trip_without_passwords(ts: tskit.ThingSpace, tmp_path, s
         "0000123456-00003", "DeviceUsage", "https://l.example.com/u", username="x", password="s3cret-new"
     )
     audit = ts.audit([*DEMO, "9999999999-00001"], expect=["CarrierService"], progress=False)
+    (tmp_path / f"audit.{suffix}.partial").write_text("left by an older run")
+    (tmp_path / f"audit.{suffix}.partial").chmod(0o644)
     path = audit.save(tmp_path / f"audit.{suffix}")
+    assert path.stat().st_mode & 0o777 == 0o600  # the owner's only, as journals and the listener's store
     text = path.read_text()
     for password in PASSWORDS:
         assert password not in text

@@ -338,3 +338,22 @@ def test_option_and_variable_errors_name_the_flag_or_variable(sim, capsys, monke
     )
     done = subprocess.run([sys.executable, "-m", "tskit", "list", DEMO[0]], env=env, capture_output=True, text=True)
     assert done.returncode == 2 and "THINGSPACE_BASE_URL: 'ftp://x'" in done.stderr and "base_url" not in done.stderr
+    env_bytes = {**{k.encode(): v.encode() for k, v in env.items()}, b"THINGSPACE_BASE_URL": b"http://127.0.0.1:9/\xff"}
+    for command in (["list", DEMO[0]], ["audit", DEMO[0]]):
+        done = subprocess.run([sys.executable, "-m", "tskit", *command], env=env_bytes, capture_output=True, text=True)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "THINGSPACE_BASE_URL: 'http://127.0.0.1:9/\\udcff' is not valid UTF-8 text" in done.stderr
+
+
+def test_an_unreachable_thingspace_is_named_in_plain_words(capsys, monkeypatch) -> None:
+    for name, value in {
+        "THINGSPACE_BASE_URL": "http://127.0.0.1:9",
+        "THINGSPACE_CLIENT_ID": "cid",
+        "THINGSPACE_CLIENT_SECRET": "a-client-secret",
+        "THINGSPACE_USERNAME": "uws-user",
+        "THINGSPACE_PASSWORD": "a-uws-password",
+    }.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = run(capsys, "audit", DEMO[0], "--no-progress")
+    assert code == 4 and "POST /api/ts/v1/oauth2/token: could not connect" in out, out
+    assert "a-client-secret" not in out + err and "a-uws-password" not in out + err

@@ -90,6 +90,12 @@ def test_scrub_replaces_tiny_secrets_as_whole_words_only() -> None:
     assert scrub("Zq in Zqx and xZq", ["Zq"]) == "*** in Zqx and xZq"
 
 
+def test_scrub_keeps_a_path_ending_in_a_field_name_and_hides_the_fields() -> None:
+    assert scrub("POST /api/ts/v1/oauth2/token: could not connect") == "POST /api/ts/v1/oauth2/token: could not connect"
+    assert scrub("token: abc, password=def") == "token: ***, password=***"
+    assert scrub('{"access_token":"abc"} /x?token=def') == '{"access_token":***} /x?token=***'
+
+
 def test_error_tree() -> None:
     for cls in (tskit.ValidationError, tskit.ApiError, tskit.TransportError, tskit.UnexpectedResponseError):
         assert issubclass(cls, tskit.ThingSpaceError)
@@ -119,6 +125,8 @@ def answering(sim: Simulator, body: bytes, status: int = 200) -> httpx2.AsyncBas
         (b'[{"accountName": "x", "serviceName": "CarrierService"}]', "'url' is missing"),
         (b'[{"accountName": "x", "serviceName": 5, "url": "u"}]', "'serviceName' should be a string"),
         (b"[1, 2]", "malformed"),
+        (b"[" * 100_000, "nested too deeply"),
+        (b'{"a":' * 100_000, "nested too deeply"),
         (b"[" + b'{"accountName":"a","serviceName":"s","url":"u"},' * 10_001 + b'{"accountName":"a"}]', "JSON array"),
     ],
 )

@@ -381,3 +381,32 @@ def test_the_served_simulator_closes_slow_heads_and_caps_connections() -> None:
         other.close()
         time.sleep(0.1)
         assert httpx2.post(server.base_url + "/api/ts/v1/oauth2/token").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("--port", "99999", "99999 is not a port; give 0 to 65535"),
+        ("--port", "-5", "-5 is not a port; give 0 to 65535"),
+        ("--latency", "-1", "-1 is not a number of seconds; give 0 or more"),
+        ("--retry-after", "nan", "nan is not a number of seconds"),
+        ("--fleet", "-3", "-3 is not a number of accounts; give 0 or more"),
+    ],
+)
+def test_simulator_options_out_of_range_are_usage_errors(
+    option: str, value: str, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tskit.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["simulator", f"{option}={value}"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and f"argument {option}: {words}" in err and "Traceback" not in err
+
+
+def test_listen_on_an_unknown_host_names_the_host_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tskit.cli import main
+
+    assert main(["listen", "--host", "nosuch.invalid", "--no-auth", "--store", str(tmp_path / "m.db")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot listen on nosuch.invalid: " in err and "None" not in err

@@ -85,6 +85,8 @@ def test_plan_fails_with_1_on_bad_files_and_unreadable_accounts(
     unknown.write_text('["9999999999-00001"]\n')
     assert main(["plan", str(unknown), "--no-progress"]) == 1
     assert main(["plan", str(tmp_path / "missing.toml")]) == 1
+    assert main(["plan", "\udcff.toml"]) == 1  # bytes that were not UTF-8, as Python keeps them
+    assert "is not valid UTF-8 text" in capsys.readouterr().err
 
 
 def test_apply_asks_and_refuses_without_a_terminal(

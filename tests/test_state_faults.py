@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import tskit
-from tskit.simulator import DEMO_PASSWORD, DEMO_USERNAME, Fault, Faults, Simulator, demo_env
+from tskit.simulator import DEMO_PASSWORD, DEMO_USERNAME, Fault, Faults, Simulator, SimulatorConfig, demo_env
 from tskit.state import DesiredState, Journal
 
 FLEET = [f"{7100000000 + i:010d}-00001" for i in range(100)]
@@ -223,3 +223,96 @@ def test_export_and_plan_of_100_accounts_read_through_the_faults_with_the_defaul
         assert plan.error_list == [] and not plan.has_changes
     finally:
         ts.close()
+
+
+@pytest.mark.parametrize("failed_listings", [1, 2, 3])
+def test_a_lost_answer_is_confirmed_by_a_later_listing(tmp_path: Path, failed_listings: int) -> None:
+    """The answer of a rotation's register is lost, then listings fail: the first one that works decides."""
+    sim = Simulator()
+    ts = tskit.connect(simulator=sim, retry=tskit.RetryPolicy(attempts=1))
+    calls: Counter[str] = Counter()
+    draw = sim.faults.draw
+
+    def scripted(operation: str) -> Fault | None:
+        calls[operation] += 1
+        if operation == "register" and calls[operation] == 1:
+            return Fault(drop="after")  # the change is made, its answer lost
+        if operation == "list" and 2 <= calls[operation] <= 1 + failed_listings:  # the plan's read works
+            return Fault(status=500)
+        return draw(operation)
+
+    sim.faults.draw = scripted  # type: ignore[method-assign]
+    account = "0000123456-00001"
+    result = ts.rotate_password(
+        [account], services="CarrierService", new_password="brand-new-pw", progress=False, journal=tmp_path / "j"
+    )
+    assert [r["password"] for r in sim.registrations(account) if r["serviceName"] == "CarrierService"] == [
+        "brand-new-pw"
+    ]
+    lines = [json.loads(line) for line in (tmp_path / "j").read_text().splitlines()]
+    outcomes = [line["outcome"] for line in lines if line["event"] == "outcome"]
+    if failed_listings == 3:  # the client's check, apply's and the rotation's own: nothing could look
+        assert result.outcomes["outcome"].tolist() == ["failed"] and not result.ok and outcomes == ["failed"]
+        assert result.remaining_list[0][2].startswith("could not be read")
+        return
+    assert result.ok and result.remaining_list == []
+    assert result.outcomes.to_dict("records")[0]["outcome"] == "confirmed"
+    assert outcomes == ["failed", "confirmed"]  # append-only: the last outcome line is the step's
+    assert result.journal.frame["outcome"].tolist() == ["confirmed"]
+    assert Journal(tmp_path / "j").unfinished() == []
+    ts.close()
+
+
+@pytest.mark.parametrize("fault", ["none", "deregister-lost", "register-lost", "register-lost-unlisted", "refused"])
+def test_a_service_thingspace_will_not_register_again_is_replaced_in_one_step(tmp_path: Path, fault: str) -> None:
+    """With ``reregister="error"`` a rotation deregisters, then registers, each listener: truthfully under faults."""
+    sim = Simulator(SimulatorConfig(reregister="error"))
+    ts = tskit.connect(simulator=sim, retry=tskit.RetryPolicy(attempts=1))
+    calls: Counter[str] = Counter()
+    draw = sim.faults.draw
+
+    def scripted(operation: str) -> Fault | None:
+        calls[operation] += 1
+        if fault == "deregister-lost" and operation == "deregister" and calls[operation] == 1:
+            return Fault(drop="after")
+        if fault.startswith("register-lost") and operation == "register" and calls[operation] == 2:
+            return Fault(drop="after")  # the second register: after the refusal and the deregister
+        if fault == "register-lost-unlisted" and operation == "list" and calls[operation] in (2, 3):
+            return Fault(status=500)  # the client's own look and the step's: only apply's later look works
+        if fault == "refused" and operation == "register" and calls[operation] == 2:
+            return Fault(status=400)
+        return draw(operation)
+
+    sim.faults.draw = scripted  # type: ignore[method-assign]
+    account = "0000123456-00001"
+    result = ts.rotate_password(
+        [account], services="CarrierService", new_password="brand-new-pw", progress=False, journal=tmp_path / "j"
+    )
+    held = [r["password"] for r in sim.registrations(account) if r["serviceName"] == "CarrierService"]
+    (outcome,) = result.outcome_list
+    assert "CallbackAlreadyRegistered): deregistered it first" in outcome.reason
+    lines = [json.loads(line) for line in (tmp_path / "j").read_text().splitlines()]
+    assert [line["calls"] for line in lines if line["event"] == "calls"] == [["deregister", "register"]]
+    assert calls["deregister"] == 1 and calls["register"] == 2
+    if fault == "refused":  # the listener is gone: said by the outcome and by remaining
+        assert held == [] and outcome.outcome == "failed" and not result.ok
+        assert result.remaining_list == [(account, "CarrierService", "no longer registered")]
+        return
+    assert held == ["brand-new-pw"] and result.ok and result.remaining_list == []
+    assert outcome.outcome == ("done" if fault in ("none", "deregister-lost") else "confirmed")
+    assert result.journal.frame["outcome"].tolist() == [outcome.outcome]
+    ts.close()
+
+
+def test_an_apply_update_replaces_where_thingspace_will_not_register_again(tmp_path: Path) -> None:
+    sim = Simulator(SimulatorConfig(reregister="error"))
+    ts = tskit.connect(simulator=sim)
+    account = "0000123456-00001"
+    state = ts.export([account], progress=False).to_dict()
+    state[account]["CarrierService"]["url"] = "https://new.example.com/carrier"
+    result = ts.plan(state, progress=False).apply(journal=tmp_path / "j", progress=False)
+    assert result.ok and result.counts()["done"] == 1
+    assert [r["url"] for r in sim.registrations(account) if r["serviceName"] == "CarrierService"] == [
+        "https://new.example.com/carrier"
+    ]
+    ts.close()

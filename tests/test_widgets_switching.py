@@ -232,6 +232,7 @@ async def test_a_snapshot_is_saved_by_name_in_its_folder_only(
     dashboard.snapshot_path.value = "fleet-2026.json"
     dashboard.export.click()
     assert [p.relative_to(work).as_posix() for p in work.rglob("*.json")] == ["snapshots/fleet-2026.json"]
+    assert (work / "snapshots" / "fleet-2026.json").stat().st_mode & 0o777 == 0o600
     assert 'download="fleet-2026.json"' in dashboard.download.value
 
 

@@ -450,6 +450,8 @@ class ThingSpaceClient:
             problem = f"body is not JSON ({len(response.content)} bytes; {exc.msg} at position {exc.pos})"
         except ValueError:
             problem = f"body is not JSON ({len(response.content)} bytes; not valid UTF-8)"
+        except RecursionError:  # json.loads recurses once per nesting level
+            problem = f"body is not usable JSON ({len(response.content)} bytes; nested too deeply)"
         raise self._unexpected(response, problem)
 
     def _remember_secret(self, value: str) -> None:

@@ -114,6 +114,12 @@ def base_url(value: str | None = None, environ: Mapping[str, str] | None = None)
     env = os.environ if environ is None else environ
     text = (value or env.get(BASE_URL_ENV, "") or DEFAULT_BASE_URL).strip().rstrip("/")
     try:
+        text.encode("utf-8")  # bytes that were not UTF-8 come from os.environ as lone surrogates
+    except UnicodeEncodeError:
+        raise ConfigurationError(
+            "base_url", f"{text!r} is not valid UTF-8 text", "e.g. https://thingspace.verizon.com"
+        ) from None
+    try:
         parts = urlsplit(text)
         host = parts.hostname or ""
     except ValueError:

@@ -36,8 +36,8 @@ _MAX_EXCERPT: Final = 80
 # not know them (a listing it could not parse, a token it never saw): the value is replaced.
 _SECRET_FIELD = re.compile(
     r"""(?ix)
-    ( ["']?(?:password|passwd|pwd|secret|client_secret|token|access_token|refresh_token|sessiontoken|
-         authorization|vz-m2m-token)["']? \s*[:=]\s* )
+    ( ["']?(?<!/)(?:password|passwd|pwd|secret|client_secret|token|access_token|refresh_token|sessiontoken|
+         authorization|vz-m2m-token)["']? \s*[:=]\s* )  # not after "/": ".../oauth2/token: could not" is a path
     ( "(?:[^"\\]|\\.)*"? | '[^']*'? | (?:bearer\s+|basic\s+)?[^\s,;&}<]* )
     """
 )

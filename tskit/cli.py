@@ -761,7 +761,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if bad:
             problem = f"{bad}: is not valid UTF-8 text (check the terminal's encoding)"
             print(f"tskit {args.command}: {problem}", file=sys.stderr)
-            return 2
+            return 1 if args.command == "plan" else 2
         with _quiet_logging(getattr(args, "verbose", False)):
             code = _run(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's shutdown

@@ -296,6 +296,8 @@ async def read_accounts(
                 found[name] = await client.list_callbacks(name)
             except ThingSpaceError as exc:  # one account's failure never stops the others
                 failed[name] = exc
+            except Exception as exc:  # a tskit bug too: keep the others; its text may hold a secret
+                failed[name] = ThingSpaceError(f"reading it failed unexpectedly ({type(exc).__name__})")
             if bar is not None:
                 bar.update(1)
             if on_progress is not None:

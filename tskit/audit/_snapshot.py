@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,10 @@ def save(audit: Audit, path: Path, fmt: str | None) -> Path:
         writer.writerows([getattr(r, k) for k in _RECORD_FIELDS] for r in audit.records)
         text = out.getvalue()
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the owner's only, as journals
+    os.fchmod(fd, 0o600)  # a partial file left by an older run may have other bits
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
     partial.replace(path)  # never leave half a snapshot behind
     return path
 

@@ -144,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
     except StoreOpenError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        where = args.host if args.port is None else f"{args.host}:{args.port}"  # None: the first free one
+        raise UsageError(f"cannot listen on {where}: {exc.strerror or exc}") from None
     print(f"Listening for ThingSpace callbacks on {listener.url} (one URL per service: {listener.url}/SERVICE)")
     if args.host in ("0.0.0.0", "::", "[::]"):
         print("  on every address of this machine: register the URL with its public name or address instead")

@@ -7,6 +7,7 @@ help, with the same name and default as its :class:`~tskit.simulator.SimulatorCo
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from tskit.simulator._config import SimulatorConfig
@@ -21,6 +22,27 @@ def _rate(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port; give 0 to 65535 (0: any free port)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds; give 0 or more")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a number of accounts; give 0 or more")
+    return value
+
+
 def _status(text: str) -> int:
     value = int(text)
     if not 400 <= value <= 599:
@@ -31,7 +53,7 @@ def _status(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``tskit simulator`` to its parser."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    parser.add_argument("--port", type=_port, default=0, help="port to listen on (default: a free one)")
     parser.add_argument("--no-demo", action="store_true", help="start empty, without the demo accounts")
     parser.add_argument(
         "--sandbox",
@@ -41,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fleet",
-        type=int,
+        type=_count,
         default=0,
         metavar="N",
         help="add N generated accounts 7000000000-00001, 7000000001-00001, ... for audits",
@@ -90,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     own.add_argument(
         "--stale-password-window",
-        type=float,
+        type=_seconds,
         default=_DEFAULTS.stale_password_window,
         metavar="SECONDS",
         help="after a re-registration, messages carry the old password this long (production: 540-840; "
@@ -104,10 +126,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     own.add_argument("--any-port", action="store_true", help="accept listener URLs on any port")
     faults = parser.add_argument_group("faults")
-    faults.add_argument("--latency", type=float, default=0.0, help="seconds added before every answer")
+    faults.add_argument("--latency", type=_seconds, default=0.0, help="seconds added before every answer")
     faults.add_argument("--error-rate", type=_rate, default=0.0, help="share of callbacks calls answered 500")
     faults.add_argument("--rate-limit-rate", type=_rate, default=0.0, help="share answered 429 with Retry-After")
-    faults.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds of those 429s")
+    faults.add_argument("--retry-after", type=_seconds, default=1.0, help="Retry-After seconds of those 429s")
     faults.add_argument("--drop-rate", type=_rate, default=0.0, help="share of connections dropped unanswered")
     faults.add_argument("--seed", type=int, default=None, help="seed for the fault draws")
 

@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from tskit._errors import ThingSpaceError
+from tskit._errors import ApiError, RateLimitError, ThingSpaceError
 from tskit._models import CallbackActionResult
 from tskit._secret import Secret
 from tskit.audit import check_concurrency
 from tskit.audit._progress import progress_bar
 from tskit.state._journal import Journal, default_path
 from tskit.state._plan import Live, Plan, Step, live_of
+from tskit.state._read import read_all
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from tskit._models import Callback
 
 OUTCOME_COLUMNS: Final = ("account_name", "service_name", "action", "outcome", "reason")
 _NO_PASSWORD: Final = Secret("")  # a step read back from a journal, which holds no password
@@ -37,12 +40,14 @@ class Outcome:
     """What became of one step.
 
     ``done``: ThingSpace said yes; ``confirmed``: its answer was lost and a listing showed the
-    change; ``failed``: the reason says why.
+    change; ``failed``: the reason says why. ``unknown``: a failure whose effect nobody saw (a lost
+    answer): a later listing that shows the change makes it ``confirmed``.
     """
 
     step: Step
     outcome: str
     reason: str = ""
+    unknown: bool = False
 
 
 class ApplyResult:
@@ -55,7 +60,8 @@ class ApplyResult:
         resumed: Steps of an interrupted apply found in the journal, closed by this one.
     """
 
-    def __init__(self, plan: Plan, outcomes: list[Outcome], journal: Journal, resumed: int) -> None:
+    def __init__(self, plan: Plan, outcomes: list[Outcome], journal: Journal, resumed: int, apply_id: str = "") -> None:
+        self.apply_id = apply_id
         self.plan = plan
         self.outcome_list = outcomes
         self.journal = journal
@@ -126,25 +132,68 @@ async def _mutate(plan: Plan, step: Step) -> CallbackActionResult:
     )
 
 
-async def _send(plan: Plan, step: Step) -> Outcome:
-    """Send one step; when its answer was lost, look (password included) before calling it done."""
+def _already_registered(exc: ApiError) -> bool:
+    return "alreadyregistered" in exc.error_code.replace("_", "").casefold()
+
+
+async def _send(plan: Plan, step: Step, note: Callable[[str], Awaitable[None]] | None = None) -> Outcome:
+    """Send one step; when its answer was lost, look (password included) before calling it done.
+
+    Where ThingSpace refuses to register a service again ("already registered": whether it replaces
+    is not documented), the listener is deregistered, then registered, as this one step; ``note``
+    journals that first, and the outcome's reason says so.
+    """
+    replacing = ""
     for _ in range(_SENDS):
         try:
-            result = await _mutate(plan, step)
+            try:
+                result = await _mutate(plan, step)
+            except ApiError as exc:
+                if step.action == "delete" or replacing or not _already_registered(exc):
+                    raise
+                replacing = f"ThingSpace refused to register it again ({exc.error_code}): deregistered it first"
+                if note is not None:
+                    await note(replacing)
+                await plan.client.deregister_callback(step.account_name, step.service_name, allow_unknown_service=True)
+                result = await _mutate(plan, step)
         except ThingSpaceError as exc:
-            return Outcome(step, "failed", str(exc))
+            refused = isinstance(exc, ApiError) and exc.status_code < 500 and not isinstance(exc, RateLimitError)
+            reason = f"{replacing}; then: {exc}" if replacing else str(exc)
+            return Outcome(step, "failed", reason, unknown=not refused)  # no answer, or a 5xx: may have happened
         if outcome_of(result) == "done":
-            return Outcome(step, "done")
+            return Outcome(step, "done", replacing)
         try:
             callbacks = await plan.client.list_callbacks(step.account_name)
         except ThingSpaceError as exc:
-            return Outcome(step, "failed", f"the answer was lost and the outcome is unknown: {exc}")
+            lost = f"the answer was lost and the outcome is unknown: {exc}"
+            return Outcome(step, "failed", f"{replacing}; then: {lost}" if replacing else lost, unknown=True)
         now = next((c for c in callbacks if c.service_name == step.service_name), None)
         if step.took_effect(None if now is None else live_of(plan._key, now)):
-            return Outcome(step, "confirmed", "the answer was lost; a listing shows the change")
+            seen = "the answer was lost; a listing shows the change"
+            return Outcome(step, "confirmed", f"{replacing}; {seen}" if replacing else seen)
         # Not in effect (a listing that ignores the password can mistake an unchanged listener
         # for a changed one): sending again cannot repeat a change that never happened.
     return Outcome(step, "failed", f"the answer was lost {_SENDS} times and the listing does not show the change")
+
+
+def reconcile(
+    plan: Plan, book: Journal, apply_id: str, outcomes: list[Outcome], listed: dict[str, list[Callback]]
+) -> list[Outcome]:
+    """``outcomes`` with each unknown failure that ``listed`` shows in effect made ``confirmed``.
+
+    The journal is append-only: a second outcome line is written for such a step, and readers
+    take a step's last outcome line.
+    """
+    reconciled = []
+    for outcome in outcomes:
+        step = outcome.step
+        if outcome.outcome == "failed" and outcome.unknown and step.account_name in listed:
+            now = next((c for c in listed[step.account_name] if c.service_name == step.service_name), None)
+            if step.took_effect(None if now is None else live_of(plan._key, now)):
+                outcome = Outcome(step, "confirmed", f"{outcome.reason}; a later listing shows the change in effect")
+                book.write("outcome", apply=apply_id, step=step.id, outcome=outcome.outcome, reason=outcome.reason)
+        reconciled.append(outcome)
+    return reconciled
 
 
 def _close_unfinished(plan: Plan, journal: Journal, apply_id: str) -> int:
@@ -230,7 +279,12 @@ async def _apply_held(
         while not queue.empty():
             step = queue.get_nowait()
             await asyncio.to_thread(book.write, "step", apply=apply_id, **step.record())
-            outcome = await _send(plan, step)
+
+            async def note(reason: str, step: Step = step) -> None:
+                calls = ["deregister", "register"]
+                await asyncio.to_thread(book.write, "calls", apply=apply_id, step=step.id, calls=calls, reason=reason)
+
+            outcome = await _send(plan, step, note)
             await asyncio.to_thread(
                 book.write, "outcome", apply=apply_id, step=step.id, outcome=outcome.outcome, reason=outcome.reason
             )
@@ -249,4 +303,8 @@ async def _apply_held(
             bar.close()
     order = {id(s): i for i, s in enumerate(plan.steps)}
     outcomes.sort(key=lambda o: order[id(o.step)])
-    return ApplyResult(plan, outcomes, book, resumed)
+    unknown = sorted({o.step.account_name for o in outcomes if o.outcome == "failed" and o.unknown})
+    if unknown:  # look once more: a change whose answer was lost may be in effect by now
+        listed, _ = await read_all(plan.client, unknown, progress=False)
+        outcomes = await asyncio.to_thread(reconcile, plan, book, apply_id, outcomes, listed)
+    return ApplyResult(plan, outcomes, book, resumed, apply_id)

@@ -3,7 +3,11 @@
 Lines: ``{"event": "apply", ...}`` when an apply starts; ``{"event": "step", ...}`` before a step is
 sent (account, service, action, URL, username and the password's keyed fingerprint, never the
 password); ``{"event": "outcome", "step": ..., "outcome": "done" | "confirmed" | "failed",
-"reason": ...}`` once its outcome is known. A step with no outcome line was interrupted.
+"reason": ...}`` once its outcome is known. A step with no outcome line was interrupted. A step whose
+answer was lost may get a second outcome line (``confirmed``) when a later listing shows its change:
+the last outcome line of a step is its outcome. ``{"event": "calls", "step": ..., "calls": [...],
+"reason": ...}`` before a step is sent as more than one call (deregister, then register, where
+ThingSpace refuses to register a service again).
 """
 
 from __future__ import annotations
@@ -189,7 +193,7 @@ class Journal:
         return entries
 
     def steps(self) -> list[dict[str, Any]]:
-        """One dict per step line, with the outcome and reason of its outcome line merged in."""
+        """One dict per step line, with the outcome and reason of its last outcome line merged in."""
         steps: dict[tuple[str, str], dict[str, Any]] = {}
         for entry in self.entries():
             key = (str(entry.get("apply", "")), str(entry.get("step", "")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 from collections.abc import Callable, Iterable
@@ -13,7 +14,7 @@ from tskit._errors import ValidationError
 from tskit._fingerprint import fingerprint, load_key
 from tskit._secret import Secret
 from tskit.audit import AccountError, account_list
-from tskit.state._apply import ApplyResult, apply_plan
+from tskit.state._apply import ApplyResult, apply_plan, reconcile
 from tskit.state._journal import Journal
 from tskit.state._model import DesiredCallback, DesiredState
 from tskit.state._plan import compute_plan
@@ -46,7 +47,7 @@ class RotationResult(ApplyResult):
         references: tuple[list[str], int] = ([], 0),
         desired_source: str | None = None,
     ) -> None:
-        super().__init__(result.plan, result.outcome_list, result.journal, result.resumed)
+        super().__init__(result.plan, result.outcome_list, result.journal, result.resumed, result.apply_id)
         self.remaining_list = remaining
         self.matched = matched
         self.skipped = skipped
@@ -226,6 +227,9 @@ async def rotate(
     )
     # Verify by reading again: a listener is rotated when its password's fingerprint is the new one's.
     after, unread = await read_all(client, names, concurrency=concurrency, progress=False)
+    result.outcome_list = await asyncio.to_thread(
+        reconcile, plan, result.journal, result.apply_id, result.outcome_list, after
+    )
     remaining: list[tuple[str, str, str]] = []
     for name in names:
         if name in failed or name in unread:
@@ -234,6 +238,8 @@ async def rotate(
             remaining.append((name, "", reason))
             continue
         rotated = {cb.service_name for cb in chosen[name]}
+        gone = rotated - {cb.service_name for cb in after[name]}  # e.g. deregistered, then not registered again
+        remaining += [(name, service, "no longer registered") for service in sorted(gone)]
         for cb in after[name]:
             if cb.service_name not in rotated:
                 continue
