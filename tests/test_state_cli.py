@@ -241,3 +241,44 @@ def test_rotate_refuses_unknown_services_and_says_when_nothing_matched(
     assert main(["rotate", A3, "--password-env", "ROTATED", "--no-progress"]) == 1
     assert "No listener matched" in capsys.readouterr().out
     assert sim.count("register") == 0
+
+
+def test_the_commands_speak_in_plain_lines_and_flags(
+    served: SimulatorServer,
+    sim: Simulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'["{A3}".CarrierService]\nurl = "https://l.example.com/c"\n')
+    assert main(["plan", str(path), "--no-progress"]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("Plan for ") and "<" not in out and "After a rotation" not in out
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["apply", str(path), "--no-progress"]) == 2
+    assert "tskit apply: apply" not in capsys.readouterr().err
+    assert main(["apply", str(path), "--yes", "--no-progress", "--journal", str(tmp_path / "j.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "\nApplied: 1 done" in out and "ApplyResult" not in out and "<" not in out
+
+    monkeypatch.setenv("ROTATED", "rotated-pw")
+    monkeypatch.setenv("OLD_PW", "the-old-pw")
+    clear = tmp_path / "clear.toml"
+    clear.write_text(
+        f'["{A3}".DeviceUsage]\nurl = "http://l.example.com/u"\nusername = "u"\npassword = {{ env = "OLD_PW" }}\n'
+    )
+    assert main(["apply", str(clear), "--yes", "--no-progress", "--journal", str(tmp_path / "k.jsonl")]) == 0
+    capsys.readouterr()
+    assert main(["rotate", A3, "--password-env", "ROTATED", "--no-progress", "--journal", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "--allow-http to send it anyway" in err and "allow_http" not in err
+    assert main(["rotate", A3, "--password-env", "ROTATED", "--allow-http", "--no-progress"]) == 0
+    rotated = capsys.readouterr()
+    assert rotated.out.startswith("Rotated: ") and "RotationResult" not in rotated.out
+    assert "--include-without-credentials to rotate" in rotated.out and "include_without" not in rotated.out
+    assert "ROTATED" not in rotated.out and rotated.err.count("value of ROTATED") == 1
+    assert main(["export", A1, "9999999999-00001", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "--allow-partial exports the others" in err and "allow_partial=" not in err
+    assert "ApiError" not in err and "HTTP 400" in err

@@ -57,6 +57,14 @@ _CLI_WORDS = (
     ),
     (re.compile(r"\bcall reset\(\)"), lambda m: "run `tskit reset-login`"),
     (re.compile(r"\busername= and password="), lambda m: "--username and --password-env"),
+    # The desired-state commands' options: allow_http=True is --allow-http, prune (a word) is --prune.
+    (
+        re.compile(r"\b(allow_http|allow_partial|allow_unknown_service|include_without_credentials)=True\b"),
+        lambda m: "--" + m[1].replace("_", "-"),
+    ),
+    (re.compile(r"\bplan with prune\b"), lambda m: "plan with --prune"),
+    # An API error as an HTTP status, not a Python class name.
+    (re.compile(r"\bApiError (\d{3})\b"), lambda m: f"HTTP {m[1]}"),
 )
 # The library's field names, as the command line names them.
 _FIELDS = {
