@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import stat
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 DEFAULT_STORE = "tskit-listener/callbacks.db"
@@ -87,13 +89,26 @@ def _open_folder_warning(store: str) -> str:
     return ""
 
 
-def _log_to_stderr() -> None:
-    """Show the listener's log (each refused message: status, reason, peer) on stderr, from INFO."""
+@contextlib.contextmanager
+def _log_to_stderr() -> Iterator[None]:
+    """Show the listener's log (each refused message: status, reason, peer) on stderr, from INFO.
+
+    Each record is shown once: it does not also reach the ``tskit: warning:`` lines of the command.
+    The logger is put back as it was afterwards, for ``main()`` called from Python.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log = logging.getLogger("tskit.listener")
+    level, propagate = log.level, log.propagate
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
 
 
 def _option_wording(message: str) -> str:
@@ -108,7 +123,6 @@ def _option_wording(message: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``tskit listen`` in the foreground until Ctrl-C."""
     from tskit.cli import UsageError
-    from tskit.listener import Listener, NoAuthWarning, StoreOpenError
 
     password = _secret(args.password_env, "--password-env")
     previous = _secret(args.previous_password_env, "--previous-password-env")
@@ -121,7 +135,14 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.no_auth:
         print(NO_AUTH_WARNING, file=sys.stderr, flush=True)
-    _log_to_stderr()
+    with _log_to_stderr():
+        return _serve(args, password, previous)
+
+
+def _serve(args: argparse.Namespace, password: str | None, previous: str | None) -> int:
+    from tskit.cli import UsageError
+    from tskit.listener import Listener, NoAuthWarning, StoreOpenError
+
     try:
         with warnings.catch_warnings():  # --no-auth printed its own warning above
             warnings.simplefilter("ignore", NoAuthWarning)
