@@ -40,7 +40,7 @@ def test_no_terminal_and_no_password_option_is_refused(sim, capsys) -> None:
 
 
 def test_no_password_is_an_explicit_choice(sim, capsys) -> None:
-    code, _, _ = run(capsys, "register", EMPTY, "DeviceUsage", "https://new.example.com/u", "--no-password")
+    code, _, _ = run(capsys, "register", EMPTY, "DeviceUsage", "https://new.example.com/u", "--no-password", "--yes")
     assert code == 0 and sim.registrations(EMPTY)[0]["password"] == ""
 
 
@@ -73,3 +73,12 @@ def test_save_is_checked_before_anything_is_read(sim, capsys, tmp_path) -> None:
         assert code == 2 and out == "" and "tskit audit: --save: " in err and words in err
         assert "Traceback" not in err
     assert sim.count("list") == 0
+
+
+@pytest.mark.parametrize("host", ["listener.example.com", "example.org", "hooks.example.net"])
+def test_a_documentation_name_is_warned_of_and_needs_yes(sim, capsys, host) -> None:
+    argv = ["register", EMPTY, "CarrierService", f"https://{host}/c", "--no-password"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and f"warning: {host} is a name reserved for documentation" in err and "needs --yes" in err
+    assert sim.count("register") == 0
+    assert run(capsys, *argv, "--yes")[0] == 0 and sim.count("register") == 1

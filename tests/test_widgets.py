@@ -71,6 +71,9 @@ async def test_register_valid_input(manager: CallbackManager, sim: Simulator) ->
     manager.password.value = "s3cret-widget"
     assert not manager.register.disabled and manager.problem.value == ""
     await click(manager, manager.register)
+    # example.com is a documentation name ThingSpace cannot reach: the audit's warning is confirmed first
+    assert sim.registrations(EMPTY) == [] and "reserved for documentation" in manager.replace_text.value
+    await click(manager, manager.replace_confirm)
     assert sim.registrations(EMPTY) == [
         {
             "serviceName": "NiddService",
