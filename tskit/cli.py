@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
+import io
 import json
 import logging
 import os
@@ -12,7 +13,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,8 +78,8 @@ _FIELDS = {
 }
 
 
-def cli_words(error: BaseException) -> str:
-    """An error's text in command-line words: flags and commands instead of Python parameters."""
+def cli_words(error: BaseException | str) -> str:
+    """An error's (or a text's) words for the command line: flags and commands instead of Python parameters."""
     from tskit._errors import ValidationError
 
     text = str(error)
@@ -725,8 +726,37 @@ def _quiet_logging(verbose: bool) -> Iterator[None]:
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
 
 
+def _whole_writes(stdout: TextIO) -> TextIO:
+    """A standard output that writes everything it is given, or raises ``BrokenPipeError``.
+
+    With ``PYTHONUNBUFFERED=1`` (common in containers) ``sys.stdout`` writes straight to the file,
+    and a short write to a pipe whose reader went away silently drops the rest: a closed pipe
+    then looked like success (exit 0). A buffered writer on the same descriptor keeps writing.
+    """
+    if not isinstance(getattr(stdout, "buffer", None), io.FileIO):
+        return stdout  # buffered already, or not a file (a notebook, a test's capture)
+    return io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(stdout.fileno(), "w", closefd=False)),
+        encoding=stdout.encoding,
+        errors=stdout.errors,
+        line_buffering=bool(stdout.line_buffering),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tskit`` command; returns the exit code."""
+    stdout = sys.stdout
+    sys.stdout = _whole_writes(stdout)
+    try:
+        return _main(argv)
+    finally:
+        if sys.stdout is not stdout:
+            with contextlib.suppress(OSError, ValueError):  # flushed in _main; after a broken pipe: /dev/null
+                sys.stdout.close()
+            sys.stdout = stdout
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()
         given = list(sys.argv[1:] if argv is None else argv)
@@ -756,10 +786,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: stop quietly, with the shell's code for SIGINT
         return 130
     except BrokenPipeError:
-        # the reader (e.g. `| head`) went away: stop quietly; later flushes go to /dev/null
+        # the reader (e.g. `| head`) went away: stop quietly; what is left, and the flush at the
+        # interpreter's exit, go to /dev/null
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
+            sys.stdout.flush()
         except (OSError, ValueError):
             pass
         return EXIT_BROKEN_PIPE
