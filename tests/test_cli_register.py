@@ -48,10 +48,13 @@ def test_a_replace_says_what_it_replaces_and_needs_yes_without_a_terminal(sim, c
     argv = ["register", LISTED, "CarrierService", "https://new.example.com/c", "--password-env", "LISTENER_PW"]
     code, _, err = run(capsys, *argv)
     assert code == 2 and "needs --yes" in err and sim.count("register") == 0
-    assert "replaces CarrierService of 0000123456-00001: now https://listener.example.com/thingspace/carrier" in err
+    assert (
+        "would replace CarrierService of 0000123456-00001 (currently https://listener.example.com/thingspace/carrier,"
+        in err
+    )
     assert "password set" in err and "pw-from-env" not in err
     code, out, err = run(capsys, *argv, "--yes")
-    assert code == 0 and "replaces CarrierService" in err and "Registered CarrierService" in out
+    assert code == 0 and "would replace CarrierService" in err and "Registered CarrierService" in out
     carrier = [r for r in sim.registrations(LISTED) if r["serviceName"] == "CarrierService"]
     assert carrier[0]["url"] == "https://new.example.com/c"
 

@@ -32,10 +32,10 @@ exit codes:
   or no password was typed at the password prompt (Ctrl-D); 2 bad usage or input (nothing was
   sent); 3 audit findings at or above --fail-on; 4 some accounts could not be read;
   130 interrupted (Ctrl-C); 141 the reader of the output went away (e.g. `| head`).
+  tskit plan: 0 nothing would change, 2 changes pending, 1 failure (Terraform's convention).
 
 environment:
   NO_COLOR set: no colours, even on a terminal. FORCE_COLOR set (not 0): colours, even in a pipe.
-  tskit plan: 0 nothing would change, 2 changes pending, 1 failure (Terraform's convention).
 """
 
 EXIT_FINDINGS = 3
@@ -113,7 +113,8 @@ def _show(frame: pd.DataFrame, fmt: str = "table", limit: int | None = None) -> 
     if not len(frame):
         return "(none)\n"
     shown = frame if limit is None else frame.head(limit)
-    more = f"... {len(frame) - len(shown)} more rows (--limit)\n" if len(shown) < len(frame) else ""
+    left = len(frame) - len(shown)
+    more = f"... {left} more {'row' if left == 1 else 'rows'} (--limit)\n" if left else ""
     return shown.to_string(index=False) + "\n" + more
 
 
@@ -301,7 +302,7 @@ def _cmd_register(args: argparse.Namespace) -> int:
     with _connect(args) as ts:
         replaced = _replaced(ts, args)
         if replaced:
-            print(f"tskit register: replaces {replaced}", file=sys.stderr)
+            print(f"tskit register: would replace {replaced}", file=sys.stderr)
         for detail in serious:
             print(f"tskit register: warning: {detail}", file=sys.stderr)
         if serious or replaced:
@@ -351,7 +352,7 @@ def _replaced(ts: ThingSpace, args: argparse.Namespace) -> str:
         return ""
     row = old.iloc[0]
     return (
-        f"{args.service} of {args.account}: now {row['url']} (username {row['username'] or 'none'}, "
+        f"{args.service} of {args.account} (currently {row['url']}, username {row['username'] or 'none'}, "
         f"password {'set' if row['password'] else 'none'})"
     )
 
@@ -548,7 +549,11 @@ def _add_backend(parser: argparse.ArgumentParser) -> None:
 
 def _add_limit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--limit", type=_positive, default=None, metavar="N", help="show at most N rows of a table (default: all)"
+        "--limit",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="show at most N rows of the table (default: all); table format only, csv and json are always complete",
     )
 
 
@@ -689,6 +694,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The command line's arguments; a mistake is told with the usage of the command it is about."""
+    args, extras = parser.parse_known_args(argv)
+    command = _subparser(parser, getattr(args, "command", None))
+    if extras:  # argparse would show the usage of `tskit`, not of the command given the option
+        command.error(f"unrecognized arguments: {' '.join(extras)}")
+    if getattr(args, "limit", None) is not None and getattr(args, "format", "table") != "table":
+        command.error("--limit: applies to the table format only (csv and json are always complete)")
+    return args
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The parser of a command (``tskit`` itself when there is none)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            found: argparse.ArgumentParser = action.choices[command]
+            return found
+    return parser
+
+
 def _command_of(argv: Sequence[str]) -> str:
     """The subcommand named on a command line (the first word that is not an option)."""
     return next((word for word in argv if not word.startswith("-")), "")
@@ -731,7 +756,8 @@ def _whole_writes(stdout: TextIO) -> TextIO:
 
     With ``PYTHONUNBUFFERED=1`` (common in containers) ``sys.stdout`` writes straight to the file,
     and a short write to a pipe whose reader went away silently drops the rest: a closed pipe
-    then looked like success (exit 0). A buffered writer on the same descriptor keeps writing.
+    then looked like success (exit 0). A buffered writer on the same descriptor keeps writing
+    until all is written or the pipe is found closed.
     """
     if not isinstance(getattr(stdout, "buffer", None), io.FileIO):
         return stdout  # buffered already, or not a file (a notebook, a test's capture)
@@ -739,7 +765,8 @@ def _whole_writes(stdout: TextIO) -> TextIO:
         io.BufferedWriter(io.FileIO(stdout.fileno(), "w", closefd=False)),
         encoding=stdout.encoding,
         errors=stdout.errors,
-        line_buffering=bool(stdout.line_buffering),
+        line_buffering=True,  # as unbuffered as asked, a line at a time: `tskit listen | tee` shows each
+        write_through=True,
     )
 
 
@@ -765,7 +792,7 @@ def _main(argv: Sequence[str] | None) -> int:
             print(unknown, file=sys.stderr)
             return 2
         try:
-            args = parser.parse_args(given)
+            args = _parse(parser, given)
         except SystemExit as exit_:
             # tskit plan keeps exit 2 for "changes pending": its usage errors are failures (1).
             if exit_.code == 2 and _command_of(given) == "plan":

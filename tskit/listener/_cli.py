@@ -179,5 +179,6 @@ def _serve(args: argparse.Namespace, password: str | None, previous: str | None)
             print(note, file=sys.stderr)
     if not listener.allowed_by_thingspace:
         print(f"Note: ThingSpace does not deliver to port {listener.port}.", file=sys.stderr)
+    sys.stdout.flush()  # the start-up lines show at once, even in a pipe (`| tee`)
     listener.serve_forever()
     return 0
