@@ -21,7 +21,7 @@ import httpx2
 import pytest
 
 from tskit.cli import main
-from tskit.listener import Listener, MessageStore, StoreFailed, StoreUnavailable
+from tskit.listener import VERIZON_SOURCE_ADDRESSES, Listener, MessageStore, StoreFailed, StoreUnavailable
 from tskit.listener._store import MessageRefused
 from tskit.simulator import build_message
 
@@ -476,7 +476,11 @@ def test_sigterm_closes_the_store_like_ctrl_c(tmp_path: Path) -> None:
         assert proc.stdout is not None and proc.stderr is not None
         url = proc.stdout.readline().split()[5]
         start = [proc.stdout.readline().strip() for _ in range(3)]
-        assert start[1:] == ["Accepting messages from: 127.0.0.0/8,verizon", "Previous password accepted: no"]
+        count = len(VERIZON_SOURCE_ADDRESSES)
+        assert start[1:] == [
+            f"Accepting messages from: 127.0.0.0/8,verizon (verizon: the {count} addresses Verizon publishes)",
+            "Previous password accepted: no",
+        ]
         assert httpx2.post(url, json=message()).status_code == 200
         assert httpx2.post(url, json=message(password="wrong-pw-5")).status_code == 401
         refused = httpx2.post(url, content=b"not json")

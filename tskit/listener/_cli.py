@@ -12,6 +12,8 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from tskit.listener._sources import VERIZON_SOURCE_ADDRESSES
+
 DEFAULT_STORE = "tskit-listener/callbacks.db"
 
 NO_AUTH_WARNING = (
@@ -50,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NETWORKS",
         help="only these source addresses or networks may POST, comma-separated, repeatable; 'verizon' is "
-        "the list Verizon publishes (default: any source)",
+        f"the {len(VERIZON_SOURCE_ADDRESSES)} addresses Verizon publishes (default: any source)",
     )
     parser.add_argument("--max-body", type=int, default=1024 * 1024, help="largest message in bytes (default 1 MiB)")
     parser.add_argument(
@@ -171,6 +173,8 @@ def _serve(args: argparse.Namespace, password: str | None, previous: str | None)
         print("  on every address of this machine: register the URL with its public name or address instead")
     print(f"Messages are stored in {args.store}. Ctrl-C to stop.")
     sources = ", ".join(args.allow_from) if args.allow_from else "any source (no --allow-from)"
+    if any(part.strip().lower() == "verizon" for entry in args.allow_from for part in entry.split(",")):
+        sources += f" (verizon: the {len(VERIZON_SOURCE_ADDRESSES)} addresses Verizon publishes)"
     print(f"Accepting messages from: {sources}")
     if not args.no_auth:
         print(f"Previous password accepted: {'yes (--previous-password-env)' if previous else 'no'}", flush=True)
