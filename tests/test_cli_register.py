@@ -85,3 +85,10 @@ def test_a_documentation_name_is_warned_of_and_needs_yes(sim, capsys, host) -> N
     assert code == 2 and f"warning: {host} is a name reserved for documentation" in err and "needs --yes" in err
     assert sim.count("register") == 0
     assert run(capsys, *argv, "--yes")[0] == 0 and sim.count("register") == 1
+
+
+def test_register_and_deregister_on_the_embedded_simulator_say_it_keeps_nothing(sim, capsys) -> None:
+    code, _, err = run(capsys, "register", EMPTY, "CarrierService", "https://l.example.com/c", "--no-password", "--yes")
+    assert code == 0 and "keeps nothing between runs" in err
+    code, _, err = run(capsys, "deregister", EMPTY, "CarrierService", "--yes")
+    assert code == 0 and "keeps nothing between runs" in err

@@ -149,6 +149,13 @@ def _check_credential_variables() -> bool:
     raise UsageError("\n".join(lines))
 
 
+EMBEDDED_NOTICE = (
+    "Note: this runs on the embedded ThingSpace simulator, which keeps nothing between runs: what is "
+    "changed here is gone when the command ends. For a simulator that keeps its state, run `tskit simulator` "
+    "in another terminal and set the THINGSPACE_* variables it prints."
+)
+
+
 def _connect(args: argparse.Namespace) -> ThingSpace:
     import tskit
 
@@ -300,6 +307,8 @@ def _cmd_register(args: argparse.Namespace) -> int:
     serious = _serious_findings(args)
     password = _password(args)
     with _connect(args) as ts:
+        if ts.simulator is not None:
+            print(EMBEDDED_NOTICE, file=sys.stderr)
         replaced = _replaced(ts, args)
         if replaced:
             print(f"tskit register: would replace {replaced}", file=sys.stderr)
@@ -363,6 +372,8 @@ def _cmd_deregister(args: argparse.Namespace) -> int:
     check.account_name(args.account)
     check.service_name(args.service, allow_unknown=args.allow_unknown_service)
     with _connect(args) as ts:
+        if ts.simulator is not None:
+            print(EMBEDDED_NOTICE, file=sys.stderr)
         question = f"Deregister {args.service} of account {args.account} on {ts.source}? [y/N] "
         if not _confirm(question, yes=args.yes):
             print("Nothing was changed.")

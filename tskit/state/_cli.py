@@ -10,7 +10,16 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from tskit.cli import EXIT_UNREADABLE, UsageError, _accounts, _add_accounts, _add_backend, _connect, cli_words
+from tskit.cli import (
+    EMBEDDED_NOTICE,
+    EXIT_UNREADABLE,
+    UsageError,
+    _accounts,
+    _add_accounts,
+    _add_backend,
+    _connect,
+    cli_words,
+)
 
 if TYPE_CHECKING:
     from tskit.state import Journal, Plan
@@ -29,13 +38,6 @@ exit codes:
 
 def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
-
-
-EMBEDDED_NOTICE = (
-    "Note: this runs on the embedded ThingSpace simulator, which keeps nothing between runs: what is "
-    "applied here is gone when the command ends. For a simulator that keeps its state, run `tskit simulator` "
-    "in another terminal and set the THINGSPACE_* variables it prints."
-)
 
 
 def _plan(args: argparse.Namespace) -> Plan:
