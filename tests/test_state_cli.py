@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tskit.cli import main
+from tskit.cli import EMBEDDED_NOTICE, main
 from tskit.simulator import Simulator, SimulatorServer, demo_env
-from tskit.cli import EMBEDDED_NOTICE
 
 pytestmark = pytest.mark.server
 A1, A2, A3 = "0000123456-00001", "0000123456-00002", "0000123456-00003"
