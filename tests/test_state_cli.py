@@ -281,3 +281,21 @@ def test_the_commands_speak_in_plain_lines_and_flags(
     err = capsys.readouterr().err
     assert "--allow-partial exports the others" in err and "allow_partial=" not in err
     assert "ApiError" not in err and "HTTP 400" in err
+
+
+def test_the_rotation_hint_shows_only_when_a_password_a_listener_has_would_change(
+    served: SimulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEW_PW", "a-new-password")
+    first = tmp_path / "first.toml"
+    first.write_text(f'["{A3}".CarrierService]\nurl = "https://l.example.com/c"\npassword = {{ env = "NEW_PW" }}\n')
+    assert main(["plan", str(first), "--no-progress"]) == 2
+    out = capsys.readouterr().out
+    assert "1 listener password would be set or changed" in out and "After a rotation" not in out
+    changed = tmp_path / "changed.toml"
+    changed.write_text(
+        f'["{A1}".CarrierService]\nurl = "https://listener.example.com/thingspace/carrier"\n'
+        'username = "tsuser"\npassword = { env = "NEW_PW" }\n'
+    )
+    assert main(["plan", str(changed), "--no-progress"]) == 2
+    assert "After a rotation, update the file's variables" in capsys.readouterr().out
