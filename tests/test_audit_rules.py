@@ -67,6 +67,10 @@ def test_credentials_over_http() -> None:
         ("[::ffff:10.0.0.1]", "private"),
         ("listener.internal", "local or reserved"),
         ("box", "single-label"),
+        ("example.com", "reserved for documentation"),
+        ("listener.example.com", "reserved for documentation"),
+        ("Hooks.Example.NET", "reserved for documentation"),
+        ("a.b.example.org.", "reserved for documentation"),
     ],
 )
 def test_unreachable_hosts(host: str, words: str) -> None:
@@ -75,7 +79,9 @@ def test_unreachable_hosts(host: str, words: str) -> None:
     assert finding.severity == Severity.HIGH
 
 
-@pytest.mark.parametrize("host", ["listener.example.com", "8.8.8.8", "[2606:4700::1111]", "api.company.io"])
+@pytest.mark.parametrize(
+    "host", ["listener.example.co", "notexample.com", "8.8.8.8", "[2606:4700::1111]", "api.company.io"]
+)
 def test_public_hosts_are_not_flagged(host: str) -> None:
     assert check(unreachable_host, cb(f"https://{host}/cb")) == []
 

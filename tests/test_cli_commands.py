@@ -28,7 +28,12 @@ def test_audit_table_and_fail_on(sim, capsys) -> None:
     code, out, _ = run(capsys, "audit", *DEMO, "--expect", "CarrierService", "--fail-on", "high")
     assert code == 3
     assert out.startswith("Audit of embedded simulator") and "credentials-over-http" in out
-    assert run(capsys, "audit", "0000123456-00001", "--fail-on", "high")[0] == 0
+    # its listeners are on example.com, a documentation name ThingSpace cannot reach: high
+    assert run(capsys, "audit", "0000123456-00001", "--fail-on", "high")[0] == 3
+    sim.add_account("0000777777-00001", users=["demo-user"])
+    sim.register("0000777777-00001", "CarrierService", "https://8.8.8.8/c", "", "")  # public, no credentials
+    assert run(capsys, "audit", "0000777777-00001", "--fail-on", "high")[0] == 0
+    assert run(capsys, "audit", "0000777777-00001", "--fail-on", "medium")[0] == 3
     assert run(capsys, "audit", "0000123456-00001", "--fail-on", "medium")[0] == 3  # DeviceUsage has no credentials
     assert run(capsys, "audit", "0000123456-00001")[0] == 0  # no --fail-on: findings are reported, not failed
 
@@ -104,6 +109,7 @@ def test_register_reads_the_password_from_the_environment(sim, capsys, monkeypat
         "u",
         "--password-env",
         "LISTENER_PW",
+        "--yes",  # example.com is a documentation name: tskit warns and asks
     )
     assert (code, out) == (0, "Registered CarrierService for 0000123456-00003\n")
     assert sim.registrations("0000123456-00003")[0]["password"] == "pw-from-env"
@@ -112,7 +118,7 @@ def test_register_reads_the_password_from_the_environment(sim, capsys, monkeypat
 def test_register_reads_the_password_from_stdin(sim, capsys, monkeypatch) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("pw-from-stdin\n"))
     code, _, _ = run(
-        capsys, "register", "0000123456-00003", "DeviceUsage", "https://l.example.com/u", "--password-stdin"
+        capsys, "register", "0000123456-00003", "DeviceUsage", "https://l.example.com/u", "--password-stdin", "--yes"
     )
     assert code == 0 and sim.registrations("0000123456-00003")[0]["password"] == "pw-from-stdin"
 

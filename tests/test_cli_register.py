@@ -40,7 +40,7 @@ def test_no_terminal_and_no_password_option_is_refused(sim, capsys) -> None:
 
 
 def test_no_password_is_an_explicit_choice(sim, capsys) -> None:
-    code, _, _ = run(capsys, "register", EMPTY, "DeviceUsage", "https://new.example.com/u", "--no-password")
+    code, _, _ = run(capsys, "register", EMPTY, "DeviceUsage", "https://new.example.com/u", "--no-password", "--yes")
     assert code == 0 and sim.registrations(EMPTY)[0]["password"] == ""
 
 
@@ -48,10 +48,13 @@ def test_a_replace_says_what_it_replaces_and_needs_yes_without_a_terminal(sim, c
     argv = ["register", LISTED, "CarrierService", "https://new.example.com/c", "--password-env", "LISTENER_PW"]
     code, _, err = run(capsys, *argv)
     assert code == 2 and "needs --yes" in err and sim.count("register") == 0
-    assert "replaces CarrierService of 0000123456-00001: now https://listener.example.com/thingspace/carrier" in err
+    assert (
+        "would replace CarrierService of 0000123456-00001 (currently https://listener.example.com/thingspace/carrier,"
+        in err
+    )
     assert "password set" in err and "pw-from-env" not in err
     code, out, err = run(capsys, *argv, "--yes")
-    assert code == 0 and "replaces CarrierService" in err and "Registered CarrierService" in out
+    assert code == 0 and "would replace CarrierService" in err and "Registered CarrierService" in out
     carrier = [r for r in sim.registrations(LISTED) if r["serviceName"] == "CarrierService"]
     assert carrier[0]["url"] == "https://new.example.com/c"
 
@@ -73,3 +76,19 @@ def test_save_is_checked_before_anything_is_read(sim, capsys, tmp_path) -> None:
         assert code == 2 and out == "" and "tskit audit: --save: " in err and words in err
         assert "Traceback" not in err
     assert sim.count("list") == 0
+
+
+@pytest.mark.parametrize("host", ["listener.example.com", "example.org", "hooks.example.net"])
+def test_a_documentation_name_is_warned_of_and_needs_yes(sim, capsys, host) -> None:
+    argv = ["register", EMPTY, "CarrierService", f"https://{host}/c", "--no-password"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and f"warning: {host} is a name reserved for documentation" in err and "needs --yes" in err
+    assert sim.count("register") == 0
+    assert run(capsys, *argv, "--yes")[0] == 0 and sim.count("register") == 1
+
+
+def test_register_and_deregister_on_the_embedded_simulator_say_it_keeps_nothing(sim, capsys) -> None:
+    code, _, err = run(capsys, "register", EMPTY, "CarrierService", "https://l.example.com/c", "--no-password", "--yes")
+    assert code == 0 and "keeps nothing between runs" in err
+    code, _, err = run(capsys, "deregister", EMPTY, "CarrierService", "--yes")
+    assert code == 0 and "keeps nothing between runs" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,23 @@ def test_a_closed_pipe_ends_quietly() -> None:
     )
     os.close(write)
     assert done.returncode == 141 and done.stderr == b"", done.stderr
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_pipe_closed_early_on_a_long_output_exits_141(unbuffered: str, tmp_path: Path) -> None:
+    from tskit.simulator import Simulator, demo_env, seed_fleet
+
+    sim = Simulator()
+    accounts = tmp_path / "accounts.txt"
+    accounts.write_text("\n".join(seed_fleet(sim, 1500)) + "\n")
+    with sim.serve() as server:
+        env = {**clean_env(**demo_env(server.base_url)), "PYTHONUNBUFFERED": unbuffered}
+        for fmt in ("table", "csv", "json"):
+            argv = [sys.executable, "-m", "tskit", "list", "--accounts-file", str(accounts), "--format", fmt]
+            with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as process:
+                assert process.stdout is not None and process.stderr is not None
+                assert process.stdout.readline()  # as `| head -1`: one line, then the reader goes away
+                process.stdout.close()
+                error = process.stderr.read()
+                assert process.wait(timeout=60) == 141 and error == b"", (fmt, error)

@@ -120,7 +120,9 @@ def test_the_audit_table_lists_every_finding_unless_limited(sim, capsys) -> None
     code, out, _ = run(capsys, "audit", *fleet, "--expect", "CarrierService,DeviceUsage", "--no-progress")
     assert code == 0
     lines = [line for line in out.splitlines() if line.startswith("  [")]
-    assert len(lines) == 44 and "more in" not in out
+    # 44 findings, and 56 more: the 56 listeners on example.com, which ThingSpace cannot reach
+    assert len(lines) == 100 and "more in" not in out
+    assert len([line for line in lines if "reserved for documentation" in line]) == 56
     _, out, _ = run(capsys, "audit", *fleet, "--expect", "CarrierService", "--no-progress", "--limit", "5")
     assert len([line for line in out.splitlines() if line.startswith("  [")]) == 5
     assert "more (use --limit to see more)" in out and "more in .findings" not in out
@@ -130,7 +132,39 @@ def test_the_audit_table_lists_every_finding_unless_limited(sim, capsys) -> None
 def test_list_limit_says_what_it_left_out(sim, capsys) -> None:
     code, out, _ = run(capsys, "list", DEMO[0], "--limit", "1")
     assert code == 0 and "CarrierService" in out and "DeviceUsage" not in out
-    assert "1 more rows (--limit)" in out
+    assert "... 1 more row (--limit)" in out
+    with pytest.raises(SystemExit) as done:
+        main(["list", DEMO[0], "--limit", "1", "--format", "csv"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "usage: tskit list" in err and "--limit: applies to the table format only" in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["list"], ["audit", DEMO[0]], ["plan", "c.toml"], ["register", DEMO[0], "CarrierService", "https://l.x/"]]
+)
+def test_an_unknown_option_shows_the_usage_of_its_command(argv, capsys) -> None:
+    command = argv[0]
+    if command == "plan":
+        assert main([*argv, "--bogus"]) == 1  # plan keeps 2 for "changes pending"
+    else:
+        with pytest.raises(SystemExit):
+            main([*argv, "--bogus"])
+    err = capsys.readouterr().err
+    assert f"usage: tskit {command} " in err and f"tskit {command}: error: unrecognized arguments: --bogus" in err
+
+
+def test_the_help_puts_every_exit_code_under_exit_codes(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    codes, environment = out.split("exit codes:")[1].split("environment:")
+    assert "tskit plan: 0 nothing would change" in codes and "tskit plan" not in environment
+
+
+def test_a_username_with_spaces_is_refused_in_one_plain_sentence(capsys) -> None:
+    code, _, err = run(capsys, "register", DEMO[0], "CarrierService", "https://l.example.com/c", "--username", " u ")
+    assert code == 2 and "--username: starts or ends with a space (no space at either end: it would" in err
+    assert "((" not in err and "))" not in err
 
 
 def test_json_is_clean(sim, capsys) -> None:
@@ -292,7 +326,9 @@ def test_audit_words_plural_and_plain(sim, capsys) -> None:
     from tskit.simulator import SimulatorConfig
 
     sim.config = SimulatorConfig()
-    code, out, _ = run(capsys, "audit", DEMO[0], "9999999999-00001", "--no-progress")
+    sim.add_account("0000777777-00001", users=["demo-user"])
+    sim.register("0000777777-00001", "CarrierService", "https://8.8.8.8/c", "", "")  # 1 finding: no credentials
+    code, out, _ = run(capsys, "audit", "0000777777-00001", "9999999999-00001", "--no-progress")
     assert code == 4 and ", 1 finding\n" in out
     assert "1 findings" not in out and "1 callbacks" not in out and "1 accounts" not in out
     [unreadable] = [line for line in out.splitlines() if "[unreadable]" in line]

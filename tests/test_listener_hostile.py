@@ -21,7 +21,7 @@ import httpx2
 import pytest
 
 from tskit.cli import main
-from tskit.listener import Listener, MessageStore, StoreFailed, StoreUnavailable
+from tskit.listener import VERIZON_SOURCE_ADDRESSES, Listener, MessageStore, StoreFailed, StoreUnavailable
 from tskit.listener._store import MessageRefused
 from tskit.simulator import build_message
 
@@ -379,7 +379,7 @@ def test_every_refused_message_is_logged_without_its_credentials(
         assert httpx2.post(listener.url, content=b"{").status_code == 400
     refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]
     assert refusals[0] == "refused a message from 127.0.0.1 with 401: wrong username or password"
-    assert refusals[1].startswith("refused a message from 127.0.0.1 with 400: the body is not JSON")
+    assert refusals[1] == "refused a message from 127.0.0.1 with 400: the body is not valid JSON (line 1, column 2)"
     assert "wrong-pw-77" not in caplog.text and PASSWORD not in caplog.text
 
 
@@ -476,13 +476,23 @@ def test_sigterm_closes_the_store_like_ctrl_c(tmp_path: Path) -> None:
         assert proc.stdout is not None and proc.stderr is not None
         url = proc.stdout.readline().split()[5]
         start = [proc.stdout.readline().strip() for _ in range(3)]
-        assert start[1:] == ["Accepting messages from: 127.0.0.0/8,verizon", "Previous password accepted: no"]
+        count = len(VERIZON_SOURCE_ADDRESSES)
+        assert start[1:] == [
+            f"Accepting messages from: 127.0.0.0/8,verizon (verizon: the {count} addresses Verizon publishes)",
+            "Previous password accepted: no",
+        ]
         assert httpx2.post(url, json=message()).status_code == 200
         assert httpx2.post(url, json=message(password="wrong-pw-5")).status_code == 401
+        refused = httpx2.post(url, content=b"not json")
+        assert refused.status_code == 400 and refused.json() == {
+            "error": "the body is not valid JSON (line 1, column 1)"
+        }
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 143
         log = proc.stderr.read()
     assert "refused a message from 127.0.0.1 with 401: wrong username or password" in log
+    assert len([line for line in log.splitlines() if "refused" in line]) == 2, log  # one line per refusal
+    assert "tskit: warning" not in log and "Expecting value" not in log
     assert "wrong-pw-5" not in log and PASSWORD not in log
     assert sorted(p.name for p in tmp_path.iterdir()) == ["term.db"]  # no -wal nor -shm left
     with sqlite3.connect(store) as db:

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tskit.cli import main
+from tskit.cli import EMBEDDED_NOTICE, main
 from tskit.simulator import Simulator, SimulatorServer, demo_env
-from tskit.state._cli import EMBEDDED_NOTICE
 
 pytestmark = pytest.mark.server
 A1, A2, A3 = "0000123456-00001", "0000123456-00002", "0000123456-00003"
@@ -243,3 +242,62 @@ def test_rotate_refuses_unknown_services_and_says_when_nothing_matched(
     assert main(["rotate", A3, "--password-env", "ROTATED", "--no-progress"]) == 1
     assert "No listener matched" in capsys.readouterr().out
     assert sim.count("register") == 0
+
+
+def test_the_commands_speak_in_plain_lines_and_flags(
+    served: SimulatorServer,
+    sim: Simulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'["{A3}".CarrierService]\nurl = "https://l.example.com/c"\n')
+    assert main(["plan", str(path), "--no-progress"]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("Plan for ") and "<" not in out and "After a rotation" not in out
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["apply", str(path), "--no-progress"]) == 2
+    assert "tskit apply: apply" not in capsys.readouterr().err
+    assert main(["apply", str(path), "--yes", "--no-progress", "--journal", str(tmp_path / "j.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "\nApplied: 1 done" in out and "ApplyResult" not in out and "<" not in out
+
+    monkeypatch.setenv("ROTATED", "rotated-pw")
+    monkeypatch.setenv("OLD_PW", "the-old-pw")
+    clear = tmp_path / "clear.toml"
+    clear.write_text(
+        f'["{A3}".DeviceUsage]\nurl = "http://l.example.com/u"\nusername = "u"\npassword = {{ env = "OLD_PW" }}\n'
+    )
+    assert main(["apply", str(clear), "--yes", "--no-progress", "--journal", str(tmp_path / "k.jsonl")]) == 0
+    capsys.readouterr()
+    assert main(["rotate", A3, "--password-env", "ROTATED", "--no-progress", "--journal", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "--allow-http to send it anyway" in err and "allow_http" not in err
+    assert main(["rotate", A3, "--password-env", "ROTATED", "--allow-http", "--no-progress"]) == 0
+    rotated = capsys.readouterr()
+    assert rotated.out.startswith("Rotated: ") and "RotationResult" not in rotated.out
+    assert "--include-without-credentials to rotate" in rotated.out and "include_without" not in rotated.out
+    assert "ROTATED" not in rotated.out and rotated.err.count("value of ROTATED") == 1
+    assert main(["export", A1, "9999999999-00001", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "--allow-partial exports the others" in err and "allow_partial=" not in err
+    assert "ApiError" not in err and "HTTP 400" in err
+
+
+def test_the_rotation_hint_shows_only_when_a_password_a_listener_has_would_change(
+    served: SimulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEW_PW", "a-new-password")
+    first = tmp_path / "first.toml"
+    first.write_text(f'["{A3}".CarrierService]\nurl = "https://l.example.com/c"\npassword = {{ env = "NEW_PW" }}\n')
+    assert main(["plan", str(first), "--no-progress"]) == 2
+    out = capsys.readouterr().out
+    assert "1 listener password would be set or changed" in out and "After a rotation" not in out
+    changed = tmp_path / "changed.toml"
+    changed.write_text(
+        f'["{A1}".CarrierService]\nurl = "https://listener.example.com/thingspace/carrier"\n'
+        'username = "tsuser"\npassword = { env = "NEW_PW" }\n'
+    )
+    assert main(["plan", str(changed), "--no-progress"]) == 2
+    assert "After a rotation, update the file's variables" in capsys.readouterr().out

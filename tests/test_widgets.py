@@ -71,6 +71,9 @@ async def test_register_valid_input(manager: CallbackManager, sim: Simulator) ->
     manager.password.value = "s3cret-widget"
     assert not manager.register.disabled and manager.problem.value == ""
     await click(manager, manager.register)
+    # example.com is a documentation name ThingSpace cannot reach: the audit's warning is confirmed first
+    assert sim.registrations(EMPTY) == [] and "reserved for documentation" in manager.replace_text.value
+    await click(manager, manager.replace_confirm)
     assert sim.registrations(EMPTY) == [
         {
             "serviceName": "NiddService",
@@ -205,14 +208,14 @@ async def test_audit_dashboard(ts: tskit.ThingSpace, sim: Simulator, tmp_path, m
     dashboard = AuditDashboard(ts, snapshot_dir=tmp_path)
     dashboard.accounts.value += "\n9999999999-00001"
     dashboard.expect.value = ["CarrierService"]
-    assert dashboard.export.disabled
+    assert dashboard.save_button.disabled
     await click(dashboard, dashboard.run_button)
     assert (dashboard.progress.value, dashboard.progress.max) == (4, 4)
     assert dashboard.audit is not None and len(dashboard.audit.error_list) == 1
     assert "Findings by rule" in dashboard.summary.value and "<svg" in dashboard.summary.value
     assert "1 unreadable" in dashboard.status.value
-    assert not dashboard.export.disabled
-    dashboard.export.click()
+    assert not dashboard.save_button.disabled
+    dashboard.save_button.click()
     saved = (tmp_path / "audit.json").read_text()
     assert "demo-pass" not in saved and '"format": "tskit-audit/1"' in saved
     assert 'download="audit.json"' in dashboard.download.value

@@ -226,11 +226,11 @@ async def test_a_snapshot_is_saved_by_name_in_its_folder_only(
     dashboard = AuditDashboard(ts, snapshot_dir=work / "snapshots")
     await click(dashboard, dashboard.run_button)
     dashboard.snapshot_path.value = name
-    dashboard.export.click()
+    dashboard.save_button.click()
     assert dashboard.status.kind == "error" and "no folders" in dashboard.status.value
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [] and dashboard.download.value == ""
     dashboard.snapshot_path.value = "fleet-2026.json"
-    dashboard.export.click()
+    dashboard.save_button.click()
     assert [p.relative_to(work).as_posix() for p in work.rglob("*.json")] == ["snapshots/fleet-2026.json"]
     assert (work / "snapshots" / "fleet-2026.json").stat().st_mode & 0o777 == 0o600
     assert 'download="fleet-2026.json"' in dashboard.download.value
@@ -245,5 +245,5 @@ async def test_the_default_snapshot_folder_is_outside_the_working_folder(
     monkeypatch.chdir(tmp_path)
     dashboard = AuditDashboard(ts)
     await click(dashboard, dashboard.run_button)
-    dashboard.export.click()
+    dashboard.save_button.click()
     assert (tmp_path / "config" / "snapshots" / "audit.json").is_file() and not (tmp_path / "audit.json").exists()

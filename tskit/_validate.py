@@ -281,7 +281,9 @@ def credential(field: str, value: object) -> str:
     text = plain_text(field, value, "printable characters only, no control or invisible characters")
     if text != text.strip(" "):
         raise ValidationError(
-            field, "starts or ends with a space", "no space at either end (it would be sent, and easily mistyped)"
+            field,
+            "starts or ends with a space",
+            "no space at either end: it would be sent as typed, and is easily mistyped",
         )
     return text
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
+import io
 import json
 import logging
 import os
@@ -12,7 +13,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,10 +32,10 @@ exit codes:
   or no password was typed at the password prompt (Ctrl-D); 2 bad usage or input (nothing was
   sent); 3 audit findings at or above --fail-on; 4 some accounts could not be read;
   130 interrupted (Ctrl-C); 141 the reader of the output went away (e.g. `| head`).
+  tskit plan: 0 nothing would change, 2 changes pending, 1 failure (Terraform's convention).
 
 environment:
   NO_COLOR set: no colours, even on a terminal. FORCE_COLOR set (not 0): colours, even in a pipe.
-  tskit plan: 0 nothing would change, 2 changes pending, 1 failure (Terraform's convention).
 """
 
 EXIT_FINDINGS = 3
@@ -58,6 +59,14 @@ _CLI_WORDS = (
     (re.compile(r"Check the user name and password, then reconnect\."), lambda m: "Fix the user name and password."),
     (re.compile(r"\bcall reset\(\)"), lambda m: "run `tskit reset-login`"),
     (re.compile(r"\busername= and password="), lambda m: "--username and --password-env"),
+    # The desired-state commands' options: allow_http=True is --allow-http, prune (a word) is --prune.
+    (
+        re.compile(r"\b(allow_http|allow_partial|allow_unknown_service|include_without_credentials)=True\b"),
+        lambda m: "--" + m[1].replace("_", "-"),
+    ),
+    (re.compile(r"\bplan with prune\b"), lambda m: "plan with --prune"),
+    # An API error as an HTTP status, not a Python class name.
+    (re.compile(r"\bApiError (\d{3})\b"), lambda m: f"HTTP {m[1]}"),
 )
 # The library's field names, as the command line names them.
 _FIELDS = {
@@ -70,8 +79,8 @@ _FIELDS = {
 }
 
 
-def cli_words(error: BaseException) -> str:
-    """An error's text in command-line words: flags and commands instead of Python parameters."""
+def cli_words(error: BaseException | str) -> str:
+    """An error's (or a text's) words for the command line: flags and commands instead of Python parameters."""
     from tskit._errors import ValidationError
 
     text = str(error)
@@ -105,7 +114,8 @@ def _show(frame: pd.DataFrame, fmt: str = "table", limit: int | None = None) -> 
     if not len(frame):
         return "(none)\n"
     shown = frame if limit is None else frame.head(limit)
-    more = f"... {len(frame) - len(shown)} more rows (--limit)\n" if len(shown) < len(frame) else ""
+    left = len(frame) - len(shown)
+    more = f"... {left} more {'row' if left == 1 else 'rows'} (--limit)\n" if left else ""
     return shown.to_string(index=False) + "\n" + more
 
 
@@ -138,6 +148,13 @@ def _check_credential_variables() -> bool:
         "embedded simulator, or add --simulator."
     )
     raise UsageError("\n".join(lines))
+
+
+EMBEDDED_NOTICE = (
+    "Note: this runs on the embedded ThingSpace simulator, which keeps nothing between runs: what is "
+    "changed here is gone when the command ends. For a simulator that keeps its state, run `tskit simulator` "
+    "in another terminal and set the THINGSPACE_* variables it prints."
+)
 
 
 def _connect(args: argparse.Namespace) -> ThingSpace:
@@ -292,9 +309,11 @@ def _cmd_register(args: argparse.Namespace) -> int:
     serious = _serious_findings(args)
     password = _password(args)
     with _connect(args) as ts:
+        if ts.simulator is not None:
+            print(EMBEDDED_NOTICE, file=sys.stderr)
         replaced = _replaced(ts, args)
         if replaced:
-            print(f"tskit register: replaces {replaced}", file=sys.stderr)
+            print(f"tskit register: would replace {replaced}", file=sys.stderr)
         for detail in serious:
             print(f"tskit register: warning: {detail}", file=sys.stderr)
         if serious or replaced:
@@ -344,7 +363,7 @@ def _replaced(ts: ThingSpace, args: argparse.Namespace) -> str:
         return ""
     row = old.iloc[0]
     return (
-        f"{args.service} of {args.account}: now {row['url']} (username {row['username'] or 'none'}, "
+        f"{args.service} of {args.account} (currently {row['url']}, username {row['username'] or 'none'}, "
         f"password {'set' if row['password'] else 'none'})"
     )
 
@@ -355,6 +374,8 @@ def _cmd_deregister(args: argparse.Namespace) -> int:
     check.account_name(args.account)
     check.service_name(args.service, allow_unknown=args.allow_unknown_service)
     with _connect(args) as ts:
+        if ts.simulator is not None:
+            print(EMBEDDED_NOTICE, file=sys.stderr)
         question = f"Deregister {args.service} of account {args.account} on {ts.source}? [y/N] "
         if not _confirm(question, yes=args.yes):
             print("Nothing was changed.")
@@ -560,7 +581,11 @@ def _seconds(text: str) -> float:
 
 def _add_limit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--limit", type=_positive, default=None, metavar="N", help="show at most N rows of a table (default: all)"
+        "--limit",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="show at most N rows of the table (default: all); table format only, csv and json are always complete",
     )
 
 
@@ -701,6 +726,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The command line's arguments; a mistake is told with the usage of the command it is about."""
+    args, extras = parser.parse_known_args(argv)
+    command = _subparser(parser, getattr(args, "command", None))
+    if extras:  # argparse would show the usage of `tskit`, not of the command given the option
+        command.error(f"unrecognized arguments: {' '.join(extras)}")
+    if getattr(args, "limit", None) is not None and getattr(args, "format", "table") != "table":
+        command.error("--limit: applies to the table format only (csv and json are always complete)")
+    return args
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The parser of a command (``tskit`` itself when there is none)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            found: argparse.ArgumentParser = action.choices[command]
+            return found
+    return parser
+
+
 def _command_of(argv: Sequence[str]) -> str:
     """The subcommand named on a command line (the first word that is not an option)."""
     return next((word for word in argv if not word.startswith("-")), "")
@@ -738,8 +783,39 @@ def _quiet_logging(verbose: bool) -> Iterator[None]:
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
 
 
+def _whole_writes(stdout: TextIO) -> TextIO:
+    """A standard output that writes everything it is given, or raises ``BrokenPipeError``.
+
+    With ``PYTHONUNBUFFERED=1`` (common in containers) ``sys.stdout`` writes straight to the file,
+    and a short write to a pipe whose reader went away silently drops the rest: a closed pipe
+    then looked like success (exit 0). A buffered writer on the same descriptor keeps writing
+    until all is written or the pipe is found closed.
+    """
+    if not isinstance(getattr(stdout, "buffer", None), io.FileIO):
+        return stdout  # buffered already, or not a file (a notebook, a test's capture)
+    return io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(stdout.fileno(), "w", closefd=False)),
+        encoding=stdout.encoding,
+        errors=stdout.errors,
+        line_buffering=True,  # as unbuffered as asked, a line at a time: `tskit listen | tee` shows each
+        write_through=True,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tskit`` command; returns the exit code."""
+    stdout = sys.stdout
+    sys.stdout = _whole_writes(stdout)
+    try:
+        return _main(argv)
+    finally:
+        if sys.stdout is not stdout:
+            with contextlib.suppress(OSError, ValueError):  # flushed in _main; after a broken pipe: /dev/null
+                sys.stdout.close()
+            sys.stdout = stdout
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()
         given = list(sys.argv[1:] if argv is None else argv)
@@ -748,7 +824,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(unknown, file=sys.stderr)
             return 2
         try:
-            args = parser.parse_args(given)
+            args = _parse(parser, given)
         except SystemExit as exit_:
             # tskit plan keeps exit 2 for "changes pending": its usage errors are failures (1).
             if exit_.code == 2 and _command_of(given) == "plan":
@@ -769,10 +845,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: stop quietly, with the shell's code for SIGINT
         return 130
     except BrokenPipeError:
-        # the reader (e.g. `| head`) went away: stop quietly; later flushes go to /dev/null
+        # the reader (e.g. `| head`) went away: stop quietly; what is left, and the flush at the
+        # interpreter's exit, go to /dev/null
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
+            sys.stdout.flush()
         except (OSError, ValueError):
             pass
         return EXIT_BROKEN_PIPE

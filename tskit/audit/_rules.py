@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from tskit._addresses import is_documentation_address
+from tskit._addresses import is_documentation_address, is_documentation_name
 from tskit._models import ALLOWED_LISTENER_PORTS, ALLOWED_LISTENER_PORTS_TEXT, SERVICE_CATALOGUE, Callback
 
 
@@ -183,6 +183,8 @@ def _unreachable_reason(host: str) -> str | None:
     except ValueError:
         if host == "localhost" or host.endswith(_PRIVATE_SUFFIXES):
             return f"{host} is a local or reserved name"
+        if is_documentation_name(host):  # the simulator refuses to deliver to these too
+            return f"{host} is a name reserved for documentation (RFC 2606)"
         if "." not in host:
             return f"{host} is a single-label name that only resolves inside a private network"
         return None

@@ -92,8 +92,12 @@ def parse(raw: bytes) -> dict[str, Any]:
         raise
     except RecursionError:
         raise BadMessage(f"the body is nested deeper than {MAX_DEPTH} levels") from None
-    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError included
-        raise BadMessage(f"the body is not JSON: {str(error)[:120]}") from None
+    except UnicodeDecodeError:
+        raise BadMessage("the body is not UTF-8 text") from None
+    except json.JSONDecodeError as error:  # said in plain words: the sender did not write Python
+        raise BadMessage(f"the body is not valid JSON (line {error.lineno}, column {error.colno})") from None
+    except ValueError:
+        raise BadMessage("the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadMessage("the body is not a JSON object")
     return body

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import stat
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+
+from tskit.listener._sources import VERIZON_SOURCE_ADDRESSES
 
 DEFAULT_STORE = "tskit-listener/callbacks.db"
 
@@ -48,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NETWORKS",
         help="only these source addresses or networks may POST, comma-separated, repeatable; 'verizon' is "
-        "the list Verizon publishes (default: any source)",
+        f"the {len(VERIZON_SOURCE_ADDRESSES)} addresses Verizon publishes (default: any source)",
     )
     parser.add_argument("--max-body", type=int, default=1024 * 1024, help="largest message in bytes (default 1 MiB)")
     parser.add_argument(
@@ -87,13 +91,26 @@ def _open_folder_warning(store: str) -> str:
     return ""
 
 
-def _log_to_stderr() -> None:
-    """Show the listener's log (each refused message: status, reason, peer) on stderr, from INFO."""
+@contextlib.contextmanager
+def _log_to_stderr() -> Iterator[None]:
+    """Show the listener's log (each refused message: status, reason, peer) on stderr, from INFO.
+
+    Each record is shown once: it does not also reach the ``tskit: warning:`` lines of the command.
+    The logger is put back as it was afterwards, for ``main()`` called from Python.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log = logging.getLogger("tskit.listener")
+    level, propagate = log.level, log.propagate
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
 
 
 def _option_wording(message: str) -> str:
@@ -108,7 +125,6 @@ def _option_wording(message: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``tskit listen`` in the foreground until Ctrl-C."""
     from tskit.cli import UsageError
-    from tskit.listener import Listener, NoAuthWarning, StoreOpenError
 
     password = _secret(args.password_env, "--password-env")
     previous = _secret(args.previous_password_env, "--previous-password-env")
@@ -121,7 +137,14 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.no_auth:
         print(NO_AUTH_WARNING, file=sys.stderr, flush=True)
-    _log_to_stderr()
+    with _log_to_stderr():
+        return _serve(args, password, previous)
+
+
+def _serve(args: argparse.Namespace, password: str | None, previous: str | None) -> int:
+    from tskit.cli import UsageError
+    from tskit.listener import Listener, NoAuthWarning, StoreOpenError
+
     try:
         with warnings.catch_warnings():  # --no-auth printed its own warning above
             warnings.simplefilter("ignore", NoAuthWarning)
@@ -151,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
         print("  on every address of this machine: register the URL with its public name or address instead")
     print(f"Messages are stored in {args.store}. Ctrl-C to stop.")
     sources = ", ".join(args.allow_from) if args.allow_from else "any source (no --allow-from)"
+    if any(part.strip().lower() == "verizon" for entry in args.allow_from for part in entry.split(",")):
+        sources += f" (verizon: the {len(VERIZON_SOURCE_ADDRESSES)} addresses Verizon publishes)"
     print(f"Accepting messages from: {sources}")
     if not args.no_auth:
         print(f"Previous password accepted: {'yes (--previous-password-env)' if previous else 'no'}", flush=True)
@@ -159,5 +184,6 @@ def run(args: argparse.Namespace) -> int:
             print(note, file=sys.stderr)
     if not listener.allowed_by_thingspace:
         print(f"Note: ThingSpace does not deliver to port {listener.port}.", file=sys.stderr)
+    sys.stdout.flush()  # the start-up lines show at once, even in a pipe (`| tee`)
     listener.serve_forever()
     return 0

@@ -10,7 +10,16 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from tskit.cli import EXIT_UNREADABLE, UsageError, _accounts, _add_accounts, _add_backend, _connect
+from tskit.cli import (
+    EMBEDDED_NOTICE,
+    EXIT_UNREADABLE,
+    UsageError,
+    _accounts,
+    _add_accounts,
+    _add_backend,
+    _connect,
+    cli_words,
+)
 
 if TYPE_CHECKING:
     from tskit.state import Journal, Plan
@@ -29,13 +38,6 @@ exit codes:
 
 def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
-
-
-EMBEDDED_NOTICE = (
-    "Note: this runs on the embedded ThingSpace simulator, which keeps nothing between runs: what is "
-    "applied here is gone when the command ends. For a simulator that keeps its state, run `tskit simulator` "
-    "in another terminal and set the THINGSPACE_* variables it prints."
-)
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -66,7 +68,7 @@ class OutputError(Exception):
 
 
 def _failure(args: argparse.Namespace, error: Exception) -> int:
-    print(f"tskit {args.command}: {error}", file=sys.stderr)
+    print(f"tskit {args.command}: {cli_words(error)}", file=sys.stderr)
     return EXIT_FAILED
 
 
@@ -128,17 +130,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
         }
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
-        sys.stdout.write(repr(plan) + "\n")
+        _show_plan(plan)
     if plan.error_list:
         return EXIT_FAILED
     return EXIT_CHANGES if plan.has_changes else EXIT_NO_CHANGES
+
+
+def _show_plan(plan: Plan) -> None:
+    from tskit.state._display import plan_text
+
+    sys.stdout.write(cli_words(plan_text(plan, cli=True)) + "\n")
 
 
 def _confirm(args: argparse.Namespace, plan: Plan) -> bool:
     if args.yes:
         return True
     if not sys.stdin.isatty():
-        raise UsageError("apply needs --yes when it cannot ask (no terminal)")
+        raise UsageError("--yes is needed when there is no terminal to ask for confirmation")
     count = len(plan.steps)
     try:
         answer = input(f"Apply {count} change{'' if count == 1 else 's'} to {plan.source}? [y/N] ")
@@ -155,7 +163,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     journal = _journal(args)
     while True:
         plan = _plan(args)
-        sys.stdout.write(repr(plan) + "\n")
+        _show_plan(plan)
         if not plan.has_changes:
             return EXIT_FAILED if plan.error_list else 0
         if not _confirm(args, plan):
@@ -167,7 +175,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
             print("The plan went stale while waiting for an answer: planning again.", file=sys.stderr)
             continue
         break
-    sys.stdout.write(repr(result) + "\n")
+    from tskit.state._display import result_text
+
+    sys.stdout.write(cli_words(result_text(result, cli=True)) + "\n")
     return 0 if result.ok and not plan.error_list else EXIT_FAILED
 
 
@@ -193,7 +203,8 @@ def cmd_rotate(args: argparse.Namespace) -> int:
             allow_unknown_service=args.allow_unknown_service,
             desired=args.state,
         )
-    sys.stdout.write(repr(result) + "\n")
+    # What to do next goes to stderr, once, after the result.
+    sys.stdout.write(cli_words(result.text(cli=True, next_step=False)) + "\n")
     if result.matched and (result.variables or result.fingerprinted):
         print(f"tskit rotate: {result.next_step}", file=sys.stderr)
     elif result.matched:

@@ -53,6 +53,11 @@ def _error_text(account: str, *parts: object) -> str:
     return _safe(f"{account}: " + " ".join(str(p) for p in parts if p))
 
 
+def _header(text: str, *, cli: bool) -> str:
+    """A text's first line: a repr's ``<...>`` in Python, a plain line on the command line."""
+    return text if cli else f"<{text}>"
+
+
 def _password_text(old: str, new: str) -> str:
     """A password row as words: set, changed, removed or unchanged."""
     if new == "unchanged":
@@ -62,11 +67,19 @@ def _password_text(old: str, new: str) -> str:
     return "password changed" if old else "password set"
 
 
-def plan_text(plan: Plan) -> str:
-    """A few lines for a terminal: counts, then one line per changed field."""
+def plan_text(plan: Plan, *, cli: bool = False) -> str:
+    """A few lines for a terminal: counts, then one line per changed field.
+
+    Args:
+        plan: The plan.
+        cli: A plain first line, for the command line, instead of a repr's ``<Plan ...>``.
+    """
     lines = [
-        f"<Plan for {_safe(plan.desired.source)} against {_safe(plan.source)}: {_counts_text(plan.counts())}"
-        f"{', prune' if plan.prune else ''}; {plural(len(plan.error_list), 'error')}>"
+        _header(
+            f"Plan for {_safe(plan.desired.source)} against {_safe(plan.source)}: {_counts_text(plan.counts())}"
+            f"{', prune' if plan.prune else ''}; {plural(len(plan.error_list), 'error')}",
+            cli=cli,
+        )
     ]
     changes = plan.changes
     shown = changes[changes["action"] != "keep"]
@@ -82,7 +95,7 @@ def plan_text(plan: Plan) -> str:
             f"  {SIGNS[action]} {action:<6} {_safe(row['account_name'])} {_safe(row['service_name'])} {detail}"
         )
     if len(shown) > 50:
-        lines.append(f"  ... {plural(len(shown) - 50, 'more row')} in .changes")
+        lines.append(f"  ... {len(shown) - 50} more in .changes")
     for e in plan.error_list[:10]:
         lines.append("  ! " + _error_text(e.account_name, e.error, e.error_code, e.message))
     if len(plan.error_list) > 10:
@@ -97,10 +110,13 @@ def plan_text(plan: Plan) -> str:
 
 
 def _password_note(plan: Plan) -> str:
-    return (
+    note = (
         f"{plural(plan.password_changes, 'listener password')} would be set or changed: the listeners must accept "
-        "the new passwords first. After a rotation, update the file's variables instead of applying the old ones."
+        "the new passwords first."
     )
+    if plan.password_replacements:  # only a change of a password a listener has could undo a rotation
+        note += " After a rotation, update the file's variables instead of applying the old ones."
+    return note
 
 
 def _unmanaged_note(plan: Plan) -> str:
@@ -172,13 +188,18 @@ def plan_html(plan: Plan) -> str:
     return "".join(parts)
 
 
-def result_text(result: ApplyResult) -> str:
-    """A few lines for a terminal: counts per outcome, the failures, the journal."""
+def result_text(result: ApplyResult, *, cli: bool = False, title: str = "Applied") -> str:
+    """A few lines for a terminal: counts per outcome, the failures, the journal.
+
+    Args:
+        result: The outcome of an apply or a rotation.
+        cli: A plain first line starting with ``title``, for the command line, instead of a repr's
+            ``<ApplyResult: ...>``.
+        title: The first word of the plain first line.
+    """
     resumed = f", {plural(result.resumed, 'interrupted step')} closed" if result.resumed else ""
-    lines = [
-        f"<{type(result).__name__}: {_counts_text(result.counts())}{resumed}{result.summary()}; "
-        f"journal {_safe(result.journal.path)}>"
-    ]
+    counts = f"{_counts_text(result.counts())}{resumed}{result.summary()}; journal {_safe(result.journal.path)}"
+    lines = [f"{title}: {counts}" if cli else f"<{type(result).__name__}: {counts}>"]
     for o in result.failed[:20]:
         lines.append(_safe(f"  failed {o.step.action} {o.step.account_name} {o.step.service_name}: {o.reason}"))
     if len(result.failed) > 20:

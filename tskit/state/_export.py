@@ -38,7 +38,7 @@ class ExportError(ThingSpaceError):
         count = len(errors)
         super().__init__(
             f"{count} account{' ' if count == 1 else 's '}could not be read (nothing was exported; "
-            f"allow_partial=True, or --allow-partial, exports the others):\n{unread_text(errors)}"
+            f"allow_partial=True exports the others):\n{unread_text(errors)}"
         )
 
 

@@ -198,6 +198,15 @@ class Plan:
         )
 
     @property
+    def password_replacements(self) -> int:
+        """How many steps replace or remove a password a listener has now (not a first password)."""
+        return sum(
+            1
+            for s in self.steps
+            if s.action != "delete" and s.old is not None and s.old.fingerprint and s.old.fingerprint != s.fingerprint
+        )
+
+    @property
     def has_changes(self) -> bool:
         """Whether applying would send anything."""
         return bool(self.steps)

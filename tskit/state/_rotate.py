@@ -96,9 +96,18 @@ class RotationResult(ApplyResult):
         return f"; {count} {'listener' if count == 1 else 'listeners'} still on another password"
 
     def __repr__(self) -> str:
-        from tskit.state._display import _safe
+        return self.text()
 
-        lines = [super().__repr__()]
+    def text(self, *, cli: bool = False, next_step: bool = True) -> str:
+        """The result in a few lines.
+
+        Args:
+            cli: A plain first line, for the command line, instead of a repr's ``<RotationResult ...>``.
+            next_step: End with what to do next (:attr:`next_step`).
+        """
+        from tskit.state._display import _safe, result_text
+
+        lines = [result_text(self, cli=cli, title="Rotated")]
         if not self.matched:
             lines.append("  No listener matched the accounts and services given: nothing was rotated.")
         if self.skipped:
@@ -107,7 +116,7 @@ class RotationResult(ApplyResult):
                 "left alone (include_without_credentials=True to rotate them too)."
             )
         lines += [_safe(f"  {a} {s or '(account)'}: {r}") for a, s, r in self.remaining_list[:20]]
-        if self.next_step:
+        if next_step and self.next_step:
             lines.append(f"  {_safe(self.next_step)}")
         return "\n".join(lines)
 
@@ -201,7 +210,7 @@ async def rotate(
             "new_password",
             f"would travel in clear text to {len(clear)} plain-HTTP listener(s) ({', '.join(clear[:5])}"
             f"{' ...' if len(clear) > 5 else ''}); the audit rates this high; nothing was sent",
-            "https listeners, or allow_http=True (--allow-http) to send it anyway",
+            "https listeners, or allow_http=True to send it anyway",
         )
     if listener is not None:
         # The listener takes the new password before ThingSpace sends it, and keeps every password

@@ -128,7 +128,7 @@ class AuditDashboard(Panel):
             layout=field_layout(max_width="28em"),
             style=field_style(),
         )
-        self.export = widgets.Button(description="Save snapshot", icon="save", disabled=True)
+        self.save_button = widgets.Button(description="Save snapshot", icon="save", disabled=True)
         self.download = widgets.HTML()
         super().__init__(
             [
@@ -141,7 +141,7 @@ class AuditDashboard(Panel):
                     ]
                 ),
                 row([self.concurrency, self.run_button, self.progress]),
-                row([self.snapshot_path, self.export, self.download]),
+                row([self.snapshot_path, self.save_button, self.download]),
                 self.summary,
                 row([self.severity, self.rule, self.shown]),
                 self.findings,
@@ -151,7 +151,7 @@ class AuditDashboard(Panel):
         )
         self.upload.observe(self._load_upload, names="value")
         self.run_button.on_click(lambda _: self.start())
-        self.export.on_click(lambda _: self.save())
+        self.save_button.on_click(lambda _: self.save())
         on_enter(self.snapshot_path, self.save)
         self.severity.observe(lambda _: self.filter(), names="value")
         self.rule.observe(lambda _: self.filter(), names="value")
@@ -250,4 +250,4 @@ class AuditDashboard(Panel):
 
     def _update_buttons(self) -> None:
         self.run_button.disabled = self.busy
-        self.export.disabled = self.busy or self.audit is None
+        self.save_button.disabled = self.busy or self.audit is None
