@@ -18,17 +18,17 @@ def test_audit_dashboard_filters_and_exports(page: Page, voila: str) -> None:
     page.get_by_role("button", name="Run audit").click()
     status = page.locator(".tskit-status")
     expect(status).to_contain_text("Audited 40 accounts", timeout=TIMEOUT)
-    expect(page.get_by_text("44 of 44 finding(s)")).to_be_visible()
+    expect(page.get_by_text("100 of 100 finding(s)")).to_be_visible()
     table = page.locator("table.dataTable").first
     expect(table.locator("tbody tr")).to_have_count(10)  # pages: Save stays above the fold
     expect(page.get_by_role("button", name="Save snapshot")).to_be_in_viewport()
 
     page.get_by_label("Severity", exact=True).select_option(label="high only")
-    expect(page.get_by_text("28 of 44 finding(s)")).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text("84 of 100 finding(s)")).to_be_visible(timeout=TIMEOUT)
     severities = table.locator("tbody tr td:nth-child(4)").all_inner_texts()
     assert severities and set(severities) == {"high"}
     page.get_by_label("Rule", exact=True).select_option("missing-service")
-    expect(page.get_by_text("16 of 44 finding(s)")).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text("16 of 100 finding(s)")).to_be_visible(timeout=TIMEOUT)
 
     with page.expect_download(timeout=TIMEOUT) as download:
         page.get_by_role("button", name="Excel").first.click()

@@ -37,7 +37,7 @@ def test_register_replace_and_deregister_in_the_browser(page: Page, voila: str) 
     expect(page.get_by_role("alert")).to_contain_text("tick “Allow any port”")
     expect(page.get_by_role("button", name=REGISTER)).to_be_disabled()
 
-    url.fill("https://listener.example.com/browser")
+    url.fill("https://callbacks.tskit-ops.net/browser")
     page.get_by_placeholder("optional, 40 characters at most").fill("browser-user")
     page.get_by_placeholder("optional, never shown").fill("browser-secret")
     register = page.get_by_role("button", name=REGISTER)
@@ -48,13 +48,13 @@ def test_register_replace_and_deregister_in_the_browser(page: Page, voila: str) 
     register.click()
     expect(page.get_by_text(f"Registered CarrierService for {ACCOUNT}.")).to_be_visible(timeout=TIMEOUT)
     table = page.locator("table.dataTable")
-    expect(table).to_contain_text("https://listener.example.com/browser")
+    expect(table).to_contain_text("https://callbacks.tskit-ops.net/browser")
     expect(table).to_contain_text("browser-user")
     expect(table).not_to_contain_text("browser-secret")
     expect(page.get_by_placeholder("optional, never shown")).to_have_value("")
 
     # registering again replaces: the page says what is replaced, and an empty password is a choice
-    url.fill("https://listener.example.com/replaced")
+    url.fill("https://callbacks.tskit-ops.net/replaced")
     register.click()
     expect(page.get_by_text("already sends to")).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_role("button", name="Yes, register")).to_be_disabled()
@@ -62,7 +62,7 @@ def test_register_replace_and_deregister_in_the_browser(page: Page, voila: str) 
     expect(page.get_by_role("button", name="Yes, register")).to_be_enabled(timeout=TIMEOUT)
     screenshot(page, "callback-manager-replace")
     page.get_by_role("button", name="Yes, register").click()
-    expect(table).to_contain_text("https://listener.example.com/replaced", timeout=TIMEOUT)
+    expect(table).to_contain_text("https://callbacks.tskit-ops.net/replaced", timeout=TIMEOUT)
 
     # the table exports what it shows
     with page.expect_download(timeout=TIMEOUT) as download:
