@@ -249,18 +249,20 @@ async def test_messages_view_updates_live(sim: Simulator, ts: tskit.ThingSpace) 
     sim.config.delivery_time_scale = 0.05
     with Listener(username="tsuser", password="view-pw-1") as listener:
         view = MessagesView(listener, interval=0.05)
-        assert "No messages yet" in view.table.value and view.pending is not None
+        assert "No messages yet" in view.empty.value and view.empty.layout.display is None
+        assert view.table.layout.display == "none" and view.pending is not None
         await ts.aregister_callback(
             EMPTY, "CarrierService", listener.url_for("CarrierService"), username="tsuser", password="view-pw-1"
         )
         delivery = sim.trigger(EMPTY, "CarrierService")
         await asyncio.to_thread(delivery.wait)
         for _ in range(100):  # no click: the view notices by itself
-            if delivery.request_id in view.table.value:
+            if delivery.request_id in set(view.frame["request_id"]):
                 break
             await asyncio.sleep(0.02)
-        assert delivery.request_id in view.table.value and "1 message(s)" in view.header.value
-        assert "view-pw-1" not in view.table.value
+        assert delivery.request_id in set(view.frame["request_id"]) and "1 message(s)" in view.header.value
+        assert view.table.layout.display is None and view.empty.layout.display == "none"
+        assert "view-pw-1" not in str(view.table._dt_args)
         view.live.value = False
         assert view.pending is None
         view.close()

@@ -65,6 +65,10 @@ def test_listener_view_shows_messages_live(page: Page, voila: str) -> None:
     page.get_by_role("button", name="Send a test message").click()
     expect(page.get_by_text("1 message(s)")).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_text("CarrierService").first).to_be_visible()
+    table = page.locator("table.dataTable")  # the same sortable, searchable table as the other apps
+    expect(table).to_contain_text("CarrierService", timeout=TIMEOUT)
+    expect(page.get_by_role("button", name="CSV")).to_be_visible()
+    expect(page.get_by_text("No messages yet.")).to_be_hidden()
     assert "listener-app-pw" not in page.inner_text("body")
     assert labels_cut(page) == [] and low_contrast(page) == []
     screenshot(page, "listener-view-dark")

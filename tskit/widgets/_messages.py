@@ -9,19 +9,12 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from tskit.listener import MESSAGE_COLUMNS as _COLUMNS
+from tskit.widgets._common import data_table, export_name, show_frame
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from tskit.listener import Listener
-
-_STYLE = (
-    "<style>table.tskit-messages{border-collapse:collapse}table.tskit-messages th,table.tskit-messages td"
-    "{text-align:left;padding:2px 10px;border-bottom:1px solid #ddd}</style>"
-)
-
-
-def _row_html(values: dict[str, Any]) -> str:
-    cells = "".join(f"<td>{html.escape('' if values[c] is None else str(values[c]))}</td>" for c in _COLUMNS)
-    return f"<tr>{cells}</tr>"
 
 
 class MessagesView(widgets.VBox):
@@ -29,7 +22,9 @@ class MessagesView(widgets.VBox):
 
     Each look reads only what changed since the last one (new messages, and redeliveries of shown
     ones), in a worker thread so the notebook's event loop never waits on the database, and
-    renders only those rows. A look that fails says why in :attr:`error`; the next tick tries again.
+    shows the table again only when something changed: the same sortable, searchable, paged table
+    with CSV and Excel export as the other panels. A look that fails says why in :attr:`error`;
+    the next tick tries again.
 
     Args:
         listener: The listener to show.
@@ -38,7 +33,9 @@ class MessagesView(widgets.VBox):
 
     Attributes:
         header: The listener's URL and the message count.
-        table: The messages (newest last), passwords never among them.
+        table: The messages (newest last), passwords never among them: an interactive table.
+        empty: "No messages yet.", shown instead of the table until the first message.
+        frame: The messages shown, as a DataFrame.
         error: Why the last look failed, if it did (empty otherwise).
         refresh: Look now.
         live: Keep looking every ``interval`` seconds.
@@ -49,16 +46,20 @@ class MessagesView(widgets.VBox):
         self.listener = listener
         self.interval = interval
         self.header = widgets.HTML()
-        self.table = widgets.HTML()
+        self.empty = widgets.HTML("<i>No messages yet.</i>")
+        self.table = data_table(shown=False, **export_name("listener-messages"))
         self.error = widgets.HTML()
         self.refresh = widgets.Button(description="Refresh", icon="refresh")
         self.live = widgets.Checkbox(value=live, description="Live")
         self.pending: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Task[None] | None = None
-        self._rows: dict[int, str] = {}  # row id -> its <tr>, in id order
+        self._rows: dict[int, dict[str, Any]] = {}  # row id -> its values
         self._last_id = 0
         self._last_time = ""
-        super().__init__([widgets.HBox([self.header, self.refresh, self.live]), self.error, self.table])
+        super().__init__(
+            [widgets.HBox([self.header, self.refresh, self.live]), self.error, self.empty, self.table],
+            layout=widgets.Layout(width="100%"),
+        )
         self.refresh.on_click(lambda _: self._refresh_now())
         self.live.observe(lambda change: self._follow(bool(change["new"])), names="value")
         self._show()
@@ -69,11 +70,19 @@ class MessagesView(widgets.VBox):
         """The rows changed since the last look (runs in a worker thread when live)."""
         return self.listener.changes(self._last_id, self._last_time)
 
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The messages shown, oldest first, with the listener's message columns."""
+        import pandas as pd
+
+        rows = [self._rows[k] for k in sorted(self._rows)]
+        return pd.DataFrame(rows, columns=list(_COLUMNS)) if rows else pd.DataFrame(columns=list(_COLUMNS))
+
     def _apply(self, changed: Any) -> None:
-        """Render the changed rows only; the others keep their HTML."""
+        """Keep the changed rows; show the table again only when something changed."""
         for values in changed.to_dict("records"):
             row_id = int(values["id"])
-            self._rows[row_id] = _row_html(values)
+            self._rows[row_id] = {c: values[c] for c in _COLUMNS}
             self._last_id = max(self._last_id, row_id)
             self._last_time = max(self._last_time, str(values["last_received_at"]))
         if len(changed) or not self.header.value:
@@ -81,14 +90,14 @@ class MessagesView(widgets.VBox):
 
     def _show(self) -> None:
         self.header.value = f"<b>{html.escape(self.listener.url)}</b> — {len(self._rows)} message(s)"
-        if not self._rows:
-            self.table.value = "<i>No messages yet.</i>"
-            return
-        head = "".join(f"<th>{c}</th>" for c in _COLUMNS)
-        body = "".join(self._rows[k] for k in sorted(self._rows))
-        self.table.value = (
-            f'{_STYLE}<table class="tskit-messages"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-        )
+        self.empty.layout.display = "none" if self._rows else None
+        self.table.layout.display = None if self._rows else "none"
+        if self._rows:
+            shown = self.frame
+            for column in shown.columns:  # times as text in the table: the page shows them as read
+                if str(shown[column].dtype).startswith("datetime64"):
+                    shown[column] = shown[column].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+            show_frame(self.table, shown)
 
     def _failed(self, error: Exception) -> None:
         self.error.value = f'<span style="color:#b00">Could not read the messages: {html.escape(str(error))}</span>'
