@@ -284,12 +284,16 @@ def _password(args: argparse.Namespace) -> str | None:
         raise NothingChanged(1) from None
 
 
-def _confirm(question: str, *, yes: bool, flag: str = "--yes") -> bool:
-    """Ask on a terminal; ``--yes`` answers for scripts. Ctrl-D is a no."""
+def _confirm(question: str, *, yes: bool, flag: str = "--yes", no_terminal: str = "") -> bool:
+    """Ask on a terminal; ``--yes`` answers for scripts. Ctrl-D is a no.
+
+    Without a terminal (and without ``yes``) it raises :class:`UsageError` saying ``no_terminal``,
+    or that ``flag`` is needed.
+    """
     if yes:
         return True
     if not sys.stdin.isatty():
-        raise UsageError(f"needs {flag} when it cannot ask (no terminal)")
+        raise UsageError(no_terminal or f"needs {flag} when it cannot ask (no terminal)")
     try:
         answer = input(question)
     except EOFError:

@@ -143,17 +143,14 @@ def _show_plan(plan: Plan) -> None:
 
 
 def _confirm(args: argparse.Namespace, plan: Plan) -> bool:
-    if args.yes:
-        return True
-    if not sys.stdin.isatty():
-        raise UsageError("--yes is needed when there is no terminal to ask for confirmation")
+    from tskit.cli import _confirm as ask
+
     count = len(plan.steps)
-    try:
-        answer = input(f"Apply {count} change{'' if count == 1 else 's'} to {plan.source}? [y/N] ")
-    except EOFError:  # Ctrl-D: no answer is a no
-        print()
-        return False
-    return answer.strip().lower() in ("y", "yes")
+    return ask(
+        f"Apply {count} change{'' if count == 1 else 's'} to {plan.source}? [y/N] ",
+        yes=args.yes,
+        no_terminal="--yes is needed when there is no terminal to ask for confirmation",
+    )
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
