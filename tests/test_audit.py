@@ -13,6 +13,7 @@ from tests.conftest import FakeClock, make_client
 from tskit._frames import concat
 from tskit.audit import Audit, Severity, run_audit
 from tskit.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, Fault, Simulator
+from tskit.simulator._faults import fault_reply
 
 pytestmark = pytest.mark.anyio
 DEMO = ["0000123456-00001", "0000123456-00002", "0000123456-00003"]
@@ -90,7 +91,7 @@ async def test_failing_accounts_are_listed_and_the_rest_complete(sim: Simulator,
 
         def flaky(method: str, raw_path: str, headers, body):
             if any(raw_path.endswith(name) for name in broken):
-                return sim._fault_reply(503, None)
+                return fault_reply(503, None)
             return original(method, raw_path, headers, body)
 
         sim.handle = flaky  # type: ignore[method-assign]

@@ -261,9 +261,6 @@ class Simulator:
 
     # -- serving ------------------------------------------------------------------------
 
-    #: The answer of an injected fault (kept here too: tests wrap :meth:`handle` with it).
-    _fault_reply = staticmethod(fault_reply)
-
     def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Answer one HTTP request.
 
