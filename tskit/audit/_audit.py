@@ -74,7 +74,7 @@ def account_list(accounts: Iterable[str] | str) -> list[str]:
     """Check and de-duplicate account names (order kept); all bad names are named at once."""
     if isinstance(accounts, str):
         accounts = [accounts]
-    names: list[str] = []
+    names: dict[str, None] = {}  # a dict keeps the order and finds a repeat at once, even among 10,000
     bad: list[str] = []
     for entry in accounts:
         try:
@@ -82,8 +82,7 @@ def account_list(accounts: Iterable[str] | str) -> list[str]:
         except ValidationError:
             bad.append(repr(entry))
             continue
-        if name not in names:
-            names.append(name)
+        names.setdefault(name)
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise ValidationError(
@@ -93,7 +92,7 @@ def account_list(accounts: Iterable[str] | str) -> list[str]:
         )
     if not names:
         raise ValidationError("accounts", "no account names given", "one or more, e.g. 0000123456-00001")
-    return names
+    return list(names)
 
 
 def read_accounts_file(path: str | Path) -> list[str]:
@@ -273,10 +272,14 @@ async def read_accounts(
     progress: bool | None = None,
     description: str = "Reading",
     on_progress: Callable[[int, int], None] | None = None,
+    on_read: Callable[[str, list[Callback]], None] | None = None,
 ) -> tuple[dict[str, list[Callback]], dict[str, ThingSpaceError]]:
     """Read the callbacks of many accounts, at most ``concurrency`` at once, with a progress bar.
 
     One account's failure never stops the others: it is returned with the error it gave.
+    ``on_read(name, callbacks)`` is called for each account as soon as it is read, so that work
+    on it (an audit's rules) is done while the other reads wait on the network, not after the
+    last one; if it raises, reading stops and its exception is raised as it is.
 
     Returns:
         The callbacks of each account read, and the error of each account that could not be.
@@ -288,16 +291,24 @@ async def read_accounts(
     for name in names:
         queue.put_nowait(name)
     bar = progress_bar(len(names), enabled=progress, description=description)
+    stopped: list[BaseException] = []
 
     async def worker() -> None:
-        while not queue.empty():
+        while not queue.empty() and not stopped:
             name = queue.get_nowait()
             try:
-                found[name] = await client.list_callbacks(name)
+                callbacks = found[name] = await client.list_callbacks(name)
             except ThingSpaceError as exc:  # one account's failure never stops the others
                 failed[name] = exc
             except Exception as exc:  # a tskit bug too: keep the others; its text may hold a secret
                 failed[name] = ThingSpaceError(f"reading it failed unexpectedly ({type(exc).__name__})")
+            else:
+                if on_read is not None:
+                    try:
+                        on_read(name, callbacks)
+                    except Exception as exc:  # the caller's error (a rule's bug): stop, and raise it as it is
+                        stopped.append(exc)
+                        return
             if bar is not None:
                 bar.update(1)
             if on_progress is not None:
@@ -310,6 +321,8 @@ async def read_accounts(
     finally:
         if bar is not None:
             bar.close()
+    if stopped:
+        raise stopped[0]
     return found, failed
 
 
@@ -337,18 +350,11 @@ async def run_audit(
         if not isinstance(rule, Rule):
             raise ValidationError("rules", f"{rule!r} is not a rule", "objects with name, severity, description, check")
     key = load_key(fingerprint_key)
-    started = datetime.now(UTC)
-    found, failed = await read_accounts(
-        client, names, concurrency=concurrency, progress=progress, description="Auditing", on_progress=on_progress
-    )
     context = AuditContext(expect=expected)
-    records: list[AuditRecord] = []
-    findings: list[Finding] = []
-    for name in names:
-        if name not in found:
-            continue
-        callbacks = found[name]
-        records += [
+    checked: dict[str, tuple[list[AuditRecord], list[Finding]]] = {}
+
+    def check_account(name: str, callbacks: list[Callback]) -> None:
+        records = [
             AuditRecord(
                 c.account_name,
                 c.service_name,
@@ -358,7 +364,21 @@ async def run_audit(
             )
             for c in callbacks
         ]
-        findings += run_rules(name, callbacks, rule_list, context)
+        checked[name] = records, run_rules(name, callbacks, rule_list, context)
+
+    started = datetime.now(UTC)
+    _, failed = await read_accounts(
+        client,
+        names,
+        concurrency=concurrency,
+        progress=progress,
+        description="Auditing",
+        on_progress=on_progress,
+        on_read=check_account,
+    )
+    # In the order of ``names``, whatever order the reads finished in.
+    records = [record for name in names if name in checked for record in checked[name][0]]
+    findings = [finding for name in names if name in checked for finding in checked[name][1]]
     errors = [AccountError.from_exception(name, failed[name]) for name in names if name in failed]
     return Audit(
         accounts=names,

@@ -15,6 +15,7 @@ rules judge one callback at a time; :func:`callback_rule` turns such a function 
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -134,8 +135,13 @@ def callback_rule(
 
 def _parts(callback: Callback) -> tuple[str, str, int | None]:
     """Scheme, host and effective port of a callback's URL; the port is None when unparsable."""
+    return _url_parts(callback.url)
+
+
+@functools.lru_cache(maxsize=4096)  # several rules ask about each URL, and a fleet repeats its URLs
+def _url_parts(url: str) -> tuple[str, str, int | None]:
     try:
-        parts = urlsplit(callback.url)
+        parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except ValueError:
         return "", "", None
@@ -175,6 +181,7 @@ _PRIVATE_SUFFIXES = (
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def _unreachable_reason(host: str) -> str | None:
     if not host:
         return "it has no host"
