@@ -52,9 +52,12 @@ def diff(old: Audit, new: Audit) -> pd.DataFrame:
         return {(r.account_name, r.service_name): r for r in audit.records}
 
     before, after = index(old), index(new)
+    # Each account's services, old ones first, gathered in one pass (not one pass per account).
+    services: dict[str, dict[tuple[str, str], None]] = {}
+    for key in [*before, *after]:
+        services.setdefault(key[0], {})[key] = None
     for name in compared:
-        keys = dict.fromkeys(k for k in [*before, *after] if k[0] == name)
-        for key in keys:
+        for key in services.get(name, {}):
             was, now = before.get(key), after.get(key)
             if was is None and now is not None:
                 rows.append((*key, "added", "url", "", now.url))
