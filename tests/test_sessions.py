@@ -1040,3 +1040,100 @@ def test_tskit_audit_with_a_refused_login_says_so_in_one_line(tmp_path: Path) ->
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and "refused" in lines[0] and "0000123456-00002" not in done.stdout, done.stderr
     assert sim.count("login") == 1
+
+
+def _in_a_forked_child(work: Any, seconds: float = 20.0) -> int:
+    """Run ``work()`` in a child made by ``os.fork()``; its exit status: 0 when it returned, 1 when it raised.
+
+    A child that hangs is killed after ``seconds`` and reported as 124.
+    """
+    import signal
+    import warnings
+
+    with warnings.catch_warnings():  # Python 3.12 warns about forking a process that has threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            work()
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return 124
+
+
+@pytest.mark.server
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork exists on POSIX only")
+def test_a_forked_child_keeps_the_session_and_gets_its_own_io_loop(slow_server) -> None:
+    sim, url = slow_server
+    ts = tskit.connect(**credentials(), base_url=url)
+    assert len(ts.list_callbacks(ACCOUNT)) == 2  # the parent logs in; tskit's I/O thread runs
+
+    def child() -> None:
+        assert [t.name for t in threading.enumerate() if t.name == "tskit-io"] == []  # not copied by fork
+        assert len(ts.list_callbacks(ACCOUNT)) == 2
+
+    assert _in_a_forked_child(child) == 0
+    assert sim.count("login") == 1  # the child used the session it inherited
+    assert len(ts.list_callbacks(ACCOUNT)) == 2  # and the parent's loop and session still work
+
+
+@pytest.mark.server
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork exists on POSIX only")
+def test_a_child_forked_during_a_login_logs_in_itself_rather_than_wait_for_it(tmp_path: Path) -> None:
+    sim = SlowLogins(login_delay=1.5)
+    with sim.serve() as server:
+        ts = tskit.connect(**credentials(), base_url=server.base_url, timeout=10)
+        parent = threading.Thread(target=ts.list_callbacks, args=(ACCOUNT,))
+        parent.start()
+        deadline = time.monotonic() + 10
+        while sim.count("login") == 0 and time.monotonic() < deadline:  # the parent's login is on the wire
+            time.sleep(0.01)
+        assert sim.count("login") == 1
+
+        def child() -> None:  # the parent's leader thread does not exist here: waiting for it would hang
+            assert len(ts.list_callbacks(ACCOUNT)) == 2
+
+        assert _in_a_forked_child(child) == 0
+        parent.join(15)
+        assert not parent.is_alive()
+        assert sim.count("login") == 2 and not sim.is_locked(DEMO_USERNAME)
+
+
+@pytest.mark.server
+def test_no_home_folder_nor_passwd_entry_uses_a_private_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A container run under an arbitrary user id (OpenShift): no HOME, no entry in /etc/passwd.
+    import pwd
+    import tempfile
+
+    def no_entry(uid: int) -> Any:
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    for name in ("HOME", "XDG_CONFIG_HOME", "TSKIT_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert not os.path.isabs(os.path.expanduser("~"))  # what platformdirs will get
+    sim = Simulator()
+    with sim.serve() as running:
+        ts = tskit.connect(**credentials(WRONG), base_url=running.base_url)
+        with pytest.raises(tskit.AuthenticationError):
+            ts.list_callbacks(ACCOUNT)
+        fallback = tmp_path / f"tskit-{os.getuid()}"
+        assert (fallback / _refusals.FILE_NAME).exists() and fallback.stat().st_mode & 0o777 == 0o700
+        assert "no home folder" in caplog.text
+        _session.forget_all()
+        with pytest.raises(tskit.AuthenticationError, match="Not sent"):
+            tskit.connect(**credentials(WRONG), base_url=running.base_url).list_callbacks(ACCOUNT)
+        assert sim.count("login") == 1
