@@ -145,6 +145,27 @@ def test_6_processes_started_together_with_a_wrong_password_send_one_login(tmp_p
 
 
 @pytest.mark.server
+def test_cron_runs_after_a_refusal_with_an_unknown_code_send_no_second_login(tmp_path: Path) -> None:
+    from tskit.simulator import SimulatorConfig
+
+    # Production's answer to a wrong password is not documented: here a 401 with a code tskit does not know.
+    sim = Simulator(SimulatorConfig(login_failure_status=401, login_failure_code="REQUEST_FAILED.InvalidCredentials"))
+    with sim.serve() as server:
+        env = {**os.environ, **server.env(), "THINGSPACE_PASSWORD": WRONG, "TSKIT_CONFIG_DIR": str(tmp_path)}
+        command = [sys.executable, "-m", "tskit", "list", ACCOUNT]
+        runs = [subprocess.run(command, env=env, capture_output=True, text=True, timeout=60) for _ in range(6)]
+        assert [run.returncode for run in runs] == [1] * 6
+        assert "answer tskit does not know (401: UnifiedWebService.REQUEST_FAILED.InvalidCredentials)" in runs[0].stderr
+        assert all("by another process or run" in run.stderr for run in runs[1:]), [r.stderr for r in runs]
+        assert sim.count("login") == 1 and not sim.is_locked(DEMO_USERNAME)
+        reset = subprocess.run([sys.executable, "-m", "tskit", "reset-login"], env=env, capture_output=True, text=True)
+        assert reset.returncode == 0, reset.stderr
+        env["THINGSPACE_PASSWORD"] = DEMO_PASSWORD
+        right = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert right.returncode == 0 and "CarrierService" in right.stdout, right.stderr
+
+
+@pytest.mark.server
 def test_a_throttled_login_is_not_remembered_and_a_later_run_logs_in(tmp_path: Path) -> None:
     sim = SlowLogins(throttled=1)
     with sim.serve() as server:
@@ -169,6 +190,8 @@ def test_a_throttled_login_is_not_remembered_and_a_later_run_logs_in(tmp_path: P
         (401, {"fault": {"code": "900901", "message": "Invalid Credentials"}}),
         (408, {"errorCode": "REQUEST_FAILED.Timeout", "errorMessage": "timeout"}),
         (503, {"errorCode": "REQUEST_FAILED.UnexpectedError", "errorMessage": "down"}),
+        (401, {"fault": {"code": "900902", "message": "Missing Credentials"}}),
+        (404, {"errorCode": "", "errorMessage": "The requested resource is not available"}),
     ],
 )
 async def test_passing_login_failures_are_never_recorded(
@@ -195,6 +218,10 @@ async def test_passing_login_failures_are_never_recorded(
         ("/oauth2/token", 401, {"error": "invalid_client", "error_description": "bad secret"}),
         ("/session/login", 400, {"errorCode": "UnifiedWebService.REQUEST_FAILED.Login.Failed", "errorMessage": "x"}),
         ("/session/login", 401, {"errorCode": "UnifiedWebService.REQUEST_FAILED.UserLocked", "errorMessage": "x"}),
+        # Codes tskit does not know: Verizon documents neither status nor code of a wrong password
+        ("/session/login", 401, {"errorCode": "UnifiedWebService.REQUEST_FAILED.InvalidCredentials"}),
+        ("/session/login", 400, {"errorCode": "UnifiedWebService.INPUT_INVALID.Request", "errorMessage": "x"}),
+        ("/session/login", 403, {"message": "Forbidden"}),
     ],
 )
 async def test_real_refusals_are_recorded(

@@ -771,6 +771,13 @@ def _refusal_note(error: ApiError, what: str, *, token_request: bool, recorded: 
             "try again by itself. Contact Verizon support, then run `tskit reset-login`"
             + (" (until then later runs do not try again)" if recorded else "")
         )
+    if not _session.is_known_refusal(error):
+        answer = f"{error.status_code}{': ' + error.error_code if error.error_code else ''}"
+        return (
+            f"ThingSpace refused the {what} with an answer tskit does not know ({answer}). tskit treats it as a "
+            "refusal of these credentials and does not try again by itself: 5 failed logins lock the user. "
+            f"Check the user name and password; if they are right, run `tskit reset-login` and try once more.{later}"
+        )
     return (
         f"ThingSpace refused the {what}; tskit does not try again by itself (5 failed logins lock the user). "
         f"Check the user name and password, then reconnect.{later}"

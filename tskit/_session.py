@@ -46,22 +46,38 @@ MAX_COOLDOWN: Final = 60.0
 TOKEN_REFUSALS: Final = frozenset({"invalid_client"})
 #: Parts of ThingSpace's login error codes that mean a wrong user/password or a locked user.
 _LOGIN_REFUSALS: Final = ("login.failed", "userlocked", "user.locked", "locked")
-#: Gateway codes that are passing: throttled (900800…900807), bad or expired bearer (900901).
+#: Gateway codes that are passing: throttled (900800…900807).
 TRANSIENT_FAULTS: Final = frozenset({"900800", "900801", "900802", "900803", "900804", "900805", "900806", "900807"})
+#: Gateway codes about the bearer token (invalid or expired, missing): a new token, not a refusal.
+BEARER_FAULTS: Final = frozenset({"900901", "900902"})
+#: Statuses of a login answer that say nothing of the user or password: the request did not reach
+#: the login (no such route, method not allowed), or it was not judged (timeout, throttled).
+_NOT_JUDGED: Final = frozenset({404, 405, 408, 429})
 
 
 def is_refusal(error: ApiError, *, token_request: bool) -> bool:
-    """Whether a failed token request or login means the credentials are wrong (or the user locked).
+    """Whether a failed token request or login must be remembered as a refusal of its credentials.
 
-    Only these are remembered; 408, 429, 5xx, the gateway's throttling and a bad or expired
-    bearer token (``900901``) pass, and are never remembered.
+    408, 429, 5xx, the gateway's throttling and a bad, expired or missing bearer token pass and
+    are never remembered. A token request is refused only by ``invalid_client``. A login is
+    refused by the codes of a failed login or a locked user, and by any other 4xx whose code
+    tskit does not know: Verizon documents neither the status nor the code of a wrong password,
+    the same credentials would get the same answer, and each try may count toward the five
+    failed logins that lock the user, so tskit does not try them again until told to
+    (``tskit reset-login``).
     """
     status, code = error.status_code, error.error_code
-    if status in (408, 429) or status >= 500 or code in TRANSIENT_FAULTS or code == "900901":
+    if status in (408, 429) or status >= 500 or code in TRANSIENT_FAULTS or code in BEARER_FAULTS:
         return False
     if token_request:
         return code in TOKEN_REFUSALS
     lowered = code.lower()
+    return any(part in lowered for part in _LOGIN_REFUSALS) or (400 <= status < 500 and status not in _NOT_JUDGED)
+
+
+def is_known_refusal(error: ApiError) -> bool:
+    """Whether a refused login's code is one of the failed-login or locked-user codes tskit knows."""
+    lowered = error.error_code.lower()
     return any(part in lowered for part in _LOGIN_REFUSALS)
 
 
