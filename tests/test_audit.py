@@ -202,8 +202,10 @@ async def test_a_rule_that_raises_stops_the_audit_with_its_own_error(sim: Simula
         raise KeyError("a bug in a user's rule")
 
     async with make_client(sim, clock) as client:
-        with pytest.raises(KeyError, match="a bug in a user's rule"):
+        with pytest.raises(KeyError, match="a bug in a user's rule") as caught:
             await run_audit(client, names, rules=[broken], concurrency=4, progress=False, source="t")
+    (note,) = caught.value.__notes__
+    assert note.startswith("raised by the audit rule 'broken' on account 0000200000-000")
     assert sim.count("list") < len(names), "reading went on after the rule failed"
 
 

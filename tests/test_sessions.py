@@ -192,14 +192,16 @@ def test_a_throttled_login_is_not_remembered_and_a_later_run_logs_in(tmp_path: P
         (503, {"errorCode": "REQUEST_FAILED.UnexpectedError", "errorMessage": "down"}),
         (401, {"fault": {"code": "900902", "message": "Missing Credentials"}}),
         (404, {"errorCode": "", "errorMessage": "The requested resource is not available"}),
+        (401, {"fault": {"code": "900903", "message": "a gateway fault tskit does not know"}}),
+        (403, "<am:fault><am:code>404</am:code><am:message>Not Found</am:message></am:fault>"),
     ],
 )
 async def test_passing_login_failures_are_never_recorded(
-    sim: Simulator, clock: FakeClock, status: int, body: dict[str, object]
+    sim: Simulator, clock: FakeClock, status: int, body: dict[str, object] | str
 ) -> None:
     async def handler(request: httpx2.Request) -> httpx2.Response:
         if request.url.path.endswith("/session/login"):
-            return httpx2.Response(status, json=body)
+            return httpx2.Response(status, text=body) if isinstance(body, str) else httpx2.Response(status, json=body)
         response: httpx2.Response = await inner.handle_async_request(request)
         return response
 
@@ -222,6 +224,7 @@ async def test_passing_login_failures_are_never_recorded(
         ("/session/login", 401, {"errorCode": "UnifiedWebService.REQUEST_FAILED.InvalidCredentials"}),
         ("/session/login", 400, {"errorCode": "UnifiedWebService.INPUT_INVALID.Request", "errorMessage": "x"}),
         ("/session/login", 403, {"message": "Forbidden"}),
+        ("/session/login", 404, {"errorCode": "UnifiedWebService.REQUEST_FAILED.Weird", "errorMessage": "x"}),
     ],
 )
 async def test_real_refusals_are_recorded(

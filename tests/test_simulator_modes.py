@@ -410,3 +410,33 @@ def test_listen_on_an_unknown_host_names_the_host_only(tmp_path: Path, capsys: p
     assert main(["listen", "--host", "nosuch.invalid", "--no-auth", "--store", str(tmp_path / "m.db")]) == 2
     err = capsys.readouterr().err
     assert "cannot listen on nosuch.invalid: " in err and "None" not in err
+
+
+@pytest.mark.server
+def test_the_fleet_file_lists_the_fleet_for_an_audit(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tskit.simulator import simulator_process
+
+    names = tmp_path / "fleet.txt"
+    with simulator_process("--fleet", "30", "--fleet-file", str(names), "--no-demo") as server_env:
+        env = {**os.environ, **server_env, "TSKIT_CONFIG_DIR": str(tmp_path)}
+        command = [sys.executable, "-m", "tskit", "audit", "--accounts-file", str(names), "--no-progress"]
+        audit = subprocess.run([*command, "--save", str(tmp_path / "a.json")], env=env, capture_output=True, text=True)
+    assert names.read_text().splitlines() == [f"{7000000000 + i}-00001" for i in range(30)]
+    assert audit.returncode in (0, 3), audit.stderr  # 3: findings at or above --fail-on
+    snapshot = json.loads((tmp_path / "a.json").read_text())
+    assert len(snapshot["accounts"]) == 30 and not snapshot["errors"]
+
+
+def test_the_fleet_file_needs_a_fleet_and_a_writable_place(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tskit.cli import main
+
+    assert main(["simulator", "--fleet-file", str(tmp_path / "f.txt")]) == 2
+    assert "--fleet-file needs --fleet N" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("")
+    assert main(["simulator", "--fleet", "3", "--fleet-file", str(tmp_path / "a-file" / "f.txt"), "--port", "0"]) == 2
+    assert "--fleet-file: cannot write" in capsys.readouterr().err and not (tmp_path / "f.txt").exists()

@@ -756,7 +756,8 @@ def _refusal_note(error: ApiError, what: str, *, token_request: bool, recorded: 
             return f"ThingSpace throttled the {what}; not tried again at once"
         return f"The {what} failed for a passing reason; not tried again at once"
     later = (
-        " The refusal is recorded: later runs will not try these credentials again until `tskit reset-login`"
+        " The refusal is recorded: later runs do not try these credentials again (corrected ones are tried) "
+        "until `tskit reset-login`."
         if recorded
         else ""
     )
@@ -776,7 +777,13 @@ def _refusal_note(error: ApiError, what: str, *, token_request: bool, recorded: 
         return (
             f"ThingSpace refused the {what} with an answer tskit does not know ({answer}). tskit treats it as a "
             "refusal of these credentials and does not try again by itself: 5 failed logins lock the user. "
-            f"Check the user name and password; if they are right, run `tskit reset-login` and try once more.{later}"
+            "Check the user name and password."
+            + (
+                " The refusal is recorded: later runs do not try these credentials again (corrected ones are "
+                "tried); if they are right after all, `tskit reset-login` lets them be tried once more."
+                if recorded
+                else " Reconnect to try again."
+            )
         )
     return (
         f"ThingSpace refused the {what}; tskit does not try again by itself (5 failed logins lock the user). "

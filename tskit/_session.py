@@ -50,9 +50,9 @@ _LOGIN_REFUSALS: Final = ("login.failed", "userlocked", "user.locked", "locked")
 TRANSIENT_FAULTS: Final = frozenset({"900800", "900801", "900802", "900803", "900804", "900805", "900806", "900807"})
 #: Gateway codes about the bearer token (invalid or expired, missing): a new token, not a refusal.
 BEARER_FAULTS: Final = frozenset({"900901", "900902"})
-#: Statuses of a login answer that say nothing of the user or password: the request did not reach
-#: the login (no such route, method not allowed), or it was not judged (timeout, throttled).
-_NOT_JUDGED: Final = frozenset({404, 405, 408, 429})
+#: Statuses that, with no error code of ThingSpace's in the answer, say the login was never reached
+#: (no such route, method not allowed: a wrong base URL or a proxy's page), so nothing was judged.
+_NOT_REACHED: Final = frozenset({404, 405})
 
 
 def is_refusal(error: ApiError, *, token_request: bool) -> bool:
@@ -60,11 +60,13 @@ def is_refusal(error: ApiError, *, token_request: bool) -> bool:
 
     408, 429, 5xx, the gateway's throttling and a bad, expired or missing bearer token pass and
     are never remembered. A token request is refused only by ``invalid_client``. A login is
-    refused by the codes of a failed login or a locked user, and by any other 4xx whose code
-    tskit does not know: Verizon documents neither the status nor the code of a wrong password,
-    the same credentials would get the same answer, and each try may count toward the five
-    failed logins that lock the user, so tskit does not try them again until told to
-    (``tskit reset-login``).
+    refused by the codes of a failed login or a locked user, and by any other 4xx answer of
+    ThingSpace's whose code tskit does not know: Verizon documents neither the status nor the
+    code of a wrong password, the same credentials would get the same answer, and each try may
+    count toward the five failed logins that lock the user, so tskit does not try them again
+    until told to (``tskit reset-login``). Not refusals: the API gateway's own faults (numeric
+    codes), which never reach the login, and a 404 or 405 without any error code (a wrong base
+    URL, a proxy's page).
     """
     status, code = error.status_code, error.error_code
     if status in (408, 429) or status >= 500 or code in TRANSIENT_FAULTS or code in BEARER_FAULTS:
@@ -72,7 +74,11 @@ def is_refusal(error: ApiError, *, token_request: bool) -> bool:
     if token_request:
         return code in TOKEN_REFUSALS
     lowered = code.lower()
-    return any(part in lowered for part in _LOGIN_REFUSALS) or (400 <= status < 500 and status not in _NOT_JUDGED)
+    if any(part in lowered for part in _LOGIN_REFUSALS):
+        return True
+    if code.isdigit():  # the API gateway's own fault (900xxx, or its XML fault's code): no user was judged
+        return False
+    return 400 <= status < 500 and not (status in _NOT_REACHED and not code)
 
 
 def is_known_refusal(error: ApiError) -> bool:

@@ -310,5 +310,16 @@ DEFAULT_RULES: tuple[Rule, ...] = (
 def run_rules(
     account_name: str, callbacks: Sequence[Callback], rules: Iterable[Rule], context: AuditContext
 ) -> list[Finding]:
-    """Every finding of every rule for one account."""
-    return [finding for rule in rules for finding in rule.check(account_name, callbacks, context)]
+    """Every finding of every rule for one account.
+
+    Raises:
+        Exception: What a rule raised, with a note naming the rule and the account.
+    """
+    findings: list[Finding] = []
+    for rule in rules:
+        try:
+            findings.extend(rule.check(account_name, callbacks, context))
+        except Exception as exc:  # a user's rule with a bug: say which, and where
+            exc.add_note(f"raised by the audit rule {getattr(rule, 'name', rule)!r} on account {account_name}")
+            raise
+    return findings

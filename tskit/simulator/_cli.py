@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 
 from tskit.simulator._config import SimulatorConfig
 
@@ -67,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="add N generated accounts 7000000000-00001, 7000000001-00001, ... for audits",
+    )
+    parser.add_argument(
+        "--fleet-file",
+        metavar="FILE",
+        default=None,
+        help="write the --fleet accounts' names to FILE, one per line (for tskit audit --accounts-file FILE)",
     )
     own = parser.add_argument_group("behaviours Verizon does not document (the simulator's own choices)")
     own.add_argument(
@@ -163,9 +170,19 @@ def run(args: argparse.Namespace) -> int:
         drop_rate=args.drop_rate,
         seed=args.seed,
     )
+    if args.fleet_file is not None and not args.fleet:
+        print("tskit simulator: --fleet-file needs --fleet N (the accounts to write)", file=sys.stderr)
+        return 2
     simulator = Simulator(config_from(args), faults=faults, demo=not args.no_demo)
     if args.fleet:
-        seed_fleet(simulator, args.fleet)
+        names = seed_fleet(simulator, args.fleet)
+        if args.fleet_file is not None:
+            try:
+                Path(args.fleet_file).write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+            except OSError as exc:
+                problem = exc.strerror or exc
+                print(f"tskit simulator: --fleet-file: cannot write {args.fleet_file}: {problem}", file=sys.stderr)
+                return 2
     server = SimulatorServer(simulator, host=args.host, port=args.port)
     try:
         server.bind()
