@@ -123,6 +123,6 @@ def test_cron_runs_with_a_wrong_password_try_to_log_in_once(tmp_path) -> None:
         reset = subprocess.run(
             [sys.executable, "-m", "tskit", "reset-login"], env=env, capture_output=True, text=True, check=True
         )
-        assert "Forgot the refused login of demo-user" in reset.stdout
+        assert "Forgot the refused or failed logins of demo-user" in reset.stdout
         subprocess.run([sys.executable, "-m", "tskit", "list", "0000123456-00001"], env=env, capture_output=True)
         assert sim.count("login") == 2  # tried again after the reset

@@ -145,24 +145,74 @@ def test_6_processes_started_together_with_a_wrong_password_send_one_login(tmp_p
 
 
 @pytest.mark.server
-def test_cron_runs_after_a_refusal_with_an_unknown_code_send_no_second_login(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("status", "code", "logins"),
+    [
+        # Production's answer to a wrong password is not documented: any of these may be it.
+        (401, "REQUEST_FAILED.InvalidCredentials", 3),  # a code tskit does not know: counted, 3 in a row at most
+        (400, "INPUT_INVALID.Request", 3),
+        (404, "REQUEST_FAILED.Weird", 3),  # a ThingSpace code: the login was reached
+        (503, "REQUEST_FAILED.Login.Failed", 1),  # a known code is a refusal whatever the status
+    ],
+)
+def test_cron_runs_with_a_wrong_password_never_lock_the_user(
+    tmp_path: Path, status: int, code: str, logins: int
+) -> None:
     from tskit.simulator import SimulatorConfig
 
-    # Production's answer to a wrong password is not documented: here a 401 with a code tskit does not know.
-    sim = Simulator(SimulatorConfig(login_failure_status=401, login_failure_code="REQUEST_FAILED.InvalidCredentials"))
+    sim = Simulator(SimulatorConfig(login_failure_status=status, login_failure_code=code))
     with sim.serve() as server:
         env = {**os.environ, **server.env(), "THINGSPACE_PASSWORD": WRONG, "TSKIT_CONFIG_DIR": str(tmp_path)}
         command = [sys.executable, "-m", "tskit", "list", ACCOUNT]
         runs = [subprocess.run(command, env=env, capture_output=True, text=True, timeout=60) for _ in range(6)]
         assert [run.returncode for run in runs] == [1] * 6
-        assert "answer tskit does not know (401: UnifiedWebService.REQUEST_FAILED.InvalidCredentials)" in runs[0].stderr
-        assert all("by another process or run" in run.stderr for run in runs[1:]), [r.stderr for r in runs]
-        assert sim.count("login") == 1 and not sim.is_locked(DEMO_USERNAME)
+        assert sim.count("login") == logins and not sim.is_locked(DEMO_USERNAME)
+        texts = [run.stderr for run in runs]
+        if logins == 3:
+            assert (
+                f"ThingSpace answered {status} to POST /api/m2m/v1/session/login: UnifiedWebService.{code}" in texts[0]
+            )
+            assert "answer tskit does not know" in texts[0] and texts[0].count(code) == 1
+            assert "failed login 1 of the 3 in a row" in texts[0] and "failed login 3 of the 3" in texts[2]
+            assert all("Not sent: 3 logins of user 'demo-user' in a row failed" in t for t in texts[3:]), texts
+        else:
+            assert all("by another process or run" in t for t in texts[1:]), texts
         reset = subprocess.run([sys.executable, "-m", "tskit", "reset-login"], env=env, capture_output=True, text=True)
-        assert reset.returncode == 0, reset.stderr
+        assert reset.returncode == 0 and "Forgot" in reset.stdout, reset.stderr
         env["THINGSPACE_PASSWORD"] = DEMO_PASSWORD
         right = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
         assert right.returncode == 0 and "CarrierService" in right.stdout, right.stderr
+    assert "demo-user" not in (tmp_path / _refusals.FAILURES_FILE).read_text()
+
+
+@pytest.mark.server
+def test_a_login_that_works_clears_the_failed_logins_in_a_row(tmp_path: Path) -> None:
+    from tskit.simulator import SimulatorConfig
+
+    sim = Simulator(SimulatorConfig(login_failure_status=401, login_failure_code="REQUEST_FAILED.Unknown"))
+    with sim.serve() as server:
+        env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path)}
+        command = [sys.executable, "-m", "tskit", "list", ACCOUNT]
+        for password, code in [(WRONG, 1), (WRONG, 1), (DEMO_PASSWORD, 0), (WRONG, 1), (WRONG, 1), (DEMO_PASSWORD, 0)]:
+            run = subprocess.run(command, env={**env, "THINGSPACE_PASSWORD": password}, capture_output=True, text=True)
+            assert run.returncode == code, run.stderr
+            assert "Not sent" not in run.stderr  # never 3 in a row: each success started the count again
+        assert sim.count("login") == 6 and not sim.is_locked(DEMO_USERNAME)
+
+
+@pytest.mark.server
+def test_6_processes_together_with_an_unknown_answer_send_at_most_3_logins(tmp_path: Path) -> None:
+    from tskit.simulator import SimulatorConfig
+
+    sim = Simulator(SimulatorConfig(login_failure_status=401, login_failure_code="REQUEST_FAILED.Unknown"))
+    with sim.serve() as server:
+        env = {**os.environ, **server.env(), "THINGSPACE_PASSWORD": WRONG, "TSKIT_CONFIG_DIR": str(tmp_path)}
+        command = [sys.executable, "-m", "tskit", "list", ACCOUNT]
+        procs = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        errors = [proc.communicate(timeout=60)[1] for proc in procs]
+        assert [proc.returncode for proc in procs] == [1] * 6
+        assert sum("Not sent: 3 logins" in e for e in errors) == 3, errors
+        assert sim.count("login") == 3 and not sim.is_locked(DEMO_USERNAME)
 
 
 @pytest.mark.server
@@ -189,11 +239,15 @@ def test_a_throttled_login_is_not_remembered_and_a_later_run_logs_in(tmp_path: P
         (429, {"fault": {"code": "900800", "message": "Message throttled out"}}),
         (401, {"fault": {"code": "900901", "message": "Invalid Credentials"}}),
         (408, {"errorCode": "REQUEST_FAILED.Timeout", "errorMessage": "timeout"}),
-        (503, {"errorCode": "REQUEST_FAILED.UnexpectedError", "errorMessage": "down"}),
+        (503, {"errorCode": "UnifiedWebService.REQUEST_FAILED.UnexpectedError", "errorMessage": "down"}),
         (401, {"fault": {"code": "900902", "message": "Missing Credentials"}}),
         (404, {"errorCode": "", "errorMessage": "The requested resource is not available"}),
         (401, {"fault": {"code": "900903", "message": "a gateway fault tskit does not know"}}),
         (403, "<am:fault><am:code>404</am:code><am:message>Not Found</am:message></am:fault>"),
+        (400, {"fault": {"code": "900906", "message": "No matching resource found"}}),
+        (400, "<html><body>Bad Request (a proxy's page)</body></html>"),
+        (502, "<html><body>Bad Gateway</body></html>"),
+        (413, ""),
     ],
 )
 async def test_passing_login_failures_are_never_recorded(
@@ -212,6 +266,35 @@ async def test_passing_login_failures_are_never_recorded(
         assert client.auth.refused is None
     record = Path(os.environ["TSKIT_CONFIG_DIR"]) / _refusals.FILE_NAME
     assert not record.exists() or "demo-user" not in record.read_text()
+    assert _refusals.failures("https://simulator.tskit.invalid", client.auth._credentials) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, {"errorCode": "UnifiedWebService.INPUT_INVALID.Request", "errorMessage": "x"}),
+        (404, {"errorCode": "UnifiedWebService.REQUEST_FAILED.Weird", "errorMessage": "x"}),
+        (401, ""),
+        (403, {"message": "Forbidden"}),
+    ],
+)
+async def test_uncertain_login_failures_are_counted_not_refused(
+    sim: Simulator, clock: FakeClock, status: int, body: dict[str, object] | str
+) -> None:
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/session/login"):
+            return httpx2.Response(status, text=body) if isinstance(body, str) else httpx2.Response(status, json=body)
+        response: httpx2.Response = await inner.handle_async_request(request)
+        return response
+
+    inner = sim.transport()
+    async with make_client(sim, clock, transport=httpx2.MockTransport(handler)) as client:
+        with pytest.raises(tskit.ApiError, match=r"answer tskit does not know\..*failed login 1 of the 3 in a row"):
+            await client.list_callbacks(ACCOUNT)
+        assert client.auth.refused is None  # tried again after the cooldown, up to 3 in a row
+    failed = _refusals.failures("https://simulator.tskit.invalid", client.auth._credentials)
+    assert failed is not None and failed["count"] == 1 and failed["status_code"] == status
+    assert _refusals.refused_before("https://simulator.tskit.invalid", client.auth._credentials) is None
 
 
 @pytest.mark.parametrize(
@@ -220,11 +303,7 @@ async def test_passing_login_failures_are_never_recorded(
         ("/oauth2/token", 401, {"error": "invalid_client", "error_description": "bad secret"}),
         ("/session/login", 400, {"errorCode": "UnifiedWebService.REQUEST_FAILED.Login.Failed", "errorMessage": "x"}),
         ("/session/login", 401, {"errorCode": "UnifiedWebService.REQUEST_FAILED.UserLocked", "errorMessage": "x"}),
-        # Codes tskit does not know: Verizon documents neither status nor code of a wrong password
-        ("/session/login", 401, {"errorCode": "UnifiedWebService.REQUEST_FAILED.InvalidCredentials"}),
-        ("/session/login", 400, {"errorCode": "UnifiedWebService.INPUT_INVALID.Request", "errorMessage": "x"}),
-        ("/session/login", 403, {"message": "Forbidden"}),
-        ("/session/login", 404, {"errorCode": "UnifiedWebService.REQUEST_FAILED.Weird", "errorMessage": "x"}),
+        ("/session/login", 500, {"errorCode": "UnifiedWebService.REQUEST_FAILED.Login.Failed"}),  # whatever the status
     ],
 )
 async def test_real_refusals_are_recorded(

@@ -234,7 +234,11 @@ class ThingSpaceAuth(httpx2.Auth):
     def _failed(self, login: Login, error: ThingSpaceError, retry_after: float | None = None) -> ThingSpaceError:
         """Hand a failed login to every waiter, and remember it as a refusal or a cooldown."""
         now = self._clock()
-        if isinstance(error, ApiError) and _session.is_refusal(error, token_request=error.path.endswith(TOKEN_PATH)):
+        token_request = isinstance(error, ApiError) and error.path.endswith(TOKEN_PATH)
+        kind = _session.login_failure(error, token_request=token_request) if isinstance(error, ApiError) else None
+        if isinstance(error, ApiError) and kind != "passing" and not token_request and self._remember:
+            login.counted = (error.status_code, error.error_code)  # toward the user's failed logins in a row
+        if isinstance(error, ApiError) and kind == "refusal":
             self.session.refuse(login.credentials, error)
             if self._remember:  # written off the event loop, before the login lock is released
                 login.record = (error.status_code, error.error_code)
@@ -273,7 +277,13 @@ class ThingSpaceAuth(httpx2.Auth):
             retry_after=response.headers.get("Retry-After"),
         )
         token_request = response.request.url.path.endswith(TOKEN_PATH)
-        note = _refusal_note(error, what, token_request=token_request, recorded=self._remember)
+        note = _refusal_note(
+            error,
+            what,
+            token_request=token_request,
+            recorded=self._remember,
+            failures=login.failures_before + 1 if self._remember else None,
+        )
         error = _copy(error, note)
         logger.info("%s failed with status %s", what, response.status_code)  # the error says it all
         old = self.session.grant
@@ -308,10 +318,14 @@ class ThingSpaceAuth(httpx2.Auth):
         )
 
     def _check_disk(self, login: Login) -> bool:
-        """Under the login lock: refuse at once if a run saw exactly these credentials refused.
+        """Under the login lock: refuse at once what earlier runs learnt should not be sent.
+
+        That is: exactly these credentials were refused, a throttle's wait is not over, or the
+        user's failed logins in a row reached :data:`~tskit._session.MAX_FAILED_LOGINS`.
 
         Returns:
-            Whether a refusal of this user with other secrets is on record (to forget on success).
+            Whether a refusal of this user with other secrets, or failed logins, are on record (to
+            forget on success).
         """
         if not self._remember:
             return False
@@ -321,9 +335,11 @@ class ThingSpaceAuth(httpx2.Auth):
             earlier = _refusals.refused_before(self._base_url, login.credentials)
             stale = earlier is None and _refusals.recorded(self._base_url, login.credentials)
             throttled = _refusals.throttled_until(self._base_url, login.credentials)
+            failed = _refusals.failures(self._base_url, login.credentials)
         except (OSError, ValueError) as problem:
             logger.warning("could not read the record of refused logins: %s", problem)
             return False
+        login.failures_before = int(failed["count"]) if failed else 0
         if earlier is None and throttled is not None:
             wait = throttled - time.time()
             error = AuthenticationError(429, "", "", method="POST", path=LOGIN_PATH)
@@ -356,7 +372,19 @@ class ThingSpaceAuth(httpx2.Auth):
             self.session.refuse(login.credentials, error)
             self.session.finish(login, error, self._clock())
             raise error
-        return stale
+        if failed is not None and login.failures_before >= _session.MAX_FAILED_LOGINS:
+            code = str(failed.get("error_code") or "")
+            error = AuthenticationError(int(failed.get("status_code") or 0), code, "", method="POST", path=LOGIN_PATH)
+            error.args = (
+                f"Not sent: {login.failures_before} logins of user {self.username!r} in a row failed, the last at "
+                f"{failed.get('at')} (ThingSpace answered {error.status_code}{': ' + code if code else ''}). "
+                f"ThingSpace locks a user after 5 failed logins, so tskit sends no more for this user from any run. "
+                "Check the user name and password, then run `tskit reset-login` to allow logins again",
+            )
+            self.session.refuse(login.credentials, error)
+            self.session.finish(login, error, self._clock())
+            raise error
+        return stale or failed is not None
 
     def _login_steps(self, login: Login, request: httpx2.Request) -> Steps:
         """Yield the token request and the login, whichever are needed; return the new grant.
@@ -422,7 +450,7 @@ class ThingSpaceAuth(httpx2.Auth):
 
     def _succeeded(self, login: Login, grant: Grant, stale_record: bool) -> None:
         self.session.finish(login, grant, self._clock())
-        if stale_record:  # these credentials work: an old refusal of other secrets is moot
+        if stale_record:  # these credentials work: an old refusal of other secrets, failed logins, are moot
             from tskit import _refusals
 
             try:
@@ -446,13 +474,15 @@ class ThingSpaceAuth(httpx2.Auth):
         The record's own file lock may be held by another process for a while: the async driver
         runs this in a worker thread, never on the event loop, so no other call waits for it.
         """
-        record, until = login.record, login.throttled_until
+        record, until, counted = login.record, login.throttled_until, login.counted
         base_url, credentials = self._base_url, login.credentials
 
         def write() -> None:
             from tskit import _refusals
 
             try:
+                if counted is not None:
+                    _refusals.count_failure(base_url, credentials, *counted)
                 if record is not None:
                     _refusals.remember(base_url, credentials, *record)
                 if until is not None:
@@ -570,7 +600,7 @@ class ThingSpaceAuth(httpx2.Auth):
                 finally:
                     if lock is not None and login.file_lock is lock:
                         login.file_lock = None
-                        if login.record is None and login.throttled_until is None:
+                        if login.record is None and login.throttled_until is None and login.counted is None:
                             lock.release()
                         else:  # the driver runs it off the event loop; the refusal is raised after it
                             yield _Record(self._record_then_release(login, lock))
@@ -749,9 +779,28 @@ def _advance(flow: Flow, result: object, error: BaseException | None) -> Action 
         return None
 
 
-def _refusal_note(error: ApiError, what: str, *, token_request: bool, recorded: bool) -> str:
-    """What a failed token request or login means for the user, and what to do."""
-    if not _session.is_refusal(error, token_request=token_request):
+def _refusal_note(
+    error: ApiError, what: str, *, token_request: bool, recorded: bool, failures: int | None = None
+) -> str:
+    """What a failed token request or login means for the user, and what to do.
+
+    ``failures`` is the user's failed logins in a row counting this one, when they are on record.
+    """
+    kind = _session.login_failure(error, token_request=token_request)
+    if kind == "uncertain":
+        limit = _session.MAX_FAILED_LOGINS
+        count = (
+            f" It is failed login {failures} of the {limit} in a row that tskit allows for this user; after "
+            f"{limit}, no run sends another until `tskit reset-login`."
+            if failures is not None
+            else ""
+        )
+        return (
+            f"The {what} failed with an answer tskit does not know. Verizon does not document its "
+            "answer to a wrong password, so this may be one, and 5 failed logins in a row lock the user."
+            f"{count} Check the user name and password; not tried again at once."
+        )
+    if kind == "passing":
         if error.status_code == 429 or error.error_code in _session.TRANSIENT_FAULTS:
             return f"ThingSpace throttled the {what}; not tried again at once"
         return f"The {what} failed for a passing reason; not tried again at once"
@@ -771,19 +820,6 @@ def _refusal_note(error: ApiError, what: str, *, token_request: bool, recorded: 
             "The user is locked: ThingSpace refuses its logins until Verizon support unlocks it; tskit does not "
             "try again by itself. Contact Verizon support, then run `tskit reset-login`"
             + (" (until then later runs do not try again)" if recorded else "")
-        )
-    if not _session.is_known_refusal(error):
-        answer = f"{error.status_code}{': ' + error.error_code if error.error_code else ''}"
-        return (
-            f"ThingSpace refused the {what} with an answer tskit does not know ({answer}). tskit treats it as a "
-            "refusal of these credentials and does not try again by itself: 5 failed logins lock the user. "
-            "Check the user name and password."
-            + (
-                " The refusal is recorded: later runs do not try these credentials again (corrected ones are "
-                "tried); if they are right after all, `tskit reset-login` lets them be tried once more."
-                if recorded
-                else " Reconnect to try again."
-            )
         )
     return (
         f"ThingSpace refused the {what}; tskit does not try again by itself (5 failed logins lock the user). "

@@ -8,6 +8,11 @@ secrets). A later run with the same credentials refuses to log in without sendin
 changed credentials are tried (and clear the record when they work). ``tskit reset-login``
 forgets the record, e.g. after support unlocked the user.
 
+Verizon documents neither the status nor the code of a wrong password, so failed logins whose
+answer tskit cannot read as a refusal may still count toward the lockout. They are counted per
+user in ``failed-logins.json`` (refusals too), and after three in a row no run sends another
+login for that user until a ``tskit reset-login``; a login that works clears the count.
+
 Processes share it safely: logins of one identity are serialised by :func:`login_lock` (a file
 lock in the same folder), and the record is changed under a lock of its own and replaced
 atomically, so N processes started together with a wrong password send one login between them
@@ -132,12 +137,61 @@ def remember(base_url: str, credentials: Credentials, status_code: int, error_co
 
 
 def forget(base_url: str, credentials: Credentials) -> bool:
-    """Drop the record for this user (any secrets); returns whether there was one."""
+    """Drop the refusal and the failed logins on record for this user (any secrets); whether there were any."""
     with _lock, _record_lock():
         data = _read()
-        if data.pop(_key(base_url, credentials), None) is None:
+        refused = data.pop(_key(base_url, credentials), None) is not None
+        if refused:
+            _write(data)
+    return clear_failures(base_url, credentials) or refused
+
+
+#: Failed logins in a row that may count toward ThingSpace's lockout, per user: answers tskit
+#: could not read as a refusal or as passing (see ``tskit._session.login_failure``), and refusals.
+FAILURES_FILE = "failed-logins.json"
+
+
+def _user_key(base_url: str, credentials: Credentials) -> str:
+    # ThingSpace counts a user's failed logins whatever application key they came with.
+    return hashlib.sha256(f"{base_url}\0{credentials.username}".encode()).hexdigest()[:24]
+
+
+def failures(base_url: str, credentials: Credentials) -> dict[str, Any] | None:
+    """The failed logins of this user in a row on record: ``count``, ``status_code``, ``error_code``, ``at``."""
+    entry = _read(config_dir() / FAILURES_FILE).get(_user_key(base_url, credentials))
+    if isinstance(entry, dict) and isinstance(entry.get("count"), int) and entry["count"] > 0:
+        return entry
+    return None
+
+
+def count_failure(base_url: str, credentials: Credentials, status_code: int, error_code: str) -> int:
+    """Count one more failed login of this user; returns how many are now on record in a row."""
+    path = config_dir() / FAILURES_FILE
+    with _lock, _record_lock():
+        data = _read(path)
+        key = _user_key(base_url, credentials)
+        entry = data.get(key)
+        count = (entry["count"] if isinstance(entry, dict) and isinstance(entry.get("count"), int) else 0) + 1
+        data[key] = {
+            "base_url": base_url,
+            "username": credentials.username,
+            "count": count,
+            "status_code": status_code,
+            "error_code": error_code,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        _write(data, path)
+        return count
+
+
+def clear_failures(base_url: str, credentials: Credentials) -> bool:
+    """Forget the failed logins of this user (a login worked, or ``tskit reset-login``); whether there were any."""
+    path = config_dir() / FAILURES_FILE
+    with _lock, _record_lock():
+        data = _read(path)
+        if data.pop(_user_key(base_url, credentials), None) is None:
             return False
-        _write(data)
+        _write(data, path)
         return True
 
 

@@ -29,7 +29,7 @@ import os
 import secrets
 import threading
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, Literal
 
 from filelock import FileLock
 
@@ -50,35 +50,43 @@ _LOGIN_REFUSALS: Final = ("login.failed", "userlocked", "user.locked", "locked")
 TRANSIENT_FAULTS: Final = frozenset({"900800", "900801", "900802", "900803", "900804", "900805", "900806", "900807"})
 #: Gateway codes about the bearer token (invalid or expired, missing): a new token, not a refusal.
 BEARER_FAULTS: Final = frozenset({"900901", "900902"})
-#: Statuses that, with no error code of ThingSpace's in the answer, say the login was never reached
-#: (no such route, method not allowed: a wrong base URL or a proxy's page), so nothing was judged.
-_NOT_REACHED: Final = frozenset({404, 405})
+#: Failed logins in a row, per user, after which no run sends another until ``tskit reset-login``.
+#: ThingSpace locks a user at five; two are left for a person who knows the right password.
+MAX_FAILED_LOGINS: Final = 3
+
+
+def login_failure(error: ApiError, *, token_request: bool) -> Literal["refusal", "uncertain", "passing"]:
+    """What a failed token request or login means for the credentials and for the user's lockout.
+
+    * ``"refusal"``: the credentials are wrong or the user is locked (OAuth ``invalid_client``; a
+      login-failed or user-locked code, whatever the status). Remembered: the same credentials
+      are not tried again by any run.
+    * ``"uncertain"``: ThingSpace answered the login with a failure tskit does not know: a code of
+      its own that is not one of those, or a 401 or 403 without any code. Verizon documents
+      neither the status nor the code of a wrong password, so it may have been one, and may count
+      toward the five failed logins that lock the user: it is counted, and after
+      :data:`MAX_FAILED_LOGINS` in a row no run sends another login for the user.
+    * ``"passing"``: nothing was judged: 408, 429 and 5xx (a server error is not a verdict on a
+      password; after an outage, cron runs must log in again by themselves), the API gateway's own
+      faults (numeric codes such as the throttle ``900800`` or a bad bearer ``900901``, or its XML
+      fault), and answers without any code other than 401 and 403 (a wrong base URL's 404, a
+      proxy's page). A failed token request that is not ``invalid_client``.
+    """
+    status, code = error.status_code, error.error_code
+    if token_request:
+        return "refusal" if code in TOKEN_REFUSALS else "passing"
+    if is_known_refusal(error):
+        return "refusal"
+    if status in (408, 429) or status >= 500 or code in TRANSIENT_FAULTS or code in BEARER_FAULTS or code.isdigit():
+        return "passing"
+    if code or status in (401, 403):
+        return "uncertain"
+    return "passing"
 
 
 def is_refusal(error: ApiError, *, token_request: bool) -> bool:
-    """Whether a failed token request or login must be remembered as a refusal of its credentials.
-
-    408, 429, 5xx, the gateway's throttling and a bad, expired or missing bearer token pass and
-    are never remembered. A token request is refused only by ``invalid_client``. A login is
-    refused by the codes of a failed login or a locked user, and by any other 4xx answer of
-    ThingSpace's whose code tskit does not know: Verizon documents neither the status nor the
-    code of a wrong password, the same credentials would get the same answer, and each try may
-    count toward the five failed logins that lock the user, so tskit does not try them again
-    until told to (``tskit reset-login``). Not refusals: the API gateway's own faults (numeric
-    codes), which never reach the login, and a 404 or 405 without any error code (a wrong base
-    URL, a proxy's page).
-    """
-    status, code = error.status_code, error.error_code
-    if status in (408, 429) or status >= 500 or code in TRANSIENT_FAULTS or code in BEARER_FAULTS:
-        return False
-    if token_request:
-        return code in TOKEN_REFUSALS
-    lowered = code.lower()
-    if any(part in lowered for part in _LOGIN_REFUSALS):
-        return True
-    if code.isdigit():  # the API gateway's own fault (900xxx, or its XML fault's code): no user was judged
-        return False
-    return 400 <= status < 500 and not (status in _NOT_REACHED and not code)
+    """Whether a failed token request or login is a refusal of its credentials (see :func:`login_failure`)."""
+    return login_failure(error, token_request=token_request) == "refusal"
 
 
 def is_known_refusal(error: ApiError) -> bool:
@@ -123,6 +131,10 @@ class Login:
         self.record: tuple[int, str] | None = None
         #: Until when (``time.time()``) ThingSpace asked to wait before another login, to share.
         self.throttled_until: float | None = None
+        #: A failed login to count on disk toward :data:`MAX_FAILED_LOGINS` (status, error code).
+        self.counted: tuple[int, str] | None = None
+        #: Failed logins of the user in a row on record when this login started.
+        self.failures_before = 0
 
     def leader_gone(self) -> bool:
         """Whether the caller leading this login can no longer end it.

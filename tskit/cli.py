@@ -510,9 +510,11 @@ def _cmd_reset_login(args: argparse.Namespace) -> int:
         raise UsageError("set the THINGSPACE_* credential variables of the user to reset")
     url = check_base_url()
     if _refusals.forget(url, credentials):
-        print(f"Forgot the refused login of {credentials.username} on {url}: the next run will try to log in.")
+        print(
+            f"Forgot the refused or failed logins of {credentials.username} on {url}: the next run will try to log in."
+        )
     else:
-        print(f"No refused login of {credentials.username} on {url} was on record.")
+        print(f"No refused or failed login of {credentials.username} on {url} was on record.")
     return 0
 
 
@@ -702,10 +704,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     reset = commands.add_parser(
         "reset-login",
-        help="forget a refused login, so the next run tries these credentials again",
+        help="forget a refused login and failed logins, so the next run tries to log in again",
         description="After ThingSpace refuses a login, tskit will not try the same credentials again from "
-        "any run (5 failed logins lock the user). Once the user is unlocked, or if the refusal was "
-        "temporary, this forgets the refusal of the user in the THINGSPACE_* variables.",
+        "any run, and after 3 failed logins in a row it sends no more for the user (5 failed logins lock "
+        "the user). Once the credentials are checked or the user is unlocked, this forgets both for the "
+        "user in the THINGSPACE_* variables.",
     )
     reset.set_defaults(func=_cmd_reset_login)
 
