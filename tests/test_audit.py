@@ -196,14 +196,45 @@ async def test_rules_run_as_each_account_arrives_and_results_keep_the_order(sim:
 
 async def test_a_rule_that_raises_stops_the_audit_with_its_own_error(sim: Simulator, clock: FakeClock) -> None:
     names = fleet(sim, 30)
+    judged: list[str] = []
 
     @tskit.audit.callback_rule("broken", "info", "A rule with a bug.")
     def broken(callback: tskit.Callback) -> str | None:
+        judged.append(callback.account_name)
         raise KeyError("a bug in a user's rule")
 
-    async with make_client(sim, clock) as client:
+    class HoldAllButTheFirst(httpx2.AsyncBaseTransport):
+        """Once armed: answers the first account's read when three others are in flight, and holds
+        those until they are cancelled."""
+
+        def __init__(self) -> None:
+            self.inner, self.armed, self.held, self.cancelled = sim.transport(), False, 0, 0
+            self.three = asyncio.Event()
+
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            if self.armed and "/callbacks/" in request.url.path:
+                if request.url.path.endswith(names[0]):
+                    await asyncio.wait_for(self.three.wait(), 10)
+                else:
+                    self.held += 1
+                    if self.held == 3:
+                        self.three.set()
+                    try:
+                        await asyncio.Event().wait()
+                    except asyncio.CancelledError:
+                        self.cancelled += 1
+                        raise
+            response: httpx2.Response = await self.inner.handle_async_request(request)
+            return response
+
+    held = HoldAllButTheFirst()
+    async with make_client(sim, clock, transport=held) as client:
+        await client.list_callbacks(names[0])  # logged in: the audit's four reads leave together
+        held.armed = True
         with pytest.raises(KeyError, match="a bug in a user's rule") as caught:
-            await run_audit(client, names, rules=[broken], concurrency=4, progress=False, source="t")
+            audit = run_audit(client, names, rules=[broken], concurrency=4, progress=False, source="t")
+            await asyncio.wait_for(audit, 10)  # the reads in flight are cancelled, not waited for
+    assert judged == [names[0]] and held.cancelled == 3, held.cancelled
     (note,) = caught.value.__notes__
     assert note.startswith("raised by the audit rule 'broken' on account 0000200000-000")
     assert sim.count("list") < len(names), "reading went on after the rule failed"

@@ -304,11 +304,13 @@ async def read_accounts(
                 failed[name] = ThingSpaceError(f"reading it failed unexpectedly ({type(exc).__name__})")
             else:
                 if on_read is not None:
+                    if stopped:
+                        return
                     try:
                         on_read(name, callbacks)
                     except Exception as exc:  # the caller's error (a rule's bug): stop, and raise it as it is
                         stopped.append(exc)
-                        return
+                        raise _Stopped from None  # the task group cancels the reads in flight
             if bar is not None:
                 bar.update(1)
             if on_progress is not None:
@@ -318,12 +320,18 @@ async def read_accounts(
         async with asyncio.TaskGroup() as group:
             for _ in range(min(concurrency, len(names))):
                 group.create_task(worker())
+    except* _Stopped:
+        pass  # raised below, as it is, outside the group's ExceptionGroup
     finally:
         if bar is not None:
             bar.close()
     if stopped:
         raise stopped[0]
     return found, failed
+
+
+class _Stopped(Exception):
+    """A worker's ``on_read`` raised: the task group cancels the others."""
 
 
 async def run_audit(

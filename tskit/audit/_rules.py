@@ -138,7 +138,7 @@ def _parts(callback: Callback) -> tuple[str, str, int | None]:
     return _url_parts(callback.url)
 
 
-@functools.lru_cache(maxsize=4096)  # several rules ask about each URL, and a fleet repeats its URLs
+@functools.lru_cache(maxsize=1024)  # several rules ask about each URL in turn: a small cache is enough
 def _url_parts(url: str) -> tuple[str, str, int | None]:
     try:
         parts = urlsplit(url)
@@ -181,7 +181,7 @@ _PRIVATE_SUFFIXES = (
 )
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def _unreachable_reason(host: str) -> str | None:
     if not host:
         return "it has no host"
