@@ -168,3 +168,19 @@ def test_no_accepted_input_reaches_another_path(sim: Simulator) -> None:
         "/api/m2m/v1/callbacks/A.b_c-1",
         "/api/m2m/v1/callbacks/A.b_c-1/name/Odd.Name-1_x",
     ]
+
+
+@pytest.mark.parametrize(
+    "hostile", ["a:" * 40_000, "a:" * 40_000 + " @", "https://u:" + "p" * 80_000 + "@h", "//" * 40_000 + "@"]
+)
+def test_masking_user_info_takes_linear_time_on_hostile_urls(hostile: str) -> None:
+    # One listed URL of 80,000 characters once took 37 s of the event loop (quadratic scanning).
+    import time
+
+    from tskit._errors import mask_userinfo, userinfo_passwords
+
+    started = time.perf_counter()
+    mask_userinfo(hostile)
+    userinfo_passwords(hostile)
+    took = time.perf_counter() - started
+    assert took < 3.0, f"{took:.2f} s for {len(hostile)} characters"

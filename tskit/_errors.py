@@ -43,11 +43,14 @@ _SECRET_FIELD = re.compile(
 )
 # User info in a URL, never shown: after a scheme with any slashes or backslashes (``https://``,
 # ``https:\\``, ``https:``) or after a bare ``//``, anywhere in a text (also in another URL's query).
+# The work stays linear in the text's length, whatever a hostile server sends: a scheme starts only
+# where a run of scheme characters starts, and user and password are bounded (a password as long as
+# the longest URL tskit registers), so no part of a text is scanned again from each of its characters.
 _USERINFO = re.compile(
     r"""(?ix)
-    (?P<lead> [a-z][a-z0-9+.-]*:[\\/]* | (?<![\w:/\\])[\\/]{2} )
-    (?P<user> [^\s/\\?#@:]* )
-    (?: : (?P<password> [^\s/\\?#@]* ) )?
+    (?P<lead> (?<![a-z0-9+.-])[a-z][a-z0-9+.-]*:[\\/]* | (?<![\w:/\\])[\\/]{2} )
+    (?P<user> [^\s/\\?#@:]{0,256}+ )
+    (?: : (?P<password> [^\s/\\?#@]{0,2048}+ ) )?
     @
     """
 )
