@@ -233,6 +233,19 @@ def test_a_throttled_login_is_not_remembered_and_a_later_run_logs_in(tmp_path: P
     assert (sim.throttled_logins, sim.count("login")) == (1, 1)
 
 
+def answering(sim: Simulator, path: str, status: int, body: dict[str, object] | str) -> httpx2.MockTransport:
+    """The simulator, except that requests to ``path`` get ``status`` with ``body`` (JSON, or text)."""
+    inner = sim.transport()
+
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith(path):
+            return httpx2.Response(status, text=body) if isinstance(body, str) else httpx2.Response(status, json=body)
+        response: httpx2.Response = await inner.handle_async_request(request)
+        return response
+
+    return httpx2.MockTransport(handler)
+
+
 @pytest.mark.parametrize(
     ("status", "body"),
     [
@@ -253,14 +266,7 @@ def test_a_throttled_login_is_not_remembered_and_a_later_run_logs_in(tmp_path: P
 async def test_passing_login_failures_are_never_recorded(
     sim: Simulator, clock: FakeClock, status: int, body: dict[str, object] | str
 ) -> None:
-    async def handler(request: httpx2.Request) -> httpx2.Response:
-        if request.url.path.endswith("/session/login"):
-            return httpx2.Response(status, text=body) if isinstance(body, str) else httpx2.Response(status, json=body)
-        response: httpx2.Response = await inner.handle_async_request(request)
-        return response
-
-    inner = sim.transport()
-    async with make_client(sim, clock, transport=httpx2.MockTransport(handler)) as client:
+    async with make_client(sim, clock, transport=answering(sim, "/session/login", status, body)) as client:
         with pytest.raises(tskit.ApiError, match=r"passing reason|throttled"):
             await client.list_callbacks(ACCOUNT)
         assert client.auth.refused is None
@@ -281,14 +287,7 @@ async def test_passing_login_failures_are_never_recorded(
 async def test_uncertain_login_failures_are_counted_not_refused(
     sim: Simulator, clock: FakeClock, status: int, body: dict[str, object] | str
 ) -> None:
-    async def handler(request: httpx2.Request) -> httpx2.Response:
-        if request.url.path.endswith("/session/login"):
-            return httpx2.Response(status, text=body) if isinstance(body, str) else httpx2.Response(status, json=body)
-        response: httpx2.Response = await inner.handle_async_request(request)
-        return response
-
-    inner = sim.transport()
-    async with make_client(sim, clock, transport=httpx2.MockTransport(handler)) as client:
+    async with make_client(sim, clock, transport=answering(sim, "/session/login", status, body)) as client:
         with pytest.raises(tskit.ApiError, match=r"answer tskit does not know\..*failed login 1 of the 3 in a row"):
             await client.list_callbacks(ACCOUNT)
         assert client.auth.refused is None  # tried again after the cooldown, up to 3 in a row
@@ -309,14 +308,7 @@ async def test_uncertain_login_failures_are_counted_not_refused(
 async def test_real_refusals_are_recorded(
     sim: Simulator, clock: FakeClock, path: str, status: int, body: dict[str, object]
 ) -> None:
-    async def handler(request: httpx2.Request) -> httpx2.Response:
-        if request.url.path.endswith(path):
-            return httpx2.Response(status, json=body)
-        response: httpx2.Response = await inner.handle_async_request(request)
-        return response
-
-    inner = sim.transport()
-    async with make_client(sim, clock, transport=httpx2.MockTransport(handler)) as client:
+    async with make_client(sim, clock, transport=answering(sim, path, status, body)) as client:
         with pytest.raises(tskit.AuthenticationError, match="does not try again"):
             await client.list_callbacks(ACCOUNT)
         assert client.auth.refused is not None
