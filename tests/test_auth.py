@@ -265,7 +265,7 @@ async def test_an_unusable_refusal_record_does_not_hide_the_refusal(
     async with make_client(sim, clock, credentials=wrong) as client:
         with pytest.raises(tskit.AuthenticationError, match="does not try again"):
             await client.list_callbacks(ACCOUNT)
-    assert "could not record the refused login" in caplog.text
+    assert "could not update the record of refused and failed logins" in caplog.text
 
 
 async def test_refusal_messages_say_what_was_refused_and_what_to_do(sim: Simulator, clock: FakeClock) -> None:

@@ -945,6 +945,9 @@ def test_a_refusal_waiting_for_the_record_lock_never_blocks_other_callers(tmp_pa
     sim = Simulator()
     sim.add_user("other", "other-pw", accounts=[ACCOUNT])
     with sim.serve() as running:
+        # logged in before: a login needs the record (it is counted before it is sent)
+        other = tskit.connect(**{**credentials("other-pw"), "username": "other"}, base_url=running.base_url)
+        assert len(other.list_callbacks(ACCOUNT)) == 2
         path = _refusals._path().with_name(_refusals.FILE_NAME + ".lock")
         path.parent.mkdir(parents=True, exist_ok=True)
         hold = f"from filelock import FileLock; lock = FileLock({str(path)!r}); lock.acquire()"
@@ -954,14 +957,12 @@ def test_a_refusal_waiting_for_the_record_lock_never_blocks_other_callers(tmp_pa
         holder = subprocess.Popen([sys.executable, "-c", hold], stdin=pipe, stdout=pipe, text=True)
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         try:
-            other = tskit.connect(**{**credentials("other-pw"), "username": "other"}, base_url=running.base_url)
-            assert len(other.list_callbacks(ACCOUNT)) == 2
             wrong = tskit.connect(**credentials(WRONG), base_url=running.base_url)
             errors: list[object] = []
             calls = lambda: errors.extend(run_threads(2, lambda i: wrong.list_callbacks(ACCOUNT)))  # noqa: E731
             refused = threading.Thread(target=calls)
             refused.start()
-            time.sleep(0.5)  # the refusal now waits for the record lock, in a worker thread
+            time.sleep(0.5)  # the login now waits for the record lock, in a worker thread
             started = time.monotonic()
             assert len(other.list_callbacks(ACCOUNT)) == 2  # on the same I/O loop
             assert time.monotonic() - started < 1

@@ -26,6 +26,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -61,7 +62,7 @@ LOGIN_EXTENSION = "tskit.login"
 #: Largest answer to a token request or login that is read (a real one is well under 1 kB).
 MAX_LOGIN_ANSWER = 1_000_000
 
-Steps = Generator[httpx2.Request, httpx2.Response, Grant]
+Steps = Generator["httpx2.Request | _Record", Any, Grant]
 E = TypeVar("E", bound=ThingSpaceError)
 
 
@@ -236,8 +237,9 @@ class ThingSpaceAuth(httpx2.Auth):
         now = self._clock()
         token_request = isinstance(error, ApiError) and error.path.endswith(TOKEN_PATH)
         kind = _session.login_failure(error, token_request=token_request) if isinstance(error, ApiError) else None
-        if isinstance(error, ApiError) and kind != "passing" and not token_request and self._remember:
-            login.counted = (error.status_code, error.error_code)  # toward the user's failed logins in a row
+        if login.counted is not None and isinstance(error, ApiError) and not token_request and error.status_code >= 400:
+            # The login was counted before it was sent: its answer says whether it stays counted.
+            login.settle = ("not judged",) if kind == "passing" else ("failed", error.status_code, error.error_code)
         if isinstance(error, ApiError) and kind == "refusal":
             self.session.refuse(login.credentials, error)
             if self._remember:  # written off the event loop, before the login lock is released
@@ -250,8 +252,20 @@ class ThingSpaceAuth(httpx2.Auth):
         self.session.finish(login, error, now)
         return error
 
-    def login_failed(self, login: Login, error: ThingSpaceError) -> None:
-        """The token request or login of ``login`` got no answer: hand ``error`` to its waiters."""
+    def login_failed(self, login: Login, error: ThingSpaceError, *, reached: bool = True) -> None:
+        """The token request or login of ``login`` got no answer: hand ``error`` to its waiters.
+
+        ``reached`` is whether the request may have reached ThingSpace: a login that never left
+        (no connection) is taken back from the user's count of failed logins.
+        """
+        if not reached and login.counted is not None:
+            login.counted = None
+            from tskit import _refusals
+
+            try:
+                _refusals.settle_login(self._base_url, login.credentials, "not judged")
+            except (OSError, ValueError, LockTimeout) as problem:  # it stays counted: the safe side
+                logger.error("could not update the record of failed logins: %s", problem)
         if not login.future.done():
             self._failed(login, _copy(error, "the login got no answer; not tried again at once"))
 
@@ -282,7 +296,7 @@ class ThingSpaceAuth(httpx2.Auth):
             what,
             token_request=token_request,
             recorded=self._remember,
-            failures=login.failures_before + 1 if self._remember else None,
+            failures=login.counted,
         )
         error = _copy(error, note)
         logger.info("%s failed with status %s", what, response.status_code)  # the error says it all
@@ -318,14 +332,12 @@ class ThingSpaceAuth(httpx2.Auth):
         )
 
     def _check_disk(self, login: Login) -> bool:
-        """Under the login lock: refuse at once what earlier runs learnt should not be sent.
+        """Under the login lock: refuse at once what an earlier run learnt should not be sent.
 
-        That is: exactly these credentials were refused, a throttle's wait is not over, or the
-        user's failed logins in a row reached :data:`~tskit._session.MAX_FAILED_LOGINS`.
+        That is: exactly these credentials were refused, or a throttle's wait is not over.
 
         Returns:
-            Whether a refusal of this user with other secrets, or failed logins, are on record (to
-            forget on success).
+            Whether a refusal of this user with other secrets is on record (to forget on success).
         """
         if not self._remember:
             return False
@@ -335,11 +347,9 @@ class ThingSpaceAuth(httpx2.Auth):
             earlier = _refusals.refused_before(self._base_url, login.credentials)
             stale = earlier is None and _refusals.recorded(self._base_url, login.credentials)
             throttled = _refusals.throttled_until(self._base_url, login.credentials)
-            failed = _refusals.failures(self._base_url, login.credentials)
         except (OSError, ValueError) as problem:
             logger.warning("could not read the record of refused logins: %s", problem)
             return False
-        login.failures_before = int(failed["count"]) if failed else 0
         if earlier is None and throttled is not None:
             wait = throttled - time.time()
             error = AuthenticationError(429, "", "", method="POST", path=LOGIN_PATH)
@@ -372,19 +382,7 @@ class ThingSpaceAuth(httpx2.Auth):
             self.session.refuse(login.credentials, error)
             self.session.finish(login, error, self._clock())
             raise error
-        if failed is not None and login.failures_before >= _session.MAX_FAILED_LOGINS:
-            code = str(failed.get("error_code") or "")
-            error = AuthenticationError(int(failed.get("status_code") or 0), code, "", method="POST", path=LOGIN_PATH)
-            error.args = (
-                f"Not sent: {login.failures_before} logins of user {self.username!r} in a row failed, the last at "
-                f"{failed.get('at')} (ThingSpace answered {error.status_code}{': ' + code if code else ''}). "
-                f"ThingSpace locks a user after 5 failed logins, so tskit sends no more for this user from any run. "
-                "Check the user name and password, then run `tskit reset-login` to allow logins again",
-            )
-            self.session.refuse(login.credentials, error)
-            self.session.finish(login, error, self._clock())
-            raise error
-        return stale or failed is not None
+        return stale
 
     def _login_steps(self, login: Login, request: httpx2.Request) -> Steps:
         """Yield the token request and the login, whichever are needed; return the new grant.
@@ -432,7 +430,11 @@ class ThingSpaceAuth(httpx2.Auth):
             # and the token is then among the secrets scrubbed from the login's error.
             session.grant = Grant(token, expires_at, None, renew_at)
         _still_leading(login)
+        if self._remember:  # counted before it is sent: lost on the way, or a crash, it still counts
+            yield from self._count_login(login)
         session.logins += 1
+        # A login that fails below HTTP ends this generator; tskit's client then says whether it
+        # may have reached ThingSpace (``login_failed``), and one that never left is taken back.
         response = yield httpx2.Request(
             "POST",
             self._base_url + LOGIN_PATH,
@@ -440,6 +442,8 @@ class ThingSpaceAuth(httpx2.Auth):
             json={"username": creds.username, "password": creds.password.reveal()},
             extensions=_within_deadline(ext, "the session login"),
         )
+        if login.counted is not None:
+            login.settle = ("worked",) if response.is_success else login.settle
         if not response.is_success:
             raise self._refusal(login, response, f"session login of user {creds.username!r}")
         raw_session = self._json(login, response, "session login").get("sessionToken")
@@ -448,15 +452,60 @@ class ThingSpaceAuth(httpx2.Auth):
         logger.info("logged in to ThingSpace as %r", creds.username)
         return Grant(token, expires_at, Secret(raw_session), renew_at)
 
+    def _count_login(self, login: Login) -> Generator[_Record, None, None]:
+        """Count the login about to be sent toward the user's failed logins in a row (off the loop).
+
+        Raises:
+            AuthenticationError: The user's failed logins in a row reached the limit: not sent.
+            ConfigurationError: The count cannot be kept: not sent, rather than risk a lockout.
+        """
+        from tskit import _refusals
+
+        base_url, creds, counted = self._base_url, login.credentials, [0]
+
+        def reserve() -> None:
+            counted[0] = _refusals.reserve_login(base_url, creds)
+
+        try:
+            yield _Record(reserve)
+        except _refusals.TooManyFailedLogins as full:
+            raise self._too_many(login, full.entry) from None
+        except (OSError, ValueError, LockTimeout) as problem:
+            error = ConfigurationError(
+                CONFIG_DIR_ENV,
+                f"tskit cannot count the logins of user {self.username!r} in its record of failed logins "
+                f"({scrub(str(problem))}), so it sends none: ThingSpace locks a user after 5 failed logins",
+                "a config folder this user can write; run `tskit reset-login` to set a damaged record aside",
+            )
+            self.session.finish(login, error, self._clock())
+            raise error from None
+        login.counted = counted[0]
+        login.settle = ("failed", 0, "")  # until an answer says otherwise: a login lost on the way counts
+
+    def _too_many(self, login: Login, entry: dict[str, Any]) -> AuthenticationError:
+        """The error of a login not sent because the user's failed logins in a row reached the limit."""
+        from tskit import _refusals
+
+        code = str(entry.get("error_code") or "")
+        status = entry.get("status_code")
+        answer = f"ThingSpace answered {status}{': ' + code if code else ''}" if status else "it got no usable answer"
+        error = AuthenticationError(int(status or 0), code, "", method="POST", path=LOGIN_PATH)
+        error.args = (
+            f"Not sent: {entry.get('count', _refusals.MAX_FAILED_LOGINS)} logins of user {self.username!r} in a row "
+            f"failed or got no usable answer (the last at {entry.get('at')}: {answer}). ThingSpace locks a user "
+            "after 5 failed logins, so tskit sends no more for this user from any run. Check the user name and "
+            "password, then run `tskit reset-login` to allow logins again (a user ThingSpace already locked, "
+            "through other tools too, needs Verizon support first)",
+        )
+        # Not remembered in this process: each new call checks the record again, so a
+        # `tskit reset-login` run elsewhere is seen without reconnecting.
+        self.session.finish(login, error, self._clock())
+        return error
+
     def _succeeded(self, login: Login, grant: Grant, stale_record: bool) -> None:
         self.session.finish(login, grant, self._clock())
-        if stale_record:  # these credentials work: an old refusal of other secrets, failed logins, are moot
-            from tskit import _refusals
-
-            try:
-                _refusals.forget(self._base_url, login.credentials)
-            except (OSError, LockTimeout) as problem:
-                logger.warning("could not update the record of refused logins: %s", problem)
+        if stale_record and login.settle == ("worked",):  # these credentials logged in: an old refusal is moot
+            login.forget_refusal = True
 
     def _lock(self, login: Login) -> FileLock | None:
         if not self._remember:
@@ -474,21 +523,24 @@ class ThingSpaceAuth(httpx2.Auth):
         The record's own file lock may be held by another process for a while: the async driver
         runs this in a worker thread, never on the event loop, so no other call waits for it.
         """
-        record, until, counted = login.record, login.throttled_until, login.counted
+        record, until, settle = login.record, login.throttled_until, login.settle
+        forget = login.forget_refusal
         base_url, credentials = self._base_url, login.credentials
 
         def write() -> None:
             from tskit import _refusals
 
             try:
-                if counted is not None:
-                    _refusals.count_failure(base_url, credentials, *counted)
+                if settle is not None:
+                    _refusals.settle_login(base_url, credentials, *settle)
+                if forget:
+                    _refusals.forget(base_url, credentials)
                 if record is not None:
                     _refusals.remember(base_url, credentials, *record)
                 if until is not None:
                     _refusals.throttle(base_url, credentials, until)
             except (OSError, ValueError, LockTimeout) as problem:  # the refusal still reaches the caller
-                logger.warning("could not record the refused login: %s", problem)
+                logger.error("could not update the record of refused and failed logins: %s", problem)
             finally:
                 lock.release()
 
@@ -565,7 +617,7 @@ class ThingSpaceAuth(httpx2.Auth):
                     except TimeoutError:
                         raise self._waited("the login in progress in another call") from None
                     break
-                login, lock = decision, self._lock(decision)
+                login, lock, closing = decision, self._lock(decision), False
                 if lock is not None:
                     try:
                         yield _Lock(lock, deadline)
@@ -583,6 +635,7 @@ class ThingSpaceAuth(httpx2.Auth):
                     self._succeeded(login, grant, stale)
                     break
                 except GeneratorExit:  # a request failed below HTTP, or the call was cancelled
+                    closing = True
                     on_exit(login)
                     raise
                 except _TakenOver:  # this leader's loop stopped and another call took over: wait for it
@@ -600,8 +653,10 @@ class ThingSpaceAuth(httpx2.Auth):
                 finally:
                     if lock is not None and login.file_lock is lock:
                         login.file_lock = None
-                        if login.record is None and login.throttled_until is None and login.counted is None:
+                        if login.record is None and login.throttled_until is None and login.settle is None:
                             lock.release()
+                        elif closing:  # a closing generator cannot yield: a thread of its own writes it
+                            threading.Thread(target=self._record_then_release(login, lock), name="tskit-record").start()
                         else:  # the driver runs it off the event loop; the refusal is raised after it
                             yield _Record(self._record_then_release(login, lock))
             self._apply(request, grant)
@@ -788,7 +843,8 @@ def _refusal_note(
     """
     kind = _session.login_failure(error, token_request=token_request)
     if kind == "uncertain":
-        limit = _session.MAX_FAILED_LOGINS
+        from tskit._refusals import MAX_FAILED_LOGINS as limit
+
         count = (
             f" It is failed login {failures} of the {limit} in a row that tskit allows for this user; after "
             f"{limit}, no run sends another until `tskit reset-login`."

@@ -528,10 +528,10 @@ class ThingSpaceClient:
                 failed = getattr(exc, "_request", None)  # the request that failed: maybe the login
                 login = failed.extensions.get(LOGIN_EXTENSION) if isinstance(failed, httpx2.Request) else None
                 if login is not None and isinstance(failed, httpx2.Request):  # to every waiter, never retried
-                    error, _ = as_tskit_error(
+                    error, reached = as_tskit_error(
                         exc, method=failed.method, path=failed.url.path, timeout=f"{self._timeout:g} s"
                     )
-                    self.auth.login_failed(login, error)
+                    self.auth.login_failed(login, error, reached=reached)
                     raise error from None
                 failure, reached = as_tskit_error(exc, method=method, path=path, timeout=f"{self._timeout:g} s")
             else:

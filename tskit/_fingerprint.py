@@ -44,7 +44,7 @@ def config_dir() -> Path:
     if _private(fallback):
         if (wanted, fallback) not in _warned:
             _warned.add((wanted, fallback))
-            logger.warning(
+            logger.error(  # shown by the CLI too: the records of refused and failed logins start anew there
                 "tskit's config folder %s cannot be written; using %s instead (set %s to choose one)",
                 wanted or "(none: no home folder)",
                 fallback,

@@ -8,10 +8,14 @@ secrets). A later run with the same credentials refuses to log in without sendin
 changed credentials are tried (and clear the record when they work). ``tskit reset-login``
 forgets the record, e.g. after support unlocked the user.
 
-Verizon documents neither the status nor the code of a wrong password, so failed logins whose
-answer tskit cannot read as a refusal may still count toward the lockout. They are counted per
-user in ``failed-logins.json`` (refusals too), and after three in a row no run sends another
-login for that user until a ``tskit reset-login``; a login that works clears the count.
+Verizon documents neither the status nor the code of a wrong password, so each login is also
+counted per user in ``failed-logins.json`` before it is sent (:func:`reserve_login`), then
+settled by its answer (:func:`settle_login`): cleared when it works, taken back when it never
+left or its answer judged nothing, kept otherwise (a lost answer, a crash, a refusal, an answer
+tskit does not know). After three in a row no run sends another login for that user until a
+``tskit reset-login``. A count that cannot be kept means no login is sent.
+
+Records are keyed by :func:`server`, so every spelling of one server's URL shares them.
 
 Processes share it safely: logins of one identity are serialised by :func:`login_lock` (a file
 lock in the same folder), and the record is changed under a lock of its own and replaced
@@ -21,7 +25,9 @@ and the others read its refusal.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -30,6 +36,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from filelock import FileLock
 
@@ -61,17 +68,40 @@ def login_lock(base_url: str, credentials: Credentials) -> FileLock:
 
 
 def _key(base_url: str, credentials: Credentials) -> str:
-    text = f"{base_url}\0{credentials.client_id}\0{credentials.username}"
+    text = f"{server(base_url)}\0{credentials.client_id}\0{credentials.username}"
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def server(base_url: str) -> str:
+    """The server a base URL names, however it is spelt: one record and one count per server.
+
+    Scheme and host in lower case, without a trailing dot or a default port, and every loopback
+    host (``localhost``, ``127.0.0.1``, ``::1``) as one.
+    """
+    parts = urlsplit(base_url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        host, port = (parts.hostname or "").rstrip("."), parts.port
+    except ValueError:  # not a URL tskit would use; keyed as written
+        return base_url
+    if host == "localhost" or host.endswith(".localhost"):
+        host = "loopback"
+    else:
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(host).is_loopback:
+                host = "loopback"
+    if port == {"https": 443, "http": 80}.get(scheme):
+        port = None
+    return f"{scheme}://{host}{f':{port}' if port else ''}{parts.path.rstrip('/')}"
 
 
 def _secrets(base_url: str, credentials: Credentials) -> str:
     both = f"{credentials.client_secret.reveal()}\0{credentials.password.reveal()}"
-    return fingerprint(load_key(), base_url, credentials.client_id + "\0" + credentials.username, both)
+    return fingerprint(load_key(), server(base_url), credentials.client_id + "\0" + credentials.username, both)
 
 
-def _read(path: Path | None = None) -> dict[str, Any]:
-    path = path or _path()
+def _load(path: Path) -> dict[str, Any] | None:
+    """A record as written: ``{}`` when there is none yet, ``None`` when it is damaged."""
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -79,8 +109,14 @@ def _read(path: Path | None = None) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except ValueError:
-        data = None
-    if isinstance(data, dict):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _read(path: Path | None = None) -> dict[str, Any]:
+    path = path or _path()
+    data = _load(path)
+    if data is not None:
         return data
     # Never read a damaged record as "nothing refused": say so loudly, and keep it for a look.
     aside = path.with_name(f"{path.name}.corrupt-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
@@ -88,7 +124,7 @@ def _read(path: Path | None = None) -> dict[str, Any]:
         path.replace(aside)
     except OSError:
         aside = path
-    logger.warning(
+    logger.error(
         "the record of refused logins %s is damaged (not a JSON object); moved it to %s. Logins it held "
         "may be tried once more: check the credentials before running many processes",
         path,
@@ -146,49 +182,130 @@ def forget(base_url: str, credentials: Credentials) -> bool:
     return clear_failures(base_url, credentials) or refused
 
 
-#: Failed logins in a row that may count toward ThingSpace's lockout, per user: answers tskit
-#: could not read as a refusal or as passing (see ``tskit._session.login_failure``), and refusals.
+#: Failed logins in a row that may count toward ThingSpace's lockout, per user: each login is
+#: counted before it is sent (so one lost on the way, or a crash, still counts), then the count is
+#: cleared when it works, or taken back when its answer shows nothing was judged.
 FAILURES_FILE = "failed-logins.json"
+#: Most logins of a user in a row that fail or get no usable answer; then none is sent until
+#: ``tskit reset-login``. ThingSpace locks a user at five: two are left for a person.
+MAX_FAILED_LOGINS = 3
+
+
+class TooManyFailedLogins(Exception):
+    """The user's failed logins in a row reached :data:`MAX_FAILED_LOGINS`: no login may be sent."""
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        super().__init__(f"{entry.get('count')} failed logins in a row")
+        self.entry = entry
+
+
+class DamagedRecord(ValueError):
+    """The record of failed logins cannot be read: it cannot say how many there were."""
 
 
 def _user_key(base_url: str, credentials: Credentials) -> str:
     # ThingSpace counts a user's failed logins whatever application key they came with.
-    return hashlib.sha256(f"{base_url}\0{credentials.username}".encode()).hexdigest()[:24]
+    return hashlib.sha256(f"{server(base_url)}\0{credentials.username}".encode()).hexdigest()[:24]
+
+
+def _failures_path() -> Path:
+    return config_dir() / FAILURES_FILE
+
+
+def _read_failures(path: Path) -> dict[str, Any]:
+    """The record of failed logins; a damaged one is an error, never "no failures"."""
+    data = _load(path)
+    if data is None:
+        raise DamagedRecord(f"{path} is damaged (not a JSON object)")
+    return data
+
+
+def _count(entry: object) -> int:
+    return entry["count"] if isinstance(entry, dict) and isinstance(entry.get("count"), int) else 0
 
 
 def failures(base_url: str, credentials: Credentials) -> dict[str, Any] | None:
     """The failed logins of this user in a row on record: ``count``, ``status_code``, ``error_code``, ``at``."""
-    entry = _read(config_dir() / FAILURES_FILE).get(_user_key(base_url, credentials))
-    if isinstance(entry, dict) and isinstance(entry.get("count"), int) and entry["count"] > 0:
-        return entry
-    return None
+    entry = _read_failures(_failures_path()).get(_user_key(base_url, credentials))
+    return entry if isinstance(entry, dict) and _count(entry) > 0 else None
 
 
-def count_failure(base_url: str, credentials: Credentials, status_code: int, error_code: str) -> int:
-    """Count one more failed login of this user; returns how many are now on record in a row."""
-    path = config_dir() / FAILURES_FILE
+def reserve_login(base_url: str, credentials: Credentials) -> int:
+    """Count a login about to be sent; returns the failed logins in a row it would make.
+
+    Raises:
+        TooManyFailedLogins: The count reached :data:`MAX_FAILED_LOGINS`: send nothing.
+        DamagedRecord: The record cannot be read: send nothing.
+        OSError: The record cannot be written (or its lock had), so the login cannot be counted.
+    """
+    path = _failures_path()
     with _lock, _record_lock():
-        data = _read(path)
+        data = _read_failures(path)
         key = _user_key(base_url, credentials)
         entry = data.get(key)
-        count = (entry["count"] if isinstance(entry, dict) and isinstance(entry.get("count"), int) else 0) + 1
+        count = _count(entry)
+        if count >= MAX_FAILED_LOGINS:
+            raise TooManyFailedLogins(dict(entry) if isinstance(entry, dict) else {})
         data[key] = {
-            "base_url": base_url,
+            "base_url": server(base_url),
             "username": credentials.username,
-            "count": count,
-            "status_code": status_code,
-            "error_code": error_code,
+            "count": count + 1,
+            "status_code": None,
+            "error_code": "",
+            "outcome": "sent; no answer yet",
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         _write(data, path)
-        return count
+        return count + 1
+
+
+def settle_login(
+    base_url: str, credentials: Credentials, outcome: str, status_code: int = 0, error_code: str = ""
+) -> None:
+    """Settle a login counted by :func:`reserve_login`.
+
+    Args:
+        base_url: The ThingSpace host root.
+        credentials: Whose login.
+        outcome: ``"worked"`` clears the count; ``"not judged"`` takes this login back (its answer
+            shows it never reached the login); ``"failed"`` keeps it, with the answer.
+        status_code: The answer's status, for ``"failed"``.
+        error_code: The answer's error code, for ``"failed"``.
+    """
+    path = _failures_path()
+    with _lock, _record_lock():
+        data = _read_failures(path)
+        key = _user_key(base_url, credentials)
+        entry = data.get(key)
+        if not isinstance(entry, dict):
+            return
+        if outcome == "worked" or (outcome == "not judged" and _count(entry) <= 1):
+            del data[key]
+        elif outcome == "not judged":
+            data[key] = entry | {"count": _count(entry) - 1, "outcome": "the last login was not judged"}
+        else:
+            data[key] = entry | {"status_code": status_code, "error_code": error_code, "outcome": "failed"}
+        _write(data, path)
 
 
 def clear_failures(base_url: str, credentials: Credentials) -> bool:
-    """Forget the failed logins of this user (a login worked, or ``tskit reset-login``); whether there were any."""
-    path = config_dir() / FAILURES_FILE
+    """Forget the failed logins of this user (``tskit reset-login``); whether there were any.
+
+    A damaged record is set aside (renamed) and a new one started.
+    """
+    path = _failures_path()
     with _lock, _record_lock():
-        data = _read(path)
+        try:
+            data = _read_failures(path)
+        except DamagedRecord:
+            aside = path.with_name(f"{path.name}.damaged-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}")
+            path.replace(aside)
+            logger.error(
+                "set the damaged record of failed logins aside, as %s: the failed logins it held are "
+                "forgotten, so check the password before the next run",
+                aside,
+            )
+            return True
         if data.pop(_user_key(base_url, credentials), None) is None:
             return False
         _write(data, path)

@@ -29,7 +29,7 @@ import os
 import secrets
 import threading
 from dataclasses import dataclass, replace
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from filelock import FileLock
 
@@ -50,9 +50,6 @@ _LOGIN_REFUSALS: Final = ("login.failed", "userlocked", "user.locked", "locked")
 TRANSIENT_FAULTS: Final = frozenset({"900800", "900801", "900802", "900803", "900804", "900805", "900806", "900807"})
 #: Gateway codes about the bearer token (invalid or expired, missing): a new token, not a refusal.
 BEARER_FAULTS: Final = frozenset({"900901", "900902"})
-#: Failed logins in a row, per user, after which no run sends another until ``tskit reset-login``.
-#: ThingSpace locks a user at five; two are left for a person who knows the right password.
-MAX_FAILED_LOGINS: Final = 3
 
 
 def login_failure(error: ApiError, *, token_request: bool) -> Literal["refusal", "uncertain", "passing"]:
@@ -64,8 +61,9 @@ def login_failure(error: ApiError, *, token_request: bool) -> Literal["refusal",
     * ``"uncertain"``: ThingSpace answered the login with a failure tskit does not know: a code of
       its own that is not one of those, or a 401 or 403 without any code. Verizon documents
       neither the status nor the code of a wrong password, so it may have been one, and may count
-      toward the five failed logins that lock the user: it is counted, and after
-      :data:`MAX_FAILED_LOGINS` in a row no run sends another login for the user.
+      toward the five failed logins that lock the user: it stays counted (every login is counted
+      before it is sent, see ``tskit._refusals``), and after three in a row no run sends another
+      login for the user.
     * ``"passing"``: nothing was judged: 408, 429 and 5xx (a server error is not a verdict on a
       password; after an outage, cron runs must log in again by themselves), the API gateway's own
       faults (numeric codes such as the throttle ``900800`` or a bad bearer ``900901``, or its XML
@@ -131,10 +129,13 @@ class Login:
         self.record: tuple[int, str] | None = None
         #: Until when (``time.time()``) ThingSpace asked to wait before another login, to share.
         self.throttled_until: float | None = None
-        #: A failed login to count on disk toward :data:`MAX_FAILED_LOGINS` (status, error code).
-        self.counted: tuple[int, str] | None = None
-        #: Failed logins of the user in a row on record when this login started.
-        self.failures_before = 0
+        #: Failed logins of the user in a row on disk, this one included, once it was counted.
+        self.counted: int | None = None
+        #: How to settle the count on disk: ``("worked",)``, ``("not judged",)`` or
+        #: ``("failed", status, error code)``; ``None`` when nothing was counted.
+        self.settle: tuple[Any, ...] | None = None
+        #: Whether an old refusal of other secrets is to be forgotten: these logged in.
+        self.forget_refusal = False
 
     def leader_gone(self) -> bool:
         """Whether the caller leading this login can no longer end it.

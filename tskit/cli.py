@@ -767,19 +767,26 @@ def _not_utf8(args: argparse.Namespace) -> str:
     return ""
 
 
+class _CliLogFormat(logging.Formatter):
+    """``tskit: warning: ...`` or ``tskit: error: ...``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"tskit: {'error' if record.levelno >= logging.ERROR else 'warning'}: {record.getMessage()}"
+
+
 @contextlib.contextmanager
 def _quiet_logging(verbose: bool) -> Iterator[None]:
-    """The error message says what failed; tskit's warnings show only with --verbose.
+    """The error message says what failed; tskit's warnings show only with --verbose, its errors always.
 
     The logger is put back as it was afterwards, so that ``main()`` called from Python (tests,
     notebooks) leaves the caller's logging alone.
     """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("tskit: warning: %(message)s"))
+    handler.setFormatter(_CliLogFormat())
     logger = logging.getLogger("tskit")
     level = logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING if verbose else logging.CRITICAL)
+    logger.setLevel(logging.WARNING if verbose else logging.ERROR)
     try:
         yield
     finally:
