@@ -171,3 +171,40 @@ def test_the_limit_is_not_remembered_in_the_process_so_a_reset_elsewhere_is_seen
         with pytest.raises(tskit.AuthenticationError, match="failed login 1 of the 3"):
             wrong.list_callbacks(ACCOUNT)
         assert sim.count("login") == 4 and not sim.is_locked(DEMO_USERNAME)
+
+
+@pytest.mark.server
+def test_a_config_folder_turned_read_only_still_counts_what_it_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from tskit import _fingerprint
+
+    config = tmp_path / "config"
+    monkeypatch.setenv("TSKIT_CONFIG_DIR", str(config))
+    sim = Simulator(UNKNOWN)
+    with sim.serve() as server:
+        wrong = tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, WRONG)
+        for _ in range(2):  # two failed logins recorded in the config folder
+            _refusals.reserve_login(server.base_url, wrong)
+        # then the folder can no longer be written (read-only mount, full disk): tskit falls back
+        monkeypatch.setattr(_fingerprint, "_writable", lambda path: path != config)
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+        (tmp_path / "tmp").mkdir()
+        ts = tskit.connect(**{**_env(server.base_url), "password": WRONG})
+        with pytest.raises(tskit.AuthenticationError, match="failed login 3 of the 3"):
+            ts.list_callbacks(ACCOUNT)
+        ts.client.auth.session.cooldown = None
+        with pytest.raises(tskit.AuthenticationError, match="Not sent: 3 logins"):
+            ts.list_callbacks(ACCOUNT)
+        assert sim.count("login") == 1
+
+
+def _env(base_url: str) -> dict[str, str]:
+    return {
+        "client_id": DEMO_CLIENT_ID,
+        "client_secret": DEMO_CLIENT_SECRET,
+        "username": DEMO_USERNAME,
+        "base_url": base_url,
+    }

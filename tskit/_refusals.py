@@ -143,11 +143,36 @@ def _write(data: dict[str, Any], path: Path | None = None) -> None:
     partial.replace(path)
 
 
+def _left_behind(name: str) -> dict[str, Any]:
+    """The record ``name`` in the config folder tskit can no longer write, if any: it still counts.
+
+    tskit falls back to a temporary folder when its config folder cannot be written; refusals
+    and failed logins recorded there before must not be forgotten. ``{}`` when there is none.
+
+    Raises:
+        DamagedRecord: It cannot be read.
+    """
+    from tskit._fingerprint import _wanted_dir
+
+    wanted = _wanted_dir()
+    if wanted is None or wanted == config_dir():
+        return {}
+    try:
+        data = _load(wanted / name)
+    except OSError:  # not even readable: nothing to go by
+        return {}
+    if data is None:
+        raise DamagedRecord(f"{wanted / name} is damaged (not a JSON object)")
+    return data
+
+
 def refused_before(base_url: str, credentials: Credentials) -> dict[str, Any] | None:
     """The record of an earlier refusal of exactly these credentials, if any."""
-    entry = _read().get(_key(base_url, credentials))  # replaced whole by writers: no lock to read it
-    if isinstance(entry, dict) and entry.get("secrets") == _secrets(base_url, credentials):
-        return entry
+    key = _key(base_url, credentials)
+    for data in (_read(), _left_behind(FILE_NAME)):  # replaced whole by writers: no lock to read it
+        entry = data.get(key)
+        if isinstance(entry, dict) and entry.get("secrets") == _secrets(base_url, credentials):
+            return entry
     return None
 
 
@@ -242,7 +267,8 @@ def reserve_login(base_url: str, credentials: Credentials) -> int:
     with _lock, _record_lock():
         data = _read_failures(path)
         key = _user_key(base_url, credentials)
-        entry = data.get(key)
+        behind = _left_behind(FAILURES_FILE).get(key)
+        entry = behind if _count(behind) > _count(data.get(key)) else data.get(key)
         count = _count(entry)
         if count >= MAX_FAILED_LOGINS:
             raise TooManyFailedLogins(dict(entry) if isinstance(entry, dict) else {})
