@@ -192,19 +192,16 @@ def test_a_config_folder_turned_read_only_still_counts_what_it_holds(
         monkeypatch.setattr(_fingerprint, "_writable", lambda path: path != config)
         monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
         (tmp_path / "tmp").mkdir()
-        ts = tskit.connect(**{**_env(server.base_url), "password": WRONG})
+        ts = tskit.connect(
+            client_id=DEMO_CLIENT_ID,
+            client_secret=DEMO_CLIENT_SECRET,
+            username=DEMO_USERNAME,
+            password=WRONG,
+            base_url=server.base_url,
+        )
         with pytest.raises(tskit.AuthenticationError, match="failed login 3 of the 3"):
             ts.list_callbacks(ACCOUNT)
         ts.client.auth.session.cooldown = None
         with pytest.raises(tskit.AuthenticationError, match="Not sent: 3 logins"):
             ts.list_callbacks(ACCOUNT)
         assert sim.count("login") == 1
-
-
-def _env(base_url: str) -> dict[str, str]:
-    return {
-        "client_id": DEMO_CLIENT_ID,
-        "client_secret": DEMO_CLIENT_SECRET,
-        "username": DEMO_USERNAME,
-        "base_url": base_url,
-    }
