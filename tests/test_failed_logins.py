@@ -205,3 +205,19 @@ def test_a_config_folder_turned_read_only_still_counts_what_it_holds(
         with pytest.raises(tskit.AuthenticationError, match="Not sent: 3 logins"):
             ts.list_callbacks(ACCOUNT)
         assert sim.count("login") == 1
+
+
+def test_a_failure_answered_after_another_process_cleared_the_count_starts_a_new_one() -> None:
+    wrong = tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, WRONG)
+    right = tskit.Credentials("another-app", DEMO_CLIENT_SECRET, DEMO_USERNAME, DEMO_PASSWORD)
+    url = "https://thingspace.example.com"
+    assert _refusals.reserve_login(url, wrong) == 1  # a wrong login leaves
+    assert _refusals.reserve_login(url, right) == 2  # meanwhile another key's right one
+    _refusals.settle_login(url, right, "worked")  # works first: the count is cleared
+    _refusals.settle_login(url, wrong, "failed", 401, "x")  # then the wrong one is refused
+    entry = _refusals.failures(url, wrong)
+    assert entry is not None and entry["count"] == 1 and entry["status_code"] == 401
+    _refusals.settle_login(url, right, "worked")
+    _refusals.settle_login(url, wrong, "failed")  # no answer to go by (a closing flow): nothing new
+    _refusals.settle_login(url, wrong, "not judged")
+    assert _refusals.failures(url, wrong) is None

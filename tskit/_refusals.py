@@ -304,7 +304,12 @@ def settle_login(
         key = _user_key(base_url, credentials)
         entry = data.get(key)
         if not isinstance(entry, dict):
-            return
+            if outcome != "failed" or not status_code:
+                return
+            # Cleared meanwhile by another process's login that worked, before ThingSpace
+            # answered this one: this failure came after that success, so it starts a new count.
+            entry = {"base_url": server(base_url), "username": credentials.username, "count": 1}
+            entry["at"] = datetime.now(UTC).isoformat(timespec="seconds")
         if outcome == "worked" or (outcome == "not judged" and _count(entry) <= 1):
             del data[key]
         elif outcome == "not judged":
