@@ -221,3 +221,41 @@ def test_a_failure_answered_after_another_process_cleared_the_count_starts_a_new
     _refusals.settle_login(url, wrong, "failed")  # no answer to go by (a closing flow): nothing new
     _refusals.settle_login(url, wrong, "not judged")
     assert _refusals.failures(url, wrong) is None
+
+
+@pytest.mark.server
+def test_reset_login_needs_no_secret_in_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TSKIT_CONFIG_DIR", str(tmp_path))
+    sim = Simulator(UNKNOWN)
+    with sim.serve() as server:
+        env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path)}
+        run_list(env, server.base_url)
+        assert _refusals.failures(server.base_url, RIGHT) is not None
+        for name in ("THINGSPACE_PASSWORD", "THINGSPACE_CLIENT_SECRET"):
+            env.pop(name)
+        reset = subprocess.run([sys.executable, "-m", "tskit", "reset-login"], env=env, capture_output=True, text=True)
+        assert reset.returncode == 0 and "Forgot the refused or failed logins of demo-user" in reset.stdout
+        assert _refusals.failures(server.base_url, RIGHT) is None
+
+
+@pytest.mark.server
+def test_lost_login_answers_of_secrets_that_worked_before_do_not_stop_cron(tmp_path: Path) -> None:
+    # A slow ThingSpace: logins time out. Secrets that logged in before are not counted for it.
+    from tests.test_sessions import SlowLogins
+
+    sim = SlowLogins()
+    with sim.serve() as server:
+        env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path)}
+        command = [sys.executable, "-m", "tskit", "list", ACCOUNT]
+        assert subprocess.run(command, env=env, capture_output=True, text=True).returncode == 0
+        sim.login_delay = 3.0
+        for _ in range(4):
+            slow = subprocess.run([*command, "--timeout", "1"], env=env, capture_output=True, text=True)
+            assert slow.returncode == 1 and "logged in before, so it is not counted" in slow.stderr, slow.stderr
+        sim.login_delay = 0.0
+        assert subprocess.run(command, env=env, capture_output=True, text=True).returncode == 0
+        # New secrets never seen to work: their lost answers count, as a wrong password's would
+        env["THINGSPACE_PASSWORD"] = WRONG
+        sim.login_delay = 3.0
+        texts = [subprocess.run([*command, "--timeout", "1"], env=env, capture_output=True, text=True).stderr]
+        assert "counts as failed login 1 of the 3" in texts[0], texts

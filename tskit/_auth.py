@@ -78,9 +78,10 @@ class ThingSpaceAuth(httpx2.Auth):
         session_idle_timeout: Seconds of inactivity after which ThingSpace drops a session.
         margin: Seconds before a token's or session's end at which a new one is fetched.
         clock: Monotonic clock in seconds; tests pass a fake one.
-        remember_refusals: Record a refused login on disk and refuse to try the same credentials
-            again in any later run (a cron job would otherwise lock the user on its fifth run);
-            see ``tskit._refusals``.
+        remember_refusals: Keep tskit's records on disk, shared by every process: refused logins
+            (the same credentials are not tried again in any later run: a cron job would otherwise
+            lock the user on its fifth run), the count of failed logins in a row, and the login
+            lock. ``False`` turns all three off; see ``tskit._refusals``.
         timeout: Longest wait, in seconds, for a login that another call, thread or process
             is doing for the same identity.
         realm: The in-process server these credentials are for, if any (the embedded simulator):
@@ -252,11 +253,14 @@ class ThingSpaceAuth(httpx2.Auth):
         self.session.finish(login, error, now)
         return error
 
-    def login_failed(self, login: Login, error: ThingSpaceError, *, reached: bool = True) -> None:
+    def login_failed(self, login: Login, error: ThingSpaceError, *, reached: bool = True) -> ThingSpaceError:
         """The token request or login of ``login`` got no answer: hand ``error`` to its waiters.
 
         ``reached`` is whether the request may have reached ThingSpace: a login that never left
         (no connection) is taken back from the user's count of failed logins.
+
+        Returns:
+            The error for the caller that led the login to raise: ``error`` with what it means.
         """
         if not reached and login.counted is not None:
             login.counted = None
@@ -266,8 +270,17 @@ class ThingSpaceAuth(httpx2.Auth):
                 _refusals.settle_login(self._base_url, login.credentials, "not judged")
             except (OSError, ValueError, LockTimeout) as problem:  # it stays counted: the safe side
                 logger.error("could not update the record of failed logins: %s", problem)
+        note = "the login got no answer; not tried again at once"
+        if login.counted is not None and login.worked_before:
+            note += ". These credentials logged in before, so it is not counted as a failed login"
+        elif login.counted is not None:
+            note += (
+                f". tskit cannot tell whether ThingSpace judged it, so it counts as failed login {login.counted} of "
+                "the 3 in a row that tskit allows for this user (a login that works starts the count again)"
+            )
         if not login.future.done():
-            self._failed(login, _copy(error, "the login got no answer; not tried again at once"))
+            self._failed(login, _copy(error, note))
+        return _copy(error, note)
 
     def _broken(self, login: Login, problem: BaseException) -> None:
         """The answer to the token request or login broke off mid-body: hand that to every waiter."""
@@ -372,12 +385,19 @@ class ThingSpaceAuth(httpx2.Auth):
                 path=TOKEN_PATH if token else LOGIN_PATH,
             )
             what = "the OAuth token request (application key and secret)" if token else "a login with these credentials"
-            fix = "Fix the application secret" if token else "Fix the password"
+            locked = "locked" in code.lower()
+            fix = (
+                "Fix the application secret"
+                if token
+                else "Have Verizon support unlock the user"
+                if locked
+                else "Fix the password"
+            )
             error.args = (
                 f"Not sent: {what} was refused at {earlier.get('at')} by another process or run "
                 f"(ThingSpace answered {error.status_code}{': ' + code if code else ''}). tskit does not try the "
-                f"same credentials again from any run. {fix}, or run `tskit reset-login`"
-                + ("" if token else " once the user can log in again (a locked user: Verizon support unlocks it)"),
+                f"same credentials again from any run. {fix}, then run `tskit reset-login`"
+                + ("" if token or locked else " once the user can log in again (a locked user: Verizon support first)"),
             )
             self.session.refuse(login.credentials, error)
             self.session.finish(login, error, self._clock())
@@ -463,8 +483,11 @@ class ThingSpaceAuth(httpx2.Auth):
 
         base_url, creds, counted = self._base_url, login.credentials, [0]
 
+        known = [False]
+
         def reserve() -> None:
             counted[0] = _refusals.reserve_login(base_url, creds)
+            known[0] = _refusals.worked_before(base_url, creds)
 
         try:
             yield _Record(reserve)
@@ -479,8 +502,8 @@ class ThingSpaceAuth(httpx2.Auth):
             )
             self.session.finish(login, error, self._clock())
             raise error from None
-        login.counted = counted[0]
-        login.settle = ("failed", 0, "")  # until an answer says otherwise: a login lost on the way counts
+        login.counted, login.worked_before = counted[0], known[0]
+        login.settle = ("no answer",)  # until an answer says otherwise: a login lost on the way may count
 
     def _too_many(self, login: Login, entry: dict[str, Any]) -> AuthenticationError:
         """The error of a login not sent because the user's failed logins in a row reached the limit."""
@@ -534,7 +557,7 @@ class ThingSpaceAuth(httpx2.Auth):
                 if settle is not None:
                     _refusals.settle_login(base_url, credentials, *settle)
                 if forget:
-                    _refusals.forget(base_url, credentials)
+                    _refusals.forget_refusal(base_url, credentials)
                 if record is not None:
                     _refusals.remember(base_url, credentials, *record)
                 if until is not None:
@@ -877,9 +900,14 @@ def _refusal_note(
             "try again by itself. Contact Verizon support, then run `tskit reset-login`"
             + (" (until then later runs do not try again)" if recorded else "")
         )
+    count = (
+        f" It is failed login {failures} of the 3 in a row that tskit allows for this user."
+        if failures is not None
+        else ""
+    )
     return (
         f"ThingSpace refused the {what}; tskit does not try again by itself (5 failed logins lock the user). "
-        f"Check the user name and password, then reconnect.{later}"
+        f"Check the user name and password, then reconnect.{count}{later}"
     )
 
 

@@ -531,8 +531,7 @@ class ThingSpaceClient:
                     error, reached = as_tskit_error(
                         exc, method=failed.method, path=failed.url.path, timeout=f"{self._timeout:g} s"
                     )
-                    self.auth.login_failed(login, error, reached=reached)
-                    raise error from None
+                    raise self.auth.login_failed(login, error, reached=reached) from None
                 failure, reached = as_tskit_error(exc, method=method, path=path, timeout=f"{self._timeout:g} s")
             else:
                 logger.debug(

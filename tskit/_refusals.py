@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 from filelock import FileLock
 
 from tskit._config import Credentials
+from tskit._errors import ConfigurationError
 from tskit._fingerprint import config_dir, fingerprint, load_key
 
 _lock = threading.Lock()
@@ -61,10 +62,15 @@ def _record_lock() -> FileLock:
 
 
 def login_lock(base_url: str, credentials: Credentials) -> FileLock:
-    """The file lock that one process at a time holds while it logs in as this identity."""
+    """The file lock that one process at a time holds while it logs in as this user.
+
+    One per server and user, whatever the application key: ThingSpace counts a user's failed
+    logins whichever key they came with, and a login that works must not clear the count while
+    another key's login is still on its way.
+    """
     folder = config_dir() / "logins"
     folder.mkdir(parents=True, exist_ok=True)
-    return FileLock(folder / f"{_key(base_url, credentials)}.lock", thread_local=False)
+    return FileLock(folder / f"{_user_key(base_url, credentials)}.lock", thread_local=False)
 
 
 def _key(base_url: str, credentials: Credentials) -> str:
@@ -199,12 +205,18 @@ def remember(base_url: str, credentials: Credentials, status_code: int, error_co
 
 def forget(base_url: str, credentials: Credentials) -> bool:
     """Drop the refusal and the failed logins on record for this user (any secrets); whether there were any."""
+    refused = forget_refusal(base_url, credentials)
+    return clear_failures(base_url, credentials) or refused
+
+
+def forget_refusal(base_url: str, credentials: Credentials) -> bool:
+    """Drop the refusal on record for this user (any secrets); whether there was one."""
     with _lock, _record_lock():
         data = _read()
         refused = data.pop(_key(base_url, credentials), None) is not None
         if refused:
             _write(data)
-    return clear_failures(base_url, credentials) or refused
+    return refused
 
 
 #: Failed logins in a row that may count toward ThingSpace's lockout, per user: each login is
@@ -272,6 +284,7 @@ def reserve_login(base_url: str, credentials: Credentials) -> int:
         count = _count(entry)
         if count >= MAX_FAILED_LOGINS:
             raise TooManyFailedLogins(dict(entry) if isinstance(entry, dict) else {})
+        worked = (data.get(key) or {}).get("worked") if isinstance(data.get(key), dict) else None
         data[key] = {
             "base_url": server(base_url),
             "username": credentials.username,
@@ -280,9 +293,22 @@ def reserve_login(base_url: str, credentials: Credentials) -> int:
             "error_code": "",
             "outcome": "sent; no answer yet",
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        } | ({"worked": worked} if worked else {})
         _write(data, path)
         return count + 1
+
+
+def worked_before(base_url: str, credentials: Credentials) -> bool:
+    """Whether the last login of this user that worked used exactly these secrets."""
+    entry = _read_failures(_failures_path()).get(_user_key(base_url, credentials))
+    return isinstance(entry, dict) and entry.get("worked") == _fingerprint_or_none(base_url, credentials)
+
+
+def _fingerprint_or_none(base_url: str, credentials: Credentials) -> str | None:
+    try:
+        return _secrets(base_url, credentials)
+    except (OSError, ValueError, ConfigurationError):  # no usable key: nothing is known to have worked
+        return None
 
 
 def settle_login(
@@ -293,8 +319,10 @@ def settle_login(
     Args:
         base_url: The ThingSpace host root.
         credentials: Whose login.
-        outcome: ``"worked"`` clears the count; ``"not judged"`` takes this login back (its answer
-            shows it never reached the login); ``"failed"`` keeps it, with the answer.
+        outcome: ``"worked"`` clears the count (and remembers a fingerprint of the secrets that
+            worked); ``"not judged"`` takes this login back (its answer shows it never reached
+            the login); ``"no answer"`` keeps it, unless these very secrets worked last time;
+            ``"failed"`` keeps it, with the answer.
         status_code: The answer's status, for ``"failed"``.
         error_code: The answer's error code, for ``"failed"``.
     """
@@ -310,12 +338,21 @@ def settle_login(
             # answered this one: this failure came after that success, so it starts a new count.
             entry = {"base_url": server(base_url), "username": credentials.username, "count": 1}
             entry["at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        if outcome == "worked" or (outcome == "not judged" and _count(entry) <= 1):
-            del data[key]
+        fingerprint = _fingerprint_or_none(base_url, credentials)
+        if outcome == "no answer" and fingerprint is not None and entry.get("worked") == fingerprint:
+            # These very secrets logged in before: a login of theirs whose answer was lost most
+            # likely worked too, so an outage does not stop cron runs for good.
+            outcome = "not judged"
+        if outcome == "worked":
+            data[key] = {"base_url": entry.get("base_url"), "username": entry.get("username"), "count": 0}
+            data[key] |= {"worked": fingerprint, "at": datetime.now(UTC).isoformat(timespec="seconds")}
         elif outcome == "not judged":
-            data[key] = entry | {"count": _count(entry) - 1, "outcome": "the last login was not judged"}
-        else:
-            data[key] = entry | {"status_code": status_code, "error_code": error_code, "outcome": "failed"}
+            data[key] = entry | {"count": max(0, _count(entry) - 1), "outcome": "the last login was not judged"}
+        elif status_code:  # at least 1: a login that worked meanwhile cleared the count before this answer
+            data[key] = entry | {"count": max(1, _count(entry)), "status_code": status_code, "error_code": error_code}
+            data[key]["outcome"] = "failed"
+        else:  # no answer to go by: the last real answer stays on record
+            data[key] = entry | {"outcome": "sent; no usable answer"}
         _write(data, path)
 
 

@@ -26,6 +26,7 @@ import concurrent.futures
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import threading
 from dataclasses import dataclass, replace
@@ -50,6 +51,9 @@ _LOGIN_REFUSALS: Final = ("login.failed", "userlocked", "user.locked", "locked")
 TRANSIENT_FAULTS: Final = frozenset({"900800", "900801", "900802", "900803", "900804", "900805", "900806", "900807"})
 #: Gateway codes about the bearer token (invalid or expired, missing): a new token, not a refusal.
 BEARER_FAULTS: Final = frozenset({"900901", "900902"})
+#: The API gateway's own fault codes (900800 throttled, 900901 bad bearer, 900906 no such
+#: resource…): the gateway answered, and the login behind it never judged a user.
+_GATEWAY_FAULT: Final = re.compile(r"9\d{5}")
 
 
 def login_failure(error: ApiError, *, token_request: bool) -> Literal["refusal", "uncertain", "passing"]:
@@ -58,28 +62,24 @@ def login_failure(error: ApiError, *, token_request: bool) -> Literal["refusal",
     * ``"refusal"``: the credentials are wrong or the user is locked (OAuth ``invalid_client``; a
       login-failed or user-locked code, whatever the status). Remembered: the same credentials
       are not tried again by any run.
-    * ``"uncertain"``: ThingSpace answered the login with a failure tskit does not know: a code of
-      its own that is not one of those, or a 401 or 403 without any code. Verizon documents
-      neither the status nor the code of a wrong password, so it may have been one, and may count
-      toward the five failed logins that lock the user: it stays counted (every login is counted
-      before it is sent, see ``tskit._refusals``), and after three in a row no run sends another
-      login for the user.
+    * ``"uncertain"``: any other 4xx answer to the login, with or without a code. Verizon
+      documents neither the status nor the code of a wrong password, so it may have been one, and
+      may count toward the five failed logins that lock the user: it stays counted (every login is
+      counted before it is sent, see ``tskit._refusals``), and after three in a row no run sends
+      another login for the user.
     * ``"passing"``: nothing was judged: 408, 429 and 5xx (a server error is not a verdict on a
-      password; after an outage, cron runs must log in again by themselves), the API gateway's own
-      faults (numeric codes such as the throttle ``900800`` or a bad bearer ``900901``, or its XML
-      fault), and answers without any code other than 401 and 403 (a wrong base URL's 404, a
-      proxy's page). A failed token request that is not ``invalid_client``.
+      password; after an outage, cron runs must log in again by themselves), and the API
+      gateway's own faults (``9xxxxx`` codes such as the throttle ``900800`` or a bad bearer
+      ``900901``). A failed token request that is not ``invalid_client``.
     """
     status, code = error.status_code, error.error_code
     if token_request:
         return "refusal" if code in TOKEN_REFUSALS else "passing"
     if is_known_refusal(error):
         return "refusal"
-    if status in (408, 429) or status >= 500 or code in TRANSIENT_FAULTS or code in BEARER_FAULTS or code.isdigit():
+    if status in (408, 429) or status >= 500 or _GATEWAY_FAULT.fullmatch(code):
         return "passing"
-    if code or status in (401, 403):
-        return "uncertain"
-    return "passing"
+    return "uncertain"
 
 
 def is_refusal(error: ApiError, *, token_request: bool) -> bool:
@@ -136,6 +136,8 @@ class Login:
         self.settle: tuple[Any, ...] | None = None
         #: Whether an old refusal of other secrets is to be forgotten: these logged in.
         self.forget_refusal = False
+        #: Whether the user's last login that worked used these very secrets.
+        self.worked_before = False
 
     def leader_gone(self) -> bool:
         """Whether the caller leading this login can no longer end it.

@@ -425,7 +425,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         if errors and len(errors) == len(audit.accounts) and all(e.error == "AuthenticationError" for e in errors):
             # Not one account was read because the login failed: say that once, not once per account.
             refused = ts.client.auth.refused
-            raise tskit.ThingSpaceError(str(refused) if refused else f"the login failed: {errors[0].error_code}")
+            raise tskit.ThingSpaceError(str(refused) if refused else f"the login failed: {errors[0].message}")
+        if errors and len(errors) == len(audit.accounts) and len({(e.error, e.message) for e in errors}) == 1:
+            # Not one account was read, all for one reason (ThingSpace unreachable, say): an error.
+            raise tskit.ThingSpaceError(f"no account could be read: {errors[0].message}")
     if args.save:
         audit.save(args.save)
     changes = audit.diff(old) if old is not None else None
@@ -505,14 +508,26 @@ def _cmd_reset_login(args: argparse.Namespace) -> int:
     from tskit._config import Credentials
     from tskit._config import base_url as check_base_url
 
-    credentials = Credentials.from_env()
-    if credentials is None:
-        raise UsageError("set the THINGSPACE_* credential variables of the user to reset")
+    # Only whose records: the application key and the user name. The secrets are not needed,
+    # and an operator should not have to put a password in the shell for this.
+    client_id, username = (os.environ.get(name, "").strip() for name in ("THINGSPACE_CLIENT_ID", "THINGSPACE_USERNAME"))
+    if not client_id or not username:
+        raise UsageError("set THINGSPACE_CLIENT_ID, THINGSPACE_USERNAME (and THINGSPACE_BASE_URL) of the user to reset")
+    credentials = Credentials(client_id, "not-needed", username, "not-needed")
     url = check_base_url()
+    try:
+        failed = _refusals.failures(url, credentials)
+    except (OSError, ValueError):  # a damaged record: forget() sets it aside and says so
+        failed = None
     if _refusals.forget(url, credentials):
         print(
             f"Forgot the refused or failed logins of {credentials.username} on {url}: the next run will try to log in."
         )
+        if failed is not None:
+            print(
+                f"ThingSpace may still count {failed['count']} failed login(s) in a row for this user, and it locks "
+                "the user at 5: make sure the password is right before the next run."
+            )
     else:
         print(f"No refused or failed login of {credentials.username} on {url} was on record.")
     return 0
@@ -706,9 +721,9 @@ def build_parser() -> argparse.ArgumentParser:
         "reset-login",
         help="forget a refused login and failed logins, so the next run tries to log in again",
         description="After ThingSpace refuses a login, tskit will not try the same credentials again from "
-        "any run, and after 3 failed logins in a row it sends no more for the user (5 failed logins lock "
-        "the user). Once the credentials are checked or the user is unlocked, this forgets both for the "
-        "user in the THINGSPACE_* variables.",
+        "any run, and after 3 logins in a row that failed or got no usable answer it sends no more for the "
+        "user (5 failed logins lock the user). Once the password is checked or the user is unlocked, this "
+        "forgets both for the user of THINGSPACE_CLIENT_ID, THINGSPACE_USERNAME and THINGSPACE_BASE_URL.",
     )
     reset.set_defaults(func=_cmd_reset_login)
 

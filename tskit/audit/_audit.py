@@ -65,7 +65,9 @@ class AccountError:
         # The client scrubbed these texts already; scrubbing again keeps a password that slipped
         # through (e.g. one no client knew) out of audit.errors, reprs and snapshots.
         if isinstance(exc, ApiError):
-            code, message = scrub(exc.error_code), scrub(exc.error_message)
+            # tskit's own errors about an answer (a login not sent, say) have no server message:
+            # their whole text says what happened and what to do.
+            code, message = scrub(exc.error_code), scrub(exc.error_message or str(exc))
             return cls(account_name, type(exc).__name__, exc.status_code, code, message)
         return cls(account_name, type(exc).__name__, None, "", scrub(str(exc)))
 
