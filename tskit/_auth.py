@@ -481,13 +481,10 @@ class ThingSpaceAuth(httpx2.Auth):
         """
         from tskit import _refusals
 
-        base_url, creds, counted = self._base_url, login.credentials, [0]
-
-        known = [False]
+        base_url, creds, reserved = self._base_url, login.credentials, [(0, False)]
 
         def reserve() -> None:
-            counted[0] = _refusals.reserve_login(base_url, creds)
-            known[0] = _refusals.worked_before(base_url, creds)
+            reserved[0] = _refusals.reserve(base_url, creds)
 
         try:
             yield _Record(reserve)
@@ -502,7 +499,7 @@ class ThingSpaceAuth(httpx2.Auth):
             )
             self.session.finish(login, error, self._clock())
             raise error from None
-        login.counted, login.worked_before = counted[0], known[0]
+        login.counted, login.worked_before = reserved[0]
         login.settle = ("no answer",)  # until an answer says otherwise: a login lost on the way may count
 
     def _too_many(self, login: Login, entry: dict[str, Any]) -> AuthenticationError:
@@ -869,8 +866,7 @@ def _refusal_note(
         from tskit._refusals import MAX_FAILED_LOGINS as limit
 
         count = (
-            f" It is failed login {failures} of the {limit} in a row that tskit allows for this user; after "
-            f"{limit}, no run sends another until `tskit reset-login`."
+            f"{_where_the_count_stands(failures)}; after {limit}, no run sends another until `tskit reset-login`."
             if failures is not None
             else ""
         )
@@ -900,15 +896,17 @@ def _refusal_note(
             "try again by itself. Contact Verizon support, then run `tskit reset-login`"
             + (" (until then later runs do not try again)" if recorded else "")
         )
-    count = (
-        f" It is failed login {failures} of the 3 in a row that tskit allows for this user."
-        if failures is not None
-        else ""
-    )
+    count = f"{_where_the_count_stands(failures)}." if failures is not None else ""
     return (
         f"ThingSpace refused the {what}; tskit does not try again by itself (5 failed logins lock the user). "
         f"Check the user name and password, then reconnect.{count}{later}"
     )
+
+
+def _where_the_count_stands(failures: int) -> str:
+    from tskit._refusals import MAX_FAILED_LOGINS
+
+    return f" It is failed login {failures} of the {MAX_FAILED_LOGINS} in a row that tskit allows for this user"
 
 
 def _within_deadline(extensions: dict[str, Any], what: str, path: str = LOGIN_PATH) -> dict[str, Any]:

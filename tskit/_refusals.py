@@ -275,16 +275,23 @@ def reserve_login(base_url: str, credentials: Credentials) -> int:
         DamagedRecord: The record cannot be read: send nothing.
         OSError: The record cannot be written (or its lock had), so the login cannot be counted.
     """
+    return reserve(base_url, credentials)[0]
+
+
+def reserve(base_url: str, credentials: Credentials) -> tuple[int, bool]:
+    """:func:`reserve_login`, and whether the user's last login that worked used exactly these secrets."""
     path = _failures_path()
     with _lock, _record_lock():
         data = _read_failures(path)
         key = _user_key(base_url, credentials)
+        found = data.get(key)
+        mine: dict[str, Any] = found if isinstance(found, dict) else {}
         behind = _left_behind(FAILURES_FILE).get(key)
-        entry = behind if _count(behind) > _count(data.get(key)) else data.get(key)
+        entry = behind if _count(behind) > _count(mine) else mine
         count = _count(entry)
         if count >= MAX_FAILED_LOGINS:
             raise TooManyFailedLogins(dict(entry) if isinstance(entry, dict) else {})
-        worked = (data.get(key) or {}).get("worked") if isinstance(data.get(key), dict) else None
+        worked = mine.get("worked")
         data[key] = {
             "base_url": server(base_url),
             "username": credentials.username,
@@ -295,13 +302,7 @@ def reserve_login(base_url: str, credentials: Credentials) -> int:
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
         } | ({"worked": worked} if worked else {})
         _write(data, path)
-        return count + 1
-
-
-def worked_before(base_url: str, credentials: Credentials) -> bool:
-    """Whether the last login of this user that worked used exactly these secrets."""
-    entry = _read_failures(_failures_path()).get(_user_key(base_url, credentials))
-    return isinstance(entry, dict) and entry.get("worked") == _fingerprint_or_none(base_url, credentials)
+        return count + 1, worked is not None and worked == _fingerprint_or_none(base_url, credentials)
 
 
 def _fingerprint_or_none(base_url: str, credentials: Credentials) -> str | None:

@@ -49,8 +49,6 @@ TOKEN_REFUSALS: Final = frozenset({"invalid_client"})
 _LOGIN_REFUSALS: Final = ("login.failed", "userlocked", "user.locked", "locked")
 #: Gateway codes that are passing: throttled (900800…900807).
 TRANSIENT_FAULTS: Final = frozenset({"900800", "900801", "900802", "900803", "900804", "900805", "900806", "900807"})
-#: Gateway codes about the bearer token (invalid or expired, missing): a new token, not a refusal.
-BEARER_FAULTS: Final = frozenset({"900901", "900902"})
 #: The API gateway's own fault codes (900800 throttled, 900901 bad bearer, 900906 no such
 #: resource…): the gateway answered, and the login behind it never judged a user.
 _GATEWAY_FAULT: Final = re.compile(r"9\d{5}")
