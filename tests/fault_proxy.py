@@ -1,9 +1,11 @@
 """A small HTTP proxy on loopback that misbehaves on purpose, between a client and a served simulator.
 
 It forwards each request to the upstream server and can, per request: drop the answer after the
-upstream applied the request, answer 500 without forwarding, corrupt or replace a 2xx body, or hold
-the answer past the client's timeout. Scripted actions come first; random rates apply after. Only the
-callbacks calls are touched (the paths under ``/api/m2m/v1/callbacks``): logins always pass.
+upstream applied the request, answer 500 without forwarding, corrupt or replace a 2xx body, hold
+the answer past the client's timeout, or change a listing's answer: ``empty`` it (an empty 200, as
+ThingSpace answers for "none registered"), ``cut`` items from it or ``reorder`` it. Scripted actions
+come first; random rates apply after. Only the callbacks calls are touched (the paths under
+``/api/m2m/v1/callbacks``): logins always pass.
 
 Every connection carries one request (``Connection: close``), so a dropped answer is a closed socket.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import re
 import threading
@@ -22,7 +25,9 @@ from typing import Literal, Self
 
 import httpx2
 
-Action = Literal["pass", "drop-before", "drop-after", "500", "400", "corrupt", "empty", "replace", "stall"]
+Action = Literal[
+    "pass", "drop-before", "drop-after", "500", "400", "corrupt", "empty", "replace", "stall", "cut", "reorder"
+]
 CALLBACKS = re.compile(r"^/api/m2m/v1/callbacks/")
 _HOP_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding", "keep-alive"})
 
@@ -33,8 +38,10 @@ class Rule:
 
     action: Action
     method: str = ""
-    body: bytes = b""  # the body of "replace", the error message of "400", the kind of "corrupt"
+    body: bytes = b""  # the body of "replace", the error message of "400", the kind of "corrupt", the
+    # service names "cut" drops (comma-separated; none: one item, at random)
     then: Callable[[], object] | None = None  # run once the upstream answered (e.g. another caller's write)
+    path: str = ""  # only a request whose path contains this (e.g. one account's name)
 
 
 @dataclass
@@ -47,6 +54,9 @@ class FaultProxy:
         error_rate: Share answered 500 without forwarding.
         corrupt_rate: Share forwarded whose 2xx body is then corrupted.
         stall_seconds: How long a "stall" holds the answer.
+        empty_list_rate: Share of listings (``GET``) answered with an empty body.
+        cut_list_rate: Share of listings answered without one of their items.
+        reorder_list_rate: Share of listings answered with their items in another order.
         seed: Seed of the random draws.
     """
 
@@ -55,6 +65,9 @@ class FaultProxy:
     error_rate: float = 0.0
     corrupt_rate: float = 0.0
     stall_seconds: float = 3.0
+    empty_list_rate: float = 0.0
+    cut_list_rate: float = 0.0
+    reorder_list_rate: float = 0.0
     seed: int | None = None
     scripted: deque[Rule] = field(default_factory=deque)
     applied: Counter[str] = field(default_factory=Counter)
@@ -73,18 +86,26 @@ class FaultProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def script(
-        self, action: Action, method: str = "", body: bytes = b"", then: Callable[[], object] | None = None
+        self,
+        action: Action,
+        method: str = "",
+        body: bytes = b"",
+        then: Callable[[], object] | None = None,
+        path: str = "",
     ) -> None:
-        """Apply ``action`` to the next callbacks call with ``method``; ``then`` runs after forwarding."""
+        """Apply ``action`` to the next callbacks call with ``method`` (and ``path`` in its path).
+
+        ``then`` runs after forwarding.
+        """
         with self._lock:
-            self.scripted.append(Rule(action, method.upper(), body, then))
+            self.scripted.append(Rule(action, method.upper(), body, then, path))
 
     def _choose(self, method: str, path: str) -> Rule:
         if not CALLBACKS.match(path):
             return Rule("pass")
         with self._lock:
             for rule in self.scripted:
-                if rule.method in ("", method):
+                if rule.method in ("", method) and rule.path in path:
                     self.scripted.remove(rule)
                     self.applied[rule.action] += 1
                     return rule
@@ -97,6 +118,18 @@ class FaultProxy:
             if roll < self.corrupt_rate:
                 self.applied["corrupt"] += 1
                 return Rule("corrupt")
+            if method == "GET":
+                roll = self._rng.random()
+                listing: tuple[tuple[Action, float], ...] = (
+                    ("empty", self.empty_list_rate),
+                    ("cut", self.cut_list_rate),
+                    ("reorder", self.reorder_list_rate),
+                )
+                for action, rate in listing:
+                    if roll < rate:
+                        self.applied[action] += 1
+                        return Rule(action)
+                    roll -= rate
         return Rule("pass")
 
     # -- serving ------------------------------------------------------------------------
@@ -172,6 +205,8 @@ class FaultProxy:
                     payload = b""
                 elif rule.action == "replace":
                     payload = rule.body
+                elif rule.action in ("cut", "reorder"):
+                    payload = self._relist(payload, rule)
             await _answer(writer, response.status_code, payload, response.headers.get("retry-after", ""))
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
             pass
@@ -179,6 +214,25 @@ class FaultProxy:
             writer.close()
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
+
+    def _relist(self, payload: bytes, rule: Rule) -> bytes:
+        """A listing's answer with items dropped (``cut``) or in reverse order (``reorder``)."""
+        try:
+            items = json.loads(payload)
+        except ValueError:
+            return payload
+        if not isinstance(items, list) or not items:
+            return payload
+        if rule.action == "reorder":
+            return json.dumps(items[::-1]).encode()
+        names = [n for n in rule.body.decode().split(",") if n]
+        if names:
+            kept = [item for item in items if item.get("serviceName", item.get("name")) not in names]
+        else:
+            with self._lock:
+                drop = self._rng.randrange(len(items))
+            kept = items[:drop] + items[drop + 1 :]
+        return json.dumps(kept).encode()
 
     def _corrupt(self, payload: bytes, kind: str = "") -> bytes:
         """A broken body: ``cut`` short, ``bytes`` that are not UTF-8, or ``prefix``ed so it is not JSON."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import httpx2
 import pytest
@@ -41,14 +42,14 @@ async def test_an_unexpected_error_for_one_account_keeps_the_others(sim: Simulat
 
     inner = sim.transport()
     async with make_client(sim, clock, transport=httpx2.MockTransport(handler)) as client:
-        listing = client.list_callbacks
+        listing = client.listing
 
-        async def broken(account: str) -> list[tskit.Callback]:
+        async def broken(account: str, **kwargs: Any) -> tskit.Listing:
             if account == names[2]:
                 raise RuntimeError("a bug that quotes pw")
-            return await listing(account)
+            return await listing(account, **kwargs)
 
-        client.list_callbacks = broken  # type: ignore[method-assign,assignment]
+        client.listing = broken  # type: ignore[method-assign,assignment]
         audit = await run_audit(client, names, progress=False, source="test")
     assert [r.account_name for r in audit.records] == [names[0]]
     errors = {e.account_name: e for e in audit.error_list}

@@ -21,6 +21,7 @@ from tskit._errors import (
     RequestTimeout,
     ThingSpaceError,
     TransportError,
+    UncertainListingError,
     UnexpectedResponseError,
     ValidationError,
 )
@@ -32,6 +33,7 @@ from tskit._models import (
     SERVICE_CATALOGUE,
     Callback,
     CallbackActionResult,
+    Listing,
     ServiceInfo,
 )
 from tskit._retry import NO_RETRY, RetryPolicy
@@ -53,6 +55,7 @@ __all__ = [
     "Credentials",
     "DesiredState",
     "Journal",
+    "Listing",
     "Plan",
     "RateLimitError",
     "RequestTimeout",
@@ -64,6 +67,7 @@ __all__ = [
     "ThingSpaceClient",
     "ThingSpaceError",
     "TransportError",
+    "UncertainListingError",
     "UnexpectedResponseError",
     "ValidationError",
     "__version__",

@@ -11,7 +11,7 @@ import logging
 import secrets
 import time
 import weakref
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Collection
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -34,7 +34,7 @@ from tskit._errors import (
     excerpt,
     userinfo_passwords,
 )
-from tskit._models import Callback, CallbackActionResult
+from tskit._models import Callback, CallbackActionResult, Listing, ListingReason
 from tskit._retry import RetryPolicy
 from tskit._transport import as_tskit_error, make_client
 from tskit._version import __version__
@@ -54,6 +54,8 @@ _INPUT_WORDS: Final = ("servicename", "accountname", "accountnotfound", "account
 _NOT_SHOWN: Final = (
     "the listing does not show it now: it did not take effect, or another caller changed the listener since"
 )
+#: Most listings read to settle what an account holds: the first, and until two in a row agree.
+_MAX_LISTINGS: Final = 3
 # Key of the fingerprints a register compares passwords by; random per process, never stored.
 _COMPARE_KEY: Final = secrets.token_bytes(32)
 
@@ -188,10 +190,59 @@ class ThingSpaceClient:
             account_name: The billing account, e.g. ``"0000123456-00001"``.
 
         Returns:
-            One record per registered service; empty when ThingSpace answers with an empty body.
+            One record per registered service, from one listing. An empty list means ThingSpace
+            answered with an empty body, which it does both when nothing is registered and when
+            something went wrong: it is not evidence of absence. :meth:`listing` tells which.
         """
         account = check.account_name(account_name)
         return await self._list(account)
+
+    async def listing(self, account_name: str, *, expect: Collection[str] = (), confirm_all: bool = False) -> Listing:
+        """List an account's listeners and say whether the answer is certain: the one rule for "what is there".
+
+        A listener a listing shows is taken as there. Absence is not: an answer that shows no
+        listener at all, or lacks a service of ``expect``, is confirmed by another, independent
+        listing (as a deregister is confirmed). Listings are read until two in a row agree on
+        the services there, at most three; if they never do, or a confirming listing cannot be
+        read, the result is uncertain (``certain=False`` with its ``reason``), never "no listeners".
+
+        Args:
+            account_name: The billing account.
+            expect: Services whose absence must be confirmed (e.g. those a plan saw there).
+            confirm_all: Confirm every answer, not only absences: what an export writes must be
+                all the account holds, since applying it with prune deletes what it lacks.
+
+        Raises:
+            ThingSpaceError: The first listing could not be read.
+        """
+        account = check.account_name(account_name)
+        wanted = frozenset(expect)
+
+        def settled(callbacks: list[Callback]) -> bool:
+            names = {cb.service_name for cb in callbacks}
+            return bool(names) and wanted <= names and not confirm_all
+
+        callbacks = await self._list(account)
+        reads = 1
+
+        def uncertain(reason: ListingReason, detail: str) -> Listing:
+            return Listing(account, tuple(callbacks), certain=False, reason=reason, detail=detail, reads=reads)
+
+        while not settled(callbacks):
+            if reads >= _MAX_LISTINGS:
+                return uncertain("listings-disagree", f"{reads} listings in a row did not agree on the services held")
+            try:
+                again = await self._list(account)
+            except ThingSpaceError as exc:
+                shown = "showed no listener" if not callbacks else "was not confirmed"
+                return uncertain(
+                    "unconfirmed", f"the listing {shown}, and no second listing could be read to confirm it: {exc}"
+                )
+            reads += 1
+            if {cb.service_name for cb in again} == {cb.service_name for cb in callbacks}:
+                return Listing(account, tuple(again), reads=reads)  # two in a row agree
+            callbacks = again
+        return Listing(account, tuple(callbacks), reads=reads)
 
     async def register_callback(
         self,

@@ -10,7 +10,8 @@ Every error derives from :class:`ThingSpaceError`::
     │   └── RateLimitError                   429 Too Many Requests, still after the allowed retries
     ├── TransportError                       no answer: connection refused, reset or dropped
     │   └── RequestTimeout                   no answer in time
-    └── UnexpectedResponseError              a 2xx answer whose body is not what the API documents
+    ├── UnexpectedResponseError              a 2xx answer whose body is not what the API documents
+    └── UncertainListingError                listings that cannot say for certain what an account holds
 
 No message, repr or attribute of these errors holds a secret: texts that come from a server are
 cut to a readable length, stripped of control characters and scrubbed of every secret the client
@@ -178,6 +179,23 @@ class UnexpectedResponseError(ThingSpaceError):
         self.method = method
         self.path = path
         super().__init__(f"unexpected answer {status_code} to {method} {path}: {problem}")
+
+
+class UncertainListingError(ThingSpaceError):
+    """An account whose listings could not say for certain what it holds (never "no listeners").
+
+    Attributes:
+        account_name: The account listed.
+        reason: Why, as a stable word: ``"unconfirmed"`` (an answer showing no listener, or
+            lacking one that was expected, and no second listing could be read to confirm it) or
+            ``"listings-disagree"`` (successive listings did not agree on which services are there).
+    """
+
+    def __init__(self, account_name: str, reason: str, detail: str) -> None:
+        self.account_name = account_name
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"the listings of {account_name} are uncertain ({reason}): {detail}")
 
 
 def mask_userinfo(url: str) -> str:

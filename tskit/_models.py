@@ -189,3 +189,43 @@ class CallbackActionResult:
     def from_wire(cls, data: Mapping[str, Any]) -> CallbackActionResult:
         """Build a result from ThingSpace's ``{"accountName", "serviceName"}`` body."""
         return cls(account_name=_text(data, "accountName"), service_name=_text(data, "serviceName"))
+
+
+#: Why a :class:`Listing` is uncertain; see :class:`~tskit.UncertainListingError`.
+ListingReason = Literal["", "unconfirmed", "listings-disagree"]
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What one account holds, as the client's listings show it, and whether they are sure of it.
+
+    An answer that shows no listener proves nothing on its own (ThingSpace answers an empty body
+    both for "none registered" and when something went wrong): absence is certain only when a
+    second, independent listing agrees. A listener a listing shows is taken as there.
+
+    Attributes:
+        account_name: The account listed.
+        callbacks: Its listeners, one per service, as the last listing read showed them.
+        certain: Whether the listings agree on what is there: ``False`` means the account's
+            listeners are unknown; an uncertain listing is never "no listeners".
+        reason: ``""`` when certain, else a stable word: ``"unconfirmed"`` (an absence no second
+            listing could confirm) or ``"listings-disagree"`` (successive listings differed).
+        detail: When uncertain, a sentence saying what was seen.
+        reads: How many listings were read.
+    """
+
+    account_name: str
+    callbacks: tuple[Callback, ...] = ()
+    certain: bool = True
+    reason: ListingReason = ""
+    detail: str = ""
+    reads: int = 1
+
+    @property
+    def services(self) -> frozenset[str]:
+        """The names of the services listed."""
+        return frozenset(cb.service_name for cb in self.callbacks)
+
+    def get(self, service_name: str) -> Callback | None:
+        """The listener of one service, or ``None`` when the listing shows none."""
+        return next((cb for cb in self.callbacks if cb.service_name == service_name), None)

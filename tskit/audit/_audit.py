@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tskit import _validate as check
-from tskit._errors import ApiError, ThingSpaceError, ValidationError, scrub
+from tskit._errors import ApiError, ThingSpaceError, UncertainListingError, ValidationError, scrub
 from tskit._fingerprint import fingerprint, key_id, load_key
-from tskit._models import Callback
+from tskit._models import Callback, Listing
 from tskit._secret import MASK
 from tskit.audit._progress import progress_bar
 from tskit.audit._rules import DEFAULT_RULES, AuditContext, Finding, Rule, Severity, run_rules
@@ -69,6 +69,8 @@ class AccountError:
             # their whole text says what happened and what to do.
             code, message = scrub(exc.error_code), scrub(exc.error_message or str(exc))
             return cls(account_name, type(exc).__name__, exc.status_code, code, message)
+        if isinstance(exc, UncertainListingError):  # read, but not for certain: its reason is the code
+            return cls(account_name, type(exc).__name__, None, exc.reason, scrub(exc.detail))
         return cls(account_name, type(exc).__name__, None, "", scrub(str(exc)))
 
 
@@ -275,19 +277,25 @@ async def read_accounts(
     description: str = "Reading",
     on_progress: Callable[[int, int], None] | None = None,
     on_read: Callable[[str, list[Callback]], None] | None = None,
-) -> tuple[dict[str, list[Callback]], dict[str, ThingSpaceError]]:
+    expect: Collection[str] | Mapping[str, Collection[str]] = (),
+    confirm_all: bool = False,
+) -> tuple[dict[str, Listing], dict[str, ThingSpaceError]]:
     """Read the callbacks of many accounts, at most ``concurrency`` at once, with a progress bar.
 
-    One account's failure never stops the others: it is returned with the error it gave.
+    Each account is read with :meth:`ThingSpaceClient.listing <tskit.ThingSpaceClient.listing>`
+    (``expect``: services whose absence must be confirmed, for every account or per account;
+    ``confirm_all``: confirm every answer). An account whose listings are uncertain is returned
+    among the failures, as an :class:`~tskit.UncertainListingError` with its reason: never as
+    "no listeners". One account's failure never stops the others: it is returned with the error it gave.
     ``on_read(name, callbacks)`` is called for each account as soon as it is read, so that work
     on it (an audit's rules) is done while the other reads wait on the network, not after the
     last one; if it raises, reading stops and its exception is raised as it is.
 
     Returns:
-        The callbacks of each account read, and the error of each account that could not be.
+        The certain listing of each account read, and the error of each account that could not be.
     """
     check_concurrency(concurrency)
-    found: dict[str, list[Callback]] = {}
+    found: dict[str, Listing] = {}
     failed: dict[str, ThingSpaceError] = {}
     queue: asyncio.Queue[str] = asyncio.Queue()
     for name in names:
@@ -298,8 +306,12 @@ async def read_accounts(
     async def worker() -> None:
         while not queue.empty() and not stopped:
             name = queue.get_nowait()
+            wanted = expect.get(name, ()) if isinstance(expect, Mapping) else expect
             try:
-                callbacks = found[name] = await client.list_callbacks(name)
+                listing = await client.listing(name, expect=wanted, confirm_all=confirm_all)
+                if not listing.certain:
+                    raise UncertainListingError(name, listing.reason, listing.detail)
+                found[name] = listing
             except ThingSpaceError as exc:  # one account's failure never stops the others
                 failed[name] = exc
             except Exception as exc:  # a tskit bug too: keep the others; its text may hold a secret
@@ -309,7 +321,7 @@ async def read_accounts(
                     if stopped:
                         return
                     try:
-                        on_read(name, callbacks)
+                        on_read(name, list(listing.callbacks))
                     except Exception as exc:  # the caller's error (a rule's bug): stop, and raise it as it is
                         stopped.append(exc)
                         raise _Stopped from None  # the task group cancels the reads in flight
@@ -385,6 +397,7 @@ async def run_audit(
         description="Auditing",
         on_progress=on_progress,
         on_read=check_account,
+        expect=expected,  # a missing expected service is a finding: confirmed first
     )
     # In the order of ``names``, whatever order the reads finished in.
     records = [record for name in names if name in checked for record in checked[name][0]]

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from tskit._errors import ApiError, RateLimitError, ThingSpaceError
+from tskit._errors import ApiError, RateLimitError, ThingSpaceError, UncertainListingError
 from tskit._models import CallbackActionResult
 from tskit._secret import Secret
 from tskit.audit import check_concurrency
@@ -19,11 +19,19 @@ from tskit.state._plan import Live, Plan, Step, live_of
 from tskit.state._read import read_all
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pandas as pd
 
-    from tskit._models import Callback
+    from tskit._models import Listing
 
 OUTCOME_COLUMNS: Final = ("account_name", "service_name", "action", "outcome", "reason")
+#: A step not sent: a fresh listing shows its listener other than the plan saw it (plan again).
+CHANGED: Final = "changed-since-plan"
+#: A step not sent: no fresh listing could show its listener for certain (try again later).
+UNCHECKED: Final = "unchecked"
+#: Every outcome a step can have.
+OUTCOMES: Final = ("done", "confirmed", "failed", CHANGED, UNCHECKED)
 _NO_PASSWORD: Final = Secret("")  # a step read back from a journal, which holds no password
 
 
@@ -41,7 +49,9 @@ class Outcome:
 
     ``done``: ThingSpace said yes; ``confirmed``: its answer was lost and a listing showed the
     change; ``failed``: the reason says why. ``unknown``: a failure whose effect nobody saw (a lost
-    answer): a later listing that shows the change makes it ``confirmed``.
+    answer): a later listing that shows the change makes it ``confirmed``. Not sent:
+    ``changed-since-plan``: a listing just before it shows the listener other than the plan saw it
+    (someone changed it since: plan again); ``unchecked``: no listing could show it for certain.
     """
 
     step: Step
@@ -83,13 +93,24 @@ class ApplyResult:
         return [o for o in self.outcome_list if o.outcome == "failed"]
 
     @property
+    def not_sent(self) -> list[Outcome]:
+        """The steps not sent: ``changed-since-plan`` or ``unchecked``."""
+        return [o for o in self.outcome_list if o.outcome in (CHANGED, UNCHECKED)]
+
+    @property
+    def changed_since_plan(self) -> list[Outcome]:
+        """The steps not sent because their listener changed since the plan: plan again."""
+        return [o for o in self.outcome_list if o.outcome == CHANGED]
+
+    @property
     def ok(self) -> bool:
         """Whether every step took effect."""
-        return not self.failed
+        return not self.failed and not self.not_sent
 
     def counts(self) -> dict[str, int]:
-        """How many steps per outcome."""
-        return {k: sum(1 for o in self.outcome_list if o.outcome == k) for k in ("done", "confirmed", "failed")}
+        """How many steps per outcome (``done``, ``confirmed``, ``failed``; the others when there are some)."""
+        counts = {k: sum(1 for o in self.outcome_list if o.outcome == k) for k in OUTCOMES}
+        return {k: n for k, n in counts.items() if n or k in ("done", "confirmed", "failed")}
 
     def summary(self) -> str:
         """More to say on the first line of the text (none here)."""
@@ -162,12 +183,14 @@ async def _send(plan: Plan, step: Step, note: Callable[[str], Awaitable[None]] |
             return Outcome(step, "failed", reason, unknown=not refused)  # no answer, or a 5xx: may have happened
         if outcome_of(result) == "done":
             return Outcome(step, "done", replacing)
-        try:
-            callbacks = await plan.client.list_callbacks(step.account_name)
+        try:  # a deleted listener's absence is confirmed by a second listing
+            listing = await plan.client.listing(step.account_name, expect=_absence_to_confirm([step]))
+            if not listing.certain:
+                raise UncertainListingError(step.account_name, listing.reason, listing.detail)
         except ThingSpaceError as exc:
             lost = f"the answer was lost and the outcome is unknown: {exc}"
             return Outcome(step, "failed", f"{replacing}; then: {lost}" if replacing else lost, unknown=True)
-        now = next((c for c in callbacks if c.service_name == step.service_name), None)
+        now = listing.get(step.service_name)
         if step.took_effect(None if now is None else live_of(plan._key, now)):
             seen = "the answer was lost; a listing shows the change"
             return Outcome(step, "confirmed", f"{replacing}; {seen}" if replacing else seen)
@@ -176,8 +199,41 @@ async def _send(plan: Plan, step: Step, note: Callable[[str], Awaitable[None]] |
     return Outcome(step, "failed", f"the answer was lost {_SENDS} times and the listing does not show the change")
 
 
+def _absence_to_confirm(steps: list[Step]) -> set[str]:
+    """The services whose absence a listing must confirm: those the steps saw, and those they delete."""
+    return {s.service_name for s in steps if s.old is not None or s.action == "delete"}
+
+
+def _shown(live: Live | None) -> str:
+    if live is None:
+        return "no listener"
+    password = "a password" if live.fingerprint else "no password"
+    return f"url {live.url}, username {live.username!r}, {password} (fingerprint {live.fingerprint[:12] or '-'})"
+
+
+def changed_since_plan(plan: Plan, step: Step, listing: Listing) -> str:
+    """``""`` when a certain listing shows the step's listener as the plan saw it, else what differs."""
+    now = listing.get(step.service_name)
+    seen = None if now is None else live_of(plan._key, now)
+    if seen == step.old:
+        return ""
+    return f"not sent: the plan saw {_shown(step.old)}; a listing now shows {_shown(seen)}. Plan again"
+
+
+async def _fresh_listing(plan: Plan, steps: list[Step]) -> tuple[Listing | None, str]:
+    """One listing of an account just before its steps, or why none could show it for certain."""
+    account = steps[0].account_name
+    try:
+        listing = await plan.client.listing(account, expect=_absence_to_confirm(steps))
+    except ThingSpaceError as exc:
+        return None, f"not sent: the account could not be listed to check it is as planned: {exc}"
+    if not listing.certain:
+        return None, f"not sent: the listings of the account are uncertain ({listing.reason}): {listing.detail}"
+    return listing, ""
+
+
 def reconcile(
-    plan: Plan, book: Journal, apply_id: str, outcomes: list[Outcome], listed: dict[str, list[Callback]]
+    plan: Plan, book: Journal, apply_id: str, outcomes: list[Outcome], listed: Mapping[str, Listing]
 ) -> list[Outcome]:
     """``outcomes`` with each unknown failure that ``listed`` shows in effect made ``confirmed``.
 
@@ -188,7 +244,7 @@ def reconcile(
     for outcome in outcomes:
         step = outcome.step
         if outcome.outcome == "failed" and outcome.unknown and step.account_name in listed:
-            now = next((c for c in listed[step.account_name] if c.service_name == step.service_name), None)
+            now = listed[step.account_name].get(step.service_name)
             if step.took_effect(None if now is None else live_of(plan._key, now)):
                 outcome = Outcome(step, "confirmed", f"{outcome.reason}; a later listing shows the change in effect")
                 book.write("outcome", apply=apply_id, step=step.id, outcome=outcome.outcome, reason=outcome.reason)
@@ -270,33 +326,48 @@ async def _apply_held(
     )
     resumed = await asyncio.to_thread(_close_unfinished, plan, book, apply_id)
     outcomes: list[Outcome] = []
-    queue: asyncio.Queue[Step] = asyncio.Queue()
+    # Compare, then change: an account's steps run one after another (creates, updates, deletes),
+    # just after one fresh listing of it shows each listener still as the plan saw it.
+    accounts: dict[str, list[Step]] = {}
     for step in plan.steps:
-        queue.put_nowait(step)
+        accounts.setdefault(step.account_name, []).append(step)
+    queue: asyncio.Queue[list[Step]] = asyncio.Queue()
+    for steps in accounts.values():
+        queue.put_nowait(steps)
     bar = progress_bar(len(plan.steps), enabled=progress, description="Applying", unit="change")
+
+    async def run(step: Step, listing: Listing | None, unchecked: str) -> Outcome:
+        if listing is None:
+            return Outcome(step, UNCHECKED, unchecked)
+        changed = changed_since_plan(plan, step, listing)
+        if changed:
+            return Outcome(step, CHANGED, changed)
+
+        async def note(reason: str) -> None:
+            calls = ["deregister", "register"]
+            await asyncio.to_thread(book.write, "calls", apply=apply_id, step=step.id, calls=calls, reason=reason)
+
+        return await _send(plan, step, note)
 
     async def worker() -> None:
         while not queue.empty():
-            step = queue.get_nowait()
-            await asyncio.to_thread(book.write, "step", apply=apply_id, **step.record())
-
-            async def note(reason: str, step: Step = step) -> None:
-                calls = ["deregister", "register"]
-                await asyncio.to_thread(book.write, "calls", apply=apply_id, step=step.id, calls=calls, reason=reason)
-
-            outcome = await _send(plan, step, note)
-            await asyncio.to_thread(
-                book.write, "outcome", apply=apply_id, step=step.id, outcome=outcome.outcome, reason=outcome.reason
-            )
-            outcomes.append(outcome)
-            if bar is not None:
-                bar.update(1)
-            if on_progress is not None:
-                on_progress(len(outcomes), len(plan.steps))
+            steps = queue.get_nowait()
+            listing, unchecked = await _fresh_listing(plan, steps)
+            for step in steps:
+                await asyncio.to_thread(book.write, "step", apply=apply_id, **step.record())
+                outcome = await run(step, listing, unchecked)
+                await asyncio.to_thread(
+                    book.write, "outcome", apply=apply_id, step=step.id, outcome=outcome.outcome, reason=outcome.reason
+                )
+                outcomes.append(outcome)
+                if bar is not None:
+                    bar.update(1)
+                if on_progress is not None:
+                    on_progress(len(outcomes), len(plan.steps))
 
     try:
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, len(plan.steps))):
+            for _ in range(min(concurrency, len(accounts))):
                 group.create_task(worker())
     finally:
         if bar is not None:
@@ -305,6 +376,8 @@ async def _apply_held(
     outcomes.sort(key=lambda o: order[id(o.step)])
     unknown = sorted({o.step.account_name for o in outcomes if o.outcome == "failed" and o.unknown})
     if unknown:  # look once more: a change whose answer was lost may be in effect by now
-        listed, _ = await read_all(plan.client, unknown, progress=False)
+        lost = [o.step for o in outcomes if o.outcome == "failed" and o.unknown]
+        expect = {a: _absence_to_confirm([s for s in lost if s.account_name == a]) for a in unknown}
+        listed, _ = await read_all(plan.client, unknown, progress=False, expect=expect)
         outcomes = await asyncio.to_thread(reconcile, plan, book, apply_id, outcomes, listed)
     return ApplyResult(plan, outcomes, book, resumed, apply_id)

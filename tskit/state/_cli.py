@@ -175,6 +175,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from tskit.state._display import result_text
 
     sys.stdout.write(cli_words(result_text(result, cli=True)) + "\n")
+    if result.changed_since_plan:
+        count = len(result.changed_since_plan)
+        print(
+            f"tskit apply: {count} step{' was' if count == 1 else 's were'} not sent (changed-since-plan): "
+            "the listener changed since the plan. Run `tskit plan` again to see what ThingSpace holds now.",
+            file=sys.stderr,
+        )
     return 0 if result.ok and not plan.error_list else EXIT_FAILED
 
 
@@ -202,6 +209,9 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         )
     # What to do next goes to stderr, once, after the result.
     sys.stdout.write(cli_words(result.text(cli=True, next_step=False)) + "\n")
+    unsure = [(a, r) for a, s, r in result.remaining_list if not s]
+    for account, reason in unsure:
+        print(cli_words(f"tskit rotate: {account}: not verified, {reason}"), file=sys.stderr)
     if result.matched and (result.variables or result.fingerprinted):
         print(f"tskit rotate: {result.next_step}", file=sys.stderr)
     elif result.matched:

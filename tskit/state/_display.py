@@ -22,6 +22,8 @@ COLOURS: Final = {
     "done": "#2e7d32",
     "confirmed": "#1565c0",
     "failed": "#c62828",
+    "changed-since-plan": "#ef6c00",
+    "unchecked": "#ef6c00",
 }
 SIGNS: Final = {"create": "+", "update": "~", "delete": "-", "keep": " "}
 _MAX_ROWS: Final = 200
@@ -200,19 +202,25 @@ def result_text(result: ApplyResult, *, cli: bool = False, title: str = "Applied
     resumed = f", {plural(result.resumed, 'interrupted step')} closed" if result.resumed else ""
     counts = f"{_counts_text(result.counts())}{resumed}{result.summary()}; journal {_safe(result.journal.path)}"
     lines = [f"{title}: {counts}" if cli else f"<{type(result).__name__}: {counts}>"]
-    for o in result.failed[:20]:
-        lines.append(_safe(f"  failed {o.step.action} {o.step.account_name} {o.step.service_name}: {o.reason}"))
-    if len(result.failed) > 20:
-        lines.append(f"  ... {len(result.failed) - 20} more in .outcomes")
+    shown = [o for o in result.outcome_list if o.outcome not in ("done", "confirmed")]
+    for o in shown[:20]:
+        lines.append(_safe(f"  {o.outcome} {o.step.action} {o.step.account_name} {o.step.service_name}: {o.reason}"))
+    if len(shown) > 20:
+        lines.append(f"  ... {len(shown) - 20} more in .outcomes")
+    if result.changed_since_plan:
+        count = len(result.changed_since_plan)
+        lines.append(f"  {plural(count, 'listener')} changed since the plan, left alone: plan again.")
     return "\n".join(lines)
 
 
 def result_html(result: ApplyResult) -> str:
     """Counts per outcome as coloured badges, then the failures."""
     counts = "".join(badge(f"{n} {k}", COLOURS[k]) for k, n in result.counts().items())
+    shown = [o for o in result.outcome_list if o.outcome not in ("done", "confirmed")][:50]
     items = "".join(
-        f"<li>{_html(o.step.action)} {_html(o.step.account_name)} {_html(o.step.service_name)}: {_html(o.reason)}</li>"
-        for o in result.failed[:50]
+        f"<li>{_html(o.outcome)} {_html(o.step.action)} {_html(o.step.account_name)} "
+        f"{_html(o.step.service_name)}: {_html(o.reason)}</li>"
+        for o in shown
     )
     failures = f"<ul style='color:{COLOURS['failed']}'>{items}</ul>" if items else ""
     return f"<div><b>Applied</b> {counts}</div>{failures}<div>Journal: <code>{_html(result.journal.path)}</code></div>"

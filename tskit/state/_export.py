@@ -59,8 +59,11 @@ async def export_state(
     """Read the accounts and return what they hold as a desired state.
 
     Each password becomes a fingerprint reference ("keep the password it has"), so planning
-    the export against the same accounts finds nothing to change. Reads that fail for a passing
-    reason (5xx, 429, a dropped connection) are tried again.
+    the export against the same accounts finds nothing to change. Each account is listed until
+    two listings in a row agree (:meth:`ThingSpaceClient.listing <tskit.ThingSpaceClient.listing>`):
+    an account whose listings stay uncertain is never written, least of all as empty; it is
+    among the accounts that could not be read (``UncertainListingError`` with its reason). Reads
+    that fail for a passing reason (5xx, 429, a dropped connection) are tried again.
 
     Args:
         client: The client to read with.
@@ -78,8 +81,16 @@ async def export_state(
     """
     names = account_list(accounts)
     key = load_key(fingerprint_key)
+    # Every account is confirmed by a second listing: an answer lacking a listener would be written as
+    # "this account has none", and applying the file with prune would delete it.
     found, failed = await read_all(
-        client, names, concurrency=concurrency, progress=progress, description="Exporting", on_progress=on_progress
+        client,
+        names,
+        concurrency=concurrency,
+        progress=progress,
+        description="Exporting",
+        on_progress=on_progress,
+        confirm_all=True,
     )
     errors = [AccountError.from_exception(n, failed[n]) for n in names if n in failed]
     if errors and not allow_partial:
@@ -98,7 +109,7 @@ async def export_state(
         if name not in found:
             continue
         state[name] = {}
-        for cb in found[name]:
+        for cb in found[name].callbacks:
             print_ = fingerprint(key, name, cb.service_name, cb.password.reveal())
             unknown = unknown or cb.service_name not in SERVICE_CATALOGUE
             other_port = other_port or not _port_allowed(cb.url)

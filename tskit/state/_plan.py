@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from tskit import _runner
 from tskit._errors import ValidationError
 from tskit._fingerprint import fingerprint, key_id, load_key
-from tskit._models import Callback
+from tskit._models import Callback, Listing
 from tskit._secret import MASK, Secret
 from tskit.audit import AccountError
 from tskit.state._model import DesiredState
@@ -290,12 +290,17 @@ class Plan:
         """Carry the plan out, each step journaled before it is sent and after its outcome is known.
 
         A plan older than ``max_age`` seconds is refused (:class:`StalePlanError`): make a new
-        one, since ThingSpace may hold something else by now. After a crash, plan again and
+        one, since ThingSpace may hold something else by now. Compare, then change: just before
+        an account's steps, one fresh listing of it must show each listener as the plan saw it
+        (URL, username, password fingerprint; none for a create), else that step is not sent and
+        its outcome is ``changed-since-plan`` (plan again), or ``unchecked`` when no listing could
+        show it for certain. After a crash, plan again and
         apply: the new plan is made from the live state, so steps that took effect are not
         repeated, and steps the journal shows unfinished are closed with what the live state says.
 
         Args:
-            concurrency: Most steps sent at once (1 to 256).
+            concurrency: Most accounts changed at once (1 to 256); an account's steps run one
+                after another, each checked against a fresh listing of the account first.
             journal: The JSON Lines journal to append to; default a new file in tskit's config
                 folder (``journals/``). It never holds a password, only fingerprints.
             progress: Show a progress bar: ``None`` in Jupyter or a terminal only.
@@ -335,14 +340,18 @@ def _fields(step: Step) -> list[tuple[str, str, str]]:
 def compute_plan(
     client: ThingSpaceClient,
     desired: DesiredState,
-    found: Mapping[str, Sequence[Callback]],
+    found: Mapping[str, Listing],
     failed: Mapping[str, ThingSpaceError],
     *,
     key: bytes,
     prune: bool,
     source: str,
 ) -> Plan:
-    """The plan from a desired state and what was read; no I/O."""
+    """The plan from a desired state and the certain listings read; no I/O.
+
+    An account not in ``found`` (unreadable, or its listings uncertain) gets no step, so an
+    uncertain read never plans a delete.
+    """
     steps: list[Step] = []
     keeps: list[tuple[str, str]] = []
     errors = [AccountError.from_exception(name, failed[name]) for name in desired.accounts if name in failed]
@@ -350,7 +359,7 @@ def compute_plan(
     for account, services in desired.accounts.items():
         if account not in found:
             continue
-        current = {c.service_name: c for c in found[account]}
+        current = {c.service_name: c for c in found[account].callbacks}
         live[account] = {name: live_of(key, c) for name, c in current.items()}
         for service, wanted in services.items():
             now = current.get(service)

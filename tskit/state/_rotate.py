@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from tskit._client import ThingSpaceClient
+    from tskit._models import Callback
     from tskit.listener import Listener
 
 REMAINING_COLUMNS: Final = ("account_name", "service_name", "reason")
@@ -198,11 +199,17 @@ async def rotate(
     found, failed = await read_all(
         client, names, concurrency=concurrency, progress=progress, description="Reading", on_progress=None
     )
-    named = {n: [cb for cb in found[n] if wanted is None or cb.service_name in wanted] for n in names if n in found}
-    # A listener with no username nor password checks none: giving it one is a change it never asked for.
-    chosen = {
-        n: [cb for cb in cbs if include_without_credentials or cb.username or cb.password] for n, cbs in named.items()
+
+    def eligible(cb: Callback) -> bool:
+        # A listener with no username nor password checks none: giving it one is a change it never asked for.
+        return (wanted is None or cb.service_name in wanted) and bool(
+            include_without_credentials or cb.username or cb.password
+        )
+
+    named = {
+        n: [cb for cb in found[n].callbacks if wanted is None or cb.service_name in wanted] for n in names if n in found
     }
+    chosen = {n: [cb for cb in cbs if eligible(cb)] for n, cbs in named.items()}
     skipped = sum(len(cbs) - len(chosen[n]) for n, cbs in named.items())
     clear = [f"{n} {cb.service_name}" for n, cbs in chosen.items() for cb in cbs if _clear_text(cb.url)]
     if clear and not allow_http:
@@ -235,27 +242,30 @@ async def rotate(
         plan, concurrency=concurrency, journal=journal, progress=progress, on_progress=on_progress
     )
     # Verify by reading again: a listener is rotated when its password's fingerprint is the new one's.
-    after, unread = await read_all(client, names, concurrency=concurrency, progress=False)
+    # A rotated service missing from a listing is confirmed absent by a second one before it is
+    # called "no longer registered"; an account whose listings stay uncertain is said to be so.
+    rotated = {name: {cb.service_name for cb in cbs} for name, cbs in chosen.items()}
+    after, unread = await read_all(client, names, concurrency=concurrency, progress=False, expect=rotated)
     result.outcome_list = await asyncio.to_thread(
         reconcile, plan, result.journal, result.apply_id, result.outcome_list, after
     )
     remaining: list[tuple[str, str, str]] = []
+    new_print = {name: fingerprint(key, name, "", secret.reveal()) for name in names}
     for name in names:
         if name in failed or name in unread:
             error = AccountError.from_exception(name, failed.get(name) or unread[name])
-            reason = " ".join(p for p in ("could not be read:", error.error, error.message) if p)
+            parts = ("could not be read for certain:", error.error, error.error_code, error.message)
+            reason = " ".join(p for p in parts if p)
             remaining.append((name, "", reason))
             continue
-        rotated = {cb.service_name for cb in chosen[name]}
-        gone = rotated - {cb.service_name for cb in after[name]}  # e.g. deregistered, then not registered again
+        gone = rotated[name] - after[name].services  # e.g. deregistered, then not registered again
         remaining += [(name, service, "no longer registered") for service in sorted(gone)]
-        for cb in after[name]:
-            if cb.service_name not in rotated:
+        for cb in after[name].callbacks:
+            # Every listener the rotation is for, also one the first listing did not show.
+            if not eligible(cb) or fingerprint(key, name, "", cb.password.reveal()) == new_print[name]:
                 continue
-            if fingerprint(key, name, cb.service_name, cb.password.reveal()) != fingerprint(
-                key, name, cb.service_name, secret.reveal()
-            ):
-                remaining.append((name, cb.service_name, "still on another password"))
+            why = "still on another password" if cb.service_name in rotated[name] else "not rotated: not listed before"
+            remaining.append((name, cb.service_name, why))
     matched = [(n, cb.service_name) for n, cbs in chosen.items() for cb in cbs]
     return RotationResult(
         result,
