@@ -13,9 +13,15 @@ answered 500 without forwarding, 2% dropped after forwarding, 2% of 2xx bodies c
    requests, sent, crashed (any error but ``ValidationError``);
 4. every secret of the run (application secret, UWS password, tokens, every listener password)
    searched on every surface: reprs, DataFrames and their HTML, logs at DEBUG, exceptions and their
-   chains, audit snapshots, CLI output, widget state, listener files, the config folder.
+   chains, audit snapshots, CLI output, widget state, listener files, the config folder;
+5. desired state under empty listings (the same faults, and 5% of listings answered with an empty
+   body): an export of L accounts (default 250, two listeners each) and a password rotation of
+   them. An account wrongly exported is one written with fewer listeners than it holds; a lying
+   rotation leaves a registration on another password without listing it in ``remaining``, says
+   "no longer registered" of one that is registered, or says ``ok`` while any is left behind.
 
-Run: ``.venv/bin/python -m benchmarks.faults [--accounts 500] [--mutations 800] [--bad-inputs 2000]``.
+Run: ``.venv/bin/python -m benchmarks.faults [--accounts 500] [--mutations 800] [--bad-inputs 2000]
+[--listing-accounts 250]``.
 Exits 1 when a goal is missed.
 """
 
@@ -34,6 +40,7 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +52,7 @@ from tests.fault_proxy import FaultProxy
 from tskit._errors import secret_forms
 from tskit._fingerprint import fingerprint
 from tskit.simulator import Faults, Simulator, SimulatorServer, seed_fleet
+from tskit.state import PartialExportWarning
 
 SERVICES = ("AlertService", "DeviceService")
 FORBIDDEN = [
@@ -402,10 +410,99 @@ def listener_part(run: Run, sim: Simulator, ts: tskit.ThingSpace, account: str, 
     return received
 
 
+# -- 5. export and rotation under empty listings -----------------------------------------------
+
+LISTING_SERVICES = ("CarrierService", "DeviceUsage")
+
+
+def listing_accounts(count: int) -> list[str]:
+    return [f"{7300000000 + i:010d}-00001" for i in range(count)]
+
+
+def seed_listing_accounts(run: Run, sim: Simulator, names: list[str]) -> None:
+    for i, name in enumerate(names):
+        for service in LISTING_SERVICES:
+            secret = canary()
+            run.canaries.add(secret)
+            sim.register(name, service, f"https://l{i}.example.com/{service.lower()}", "ts", secret)
+
+
+def export_part(run: Run, ts: tskit.ThingSpace, sim: Simulator, names: list[str]) -> None:
+    truth = {name: {r["serviceName"] for r in sim.registrations(name)} for name in names}
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartialExportWarning)
+        state = ts.export(names, concurrency=20, progress=False, allow_partial=True)
+    seconds = time.perf_counter() - started
+    written = state.accounts
+    wrong = sum(1 for name in written if set(written[name]) != truth[name])
+    emptied = sum(1 for name in written if not written[name] and truth[name])
+    run.row("export, 5% empty listings", f"accounts exported ({seconds:.1f} s)", len(names))
+    run.row("export, 5% empty listings", "written as they are", len(written) - wrong)
+    run.row("export, 5% empty listings", "left out, each said unreadable or uncertain", len(state.unread))
+    run.row(
+        "export, 5% empty listings",
+        "missing (neither written nor said)",
+        len(names) - len(written) - len(state.unread),
+        "0",
+    )
+    run.row("export, 5% empty listings", "wrongly exported as empty", emptied, "0")
+    run.row("export, 5% empty listings", "wrongly exported with fewer listeners", wrong - emptied, "0")
+    plan = ts.plan(state, prune=True, concurrency=20, progress=False)  # what `tskit apply --prune` would do
+    deletes = sum(1 for step in plan.steps if step.action == "delete")
+    run.row("export, 5% empty listings", "then plan --prune: deletes planned", deletes, "0")
+
+
+def rotation_part(run: Run, ts: tskit.ThingSpace, sim: Simulator, names: list[str], tmp: Path) -> None:
+    new = canary()
+    run.canaries.add(new)
+    started = time.perf_counter()
+    result = ts.rotate_password(names, new_password=new, concurrency=20, progress=False, journal=tmp / "rotation.jsonl")
+    seconds = time.perf_counter() - started
+    run.show("reprs", repr(result))
+    said = {(a, s) for a, s, _ in result.remaining_list}
+    unsure = {a for a, s, _ in result.remaining_list if not s}
+    held = {(name, r["serviceName"]): r["password"] for name in names for r in sim.registrations(name)}
+    left = [key for key, password in held.items() if password != new]
+    unreported = [key for key in left if key not in said and key[0] not in unsure]
+    gone_falsely = [(a, s) for a, s, r in result.remaining_list if r == "no longer registered" and (a, s) in held]
+    run.row("rotation, 5% empty listings", f"registrations ({seconds:.1f} s)", len(held))
+    run.row("rotation, 5% empty listings", "on the new password", len(held) - len(left))
+    run.row("rotation, 5% empty listings", "left on another password, said so", len(left) - len(unreported))
+    run.row("rotation, 5% empty listings", "left on another password, not said", len(unreported), "0")
+    run.row("rotation, 5% empty listings", "said no longer registered, but registered", len(gone_falsely), "0")
+    run.row("rotation, 5% empty listings", "ok said while some are left", int(result.ok and bool(left)), "0")
+    run.row("rotation, 5% empty listings", "lying rotations (the three above)",
+            len(unreported) + len(gone_falsely) + int(result.ok and bool(left)), "0")  # fmt: skip
+
+
+def listing_part(
+    run: Run,
+    sim: Simulator,
+    server: SimulatorServer,
+    names: list[str],
+    credentials: tuple[str, str, str, str],
+    tmp: Path,
+    seed: int,
+) -> None:
+    client_id, client_secret, user, uws_password = credentials
+    with FaultProxy(server.base_url, drop_after_rate=0.02, error_rate=0.03, corrupt_rate=0.02, empty_list_rate=0.05,
+                    seed=seed + 1) as proxy:  # fmt: skip
+        ts = tskit.connect(client_id=client_id, client_secret=client_secret, username=user, password=uws_password,
+                           base_url=proxy.base_url, retry=retry_policy(), timeout=10)  # fmt: skip
+        try:
+            export_part(run, ts, sim, names)
+            rotation_part(run, ts, sim, names, tmp)
+            run.canaries |= set(ts.client.auth.secret_values())
+        finally:
+            ts.close()
+    run.row("faults met", "empty listings (export and rotation)", proxy.applied["empty"])
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
-def measure(accounts: int, mutations: int, bad: int, seed: int) -> Run:
+def measure(accounts: int, mutations: int, bad: int, seed: int, listing: int = 250) -> Run:
     run = Run()
     rng = random.Random(seed)
     tmp = Path(tempfile.mkdtemp(prefix="tskit-faults-"))
@@ -417,7 +514,7 @@ def measure(accounts: int, mutations: int, bad: int, seed: int) -> Run:
     old_level = root.level
     root.setLevel(logging.DEBUG)
     try:
-        measure_into(run, tmp, accounts, mutations, bad, rng, seed)
+        measure_into(run, tmp, accounts, mutations, bad, rng, seed, listing)
     finally:
         root.removeHandler(logs)
         root.setLevel(old_level)
@@ -436,14 +533,18 @@ def measure(accounts: int, mutations: int, bad: int, seed: int) -> Run:
     return run
 
 
-def measure_into(run: Run, tmp: Path, accounts: int, mutations: int, bad: int, rng: random.Random, seed: int) -> None:
+def measure_into(
+    run: Run, tmp: Path, accounts: int, mutations: int, bad: int, rng: random.Random, seed: int, listing: int = 250
+) -> None:
     client_id, client_secret, user, uws_password = "faults-app", canary(), "faults-user", canary()
     run.canaries |= {client_secret, uws_password}
     faults = Faults(error_rate=0.10, rate_limit_rate=0.05, retry_after=0.01, drop_rate=0.02, seed=seed)
     sim = Simulator(faults=faults)
     names = seed_fleet(sim, max(accounts, (mutations + 1) // len(SERVICES)))
+    rotated = listing_accounts(listing)
     sim.add_client(client_id, client_secret)
-    sim.add_user(user, uws_password, accounts=[*names, *sim.accounts])
+    sim.add_user(user, uws_password, accounts=[*names, *sim.accounts, *rotated])
+    seed_listing_accounts(run, sim, rotated)
     for name in names:  # the fleet's listener passwords become canaries too
         for r in sim.registrations(name):
             if r["password"]:
@@ -472,6 +573,9 @@ def measure_into(run: Run, tmp: Path, accounts: int, mutations: int, bad: int, r
         finally:
             ts.close()
         run.row("faults met", "by the proxy (500, dropped answers, corrupt bodies)", sum(proxy.applied.values()))
+        if rotated:
+            credentials = (client_id, client_secret, user, uws_password)
+            listing_part(run, sim, server, rotated, credentials, tmp, seed)
         run.row("faults met", "by the simulator (5xx, 429, dropped answers)", _simulator_faults(sim))
         cli_part(run, server, sim, names[0])
     faults.clear()  # the rest checks refusals and surfaces, on a simulator without faults
@@ -515,9 +619,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mutations", type=int, default=800, help="registers, rotations and deregisters, each")
     parser.add_argument("--bad-inputs", type=int, default=2000, help="generated bad inputs (exactly this many)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the fault draws and generated input")
+    parser.add_argument(
+        "--listing-accounts", type=int, default=250, help="accounts exported and rotated under empty listings"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    run = measure(args.accounts, args.mutations, args.bad_inputs, args.seed)
+    run = measure(args.accounts, args.mutations, args.bad_inputs, args.seed, args.listing_accounts)
     print(table(run.rows))
     print(f"\n{time.perf_counter() - started:.0f} s in all", file=sys.stderr)
     return 0 if all(r.ok for r in run.rows) else 1

@@ -641,10 +641,11 @@ def test_the_scale_run_meets_every_goal_at_a_small_scale(monkeypatch: pytest.Mon
     from benchmarks import faults
 
     monkeypatch.setenv("TSKIT_CONFIG_DIR", os.environ["TSKIT_CONFIG_DIR"])  # restored after the run
-    run = faults.measure(accounts=30, mutations=30, bad=300, seed=2)
+    run = faults.measure(accounts=30, mutations=30, bad=300, seed=2, listing=30)
     missed = [r for r in run.rows if not r.ok]
     assert not missed, faults.table(missed)
     figures = {(r.part, r.measure.split(" (")[0]): r.figure for r in run.rows}
     assert figures[("fleet audit", "missing")] == 0 and figures[("bad inputs", "crashes")] == 0
     assert figures[("faults met", "by the simulator")] > 0 and figures[("faults met", "by the proxy")] > 0
+    assert figures[("rotation, 5% empty listings", "registrations")] == 60
     assert len(run.canaries) > 100 and {"widget state", "listener files", "CLI output"} <= set(run.surfaces)

@@ -75,7 +75,11 @@ async def test_an_empty_answer_is_read_again_and_the_second_listing_decides(
     listing = await client.listing(A1)
     assert listing.certain and listing.services == {"CarrierService", "DeviceUsage"} and listing.reads == 2
     truly_empty = await client.listing(A3)
-    assert truly_empty.certain and truly_empty.callbacks == () and truly_empty.reads == 2  # absence: two agree
+    assert truly_empty.certain and truly_empty.callbacks == () and truly_empty.reads == 3  # absence: three agree
+    proxy.script("empty", "GET", path=A1)
+    proxy.script("empty", "GET", path=A1)
+    twice = await client.listing(A1)  # two empty answers in a row are not enough
+    assert twice.certain and twice.services == {"CarrierService", "DeviceUsage"} and twice.reads == 3
 
 
 @pytest.mark.anyio
@@ -102,7 +106,7 @@ async def test_a_cut_or_reordered_answer_is_confirmed_where_it_matters(
     proxy.script("reorder", "GET", path=A1)
     proxy.script("cut", "GET", b"CarrierService", path=A1)
     disagree = await client.listing(A1, confirm_all=True)
-    assert (disagree.certain, disagree.reason, disagree.reads) == (False, "listings-disagree", 3)
+    assert (disagree.certain, disagree.reason, disagree.reads) == (False, "listings-disagree", 4)
 
 
 # -- export, then apply --prune -----------------------------------------------------------

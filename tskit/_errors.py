@@ -187,7 +187,7 @@ class UncertainListingError(ThingSpaceError):
     Attributes:
         account_name: The account listed.
         reason: Why, as a stable word: ``"unconfirmed"`` (an answer showing no listener, or
-            lacking one that was expected, and no second listing could be read to confirm it) or
+            lacking one that was expected, and no further listing could be read to confirm it) or
             ``"listings-disagree"`` (successive listings did not agree on which services are there).
     """
 

@@ -200,15 +200,16 @@ class Listing:
     """What one account holds, as the client's listings show it, and whether they are sure of it.
 
     An answer that shows no listener proves nothing on its own (ThingSpace answers an empty body
-    both for "none registered" and when something went wrong): absence is certain only when a
-    second, independent listing agrees. A listener a listing shows is taken as there.
+    both for "none registered" and when something went wrong): absence is certain only when
+    further, independent listings agree (see :meth:`ThingSpaceClient.listing
+    <tskit.ThingSpaceClient.listing>`). A listener a listing shows is taken as there.
 
     Attributes:
         account_name: The account listed.
         callbacks: Its listeners, one per service, as the last listing read showed them.
         certain: Whether the listings agree on what is there: ``False`` means the account's
             listeners are unknown; an uncertain listing is never "no listeners".
-        reason: ``""`` when certain, else a stable word: ``"unconfirmed"`` (an absence no second
+        reason: ``""`` when certain, else a stable word: ``"unconfirmed"`` (an absence no further
             listing could confirm) or ``"listings-disagree"`` (successive listings differed).
         detail: When uncertain, a sentence saying what was seen.
         reads: How many listings were read.
