@@ -41,6 +41,7 @@ _KIND_WORDS = {
     "RequestTimeout": "no answer in time",
     "TransportError": "could not reach ThingSpace",
     "UnexpectedResponseError": "an unexpected answer",
+    "UncertainListingError": "uncertain: its listings did not show for certain what it holds",
 }
 
 
