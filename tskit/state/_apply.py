@@ -183,7 +183,7 @@ async def _send(plan: Plan, step: Step, note: Callable[[str], Awaitable[None]] |
             return Outcome(step, "failed", reason, unknown=not refused)  # no answer, or a 5xx: may have happened
         if outcome_of(result) == "done":
             return Outcome(step, "done", replacing)
-        try:  # a deleted listener's absence is confirmed by a second listing
+        try:  # an absence (a deleted listener, one not registered yet) is confirmed by more listings
             listing = await plan.client.listing(step.account_name, expect=_absence_to_confirm([step]))
             if not listing.certain:
                 raise UncertainListingError(step.account_name, listing.reason, listing.detail)
