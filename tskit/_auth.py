@@ -13,6 +13,10 @@ Rules that keep accounts safe (ThingSpace locks a user after five failed logins)
 * a refusal (wrong credentials) is never tried again with the same credentials, in this process
   or any later one (``tskit._refusals``), until :meth:`ThingSpaceAuth.reset` or
   ``tskit reset-login``;
+* a throttled login (429, the gateway's ``9008xx``) is waited out by every call whose deadline
+  leaves room, with jitter, then one login serves them all; the wait is shared with other
+  processes (``tskit._refusals``); a call with too little time left fails at once
+  (:class:`~tskit._session.LoginThrottled`);
 * any other failed login is handed to its waiters once; new calls then fail at once for a short
   cooldown (``Retry-After`` when the answer gave one) instead of each trying again;
 * no wait lasts longer than ``timeout``: a call then fails naming what it waited for.

@@ -6,7 +6,7 @@ lock the user. So a refusal is written to ``refused-logins.json`` in tskit's con
 keyed by base URL, application key and user, with a keyed fingerprint of the secrets (never the
 secrets). A later run with the same credentials refuses to log in without sending anything;
 changed credentials are tried (and clear the record when they work). ``tskit reset-login``
-forgets the record, e.g. after support unlocked the user.
+forgets the records, e.g. after support unlocked the user.
 
 Verizon documents neither the status nor the code of a wrong password, so each login is also
 counted per user in ``failed-logins.json`` before it is sent (:func:`reserve_login`), then
@@ -15,7 +15,13 @@ left or its answer judged nothing, kept otherwise (a lost answer, a crash, a ref
 tskit does not know). After three in a row no run sends another login for that user until a
 ``tskit reset-login``. A count that cannot be kept means no login is sent.
 
-Records are keyed by :func:`server`, so every spelling of one server's URL shares them.
+A throttle (ThingSpace asked to wait before the next login) is shared the same way, in
+``throttled-logins.json``, so that other runs wait it out instead of each sending a login into it.
+No record makes anyone wait more than 60 s, whatever its date; ``tskit reset-login`` clears it too.
+
+Records are keyed by :func:`server`, so every spelling of one server's URL shares them. A record
+that cannot be read as tskit wrote it (a folder in its place, too large, not a JSON object) is
+damaged: set aside and said so, never read as "nothing on record" for the failed logins.
 
 Processes share it safely: logins of one identity are serialised by :func:`login_lock` (a file
 lock in the same folder), and the record is changed under a lock of its own and replaced
@@ -408,6 +414,8 @@ def clear_failures(base_url: str, credentials: Credentials) -> bool:
 #: Logins ThingSpace throttled with a ``Retry-After``: passing, never a refusal, but shared with
 #: other processes so that they wait it out instead of each sending a login into it.
 THROTTLE_FILE = "throttled-logins.json"
+#: Seconds a recorded throttle may end beyond the longest wait (clocks of two processes, rounding).
+CLOCK_SLACK = 1.0
 
 
 def _throttles() -> Path:
@@ -428,10 +436,6 @@ def _until(value: object, now: float) -> float | None:
     return float(value)
 
 
-#: Seconds a recorded throttle may end beyond the longest wait (clocks of two processes, rounding).
-CLOCK_SLACK = 1.0
-
-
 def throttle(base_url: str, credentials: Credentials, until: float) -> None:
     """Record that logins of this user are throttled until ``until`` (``time.time()``)."""
     path = _throttles()
@@ -448,20 +452,19 @@ def throttled_until(base_url: str, credentials: Credentials) -> float | None:
     Capped when read: never more than :data:`~tskit._session.MAX_COOLDOWN` from now, whatever
     the record says (see :func:`_until`).
     """
-    value = _read(_throttles()).get(_key(base_url, credentials))
-    until = _until(value, time.time())
-    if until is None and isinstance(value, int | float) and value > time.time() + MAX_COOLDOWN + CLOCK_SLACK:
+    value, now = _read(_throttles()).get(_key(base_url, credentials)), time.time()
+    until = _until(value, now)
+    if until is None and isinstance(value, int | float) and value > now + MAX_COOLDOWN + CLOCK_SLACK:
         logger.warning("ignored a recorded throttle that ends more than %g s from now", MAX_COOLDOWN)
     return until
 
 
 def forget_throttle(base_url: str, credentials: Credentials) -> bool:
-    """Drop the throttle on record for this user (``tskit reset-login``); whether one was still on."""
+    """Drop the throttle on record for this user (``tskit reset-login``); whether there was one."""
     path = _throttles()
     with _lock, _record_lock():
         data = _read(path)
-        value = data.pop(_key(base_url, credentials), None)
-        if value is None:
+        if data.pop(_key(base_url, credentials), None) is None:
             return False
         _write(data, path)
-    return _until(value, time.time()) is not None
+        return True
