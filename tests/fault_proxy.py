@@ -5,7 +5,11 @@ upstream applied the request, answer 500 without forwarding, corrupt or replace 
 the answer past the client's timeout, or change a listing's answer: ``empty`` it (an empty 200, as
 ThingSpace answers for "none registered"), ``cut`` items from it or ``reorder`` it. Scripted actions
 come first; random rates apply after. Only the callbacks calls are touched (the paths under
-``/api/m2m/v1/callbacks``): logins always pass.
+``/api/m2m/v1/callbacks``), and logins only as far as ``throttle_logins`` says: the first ones are
+answered 429 with the API gateway's throttle fault (``900800``) and a ``Retry-After``, as
+ThingSpace's gateway throttles. Every login is counted in ``logins``, and one that arrives while a
+throttle's wait, as this proxy announced it, is not over counts as ``"inside a throttle"``: a count,
+not a timing (a client cannot have heard of the wait before the proxy sent it).
 
 Every connection carries one request (``Connection: close``), so a dropped answer is a closed socket.
 """
@@ -18,6 +22,7 @@ import json
 import random
 import re
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +34,11 @@ Action = Literal[
     "pass", "drop-before", "drop-after", "500", "400", "corrupt", "empty", "replace", "stall", "cut", "reorder"
 ]
 CALLBACKS = re.compile(r"^/api/m2m/v1/callbacks/")
+LOGIN = "/api/m2m/v1/session/login"
+#: The API gateway's answer to a throttled request.
+THROTTLE_FAULT = json.dumps(
+    {"fault": {"code": 900800, "message": "Message throttled out", "description": "You have exceeded your quota"}}
+).encode()
 _HOP_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding", "keep-alive"})
 
 
@@ -58,6 +68,10 @@ class FaultProxy:
         cut_list_rate: Share of listings answered without one of their items.
         reorder_list_rate: Share of listings answered with their items in another order.
         seed: Seed of the random draws.
+        throttle_logins: How many of the first logins are answered 429 with the gateway's throttle fault.
+        throttle_retry_after: The ``Retry-After`` of those answers.
+        logins: Logins that reached the proxy: ``"throttled"``, ``"forwarded"``, ``"worked"`` (the
+            upstream answered 2xx) and ``"inside a throttle"`` (sent before an announced wait was over).
     """
 
     upstream: str
@@ -71,6 +85,9 @@ class FaultProxy:
     seed: int | None = None
     scripted: deque[Rule] = field(default_factory=deque)
     applied: Counter[str] = field(default_factory=Counter)
+    throttle_logins: int = 0
+    throttle_retry_after: float = 1.0
+    logins: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -79,6 +96,7 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._throttled_until = 0.0  # time.monotonic() at which the last announced wait ends
         self.port = 0
 
     @property
@@ -99,6 +117,19 @@ class FaultProxy:
         """
         with self._lock:
             self.scripted.append(Rule(action, method.upper(), body, then, path))
+
+    def _login(self) -> bool:
+        """Count a login; whether it is to be throttled."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._throttled_until:
+                self.logins["inside a throttle"] += 1
+            if self.logins["throttled"] < self.throttle_logins:
+                self.logins["throttled"] += 1
+                self._throttled_until = now + self.throttle_retry_after
+                return True
+            self.logins["forwarded"] += 1
+            return False
 
     def _choose(self, method: str, path: str) -> Rule:
         if not CALLBACKS.match(path):
@@ -178,7 +209,11 @@ class FaultProxy:
             headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:] if ":" in line]
             length = int(next((v for k, v in headers if k.lower() == "content-length"), "0"))
             body = await reader.readexactly(length) if length else b""
-            rule = self._choose(method, target.split("?", 1)[0])
+            path = target.split("?", 1)[0]
+            if path == LOGIN and self._login():
+                await _answer(writer, 429, THROTTLE_FAULT, f"{self.throttle_retry_after:g}")
+                return
+            rule = self._choose(method, path)
             if rule.action == "drop-before":
                 return
             if rule.action == "500":
@@ -198,6 +233,9 @@ class FaultProxy:
             if rule.action == "stall":
                 await asyncio.sleep(self.stall_seconds)
             payload = response.content
+            if path == LOGIN and response.is_success:
+                with self._lock:
+                    self.logins["worked"] += 1
             if response.is_success:
                 if rule.action == "corrupt":
                     payload = self._corrupt(payload, rule.body.decode())
@@ -246,8 +284,11 @@ class FaultProxy:
         return b"<html>upstream error</html>" + payload
 
 
+_REASONS = {200: "OK", 400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error"}
+
+
 async def _answer(writer: asyncio.StreamWriter, status: int, payload: bytes, retry_after: str = "") -> None:
-    reason = {200: "OK", 400: "Bad Request", 500: "Internal Server Error"}.get(status, "Status")
+    reason = _REASONS.get(status, "Status")
     head = f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(payload)}\r\nConnection: close\r\n"
     head += "Content-Type: application/json\r\n"
     if retry_after:

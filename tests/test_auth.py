@@ -282,7 +282,7 @@ async def test_refusal_messages_say_what_was_refused_and_what_to_do(sim: Simulat
             await client.list_callbacks(ACCOUNT)
     assert ".." not in str(caught.value)
     sim.faults.scripted.append(Fault(status=429, retry_after=1, operations=("login",)))
-    async with make_client(sim, clock) as client:
+    async with make_client(sim, clock, timeout=0.5) as client:  # too short to wait the throttle out
         with pytest.raises(tskit.AuthenticationError) as caught:
             await client.list_callbacks(ACCOUNT)
     assert "throttled" in str(caught.value) and "lock" not in str(caught.value)

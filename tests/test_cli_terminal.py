@@ -17,8 +17,11 @@ def clean_env(**more: str) -> dict[str, str]:
     return {**env, **more}
 
 
-def on_pty(*argv: str, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
-    """Run ``tskit argv`` with stderr on a pseudo-terminal that reports no size (as a bare pty does)."""
+def on_pty(*argv: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> tuple[int, bytes, bytes]:
+    """Run ``tskit argv`` with stderr on a pseudo-terminal that reports no size (as a bare pty does).
+
+    ``env``: the command's environment (default: this one without ``THINGSPACE_*`` variables).
+    """
     import pty
 
     master, slave = pty.openpty()
@@ -27,7 +30,7 @@ def on_pty(*argv: str, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
         stdin=subprocess.PIPE if stdin is not None else slave,
         stdout=subprocess.PIPE,
         stderr=slave,
-        env=clean_env(),
+        env=clean_env() if env is None else env,
     )
     os.close(slave)
     out, _ = process.communicate(stdin, timeout=60)

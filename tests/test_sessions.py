@@ -221,7 +221,8 @@ def test_a_throttled_login_is_not_remembered_and_a_later_run_logs_in(tmp_path: P
     with sim.serve() as server:
         env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path)}
         command = [sys.executable, "-m", "tskit", "list", ACCOUNT]
-        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        # a timeout shorter than the throttle's wait (2 s without Retry-After): it fails at once
+        first = subprocess.run([*command, "--timeout", "1"], env=env, capture_output=True, text=True, timeout=60)
         assert first.returncode == 1 and "900800" in first.stderr and "throttled" in first.stderr
         assert (
             not (tmp_path / _refusals.FILE_NAME).exists()
@@ -1103,7 +1104,8 @@ def test_a_login_throttled_with_retry_after_is_honoured_by_other_processes(tmp_p
         command = [sys.executable, "-m", "tskit", "list", ACCOUNT]
         first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
         assert first.returncode == 1 and "throttled" in first.stderr
-        later = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        # a later run whose timeout is shorter than what is left of the wait fails at once, saying so
+        later = subprocess.run([*command, "--timeout", "5"], env=env, capture_output=True, text=True, timeout=60)
         assert later.returncode == 1 and "Not sent: ThingSpace throttled" in later.stderr, later.stderr
         assert (
             not (tmp_path / _refusals.FILE_NAME).exists()

@@ -13,6 +13,10 @@ Rules that keep accounts safe (ThingSpace locks a user after five failed logins)
 * a refusal (wrong credentials) is never tried again with the same credentials, in this process
   or any later one (``tskit._refusals``), until :meth:`ThingSpaceAuth.reset` or
   ``tskit reset-login``;
+* a throttled login (429, the gateway's ``9008xx``) is waited out by every call whose deadline
+  leaves room, with jitter, then one login serves them all; the wait is shared with other
+  processes (``tskit._refusals``); a call with too little time left fails at once
+  (:class:`~tskit._session.LoginThrottled`);
 * any other failed login is handed to its waiters once; new calls then fail at once for a short
   cooldown (``Retry-After`` when the answer gave one) instead of each trying again;
 * no wait lasts longer than ``timeout``: a call then fails naming what it waited for.
@@ -49,7 +53,7 @@ from tskit._errors import (
 )
 from tskit._fingerprint import CONFIG_DIR_ENV
 from tskit._secret import Secret
-from tskit._session import Grant, IdentitySession, Login, LoginAbandoned
+from tskit._session import Cooldown, Grant, IdentitySession, Login, LoginAbandoned, LoginThrottled, ThrottleWait
 
 logger = logging.getLogger("tskit.auth")
 
@@ -192,7 +196,11 @@ class ThingSpaceAuth(httpx2.Auth):
             and now - self.session.last_used < self._idle_timeout - self._margin
         )
 
-    def _decide(self) -> Grant | _Wait | Login:
+    def _decide(self, waited: Cooldown | None = None) -> Grant | _Wait | _Throttled | Login:
+        """Use the grant, wait for the login in progress or a throttle, or lead a login.
+
+        ``waited`` is the throttle this call has waited out already: it no longer holds it back.
+        """
         session, now = self.session, self._clock()
         with session.lock:
             grant = session.grant
@@ -205,11 +213,14 @@ class ThingSpaceAuth(httpx2.Auth):
                 _release(gone)
             if session.refused is not None and session.refused[0] == self._credentials:
                 raise self._not_sent(session.refused[1])
-            if session.cooldown is not None and now < session.cooldown[0]:
+            cooldown = session.cooldown
+            if cooldown is not None and now < cooldown.until and cooldown is not waited:
+                if cooldown.throttled:
+                    return _Throttled(cooldown, cooldown.until - now)
                 raise _copy(
-                    session.cooldown[1],
+                    cooldown.error,
                     f"Not sent: a login as {self.username!r} has just failed; tskit tries again in "
-                    f"{session.cooldown[0] - now:.1f} s (cooldown), not once per waiting call",
+                    f"{cooldown.until - now:.1f} s (cooldown), not once per waiting call",
                 )
             login = session.login = Login(self._credentials)
             return login
@@ -246,9 +257,15 @@ class ThingSpaceAuth(httpx2.Auth):
             if self._remember:  # written off the event loop, before the login lock is released
                 login.record = (error.status_code, error.error_code)
         elif not isinstance(error, LoginAbandoned):
-            wait = min(retry_after if retry_after is not None else _session.COOLDOWN, _session.MAX_COOLDOWN)
-            self.session.cool_down(error, now + wait)
-            if retry_after is not None and self._remember:  # other processes honour it too
+            throttled = isinstance(error, ApiError) and self._throttled(error)
+            if throttled:
+                with self.session.lock:
+                    self.session.throttles += 1
+                    wait = _session.throttle_wait(retry_after, self.session.throttles)
+            else:
+                wait = min(retry_after if retry_after is not None else _session.COOLDOWN, _session.MAX_COOLDOWN)
+            self.session.cool_down(error, now + wait, throttled=throttled)
+            if (throttled or retry_after is not None) and self._remember:  # other processes wait too
                 login.throttled_until = time.time() + wait
         self.session.finish(login, error, now)
         return error
@@ -347,7 +364,8 @@ class ThingSpaceAuth(httpx2.Auth):
     def _check_disk(self, login: Login) -> bool:
         """Under the login lock: refuse at once what an earlier run learnt should not be sent.
 
-        That is: exactly these credentials were refused, or a throttle's wait is not over.
+        That is: exactly these credentials were refused, or a throttle's wait is not over (the
+        flow then waits it out, or fails at once if the call's deadline is too short for it).
 
         Returns:
             Whether a refusal of this user with other secrets is on record (to forget on success).
@@ -363,15 +381,14 @@ class ThingSpaceAuth(httpx2.Auth):
         except (OSError, ValueError) as problem:
             logger.warning("could not read the record of refused logins: %s", problem)
             return False
-        if earlier is None and throttled is not None:
+        if earlier is None and throttled is not None:  # waited out by the flow, or too long for the call
             wait = throttled - time.time()
-            error = AuthenticationError(429, "", "", method="POST", path=LOGIN_PATH)
+            error = AuthenticationError(429, "", "", method="POST", path=LOGIN_PATH, retry_after=wait)
             error.args = (
                 f"Not sent: ThingSpace throttled a login of user {self.username!r} from another process or run "
                 f"and asked to wait; tskit logs in again in {wait:.0f} s",
             )
-            error.retry_after = wait
-            self.session.cool_down(error, self._clock() + wait)
+            self.session.cool_down(error, self._clock() + wait, throttled=True, shared=True)
             self.session.finish(login, error, self._clock())
             raise error
         if earlier is not None:
@@ -615,20 +632,117 @@ class ThingSpaceAuth(httpx2.Auth):
 
     # -- the flow, once, and its two drivers ------------------------------------------------
 
+    def _lead(
+        self, login: Login, request: httpx2.Request, deadline: float, on_exit: Callable[[Login], object]
+    ) -> LeadSteps:
+        """Lead ``login``: the login lock, the records on disk, the token request and login.
+
+        Returns:
+            The new grant, or ``None`` when the call must decide again: its login was taken over
+            by another call, or was throttled (the caller then waits it out, or gives up).
+        """
+        try:
+            return (yield from self._lead_once(login, request, deadline, on_exit))
+        except ApiError as error:
+            if self._throttled(error):
+                return None
+            raise
+
+    def _lead_once(
+        self, login: Login, request: httpx2.Request, deadline: float, on_exit: Callable[[Login], object]
+    ) -> LeadSteps:
+        lock, closing = self._lock(login), False
+        if lock is not None:
+            try:
+                yield _Lock(lock, deadline)
+                login.file_lock = lock
+            except LockTimeout:
+                raise self._lock_timeout(login) from None
+            except OSError as problem:
+                raise self._unlocked(login, problem) from None
+            except BaseException:
+                self._abandon(login)
+                raise
+        try:
+            stale = self._check_disk(login)
+            grant = yield from self._login_steps(login, request)
+            self._succeeded(login, grant, stale)
+            return grant
+        except GeneratorExit:  # a request failed below HTTP, or the call was cancelled
+            closing = True
+            on_exit(login)
+            raise
+        except _TakenOver:  # this leader's loop stopped and another call took over: wait for it
+            return None
+        except AuthenticationError as error:  # the answer was unusable (too large)
+            if not login.future.done():
+                self._failed(login, error)
+            raise
+        except _BROKEN_ANSWER as broken:  # the answer broke off mid-body: a failed login, not abandoned
+            self._broken(login, broken)
+            raise
+        except BaseException:  # anything else still releases the waiters
+            self._abandon(login)
+            raise
+        finally:
+            if lock is not None and login.file_lock is lock:
+                login.file_lock = None
+                if login.record is None and login.throttled_until is None and login.settle is None:
+                    lock.release()
+                elif closing:  # a closing generator cannot yield: a thread of its own writes it
+                    threading.Thread(target=self._record_then_release(login, lock), name="tskit-record").start()
+                else:  # the driver runs it off the event loop; the refusal is raised after it
+                    yield _Record(self._record_then_release(login, lock))
+
+    @staticmethod
+    def _throttled(error: ApiError) -> bool:
+        """Whether a failed token request or login was throttled: a reason to wait, never a failure."""
+        return _session.is_throttle(error, token_request=error.path.endswith(TOKEN_PATH))
+
+    def _wait_out(self, throttled: _Throttled, deadline: float) -> Generator[_Sleep, None, Cooldown]:
+        """Wait out a throttle, with jitter, or fail at once when the call's deadline is too short for it.
+
+        Returns:
+            The throttle waited out, which this call then no longer heeds.
+
+        Raises:
+            LoginThrottled: The wait is longer than what is left of the call's deadline.
+        """
+        cooldown, wait = throttled.cooldown, throttled.wait
+        left = deadline - time.monotonic()
+        if wait >= left:
+            error = cooldown.error
+            if not isinstance(error, ApiError):  # cannot happen: throttles are answers
+                error = ApiError(429, "", "", method="POST", path=LOGIN_PATH)
+            raise LoginThrottled(
+                error, username=self.username, retry_after=wait, time_left=left, shared=cooldown.shared
+            ) from None
+        pause = wait + min(_session.jitter(wait), (left - wait) / 2)
+        if self.session.first_to_announce(cooldown):
+            logger.info("ThingSpace asked to wait %.1f s before the next login of %r; waiting", wait, self.username)
+            _session.announce_wait(ThrottleWait(self.username, wait, left))
+        yield _Sleep(pause)
+        return cooldown
+
     def _flow(self, request: httpx2.Request, deadline: float, on_exit: Callable[[Login], object]) -> Flow:
         """Every decision of the auth flow, sans I/O: it yields what to do, a driver does it.
 
         It yields a request to send (the driver sends back the read response), a :class:`_Wait`
-        for a login in progress (back: its grant, or its error thrown in) or a :class:`_Lock` to
-        take (back: ``None``, or the error thrown in). ``on_exit`` runs on a login cut short.
+        for a login in progress (back: its grant, or its error thrown in), a :class:`_Lock` to
+        take (back: ``None``, or the error thrown in), a :class:`_Record` to write or a
+        :class:`_Sleep` to wait a throttle out. ``on_exit`` runs on a login cut short.
         """
         token_renewed = resent = False
+        waited: Cooldown | None = None  # the throttle this call has waited out already
         while True:
             while True:
-                decision = self._decide()
+                decision = self._decide(waited)
                 if isinstance(decision, Grant):
                     grant = decision
                     break
+                if isinstance(decision, _Throttled):
+                    waited = yield from self._wait_out(decision, deadline)
+                    continue
                 if isinstance(decision, _Wait):
                     try:
                         grant = yield decision._replace(deadline=deadline)
@@ -636,49 +750,16 @@ class ThingSpaceAuth(httpx2.Auth):
                         continue  # its leader stopped: lead it, or wait for whoever does
                     except TimeoutError:
                         raise self._waited("the login in progress in another call") from None
-                    break
-                login, lock, closing = decision, self._lock(decision), False
-                if lock is not None:
-                    try:
-                        yield _Lock(lock, deadline)
-                        login.file_lock = lock
-                    except LockTimeout:
-                        raise self._lock_timeout(login) from None
-                    except OSError as problem:
-                        raise self._unlocked(login, problem) from None
-                    except BaseException:
-                        self._abandon(login)
+                    except ApiError as error:
+                        if self._throttled(error):
+                            continue  # a reason to wait, not a failure: decide again
                         raise
-                try:
-                    stale = self._check_disk(login)
-                    grant = yield from self._login_steps(login, request)
-                    self._succeeded(login, grant, stale)
                     break
-                except GeneratorExit:  # a request failed below HTTP, or the call was cancelled
-                    closing = True
-                    on_exit(login)
-                    raise
-                except _TakenOver:  # this leader's loop stopped and another call took over: wait for it
+                led = yield from self._lead(decision, request, deadline, on_exit)
+                if led is None:
                     continue
-                except AuthenticationError as error:  # the answer was unusable (too large)
-                    if not login.future.done():
-                        self._failed(login, error)
-                    raise
-                except _BROKEN_ANSWER as broken:  # the answer broke off mid-body: a failed login, not abandoned
-                    self._broken(login, broken)
-                    raise
-                except BaseException:  # anything else still releases the waiters
-                    self._abandon(login)
-                    raise
-                finally:
-                    if lock is not None and login.file_lock is lock:
-                        login.file_lock = None
-                        if login.record is None and login.throttled_until is None and login.settle is None:
-                            lock.release()
-                        elif closing:  # a closing generator cannot yield: a thread of its own writes it
-                            threading.Thread(target=self._record_then_release(login, lock), name="tskit-record").start()
-                        else:  # the driver runs it off the event loop; the refusal is raised after it
-                            yield _Record(self._record_then_release(login, lock))
+                grant = led
+                break
             self._apply(request, grant)
             response = yield request
             need = self._needs_new_login(response, grant)
@@ -706,6 +787,8 @@ class ThingSpaceAuth(httpx2.Auth):
                     result = action.wait()
                 elif isinstance(action, _Record):
                     action.write()
+                elif isinstance(action, _Sleep):
+                    time.sleep(action.seconds)
                 else:
                     action.lock.acquire(timeout=action.remaining())
             except GeneratorExit:
@@ -746,6 +829,8 @@ class ThingSpaceAuth(httpx2.Auth):
                     # in a thread: a record lock held elsewhere never stalls the loop (a cancelled
                     # call leaves the thread to finish and release the login lock)
                     await asyncio.to_thread(action.write)
+                elif isinstance(action, _Sleep):
+                    await asyncio.sleep(action.seconds)
                 else:
                     await _acquire(action.lock, action.deadline)
             except GeneratorExit:
@@ -840,10 +925,24 @@ class _Record(NamedTuple):
     write: Callable[[], None]
 
 
-Action = httpx2.Request | _Wait | _Lock | _Record
+class _Sleep(NamedTuple):
+    """Wait out a throttle: sleep (block the thread, or suspend the task) for ``seconds``."""
+
+    seconds: float
+
+
+class _Throttled(NamedTuple):
+    """ThingSpace throttled logins: ``wait`` more seconds (the identity's clock) before the next one."""
+
+    cooldown: Cooldown
+    wait: float
+
+
+Action = httpx2.Request | _Wait | _Lock | _Record | _Sleep
 #: What reading a broken answer raises (cut short, bad chunking, bad gzip): httpx2's errors below HTTP.
 _BROKEN_ANSWER = (httpx2.HTTPError, httpx2.StreamError)
 Flow = Generator[Action, Any, None]
+LeadSteps = Generator[Action, Any, Grant | None]
 
 
 def _advance(flow: Flow, result: object, error: BaseException | None) -> Action | None:
@@ -877,7 +976,7 @@ def _refusal_note(
         )
     if kind == "passing":
         if error.status_code == 429 or error.error_code in _session.TRANSIENT_FAULTS:
-            return f"ThingSpace throttled the {what}; not tried again at once"
+            return f"ThingSpace throttled the {what}; tried again after the wait if the call's timeout allows"
         return f"The {what} failed for a passing reason; not tried again at once"
     later = (
         " The refusal is recorded: later runs do not try these credentials again (corrected ones are tried) "

@@ -6,7 +6,7 @@ lock the user. So a refusal is written to ``refused-logins.json`` in tskit's con
 keyed by base URL, application key and user, with a keyed fingerprint of the secrets (never the
 secrets). A later run with the same credentials refuses to log in without sending anything;
 changed credentials are tried (and clear the record when they work). ``tskit reset-login``
-forgets the record, e.g. after support unlocked the user.
+forgets the records, e.g. after support unlocked the user.
 
 Verizon documents neither the status nor the code of a wrong password, so each login is also
 counted per user in ``failed-logins.json`` before it is sent (:func:`reserve_login`), then
@@ -15,7 +15,13 @@ left or its answer judged nothing, kept otherwise (a lost answer, a crash, a ref
 tskit does not know). After three in a row no run sends another login for that user until a
 ``tskit reset-login``. A count that cannot be kept means no login is sent.
 
-Records are keyed by :func:`server`, so every spelling of one server's URL shares them.
+A throttle (ThingSpace asked to wait before the next login) is shared the same way, in
+``throttled-logins.json``, so that other runs wait it out instead of each sending a login into it.
+No record makes anyone wait more than 60 s, whatever its date; ``tskit reset-login`` clears it too.
+
+Records are keyed by :func:`server`, so every spelling of one server's URL shares them. A record
+that cannot be read as tskit wrote it (a folder in its place, too large, not a JSON object) is
+damaged: set aside and said so, never read as "nothing on record" for the failed logins.
 
 Processes share it safely: logins of one identity are serialised by :func:`login_lock` (a file
 lock in the same folder), and the record is changed under a lock of its own and replaced
@@ -30,7 +36,9 @@ import hashlib
 import ipaddress
 import json
 import logging
+import math
 import os
+import stat
 import threading
 import time
 from datetime import UTC, datetime
@@ -43,6 +51,7 @@ from filelock import FileLock
 from tskit._config import Credentials
 from tskit._errors import ConfigurationError
 from tskit._fingerprint import config_dir, fingerprint, load_key
+from tskit._session import MAX_COOLDOWN
 
 _lock = threading.Lock()
 logger = logging.getLogger("tskit")
@@ -106,15 +115,30 @@ def _secrets(base_url: str, credentials: Credentials) -> str:
     return fingerprint(load_key(), server(base_url), credentials.client_id + "\0" + credentials.username, both)
 
 
+#: Largest record read, in bytes: tskit's records hold a few entries per user; a larger one is damaged.
+MAX_RECORD_SIZE = 1_000_000
+
+
 def _load(path: Path) -> dict[str, Any] | None:
-    """A record as written: ``{}`` when there is none yet, ``None`` when it is damaged."""
+    """A record as written: ``{}`` when there is none yet, ``None`` when it is damaged.
+
+    Damaged: not a regular file (a folder where the record should be), larger than
+    :data:`MAX_RECORD_SIZE`, not JSON (or nested too deeply to read), or not a JSON object.
+    """
     try:
-        text = path.read_text()
+        with path.open("rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
+            raw = handle.read(MAX_RECORD_SIZE + 1)
     except FileNotFoundError:
         return {}
+    except IsADirectoryError:
+        return None
+    if len(raw) > MAX_RECORD_SIZE:
+        return None
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # json.loads recurses once per nesting level
         return None
     return data if isinstance(data, dict) else None
 
@@ -131,7 +155,7 @@ def _read(path: Path | None = None) -> dict[str, Any]:
     except OSError:
         aside = path
     logger.error(
-        "the record of refused logins %s is damaged (not a JSON object); moved it to %s. Logins it held "
+        "the record %s is damaged (not a file holding a JSON object); moved it to %s. Logins it held "
         "may be tried once more: check the credentials before running many processes",
         path,
         aside,
@@ -204,9 +228,14 @@ def remember(base_url: str, credentials: Credentials, status_code: int, error_co
 
 
 def forget(base_url: str, credentials: Credentials) -> bool:
-    """Drop the refusal and the failed logins on record for this user (any secrets); whether there were any."""
+    """Drop the refusal, the failed logins and the throttle on record for this user (any secrets).
+
+    Returns:
+        Whether there were any.
+    """
     refused = forget_refusal(base_url, credentials)
-    return clear_failures(base_url, credentials) or refused
+    throttled = forget_throttle(base_url, credentials)
+    return clear_failures(base_url, credentials) or refused or throttled
 
 
 def forget_refusal(base_url: str, credentials: Credentials) -> bool:
@@ -258,7 +287,8 @@ def _read_failures(path: Path) -> dict[str, Any]:
 
 
 def _count(entry: object) -> int:
-    return entry["count"] if isinstance(entry, dict) and isinstance(entry.get("count"), int) else 0
+    count = entry.get("count") if isinstance(entry, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
 
 
 def failures(base_url: str, credentials: Credentials) -> dict[str, Any] | None:
@@ -382,20 +412,59 @@ def clear_failures(base_url: str, credentials: Credentials) -> bool:
 
 
 #: Logins ThingSpace throttled with a ``Retry-After``: passing, never a refusal, but shared with
-#: other processes so that they honour the wait instead of each sending a login into it.
+#: other processes so that they wait it out instead of each sending a login into it.
 THROTTLE_FILE = "throttled-logins.json"
+#: Seconds a recorded throttle may end beyond the longest wait (clocks of two processes, rounding).
+CLOCK_SLACK = 1.0
+
+
+def _throttles() -> Path:
+    return config_dir() / THROTTLE_FILE
+
+
+def _until(value: object, now: float) -> float | None:
+    """The end (``time.time()``) of a throttle as recorded, if it is still on and believable.
+
+    tskit never records a wait longer than :data:`~tskit._session.MAX_COOLDOWN`: one that ends
+    later than that from now was not written under this clock (a wall clock stepped back, a
+    damaged or hand-made file) and is ignored, so no record makes anyone wait longer than that.
+    """
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    if value <= now or value > now + MAX_COOLDOWN + CLOCK_SLACK:
+        return None
+    return float(value)
 
 
 def throttle(base_url: str, credentials: Credentials, until: float) -> None:
     """Record that logins of this user are throttled until ``until`` (``time.time()``)."""
-    path = config_dir() / THROTTLE_FILE
+    path = _throttles()
     with _lock, _record_lock():
-        data = {k: v for k, v in _read(path).items() if isinstance(v, int | float) and v > time.time()}
-        data[_key(base_url, credentials)] = until
+        now = time.time()
+        data = {k: v for k, v in _read(path).items() if _until(v, now) is not None}
+        data[_key(base_url, credentials)] = min(until, now + MAX_COOLDOWN)
         _write(data, path)
 
 
 def throttled_until(base_url: str, credentials: Credentials) -> float | None:
-    """Until when (``time.time()``) another process was told to wait before logging in as this user."""
-    until = _read(config_dir() / THROTTLE_FILE).get(_key(base_url, credentials))
-    return float(until) if isinstance(until, int | float) and until > time.time() else None
+    """Until when (``time.time()``) ThingSpace asked, in any process, to wait before logging in as this user.
+
+    Capped when read: never more than :data:`~tskit._session.MAX_COOLDOWN` from now, whatever
+    the record says (see :func:`_until`).
+    """
+    value, now = _read(_throttles()).get(_key(base_url, credentials)), time.time()
+    until = _until(value, now)
+    if until is None and isinstance(value, int | float) and value > now + MAX_COOLDOWN + CLOCK_SLACK:
+        logger.warning("ignored a recorded throttle that ends more than %g s from now", MAX_COOLDOWN)
+    return until
+
+
+def forget_throttle(base_url: str, credentials: Credentials) -> bool:
+    """Drop the throttle on record for this user (``tskit reset-login``); whether there was one."""
+    path = _throttles()
+    with _lock, _record_lock():
+        data = _read(path)
+        if data.pop(_key(base_url, credentials), None) is None:
+            return False
+        _write(data, path)
+        return True

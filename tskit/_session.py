@@ -13,9 +13,13 @@ process: every connection, thread and event loop that uses the identity shares t
   session drops them only if they are still the current snapshot, so a late 401 for an old token
   never erases the newer one.
 * A refusal (wrong credentials: see :func:`is_refusal`) is remembered for the identity and never
-  tried again with the same credentials. Any other failed login (429, 408, 5xx, the gateway's
-  throttle, a timeout) is handed to its waiters once, then new calls fail at once during a short
-  cooldown instead of each trying again.
+  tried again with the same credentials. Any other failed login (408, 5xx, a timeout) is handed
+  to its waiters once, then new calls fail at once during a short cooldown instead of each trying
+  again.
+* A throttle (429, or the gateway's ``9008xx`` throttle faults: see :func:`is_throttle`) is a
+  reason to wait, never a refusal: every call whose deadline leaves room waits it out (with
+  jitter, so that waiting callers do not all log in at the same instant), then one of them logs
+  in for all; a call whose deadline is too short fails at once with :class:`LoginThrottled`.
 """
 
 from __future__ import annotations
@@ -23,25 +27,33 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import hashlib
 import hmac
 import os
+import random
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from filelock import FileLock
 
 from tskit._config import Credentials
-from tskit._errors import ApiError, ThingSpaceError
+from tskit._errors import ApiError, AuthenticationError, RateLimitError, ThingSpaceError
 from tskit._secret import Secret
 
 #: Seconds during which new calls fail at once after a failed (not refused) login.
 COOLDOWN: Final = 2.0
-#: Longest ``Retry-After`` of a failed login that the cooldown follows.
+#: Longest ``Retry-After`` of a failed login that the cooldown follows, and the longest wait any
+#: throttle, recorded by any process, imposes.
 MAX_COOLDOWN: Final = 60.0
+#: Shortest wait after a throttle, whatever ``Retry-After`` says (``0`` would send logins back to back).
+MIN_THROTTLE_WAIT: Final = 1.0
+#: Longest jitter added to a throttle's wait: up to a quarter of the wait, at most this.
+MAX_JITTER: Final = 1.0
 
 #: OAuth ``error`` values that mean the application key or secret is wrong.
 TOKEN_REFUSALS: Final = frozenset({"invalid_client"})
@@ -78,6 +90,110 @@ def login_failure(error: ApiError, *, token_request: bool) -> Literal["refusal",
     if status in (408, 429) or status >= 500 or _GATEWAY_FAULT.fullmatch(code):
         return "passing"
     return "uncertain"
+
+
+def is_throttle(error: ApiError, *, token_request: bool) -> bool:
+    """Whether a failed token request or login was throttled (429, or the gateway's ``9008xx``), not judged."""
+    throttled = error.status_code == 429 or error.error_code in TRANSIENT_FAULTS
+    return throttled and login_failure(error, token_request=token_request) == "passing"
+
+
+def throttle_wait(retry_after: float | None, throttles: int) -> float:
+    """Seconds to wait after the ``throttles``-th throttle in a row: ``Retry-After``, or a doubling cooldown.
+
+    At least :data:`MIN_THROTTLE_WAIT`, at most :data:`MAX_COOLDOWN`.
+    """
+    asked = retry_after if retry_after is not None else COOLDOWN * 2 ** max(0, min(throttles - 1, 6))
+    return min(max(asked, MIN_THROTTLE_WAIT), MAX_COOLDOWN)
+
+
+def jitter(wait: float) -> float:
+    """A random extra wait, so that callers waiting out one throttle do not all log in at the same instant."""
+    return random.uniform(0.0, min(MAX_JITTER, wait / 4))  # spreading, not secrecy
+
+
+class LoginThrottled(AuthenticationError, RateLimitError):
+    """ThingSpace throttled logins, and the call's deadline leaves too little time to wait it out.
+
+    Nothing was sent for this call. A caller with a longer timeout, or a later run, waits the
+    throttle out and logs in.
+
+    Attributes:
+        reason: ``"throttle-outlasts-deadline"``.
+        retry_after: Seconds of the throttle's wait still to go when the call gave up.
+        time_left: Seconds that were left of the call's deadline.
+        shared: Whether the throttle came from another process or run (its record on disk).
+    """
+
+    reason: Final = "throttle-outlasts-deadline"
+
+    def __init__(self, error: ApiError, *, username: str, retry_after: float, time_left: float, shared: bool) -> None:
+        left = f"longer than the {max(time_left, 0.0):.1f} s left of this call's timeout"
+        if shared:
+            note = (
+                f"Not sent: ThingSpace throttled a login of user {username!r} from another process or run and "
+                f"asked to wait; {retry_after:.1f} s of that wait are left, {left}. Run again later, or allow a "
+                "longer timeout"
+            )
+        else:
+            note = (
+                f"ThingSpace throttled the login of user {username!r} and asked to wait {retry_after:.1f} s, {left}: "
+                "not tried again. Run again later, or allow a longer timeout"
+            )
+        super().__init__(
+            error.status_code,
+            error.error_code,
+            error.error_message,
+            method=error.method,
+            path=error.path,
+            retry_after=retry_after,
+            note=note,
+        )
+        if shared:  # nothing was answered to this process: the sentence alone
+            self.args = (note,)
+        self.time_left = max(time_left, 0.0)
+        self.shared = shared
+
+
+class Cooldown(NamedTuple):
+    """New calls wait or fail until ``until`` (the identity's clock), after a failed login.
+
+    ``throttled``: ThingSpace throttled it, and calls wait it out; otherwise they fail at once
+    with ``error``. ``shared``: the throttle was read from another process's record.
+    """
+
+    until: float
+    error: ThingSpaceError
+    throttled: bool = False
+    shared: bool = False
+
+
+class ThrottleWait(NamedTuple):
+    """A wait for a throttle about to begin, for whoever shows it (see :func:`add_wait_listener`)."""
+
+    username: str
+    seconds: float
+    time_left: float
+
+
+_wait_listeners: list[Callable[[ThrottleWait], object]] = []
+
+
+def add_wait_listener(listener: Callable[[ThrottleWait], object]) -> None:
+    """Call ``listener`` (from any thread) once per throttle that calls of this process wait out."""
+    _wait_listeners.append(listener)
+
+
+def remove_wait_listener(listener: Callable[[ThrottleWait], object]) -> None:
+    """Stop calling ``listener``."""
+    with contextlib.suppress(ValueError):
+        _wait_listeners.remove(listener)
+
+
+def announce_wait(wait: ThrottleWait) -> None:
+    """Tell every listener that a throttle's wait begins."""
+    for listener in list(_wait_listeners):
+        listener(wait)
 
 
 def is_refusal(error: ApiError, *, token_request: bool) -> bool:
@@ -163,7 +279,10 @@ class IdentitySession:
         self.last_used = 0.0
         self.login: Login | None = None
         self.refused: tuple[Credentials, ApiError] | None = None
-        self.cooldown: tuple[float, ThingSpaceError] | None = None
+        self.cooldown: Cooldown | None = None
+        #: Throttles in a row (a login that works starts again), and the last whose wait was announced.
+        self.throttles = 0
+        self.announced: Cooldown | None = None
         self.logins = 0
         self.token_requests = 0
 
@@ -175,7 +294,7 @@ class IdentitySession:
             if self.login is login:
                 self.login = None
             if isinstance(outcome, Grant):
-                self.grant, self.last_used, self.cooldown = outcome, now, None
+                self.grant, self.last_used, self.cooldown, self.throttles = outcome, now, None, 0
                 if self.refused is not None and self.refused[0] == login.credentials:
                     self.refused = None
         if login.future.done():
@@ -190,10 +309,16 @@ class IdentitySession:
         with self.lock:
             self.refused = (credentials, error)
 
-    def cool_down(self, error: ThingSpaceError, until: float) -> None:
-        """Make new calls fail at once with ``error`` until ``until``."""
+    def cool_down(self, error: ThingSpaceError, until: float, *, throttled: bool = False, shared: bool = False) -> None:
+        """Make new calls fail at once with ``error`` until ``until``, or wait until then when ``throttled``."""
         with self.lock:
-            self.cooldown = (until, error)
+            self.cooldown = Cooldown(until, error, throttled, shared)
+
+    def first_to_announce(self, cooldown: Cooldown) -> bool:
+        """Whether the wait for ``cooldown`` is yet to be announced (then it counts as announced)."""
+        with self.lock:
+            first, self.announced = self.announced is not cooldown, cooldown
+            return first
 
     def drop(self, grant: Grant, *, token: bool, session: bool) -> None:
         """Drop the token and/or session of ``grant``, only if it is still the current snapshot."""
@@ -212,6 +337,7 @@ class IdentitySession:
             self.grant = None
             self.refused = None
             self.cooldown = None
+            self.throttles = 0
 
 
 _Key = tuple[str, str, str, str, object]

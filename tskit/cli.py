@@ -507,6 +507,7 @@ def _cmd_reset_login(args: argparse.Namespace) -> int:
     from tskit import _refusals
     from tskit._config import Credentials
     from tskit._config import base_url as check_base_url
+    from tskit._fingerprint import config_dir
 
     # Only whose records: the application key and the user name. The secrets are not needed,
     # and an operator should not have to put a password in the shell for this.
@@ -519,9 +520,15 @@ def _cmd_reset_login(args: argparse.Namespace) -> int:
         failed = _refusals.failures(url, credentials)
     except (OSError, ValueError):  # a damaged record: forget() sets it aside and says so
         failed = None
-    if _refusals.forget(url, credentials):
+    try:
+        forgot = _refusals.forget(url, credentials)
+    except OSError as problem:  # filelock's Timeout too: the records cannot be changed, say why in one line
+        print(f"tskit reset-login: cannot change the records of logins in {config_dir()}: {problem}", file=sys.stderr)
+        return 1
+    if forgot:
         print(
-            f"Forgot the refused or failed logins of {credentials.username} on {url}: the next run will try to log in."
+            f"Forgot the refused or failed logins of {credentials.username} on {url}, and any throttle: the next run "
+            "will try to log in."
         )
         if failed is not None:
             print(
@@ -529,7 +536,7 @@ def _cmd_reset_login(args: argparse.Namespace) -> int:
                 "the user at 5: make sure the password is right before the next run."
             )
     else:
-        print(f"No refused or failed login of {credentials.username} on {url} was on record.")
+        print(f"No refused or failed login, nor throttle, of {credentials.username} on {url} was on record.")
     return 0
 
 
@@ -719,11 +726,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     reset = commands.add_parser(
         "reset-login",
-        help="forget a refused login and failed logins, so the next run tries to log in again",
+        help="forget a refused login, failed logins and a throttle, so the next run tries to log in again",
         description="After ThingSpace refuses a login, tskit will not try the same credentials again from "
         "any run, and after 3 logins in a row that failed or got no usable answer it sends no more for the "
         "user (5 failed logins lock the user). Once the password is checked or the user is unlocked, this "
-        "forgets both for the user of THINGSPACE_CLIENT_ID, THINGSPACE_USERNAME and THINGSPACE_BASE_URL.",
+        "forgets both, and any throttle on record, for the user of THINGSPACE_CLIENT_ID, THINGSPACE_USERNAME and "
+        "THINGSPACE_BASE_URL.",
     )
     reset.set_defaults(func=_cmd_reset_login)
 
@@ -885,12 +893,44 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_BROKEN_PIPE
 
 
+#: Seconds of a throttle's wait from which it is shown even when stderr is not a terminal: a cron
+#: log then says why the run took longer. On a terminal every wait is shown.
+LONG_WAIT = 10.0
+
+
+@contextlib.contextmanager
+def _throttle_waits_shown() -> Iterator[None]:
+    """Say on stderr when a call waits out ThingSpace's throttle (on a terminal, or when the wait is long)."""
+    from tskit import _session
+
+    try:
+        terminal = sys.stderr.isatty()
+    except (AttributeError, ValueError):  # closed or replaced
+        terminal = False
+
+    def show(wait: _session.ThrottleWait) -> None:
+        if terminal or wait.seconds >= LONG_WAIT:
+            print(
+                f"tskit: ThingSpace asked to wait {wait.seconds:.0f} s before the next login of {wait.username!r}; "
+                "waiting…",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    _session.add_wait_listener(show)
+    try:
+        yield
+    finally:
+        _session.remove_wait_listener(show)
+
+
 def _run(args: argparse.Namespace) -> int:
     import tskit
     from tskit._extras import MissingExtraError
 
     try:
-        code: int = args.func(args)
+        with _throttle_waits_shown():
+            code: int = args.func(args)
     except UsageError as error:
         print(f"tskit {args.command}: {error}", file=sys.stderr)
         return 2
