@@ -20,13 +20,15 @@ class Outcome:
 
     statuses: Counter[int] = field(default_factory=Counter)
     retry_after: int = 0  # 503s with a Retry-After header
+    answers: dict[int, int] = field(default_factory=dict)  # request's index -> status (0: no answer)
 
-    def add(self, status: int, retry: bool) -> None:
+    def add(self, index: int, status: int, retry: bool) -> None:
+        self.answers[index] = status
         self.statuses[status] += 1
         self.retry_after += status == 503 and retry
 
 
-async def _one(host: str, port: int, request: bytes, outcome: Outcome, timeout: float) -> None:
+async def _one(host: str, port: int, index: int, request: bytes, outcome: Outcome, timeout: float) -> None:
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(host, port)
@@ -36,11 +38,11 @@ async def _one(host: str, port: int, request: bytes, outcome: Outcome, timeout: 
             finally:
                 writer.close()
     except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        outcome.add(0, False)  # no answer at all: reset, refused or timed out
+        outcome.add(index, 0, False)  # no answer at all: reset, refused or timed out
         return
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
-    outcome.add(status, any(line.lower().startswith("retry-after:") for line in lines[1:]))
+    outcome.add(index, status, any(line.lower().startswith("retry-after:") for line in lines[1:]))
 
 
 def post(path: str, body: bytes, port: int) -> bytes:
@@ -55,7 +57,7 @@ def post(path: str, body: bytes, port: int) -> bytes:
 async def aburst(port: int, requests: list[bytes], *, timeout: float = 60.0) -> Outcome:
     """Send every request at once, each on a connection of its own; what came back."""
     outcome = Outcome()
-    await asyncio.gather(*(_one("127.0.0.1", port, r, outcome, timeout) for r in requests))
+    await asyncio.gather(*(_one("127.0.0.1", port, i, r, outcome, timeout) for i, r in enumerate(requests)))
     return outcome
 
 

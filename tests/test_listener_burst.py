@@ -42,8 +42,9 @@ def _files() -> None:
 
 @pytest.mark.parametrize("size", [300, 1000])
 def test_a_burst_beyond_the_limit_stores_the_limits_worth_and_refuses_the_rest_one_by_one(
-    tmp_path: Path, size: int
+    tmp_path: Path, size: int, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="tskit.listener")
     with Listener(username="tsuser", password=PASSWORD, port=0, store=tmp_path / "burst.db") as listener:
         outcome = burst(listener.port, messages(size))
         stored = listener.count()
@@ -55,6 +56,10 @@ def test_a_burst_beyond_the_limit_stores_the_limits_worth_and_refuses_the_rest_o
         # refused at once, or (a connection still silent after a second, this loaded machine) closed for room
         assert gate is not None and gate.refused + gate.evicted == outcome.statuses[503]
         assert listener.app.rejected == 0
+    # one line says the limit was met; the counts follow once per 10 s, never a line per connection
+    assert [r.getMessage() for r in caplog.records] == [
+        "at the limit of 256 connections: refusing new ones with 503, closing idle ones"
+    ]
 
 
 def test_held_idle_sockets_do_not_starve_deliveries(tmp_path: Path) -> None:

@@ -128,28 +128,31 @@ class Gate:
         self._next_search = soonest
         return None
 
-    def report_later(self, loop: asyncio.AbstractEventLoop, every: float = 10.0) -> None:
-        """Log refusals and evictions once per ``every`` seconds with their counts, never one line each."""
+    def report(self, loop: asyncio.AbstractEventLoop, every: float = 10.0) -> None:
+        """Log that the limit was met: at once the first time, then once per ``every`` seconds with counts."""
         if self._log is None or self._report_armed:
             return
         self._report_armed = True
+        self._log.warning("at the limit of %d connections: refusing new ones with 503, closing idle ones", self.limit)
+        self._reported = (self.refused, self.evicted)
+        loop.call_later(every, self._report_counts, loop, every)
 
-        def report() -> None:
+    def _report_counts(self, loop: asyncio.AbstractEventLoop, every: float) -> None:
+        refused, evicted = self.refused - self._reported[0], self.evicted - self._reported[1]
+        self._reported = (self.refused, self.evicted)
+        if not (refused or evicted):  # a quiet interval: the next refusal is logged at once
             self._report_armed = False
-            refused, evicted = self.refused - self._reported[0], self.evicted - self._reported[1]
-            self._reported = (self.refused, self.evicted)
-            if refused or evicted:
-                assert self._log is not None
-                self._log.warning(
-                    "at the limit of %d connections: refused %d new connection(s) with 503 and closed %d idle "
-                    "one(s) in the last %g s",
-                    self.limit,
-                    refused,
-                    evicted,
-                    every,
-                )
-
-        loop.call_later(every, report)
+            return
+        assert self._log is not None
+        self._log.warning(
+            "at the limit of %d connections: refused %d new connection(s) with 503 and closed %d idle one(s) "
+            "in the last %g s",
+            self.limit,
+            refused,
+            evicted,
+            every,
+        )
+        loop.call_later(every, self._report_counts, loop, every)
 
 
 def _unread(transport: Any) -> bool:
@@ -193,7 +196,7 @@ def guarded(base: type[Any], gate: Gate, header_timeout: float | None) -> type[A
             self._tskit_idle = now
             if not gate.admit(self, now):
                 self._tskit_refused = True
-                gate.report_later(self.loop)
+                gate.report(self.loop)
                 _refuse_connection(transport, self.loop)
                 return
             super().connection_made(transport)
@@ -215,7 +218,7 @@ def guarded(base: type[Any], gate: Gate, header_timeout: float | None) -> type[A
 
         def tskit_evict(self) -> None:
             """Close this idle connection to make room; a peer about to send reads the 503."""
-            gate.report_later(self.loop)
+            gate.report(self.loop)
             if not self.transport.is_closing():
                 self.transport.write(_BUSY)
                 self.transport.close()
@@ -296,7 +299,8 @@ class AsgiServer:
             (for over a second) is closed to make room; if none is, the new connection alone is
             answered 503 with ``Retry-After: 1`` (see :class:`Gate`). ``None``: no cap.
         keep_alive: Seconds an idle keep-alive connection stays open (uvicorn's ``timeout_keep_alive``).
-        log: Where refused and evicted connections are reported, in aggregate (one line per 10 s).
+        log: Where refused and evicted connections are reported: the first at once, then one line
+            per 10 s with counts.
 
     With ``max_connections``, the process's soft limit of open files is raised, if lower, to
     ``max(8192, 4 * max_connections)`` (within the hard limit; see :func:`enough_open_files`): the
