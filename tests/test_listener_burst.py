@@ -134,3 +134,18 @@ async def test_refusals_are_logged_once_then_one_line_per_interval_with_a_count(
         "refused 499 more messages from 198.51.100.7 with 401 in the last 0.05 s: wrong username or password",
         "refused 3 more messages from other sources with 401 in the last 0.05 s: wrong username or password",
     ]
+
+
+def test_at_the_limit_the_longest_idle_slow_head_is_answered_503_and_closed_for_a_delivery(tmp_path: Path) -> None:
+    with Listener(username="tsuser", password=PASSWORD, port=0, max_connections=4, header_timeout=60) as capped:
+        with idle_sockets(capped.port, 4) as held:
+            for sock in held:
+                sock.sendall(b"POST /callbacks HTTP/1.1\r\nHost: x\r\n")  # heads that never end (slowloris)
+            time.sleep(1.5)  # past the grace
+            assert burst(capped.port, messages(2)).statuses == {200: 2}
+            for sock in held:
+                sock.settimeout(10)
+            first = [sock.recv(100).split(b"\r\n", 1)[0] for sock in held[:2]]
+            assert first == [b"HTTP/1.1 503 Service Unavailable"] * 2  # the two oldest made room
+        assert capped.count() == 2
+        assert capped._server is not None and (capped._server.gate.evicted, capped._server.gate.refused) == (2, 0)
