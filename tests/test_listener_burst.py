@@ -149,3 +149,21 @@ def test_at_the_limit_the_longest_idle_slow_head_is_answered_503_and_closed_for_
             assert first == [b"HTTP/1.1 503 Service Unavailable"] * 2  # the two oldest made room
         assert capped.count() == 2
         assert capped._server is not None and (capped._server.gate.evicted, capped._server.gate.refused) == (2, 0)
+
+
+def test_at_the_limit_the_longest_slow_body_is_answered_503_and_closed_for_a_delivery(tmp_path: Path) -> None:
+    head = b"POST /callbacks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+    with Listener(
+        username="tsuser", password=PASSWORD, port=0, max_connections=4, header_timeout=60, body_timeout=60
+    ) as capped:
+        with idle_sockets(capped.port, 4) as held:
+            for sock in held:
+                sock.sendall(head + b'{"requestId": "')  # bodies that never end
+            time.sleep(1.5)  # past the grace
+            assert burst(capped.port, messages(2)).statuses == {200: 2}
+            for sock in held:
+                sock.settimeout(10)
+            first = [sock.recv(100).split(b"\r\n", 1)[0] for sock in held[:2]]
+            assert first == [b"HTTP/1.1 503 Service Unavailable"] * 2  # the two oldest made room
+        assert capped.count() == 2 and capped.app.rejected == 0  # the closed ones are not refusals
+        assert capped._server is not None and (capped._server.gate.evicted, capped._server.gate.refused) == (2, 0)

@@ -75,11 +75,12 @@ _LINGER = 2.0
 class Gate:
     """The connections of one server: at most ``limit`` open, each refused or evicted one counted.
 
-    When a connection arrives at the limit, the connection idle the longest (no request under way,
-    for at least ``idle_grace`` seconds: a kept-alive connection, or one that has not finished its
-    request's head) is answered 503 and closed to make room; if none is, the new connection is
-    answered 503 with ``Retry-After`` and closed. So held idle sockets cannot starve deliveries,
-    and a burst beyond the limit is refused connection by connection while the others are served.
+    When a connection arrives at the limit, the connection idle the longest (for at least
+    ``idle_grace`` seconds: a kept-alive connection, or one whose request's head or body is still
+    arriving; never one whose request is being answered) is answered 503 and closed to make room;
+    if none is, the new connection is answered 503 with ``Retry-After`` and closed. So held idle or
+    slow sockets cannot starve deliveries, and a burst beyond the limit is refused connection by
+    connection while the others are served.
     """
 
     def __init__(self, limit: int | None, *, idle_grace: float = 1.0, log: logging.Logger | None = None) -> None:
@@ -206,18 +207,22 @@ def guarded(base: type[Any], gate: Gate, header_timeout: float | None) -> type[A
                 self._tskit_deadline = self.loop.call_later(header_timeout, self._tskit_late)
 
         def tskit_idle_since(self) -> float | None:
-            """When this connection last became idle; ``None`` while a request is under way."""
+            """Since when this connection waits on its peer; ``None`` while a request is being answered.
+
+            Idle: no request, or a request's head or body still arriving (slow heads and bodies
+            hold a connection as idle ones do). A request whose body has arrived is never idle.
+            """
             cycle: Any = getattr(self, "cycle", None)
-            if cycle is not None and not cycle.response_complete:
-                return None
-            return self._tskit_idle
+            if cycle is None or cycle.response_complete or (cycle.more_body and cycle is self._tskit_seen):
+                return self._tskit_idle
+            return None
 
         def tskit_unread(self) -> bool:
             """Whether bytes wait unread in this connection's socket."""
             return _unread(self.transport)
 
         def tskit_evict(self) -> None:
-            """Close this idle connection to make room; a peer about to send reads the 503."""
+            """Close this idle (or slow) connection to make room; its peer reads the 503."""
             gate.report(self.loop)
             if not self.transport.is_closing():
                 self.transport.write(_BUSY)
@@ -227,12 +232,13 @@ def guarded(base: type[Any], gate: Gate, header_timeout: float | None) -> type[A
             if self._tskit_refused:
                 return  # read and dropped: the 503 is sent
             super().data_received(data)
-            if header_timeout is None:
-                return
             cycle: Any = getattr(self, "cycle", None)
             if cycle is not None and cycle is not self._tskit_seen:  # a new request's head is complete
                 self._tskit_seen = cycle
+                self._tskit_idle = self.loop.time()  # its body arrives from now
                 self._cancel_deadline()
+            elif header_timeout is None:
+                return
             elif self._tskit_deadline is None and (cycle is None or cycle.response_complete):
                 self._tskit_deadline = self.loop.call_later(header_timeout, self._tskit_late)  # a next request
 

@@ -185,9 +185,19 @@ class ListenerApp:
         if declared.isdigit() and int(declared) > self.max_body:
             await self._refuse(send, 413, f"body larger than {self.max_body} bytes", close=True, peer=peer)
             return
+        gone = False
+
+        async def watched() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
+
         try:
             async with asyncio.timeout(self.body_timeout):
-                raw = await read_body(receive, self.max_body)
+                raw = await read_body(watched, self.max_body)
+            if gone:  # the sender left, or its slow connection was closed for room: nobody to answer
+                return
         except TimeoutError:
             late = f"the body did not arrive within {self.body_timeout:g} s"
             await self._refuse(send, 408, late, close=True, peer=peer)
