@@ -129,8 +129,9 @@ class Listener:
             answer); a slower connection is closed (slowloris).
         body_timeout: Seconds a request's body may take; a slower one gets 408 and is closed.
         max_connections: Connections open at once. At the limit, the connection idle the longest
-            (over a second) is closed to make room; if none is idle, the new connection alone gets
-            503 with ``Retry-After: 1`` (ThingSpace sends again) while the others are served.
+            (over a second; a request's head or body still arriving counts as idle) is answered 503
+            and closed to make room; if none is, the new connection alone gets 503 with
+            ``Retry-After: 1`` (ThingSpace sends again) while the others are served.
         keep_alive: Seconds an idle connection is kept open for the next message.
         max_delay: Longest wait, in seconds, before the credentials of a source that keeps sending
             wrong ones are checked (its first 5 failures are free, then the wait doubles from
