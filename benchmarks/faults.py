@@ -11,17 +11,20 @@ answered 500 without forwarding, 2% dropped after forwarding, 2% of 2xx bodies c
    unknown, while the server holds what was asked;
 3. B generated bad inputs (default 2,000) through the same calls and the CLI: refused with zero
    requests, sent, crashed (any error but ``ValidationError``);
-4. every secret of the run (application secret, UWS password, tokens, every listener password)
+4. the listener (``tskit listen`` in its own process): bursts of simultaneous messages (default
+   300, 1,000 and 3,000), 40 valid messages while 300 idle sockets are held, and 3,000 wrong
+   passwords from one source: stored, refused 503 with ``Retry-After``, acknowledged but not stored;
+5. every secret of the run (application secret, UWS password, tokens, every listener password)
    searched on every surface: reprs, DataFrames and their HTML, logs at DEBUG, exceptions and their
    chains, audit snapshots, CLI output, widget state, listener files, the config folder;
-5. desired state under empty listings (the same faults, and 5% of listings answered with an empty
+6. desired state under empty listings (the same faults, and 5% of listings answered with an empty
    body): an export of L accounts (default 250, two listeners each) and a password rotation of
    them. An account wrongly exported is one written with fewer listeners than it holds; a lying
    rotation leaves a registration on another password without listing it in ``remaining``, says
    "no longer registered" of one that is registered, or says ``ok`` while any is left behind.
 
 Run: ``.venv/bin/python -m benchmarks.faults [--accounts 500] [--mutations 800] [--bad-inputs 2000]
-[--listing-accounts 250]``.
+[--listing-accounts 250] [--bursts 300,1000,3000]``.
 Exits 1 when a goal is missed.
 """
 
@@ -42,12 +45,13 @@ import time
 import traceback
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tskit
+from benchmarks.bench_listener import LIMIT, burst_figures
 from tests.fault_proxy import FaultProxy
 from tskit._errors import secret_forms
 from tskit._fingerprint import fingerprint
@@ -499,10 +503,43 @@ def listing_part(
     run.row("faults met", "empty listings (export and rotation)", proxy.applied["empty"])
 
 
+def listener_burst_part(run: Run, tmp: Path, sizes: Sequence[int], wrong: int) -> None:
+    """Bursts, held idle sockets and wrong passwords against ``tskit listen``; its log is a surface."""
+    password = canary()
+    run.canaries.add(password)
+    scratch = tmp / "burst"
+    scratch.mkdir()
+    for f in burst_figures(scratch, sizes, wrong=wrong, password=password):
+        counts = f.outcome.statuses
+        if f.kind == "wrong":
+            run.row("listener burst", f"{f.name}: checked, answered 401", counts[401])
+            run.row("listener burst", f"{f.name}: turned away unchecked, 429", counts[429])
+            run.row("listener burst", f"{f.name}: log lines", f.log_lines)
+            continue
+        if f.kind == "idle":
+            run.row("listener burst", f"{f.name}: % stored", 100 * f.stored / f.sent, "≥ 95")
+        else:
+            run.row("listener burst", f"{f.name}: stored", f.stored, f"≥ {min(LIMIT, f.sent)}")
+        unanswered = f.sent - counts[200] - f.outcome.retry_after
+        run.row("listener burst", f"{f.name}: neither 200 nor 503 with Retry-After", unanswered, "0")
+        run.row("listener burst", f"{f.name}: acknowledged but not stored", f.acknowledged_not_stored, "0")
+    for log in scratch.glob("*.log"):
+        run.show("listener log", log.read_text())
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
-def measure(accounts: int, mutations: int, bad: int, seed: int, listing: int = 250) -> Run:
+def measure(
+    accounts: int,
+    mutations: int,
+    bad: int,
+    seed: int,
+    listing: int = 250,
+    *,
+    bursts: Sequence[int] = (300,),
+    wrong: int = 0,
+) -> Run:
     run = Run()
     rng = random.Random(seed)
     tmp = Path(tempfile.mkdtemp(prefix="tskit-faults-"))
@@ -515,6 +552,7 @@ def measure(accounts: int, mutations: int, bad: int, seed: int, listing: int = 2
     root.setLevel(logging.DEBUG)
     try:
         measure_into(run, tmp, accounts, mutations, bad, rng, seed, listing)
+        listener_burst_part(run, tmp, bursts, wrong)
     finally:
         root.removeHandler(logs)
         root.setLevel(old_level)
@@ -622,9 +660,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--listing-accounts", type=int, default=250, help="accounts exported and rotated under empty listings"
     )
+    parser.add_argument("--bursts", default="300,1000,3000", help="listener burst sizes, comma-separated")
+    parser.add_argument("--wrong", type=int, default=3000, help="wrong passwords sent to the listener from one source")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    run = measure(args.accounts, args.mutations, args.bad_inputs, args.seed, args.listing_accounts)
+    sizes = [int(n) for n in args.bursts.split(",") if n.strip()]
+    run = measure(
+        args.accounts, args.mutations, args.bad_inputs, args.seed, args.listing_accounts, bursts=sizes, wrong=args.wrong
+    )
     print(table(run.rows))
     print(f"\n{time.perf_counter() - started:.0f} s in all", file=sys.stderr)
     return 0 if all(r.ok for r in run.rows) else 1

@@ -25,6 +25,7 @@ from tskit._serving import lifespan, read_body
 from tskit.listener._checks import BadMessage, check, parse
 from tskit.listener._sources import Network, allowed
 from tskit.listener._store import MessageRefused, MessageStore, StoreUnavailable
+from tskit.listener._throttle import RefusalLog, Throttle
 
 log = logging.getLogger("tskit.listener")
 
@@ -51,13 +52,15 @@ def service_of(path: str, body: dict[str, Any]) -> str:
     return next((service for key, service in _SERVICE_KEYS.items() if key in body), "")
 
 
-async def _answer(send: Send, status: int, payload: dict[str, Any], *, close: bool = False) -> None:
+async def _answer(
+    send: Send, status: int, payload: dict[str, Any], *, close: bool = False, retry_after: int = 1
+) -> None:
     body = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if close:  # the body was not read to its end: the connection cannot carry another request
         headers.append((b"connection", b"close"))
-    if status == 503:
-        headers.append((b"retry-after", b"1"))
+    if status in (429, 503):
+        headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -87,6 +90,10 @@ class ListenerApp:
         body_timeout: Seconds the whole body may take to arrive; a slower one gets 408 and the
             connection is closed.
         allow_from: Networks allowed to POST (see ``tskit.listener.networks``); empty: any source.
+        throttle: How sources that keep sending wrong credentials are slowed (default :class:`Throttle`'s).
+
+    Refusals are logged in aggregate (:class:`RefusalLog`): the first of each source and status at
+    once, then one line per 10 s with a count.
     """
 
     def __init__(
@@ -99,6 +106,7 @@ class ListenerApp:
         delay: float = 0.0,
         body_timeout: float = 10.0,
         allow_from: Sequence[Network] = (),
+        throttle: Throttle | None = None,
     ) -> None:
         self.store = store
         self.username = username
@@ -108,6 +116,8 @@ class ListenerApp:
         self.body_timeout = body_timeout
         self.allow_from = tuple(allow_from)
         self.rejected = 0
+        self.throttle = throttle or Throttle()
+        self.refusals = RefusalLog(log)
 
     def _authorised(self, body: dict[str, Any]) -> bool:
         if self.username is not None:
@@ -143,11 +153,13 @@ class ListenerApp:
             if not started:
                 await _answer(send, 503, {"error": "the listener could not handle the message"}, close=True)
 
-    async def _refuse(self, send: Send, status: int, error: str, *, peer: str, close: bool = False) -> None:
-        """Answer a refused message, and log it (status, reason, peer; never its body or credentials)."""
+    async def _refuse(
+        self, send: Send, status: int, error: str, *, peer: str, close: bool = False, retry_after: int = 1
+    ) -> None:
+        """Answer a refused message, and log it in aggregate (status, reason, peer; never its body or credentials)."""
         self.rejected += 1
-        log.info("refused a message from %s with %d: %s", peer, status, error)
-        await _answer(send, status, {"error": error}, close=close)
+        self.refusals.refused(peer, status, error)
+        await _answer(send, status, {"error": error}, close=close, retry_after=retry_after)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
@@ -173,9 +185,19 @@ class ListenerApp:
         if declared.isdigit() and int(declared) > self.max_body:
             await self._refuse(send, 413, f"body larger than {self.max_body} bytes", close=True, peer=peer)
             return
+        gone = False
+
+        async def watched() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
+
         try:
             async with asyncio.timeout(self.body_timeout):
-                raw = await read_body(receive, self.max_body)
+                raw = await read_body(watched, self.max_body)
+            if gone:  # the sender left, or its slow connection was closed for room: nobody to answer
+                return
         except TimeoutError:
             late = f"the body did not arrive within {self.body_timeout:g} s"
             await self._refuse(send, 408, late, close=True, peer=peer)
@@ -188,9 +210,16 @@ class ListenerApp:
         except BadMessage as error:
             await self._refuse(send, 400, str(error), peer=peer)
             return
+        # a source that keeps failing waits before its credentials are checked: guessing is slowed
+        if not await self.throttle.wait(peer):
+            many = "too many messages with wrong credentials from this source; send again later"
+            await self._refuse(send, 429, many, peer=peer, close=True, retry_after=self.throttle.retry_after(peer))
+            return
         if not self._authorised(body):  # before the details: strangers learn nothing more
+            self.throttle.failed(peer)
             await self._refuse(send, 401, "wrong username or password", peer=peer)
             return
+        self.throttle.succeeded(peer)
         try:
             check(body)
         except BadMessage as error:

@@ -62,7 +62,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--body-timeout", type=float, default=10.0, help="seconds a request's body may take; then 408 (default 10)"
     )
     parser.add_argument(
-        "--max-connections", type=int, default=256, help="connections served at once; more get 503 (default 256)"
+        "--max-connections",
+        type=int,
+        default=256,
+        help="connections open at once; at the limit the longest idle one is closed, else the new one alone "
+        "gets 503 with Retry-After (default 256)",
+    )
+    parser.add_argument(
+        "--keep-alive",
+        type=int,
+        default=5,
+        help="seconds an idle connection stays open for the next message (default 5)",
+    )
+    parser.add_argument(
+        "--max-delay",
+        type=float,
+        default=2.0,
+        help="longest wait before checking a message from a source that keeps sending wrong credentials (default 2)",
     )
 
 
@@ -160,6 +176,8 @@ def _serve(args: argparse.Namespace, password: str | None, previous: str | None)
                 header_timeout=args.header_timeout,
                 body_timeout=args.body_timeout,
                 max_connections=args.max_connections,
+                keep_alive=args.keep_alive,
+                max_delay=args.max_delay,
                 start=False,
             )
     except ValueError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import socket
 import time
@@ -17,9 +18,12 @@ from tskit._serving import AsgiServer, bind
 from tskit.listener._app import ListenerApp
 from tskit.listener._sources import networks
 from tskit.listener._store import MessageStore, read_only_query
+from tskit.listener._throttle import Throttle
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger("tskit.listener")
 
 MESSAGE_COLUMNS = (
     "received_at",
@@ -121,10 +125,22 @@ class Listener:
         delay: Seconds to wait before acknowledging (to try senders' timeouts).
         allow_from: Source addresses or networks allowed to POST (e.g. ``["verizon"]``, Verizon's
             published delivery addresses, or ``["203.0.113.0/24"]``); default any.
-        header_timeout: Seconds a request's headers may take; a slower connection is closed.
+        header_timeout: Seconds a request's headers may take (from the connection, or the previous
+            answer); a slower connection is closed (slowloris).
         body_timeout: Seconds a request's body may take; a slower one gets 408 and is closed.
-        max_connections: Connections served at once; more get 503 (uvicorn's ``limit_concurrency``).
+        max_connections: Connections open at once. At the limit, the connection idle the longest
+            (over a second; a request's head or body still arriving counts as idle) is answered 503
+            and closed to make room; if none is, the new connection alone gets 503 with
+            ``Retry-After: 1`` (ThingSpace sends again) while the others are served.
         keep_alive: Seconds an idle connection is kept open for the next message.
+        max_delay: Longest wait, in seconds, before the credentials of a source that keeps sending
+            wrong ones are checked (its first 5 failures are free, then the wait doubles from
+            50 ms; a failure is forgotten per second); at most 4 of its messages wait at once,
+            the rest get 429. Refusals are logged once per source and status, then one line per
+            10 s with a count.
+
+    The process's soft limit of open files is raised, if lower, to ``max(8192, 4 *
+    max_connections)`` (within the hard limit): each connection is one.
     """
 
     def __init__(
@@ -143,6 +159,7 @@ class Listener:
         body_timeout: float = 10.0,
         max_connections: int = 256,
         keep_alive: int = 5,
+        max_delay: float = 2.0,
         start: bool = True,
     ) -> None:
         _check_limits(
@@ -152,6 +169,7 @@ class Listener:
             body_timeout=body_timeout,
             max_connections=max_connections,
             keep_alive=keep_alive,
+            max_delay=max_delay,
         )
         for name, value in (("password", password), ("previous_password", previous_password)):
             if value and len(value) > MAX_PASSWORD:
@@ -175,6 +193,7 @@ class Listener:
             delay=delay,
             body_timeout=body_timeout,
             allow_from=allow,
+            throttle=Throttle(max_delay=max_delay),
         )
         self._server: AsgiServer | None = self._new_server(port)
         self.port: int = self._server.port
@@ -183,7 +202,7 @@ class Listener:
 
     def _new_server(self, port: int | None) -> AsgiServer:
         sock = bind_listener_socket(self.host, port)
-        return AsgiServer(self.app, sock, "tskit-listener", **self._limits)  # type: ignore[arg-type]
+        return AsgiServer(self.app, sock, "tskit-listener", log=log, **self._limits)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
