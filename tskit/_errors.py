@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote, quote_plus, unquote
 
+from tskit._texts import filled_in
+
 #: How much of a server's text an error keeps.
 _MAX_TEXT: Final = 300
 #: How much of an answer's body an error quotes when the body could not be read.
@@ -270,7 +272,9 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """Make a server's text safe to show: no control characters, no known secret, short.
 
     A secret is found in any form a server or tskit itself may give it (see :func:`secret_forms`),
-    in any case; one shorter than 3 characters only as a whole word.
+    in any case; one shorter than 3 characters only as a whole word. A text that is one of
+    ThingSpace's fixed texts (see :mod:`tskit._texts`) keeps its words, whatever the secrets are:
+    they came from no request; only a value filled into it is scrubbed.
 
     Args:
         text: Text that came from a server.
@@ -279,6 +283,10 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     Returns:
         The cleaned text, at most about 300 characters long.
     """
+    fixed = filled_in(text)
+    if fixed is not None:  # one of ThingSpace's fixed texts: its words are kept, a value filled in is scrubbed
+        words, value = fixed
+        return words if value is None else words.format(scrub(value, secrets))
     known = sorted({s for s in secrets if s}, key=len, reverse=True)  # longest first: a longer one holds a shorter
     text = _replace_secrets(text, known, raw=True)
     # The same text decoded (HTML entities, JSON and percent escapes, compatibility forms): shown
