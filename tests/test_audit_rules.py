@@ -153,7 +153,7 @@ def test_a_user_rule_is_a_small_function() -> None:
 
 def test_default_rules_are_named_described_and_unique() -> None:
     names = [r.name for r in DEFAULT_RULES]
-    assert len(names) == len(set(names)) == 8
+    assert len(names) == len(set(names)) == 9
     assert all(r.description.endswith(".") for r in DEFAULT_RULES)
 
 

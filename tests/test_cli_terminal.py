@@ -57,8 +57,11 @@ def test_no_progress_draws_none() -> None:
     assert code == 0 and b"Auditing" not in terminal
 
 
-def answer_on_pty(argv: list[str], keys: bytes) -> tuple[int, str]:
-    """Run ``tskit argv`` with stdin on a pseudo-terminal, type ``keys`` at its prompt; (code, all output)."""
+def answer_on_pty(argv: list[str], keys: bytes, prompt: bytes = b"", **env: str) -> tuple[int, str]:
+    """Run ``tskit argv`` with stdin on a pseudo-terminal, type ``keys`` at its prompt; (code, all output).
+
+    With ``prompt``, the keys are typed once it shows (a password prompt flushes what was typed before it).
+    """
     import pty
     import select
 
@@ -68,12 +71,12 @@ def answer_on_pty(argv: list[str], keys: bytes) -> tuple[int, str]:
         stdin=slave,
         stdout=slave,
         stderr=slave,
-        env=clean_env(),
+        env=clean_env(**env),
         start_new_session=True,  # no controlling terminal: getpass reads the pty given as stdin
     )
     os.close(slave)
     seen = b""
-    while b"?" not in seen and b":" not in seen.split(b"\n")[-1]:
+    while (prompt not in seen) if prompt else (b"?" not in seen and b":" not in seen.split(b"\n")[-1]):
         ready, _, _ = select.select([master], [], [], 30)
         assert ready, seen
         seen += os.read(master, 4096)
@@ -97,8 +100,9 @@ def test_ctrl_d_at_the_deregister_question_changes_nothing() -> None:
 
 
 def test_ctrl_d_at_the_password_prompt_changes_nothing() -> None:
-    argv = ["register", "0000123456-00003", "DeviceUsage", "https://l.example.com/u"]
-    code, text = answer_on_pty(argv, b"\x04")
+    # --yes: no question about the documentation name first; the password prompt is the only one
+    argv = ["register", "0000123456-00003", "DeviceUsage", "https://l.example.com/u", "--yes"]
+    code, text = answer_on_pty(argv, b"\x04", prompt=b"Listener password (empty for none): ")
     assert code == 1 and "Nothing was changed." in text and "Traceback" not in text, text
     assert "Registered" not in text
 

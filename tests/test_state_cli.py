@@ -63,7 +63,8 @@ def test_export_plan_apply_rotate(
     monkeypatch.setenv("ROTATED", "rotated-pw")
     accounts = tmp_path / "accounts.txt"
     accounts.write_text(f"{A1}\n{A3}  # the new one\n")
-    assert main(["rotate", "--accounts-file", str(accounts), "--password-env", "ROTATED", "--no-progress"]) == 0
+    argv = ["rotate", "--accounts-file", str(accounts), "--password-env", "ROTATED", "--no-progress", "--yes"]
+    assert main(argv) == 0
     rotated = capsys.readouterr()
     assert "0 listeners still on another password" in rotated.out and "value of ROTATED" in rotated.err
     with_credentials = [r for r in sim.registrations(A1) + sim.registrations(A3) if r["username"] or r["password"]]
@@ -239,7 +240,7 @@ def test_rotate_refuses_unknown_services_and_says_when_nothing_matched(
     monkeypatch.setenv("ROTATED", "rotated-pw")
     assert main(["rotate", A1, "--services", "CarierService", "--password-env", "ROTATED", "--no-progress"]) == 2
     assert "did you mean 'CarrierService'" in capsys.readouterr().err
-    assert main(["rotate", A3, "--password-env", "ROTATED", "--no-progress"]) == 1
+    assert main(["rotate", A3, "--password-env", "ROTATED", "--no-progress", "--yes"]) == 1
     assert "No listener matched" in capsys.readouterr().out
     assert sim.count("register") == 0
 
@@ -271,10 +272,11 @@ def test_the_commands_speak_in_plain_lines_and_flags(
     )
     assert main(["apply", str(clear), "--yes", "--no-progress", "--journal", str(tmp_path / "k.jsonl")]) == 0
     capsys.readouterr()
-    assert main(["rotate", A3, "--password-env", "ROTATED", "--no-progress", "--journal", str(tmp_path / "r")]) == 2
+    argv = ["rotate", A3, "--password-env", "ROTATED", "--no-progress", "--yes", "--journal", str(tmp_path / "r")]
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--allow-http to send it anyway" in err and "allow_http" not in err
-    assert main(["rotate", A3, "--password-env", "ROTATED", "--allow-http", "--no-progress"]) == 0
+    assert main(["rotate", A3, "--password-env", "ROTATED", "--allow-http", "--no-progress", "--yes"]) == 0
     rotated = capsys.readouterr()
     assert rotated.out.startswith("Rotated: ") and "RotationResult" not in rotated.out
     assert "--include-without-credentials to rotate" in rotated.out and "include_without" not in rotated.out

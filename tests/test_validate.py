@@ -184,3 +184,19 @@ def test_masking_user_info_takes_linear_time_on_hostile_urls(hostile: str) -> No
     userinfo_passwords(hostile)
     took = time.perf_counter() - started
     assert took < 3.0, f"{took:.2f} s for {len(hostile)} characters"
+
+
+@pytest.mark.parametrize(
+    "hostile", ["h?" + "a" * 80_000 + "=", "h?" + "a=" * 40_000, "h?" + "&token" * 15_000 + "=x", "?&;" * 30_000]
+)
+def test_masking_query_credentials_takes_linear_time_on_hostile_urls(hostile: str) -> None:
+    import time
+
+    from tskit._errors import mask_url, query_credentials, url_secrets
+
+    started = time.perf_counter()
+    mask_url(hostile)
+    url_secrets(hostile)
+    query_credentials(hostile)
+    took = time.perf_counter() - started
+    assert took < 3.0, f"{took:.2f} s for {len(hostile)} characters"

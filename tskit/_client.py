@@ -32,7 +32,7 @@ from tskit._errors import (
     UnexpectedResponseError,
     error_from_response,
     excerpt,
-    userinfo_passwords,
+    url_secrets,
 )
 from tskit._models import Callback, CallbackActionResult, Listing, ListingReason
 from tskit._retry import RetryPolicy
@@ -394,7 +394,7 @@ class ThingSpaceClient:
                 if isinstance(item.get("password"), str):
                     self._remember_secret(item["password"])
                 if isinstance(item.get("url"), str):
-                    for password in userinfo_passwords(item["url"]):
+                    for password in url_secrets(item["url"]):
                         self._remember_secret(password)
         try:
             return [Callback.from_wire(item, account) for item in data]

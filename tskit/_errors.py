@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote, quote_plus, unquote
 
+from tskit._texts import filled_in
+
 #: How much of a server's text an error keeps.
 _MAX_TEXT: Final = 300
 #: How much of an answer's body an error quotes when the body could not be read.
@@ -55,6 +57,26 @@ _USERINFO = re.compile(
     @
     """
 )
+# A query parameter anywhere in a text (a whole URL or a URL inside a message): its name and value.
+# Bounded and possessive, so the work stays linear in the text's length.
+_QUERY_PARAM = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&;#?\s\"'<>/\\]{1,128}+)=(?P<value>[^&;#\s\"'<>]*+)")
+# Query parameter names that mark a credential (compared in lower case, separators and camelCase
+# taken as word breaks). A name is a credential when, whole or as its last word, it is one of
+# _CREDENTIAL_WORDS, or when it ends in one of _CREDENTIAL_ENDINGS written together ("accesstoken").
+# The list follows where webhook receivers take a secret: passwords (password, passwd, pwd, pass,
+# passphrase), OAuth and bearer tokens (token, access_token, id_token, jwt, bearer), API keys (key,
+# apikey, api_key, subscription-key, x-api-key), shared secrets (secret, client_secret, hub.secret),
+# signatures of signed URLs (sig of Azure SAS, signature, X-Amz-Signature, X-Goog-Signature,
+# X-Amz-Credential, X-Amz-Security-Token), Azure Functions' key (code) and auth. A false positive only
+# masks a value; a missed one shows a secret, so the list leans to more.
+_CREDENTIAL_WORDS: Final = frozenset(
+    {
+        "password", "passwd", "pwd", "pass", "passphrase", "secret", "token", "jwt", "bearer", "key", "apikey",
+        "sig", "signature", "credential", "credentials", "auth", "authorization", "code",
+    }
+)  # fmt: skip
+_CREDENTIAL_ENDINGS: Final = ("password", "passwd", "secret", "token", "apikey", "signature", "credential")
+_WORD_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[^A-Za-z0-9]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _XML_CODE = re.compile(r"<(?:\w+:)?code>([^<]{1,100})</(?:\w+:)?code>")
 _XML_MESSAGE = re.compile(r"<(?:\w+:)?message>([^<]{1,300})</(?:\w+:)?message>")
@@ -217,11 +239,60 @@ def userinfo_passwords(text: str) -> list[str]:
     return [found["password"] for found in _USERINFO.finditer(text) if found["password"]]
 
 
+def credential_word(name: str) -> str | None:
+    """The credential word a query parameter name is, or ends in (``"api_key"`` gives ``"key"``), or ``None``.
+
+    Names are compared percent-decoded and in lower case; see ``_CREDENTIAL_WORDS`` for the list and why.
+    """
+    words = [w.lower() for w in _WORD_BREAK.split(unquote(name)) if w]
+    if not words:
+        return None
+    whole = "".join(words)
+    if whole in _CREDENTIAL_WORDS:
+        return whole
+    if words[-1] in _CREDENTIAL_WORDS:
+        return words[-1]
+    return next((ending for ending in _CREDENTIAL_ENDINGS if whole.endswith(ending)), None)
+
+
+def query_credentials(text: str) -> list[str]:
+    """The credential words of the query parameters in a URL (or any text) that carry a value.
+
+    Only words of tskit's own list are returned, never a name as written, so the result may be shown.
+    """
+    found = (credential_word(m["name"]) for m in _QUERY_PARAM.finditer(text) if m["value"])
+    return list(dict.fromkeys(word for word in found if word))
+
+
+def url_secrets(text: str) -> list[str]:
+    """Every secret value of the URLs in a text: ``user:password@`` passwords and credential query values."""
+    query = [m["value"] for m in _QUERY_PARAM.finditer(text) if m["value"] and credential_word(m["name"])]
+    return userinfo_passwords(text) + [v for value in query for v in dict.fromkeys((value, unquote(value)))]
+
+
+def mask_url(text: str, mask: str = "********") -> str:
+    """A URL (or any text) with its secrets masked: the password of ``user:password@``, credential query values.
+
+    The one function that hides what a URL may hold: listings, frames, snapshots, findings, exports
+    and widgets show URLs through it. Names are kept (``?token=********``), so that a reader, and the
+    audit's ``credentials-in-url-query`` rule, can still tell what was there.
+    """
+
+    def hide(found: re.Match[str]) -> str:
+        if not found["value"] or not credential_word(found["name"]):
+            return found.group()
+        return f"{found['lead']}{found['name']}={mask}"
+
+    return _QUERY_PARAM.sub(hide, mask_userinfo(text))
+
+
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """Make a server's text safe to show: no control characters, no known secret, short.
 
     A secret is found in any form a server or tskit itself may give it (see :func:`secret_forms`),
-    in any case; one shorter than 3 characters only as a whole word.
+    in any case; one shorter than 3 characters only as a whole word. A text that is one of
+    ThingSpace's fixed texts (see :mod:`tskit._texts`) keeps its words, whatever the secrets are:
+    they came from no request; only a value filled into it is scrubbed.
 
     Args:
         text: Text that came from a server.
@@ -230,6 +301,10 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     Returns:
         The cleaned text, at most about 300 characters long.
     """
+    fixed = filled_in(text)
+    if fixed is not None:  # one of ThingSpace's fixed texts: its words are kept, a value filled in is scrubbed
+        words, value = fixed
+        return words if value is None else words.format(scrub(value, secrets))
     known = sorted({s for s in secrets if s}, key=len, reverse=True)  # longest first: a longer one holds a shorter
     text = _replace_secrets(text, known, raw=True)
     # The same text decoded (HTML entities, JSON and percent escapes, compatibility forms): shown
@@ -240,6 +315,7 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
         if cleaned != decoded:
             text = cleaned
     text = _SECRET_FIELD.sub(r"\1***", text)
+    text = mask_url(text, "***")
     text = _USERINFO.sub(r"\g<lead>***@", text)
     text = _CONTROL.sub(" ", text).strip()
     if len(text) > _MAX_TEXT:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from tskit._errors import mask_userinfo
+from tskit._errors import mask_url
 from tskit._secret import Secret
 
 #: Ports ThingSpace accepts in a listener URL (Register Callback Listener page).
@@ -108,7 +108,9 @@ class Callback:
     Attributes:
         account_name: The billing account, e.g. ``"0000123456-00001"``.
         service_name: The callback service, e.g. ``"CarrierService"``.
-        url: Where ThingSpace POSTs the messages of this service.
+        url: Where ThingSpace POSTs the messages of this service, with any secret it holds masked
+            (the password of ``user:password@``, the value of a credential in the query such as
+            ``?token=********``; see :func:`tskit._errors.mask_url`).
         username: Sent back by ThingSpace inside every message; ``""`` when none was set.
         password: Sent back inside every message; held as a :class:`~tskit.Secret` so it can be
             passed on but never shown.
@@ -123,6 +125,12 @@ class Callback:
     password: Secret = field(default_factory=lambda: Secret(""))
     password_listed: bool = field(default=True, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        # A URL registered by other means may hold a secret (user:password@, ?token=...): a record
+        # never does, so that no frame, snapshot, finding, export or widget made of it can show one.
+        if isinstance(self.url, str):
+            object.__setattr__(self, "url", mask_url(self.url))
+
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], account_name: str = "") -> Callback:
         """Build a record from one element of ThingSpace's list response.
@@ -136,7 +144,7 @@ class Callback:
         return cls(
             account_name=_text(data, "accountName", required=not account_name) or account_name,
             service_name=_text(data, service_key),
-            url=mask_userinfo(_text(data, "url")),
+            url=_text(data, "url"),
             username=_text(data, "username", required=False),
             password=Secret(_text(data, "password", required=False)),
             password_listed=data.get("password") is not None,

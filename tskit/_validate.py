@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from tskit._errors import ValidationError
+from tskit._errors import ValidationError, query_credentials
 from tskit._models import ALLOWED_LISTENER_PORTS, ALLOWED_LISTENER_PORTS_TEXT, SERVICE_CATALOGUE
 from tskit._secret import Secret
 
@@ -130,7 +130,7 @@ def service_name(value: object, *, allow_unknown: bool = False) -> str:
 
 
 def listener_url(value: object, *, allow_any_port: bool = False) -> str:
-    """Check a listener URL: http or https, a host, no credentials in it, an allowed port.
+    """Check a listener URL: http or https, a host, no credentials in it (nor in its query), an allowed port.
 
     The URL is sent as it will be compared with a listing: scheme and host in lower case, an
     internationalised host name in its IDNA form (``bücher.example`` becomes
@@ -168,9 +168,22 @@ def listener_url(value: object, *, allow_any_port: bool = False) -> str:
             "url", "cannot be parsed: the host or port is malformed", "an http:// or https:// URL"
         ) from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise ValidationError("url", f"scheme {parts.scheme or '(none)'!r} is not allowed", "http or https")
+        if not parts.scheme or "://" not in text:  # "listener.example.com:443/cb" parses as scheme "listener..."
+            raise ValidationError("url", "has no scheme", "https://... or http://...")
+        raise ValidationError("url", f"scheme {parts.scheme!r} is not allowed", "http or https")
     if not parts.hostname:
         raise ValidationError("url", "has no host", "e.g. https://listener.example.com/callbacks")
+    credentials = query_credentials(text)  # as the URL is masked when read back: the whole of it
+    if credentials:
+        # Refused, as user:password@ is: a URL is no place for a secret. Every listing of the account
+        # shows it, ThingSpace, proxies and the listener's access logs keep it, and tskit masks it when
+        # read back, so it could never be compared with the URL to send. ThingSpace authenticates
+        # itself to a listener with the username and password it sends inside every message.
+        raise ValidationError(
+            "url",
+            f"carries a credential in its query ({', '.join(repr(w) for w in credentials)})",
+            "no secret in the URL: pass username= and password=, which ThingSpace sends inside each message",
+        )
     if parts.fragment:
         raise ValidationError("url", "has a '#fragment', which is never sent to a server", "drop it")
     effective = port if port is not None else (443 if parts.scheme.lower() == "https" else 80)

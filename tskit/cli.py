@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import getpass
 import io
 import json
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from tskit._facade import ThingSpace
+    from tskit.audit import AccountError
 
 EPILOG = """\
 credentials:
@@ -46,9 +48,16 @@ class UsageError(Exception):
     """A mistake on the command line, reported with exit code 2."""
 
 
+# The library's options as its remedies name them ("pass allow_any_port=True", "allow_http=True"),
+# said as the command at hand takes them (see _option_words).
+_OPTION_WORDS = (
+    (re.compile(r"\bpass (\w+)=True\b"), "add "),
+    (re.compile(r"\b(allow_http|allow_partial|allow_unknown_service|include_without_credentials)=True\b"), ""),
+)
+# Options a desired-state file may set for itself, under [tskit] (see tskit.state).
+_FILE_OPTIONS = ("allow_any_port", "allow_unknown_service")
 # What the library says in Python words, and what a shell user types instead.
 _CLI_WORDS = (
-    (re.compile(r"\bpass (\w+)=True\b"), lambda m: "add --" + m[1].replace("_", "-")),
     (re.compile(r"one of tskit\.SERVICE_CATALOGUE"), lambda m: "one of the services `tskit services` lists"),
     (re.compile(r"tskit\.SERVICE_CATALOGUE"), lambda m: "the services `tskit services` lists"),
     (re.compile(r" and reconnect \(or call reset\(\)\)"), lambda m: ", then run `tskit reset-login`"),
@@ -59,11 +68,6 @@ _CLI_WORDS = (
     (re.compile(r"Check the user name and password, then reconnect\."), lambda m: "Fix the user name and password."),
     (re.compile(r"\bcall reset\(\)"), lambda m: "run `tskit reset-login`"),
     (re.compile(r"\busername= and password="), lambda m: "--username and --password-env"),
-    # The desired-state commands' options: allow_http=True is --allow-http, prune (a word) is --prune.
-    (
-        re.compile(r"\b(allow_http|allow_partial|allow_unknown_service|include_without_credentials)=True\b"),
-        lambda m: "--" + m[1].replace("_", "-"),
-    ),
     (re.compile(r"\bplan with prune\b"), lambda m: "plan with --prune"),
     # An API error as an HTTP status, not a Python class name.
     (re.compile(r"\bApiError (\d{3})\b"), lambda m: f"HTTP {m[1]}"),
@@ -79,21 +83,45 @@ _FIELDS = {
 }
 
 
-def cli_words(error: BaseException | str) -> str:
-    """An error's (or a text's) words for the command line: flags and commands instead of Python parameters."""
+def cli_words(error: BaseException | str, args: argparse.Namespace | None = None) -> str:
+    """An error's (or a text's) words for the command line: flags and commands instead of Python parameters.
+
+    Args:
+        error: The error or text.
+        args: The command's arguments: a remedy names only an option this command has (a
+            desired-state file's own option for plan and apply, e.g. ``allow_unknown_service = true``).
+    """
     from tskit._errors import ValidationError
 
     text = str(error)
     if isinstance(error, ValidationError) and error.field in _FIELDS:
         text = _FIELDS[error.field] + text[len(error.field) :]
+    for pattern, lead in _OPTION_WORDS:
+        text = pattern.sub(functools.partial(_option_words, lead=lead, args=args), text)
     for pattern, words in _CLI_WORDS:
         text = pattern.sub(words, text)
     return text
 
 
+def _option_words(found: re.Match[str], *, lead: str, args: argparse.Namespace | None) -> str:
+    """A library option (``allow_any_port``) as the command at hand takes it: its flag, or the file's option."""
+    option = found[1]
+    given = vars(args) if args is not None else None
+    if given is None or option in given:
+        return f"{lead}--{option.replace('_', '-')}"
+    if "file" in given and option in _FILE_OPTIONS:  # plan, apply: the desired-state file says it
+        return f"set {option} = true under [tskit] in the file"
+    return f"use {option}=True from Python (tskit {given.get('command', '')} has no such option)"
+
+
 def _json(frame: pd.DataFrame) -> object:
     """Plain JSON values of a frame's rows: times as ISO text, missing values as null."""
     return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+def _is_terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return callable(isatty) and bool(isatty())
 
 
 def _colour_wanted(stream: object) -> bool:
@@ -102,8 +130,7 @@ def _colour_wanted(stream: object) -> bool:
         return False
     if os.environ.get("FORCE_COLOR", "") not in ("", "0"):
         return True
-    isatty = getattr(stream, "isatty", None)
-    return callable(isatty) and bool(isatty())
+    return _is_terminal(stream)
 
 
 def _show(frame: pd.DataFrame, fmt: str = "table", limit: int | None = None) -> str:
@@ -311,7 +338,10 @@ def _cmd_register(args: argparse.Namespace) -> int:
     check.listener_url(args.url, allow_any_port=args.allow_any_port)
     check.credential("username", args.username)
     serious = _serious_findings(args)
-    password = _password(args)
+    # A variable or stdin is read (and checked) now; a prompt waits until the notices and what
+    # would be replaced are shown, so the password is typed knowing what it is for.
+    prompt = sys.stdin.isatty() and not (args.password_env or args.password_stdin or args.no_password)
+    password = None if prompt else _password(args)
     with _connect(args) as ts:
         if ts.simulator is not None:
             print(EMBEDDED_NOTICE, file=sys.stderr)
@@ -325,6 +355,8 @@ def _cmd_register(args: argparse.Namespace) -> int:
             if not _confirm(f"{what} ({args.service} of {args.account} on {ts.source})? [y/N] ", yes=args.yes):
                 print("Nothing was changed.")
                 return 0
+        if prompt:
+            password = _password(args)
         result = ts.register_callback(
             args.account,
             args.service,
@@ -403,7 +435,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         try:
             check.service_name(service, allow_unknown=args.allow_unknown_service)
         except ValidationError as error:
-            raise UsageError(f"--expect: {cli_words(error).removeprefix('SERVICE: ')}") from None
+            raise UsageError(f"--expect: {cli_words(error, args).removeprefix('SERVICE: ')}") from None
     try:
         threshold = Severity.parse(args.fail_on) if args.fail_on else None
     except ValueError as exc:
@@ -449,10 +481,21 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             sys.stdout.write(f"\nChanges since {old.started_at:%Y-%m-%d %H:%M} UTC:\n" if old else "")
             sys.stdout.write(_show(changes, limit=args.limit))
     if audit.error_list:
+        if args.format != "table":  # the table names them; csv and json keep stdout for data
+            _tell_unreadable(audit.error_list)
         return EXIT_UNREADABLE
     if threshold is not None and audit.at_or_above(threshold):
         return EXIT_FINDINGS
     return 0
+
+
+def _tell_unreadable(errors: Sequence[AccountError]) -> None:
+    """Name on stderr each account an audit could not read, and why."""
+    count = len(errors)
+    print(f"tskit audit: {count} account{'' if count == 1 else 's'} could not be read:", file=sys.stderr)
+    for error in errors:
+        why = " ".join(str(part) for part in (error.error, error.status_code or "", error.message) if part)
+        print(f"  {error.account_name}: {why}", file=sys.stderr)
 
 
 def _check_save(path: str) -> None:
@@ -500,7 +543,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from tskit.audit._display import text_summary
 
     print(text_summary(ts.audit(accounts, ["CarrierService"], progress=False), limit=None, command=True))
+    print(DEMO_NEXT)
     return 0
+
+
+DEMO_NEXT = """
+What next (from a checkout, the command is .venv/bin/tskit):
+  tskit --help                      every command: list, register, audit, export, plan, apply, listen, ...
+  tskit simulator                   a simulator that keeps its state between commands; set the
+                                    THINGSPACE_* variables it prints, then run any command against it
+  tskit services                    the callback services and what each sends
+  bash .ci/setup.sh, then           the notebooks and apps (Jupyter, the listener, the test tools)
+    .venv/bin/jupyter lab notebooks/quickstart.ipynb
+  For Verizon's ThingSpace, set THINGSPACE_CLIENT_ID, THINGSPACE_CLIENT_SECRET, THINGSPACE_USERNAME
+  and THINGSPACE_PASSWORD: every command then works on your accounts."""
 
 
 def _cmd_reset_login(args: argparse.Namespace) -> int:
@@ -761,10 +817,26 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     args, extras = parser.parse_known_args(argv)
     command = _subparser(parser, getattr(args, "command", None))
     if extras:  # argparse would show the usage of `tskit`, not of the command given the option
-        command.error(f"unrecognized arguments: {' '.join(extras)}")
+        command.error(f"unrecognized arguments: {' '.join(extras)}{_flag_guess(command, extras)}")
     if getattr(args, "limit", None) is not None and getattr(args, "format", "table") != "table":
         command.error("--limit: applies to the table format only (csv and json are always complete)")
     return args
+
+
+def _flag_guess(command: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """A did-you-mean for the first mistyped option (``--fromat``), as mistyped commands get; or ``""``."""
+    import difflib
+
+    flags = [flag for action in command._actions for flag in action.option_strings if flag.startswith("--")]
+    hidden = {f for a in command._actions if a.help == argparse.SUPPRESS for f in a.option_strings}
+    for extra in extras:
+        given = extra.split("=", 1)[0]
+        if not given.startswith("--"):
+            continue
+        guess = difflib.get_close_matches(given, [f for f in flags if f not in hidden], n=1, cutoff=0.6)
+        if guess:
+            return f" (did you mean {guess[0]}?)"
+    return ""
 
 
 def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
@@ -880,6 +952,9 @@ def _main(argv: Sequence[str] | None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's shutdown
         return code
     except KeyboardInterrupt:  # Ctrl-C: stop quietly, with the shell's code for SIGINT
+        if _is_terminal(sys.stderr):  # end the line a progress bar or a prompt was drawing
+            with contextlib.suppress(OSError, ValueError):
+                print(file=sys.stderr, flush=True)
         return 130
     except BrokenPipeError:
         # the reader (e.g. `| head`) went away: stop quietly; what is left, and the flush at the
@@ -941,10 +1016,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"tskit {args.command}: {error}", file=sys.stderr)
         return 2
     except tskit.ValidationError as error:
-        print(f"tskit {args.command}: {cli_words(error)}", file=sys.stderr)
+        print(f"tskit {args.command}: {cli_words(error, args)}", file=sys.stderr)
         return 2
     except tskit.ThingSpaceError as error:
-        print(f"tskit {args.command}: {cli_words(error)}", file=sys.stderr)
+        print(f"tskit {args.command}: {cli_words(error, args)}", file=sys.stderr)
         for note in getattr(error, "__notes__", ()):  # e.g. whether the change may have taken effect
             print(f"  {note}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tskit import _validate as check
-from tskit._errors import ApiError, ThingSpaceError, UncertainListingError, ValidationError, scrub
+from tskit._errors import ApiError, ThingSpaceError, UncertainListingError, ValidationError, mask_url, scrub
 from tskit._fingerprint import fingerprint, key_id, load_key
 from tskit._models import Callback, Listing
 from tskit._secret import MASK
@@ -35,6 +35,11 @@ class AuditRecord:
     url: str
     username: str
     password_fingerprint: str
+
+    def __post_init__(self) -> None:
+        # Records are made of masked callbacks; one read from a snapshot file is masked here too.
+        if isinstance(self.url, str):
+            object.__setattr__(self, "url", mask_url(self.url))
 
     def as_callback(self) -> Callback:
         """A callback for the rules: the password stands in as a mask when one was set."""

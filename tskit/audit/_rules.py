@@ -24,6 +24,7 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from tskit._addresses import is_documentation_address, is_documentation_name
+from tskit._errors import mask_url, query_credentials
 from tskit._models import ALLOWED_LISTENER_PORTS, ALLOWED_LISTENER_PORTS_TEXT, SERVICE_CATALOGUE, Callback
 
 
@@ -67,6 +68,11 @@ class Finding:
     rule: str
     severity: Severity
     detail: str
+
+    def __post_init__(self) -> None:
+        # A rule (a user's too) may quote a URL: never with the secret it holds.
+        if isinstance(self.detail, str):
+            object.__setattr__(self, "detail", mask_url(self.detail))
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +169,21 @@ def credentials_over_http(callback: Callback) -> str | None:
     scheme, _, _ = _parts(callback)
     if scheme != "https" and (callback.username or callback.password):
         return "the listener's username and password travel in clear text inside every message"
+    return None
+
+
+@callback_rule(
+    "credentials-in-url-query", Severity.HIGH, "The listener URL carries a credential in its query (e.g. ?token=)."
+)
+def credentials_in_url_query(callback: Callback) -> str | None:
+    """A secret in a URL is shown to everyone who lists the account and kept in every access log on the way."""
+    found = query_credentials(callback.url)  # the value is masked already; its name still tells
+    if found:
+        return (
+            f"the URL's query carries a credential ({', '.join(repr(w) for w in found)}): everyone who can list the "
+            "account's callbacks reads it, and ThingSpace, proxies and the listener's access logs keep it; "
+            "register the URL without it and let the listener check the username and password in each message"
+        )
     return None
 
 
@@ -297,6 +318,7 @@ class MissingService:
 #: The rules an audit runs unless told otherwise.
 DEFAULT_RULES: tuple[Rule, ...] = (
     credentials_over_http,
+    credentials_in_url_query,
     unreachable_host,
     port_not_allowed,
     MissingService(),

@@ -199,7 +199,12 @@ def _private_file(path: Path, *, create: bool = True) -> None:
     if create:
         missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
         for folder in reversed(missing):  # each made 0700, not only the last
-            folder.mkdir(mode=0o700, exist_ok=True)
+            try:
+                folder.mkdir(mode=0o700, exist_ok=True)
+            except OSError as error:  # the store's path is the problem, not the socket
+                raise StoreOpenError(
+                    f"cannot create the folder {folder} of the message store {path}: {error.strerror or error}"
+                ) from None
     flags = os.O_RDWR | os.O_NOFOLLOW | (os.O_CREAT if create else 0)
     try:
         fd = os.open(path, flags, 0o600)

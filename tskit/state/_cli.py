@@ -68,7 +68,7 @@ class OutputError(Exception):
 
 
 def _failure(args: argparse.Namespace, error: Exception) -> int:
-    print(f"tskit {args.command}: {cli_words(error)}", file=sys.stderr)
+    print(f"tskit {args.command}: {cli_words(error, args)}", file=sys.stderr)
     return EXIT_FAILED
 
 
@@ -142,15 +142,11 @@ def _show_plan(plan: Plan) -> None:
     sys.stdout.write(cli_words(plan_text(plan, cli=True)) + "\n")
 
 
-def _confirm(args: argparse.Namespace, plan: Plan) -> bool:
+def _confirm(args: argparse.Namespace, question: str) -> bool:
+    """Ask on a terminal, as apply and rotate both do; --yes answers for scripts, and is needed without one."""
     from tskit.cli import _confirm as ask
 
-    count = len(plan.steps)
-    return ask(
-        f"Apply {count} change{'' if count == 1 else 's'} to {plan.source}? [y/N] ",
-        yes=args.yes,
-        no_terminal="--yes is needed when there is no terminal to ask for confirmation",
-    )
+    return ask(question, yes=args.yes, no_terminal="--yes is needed when there is no terminal to ask for confirmation")
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -163,7 +159,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         _show_plan(plan)
         if not plan.has_changes:
             return EXIT_FAILED if plan.error_list else 0
-        if not _confirm(args, plan):
+        count = len(plan.steps)
+        if not _confirm(args, f"Apply {count} change{'' if count == 1 else 's'} to {plan.source}? [y/N] "):
             print("Nothing was changed.")
             return 0
         try:
@@ -192,9 +189,22 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     services = [s.strip() for s in ",".join(args.services).split(",") if s.strip()] or None
     names = _accounts(args)
     journal = _journal(args)
+    from tskit import _validate as check
+
+    for service in services or ():  # refused before the question, as every input is
+        check.service_name(service, allow_unknown=args.allow_unknown_service)
     with _connect(args) as ts:
         if ts.simulator is not None:
             print(EMBEDDED_NOTICE, file=sys.stderr)
+        which = ", ".join(services) if services else "every service"
+        count = len(names)
+        question = (
+            f"Move the listeners ({which}) of {count} account{'' if count == 1 else 's'} "
+            f"({', '.join(names[:3])}{' ...' if count > 3 else ''}) on {ts.source} to the new password? [y/N] "
+        )
+        if not _confirm(args, question):
+            print("Nothing was changed.")
+            return 0
         result = ts.rotate_password(
             names,
             services,
@@ -300,5 +310,6 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--allow-http", action="store_true", help="send the password to plain-HTTP listeners too (clear text)"
     )
     rotate.add_argument("--allow-unknown-service", action="store_true", help="accept a service tskit does not know")
+    rotate.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
     _common(rotate)
     rotate.set_defaults(func=cmd_rotate)

@@ -32,6 +32,10 @@ _FIELDS: Final = frozenset({"url", "username", "password"})
 _META_FLAGS: Final = ("allow_any_port", "allow_unknown_service")
 _META_KEYS: Final = ("format", "fingerprint_key_id", *_META_FLAGS)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# A name shown in an error: upper case, words of letters (or of digits only) joined by "_", e.g.
+# LISTENER_PW or PW_2; a word mixing letters and digits, or lower case, is how passwords look.
+_SHOWN_ENV_NAME = re.compile(r"[A-Z]{1,24}(?:_(?:[A-Z]{1,24}|[0-9]{1,4}))*")
+_HIDDEN_ENV_NAME: Final = ("the variable it names", " (not shown: the name may be a password typed in the wrong place)")
 _FINGERPRINT = re.compile(r"[0-9a-f]{16}")
 _REFERENCE_HELP = (
     'a reference: {env = "VARIABLE"} (the variable holds the password), '
@@ -325,12 +329,13 @@ class _Reader:
             # A mistyped reference may hold the password itself: it is named, never echoed.
             if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
                 raise self.fail(where, "the env reference is not a variable name (not shown)", "e.g. LISTENER_PW")
+            # A name unlike a variable's ("hunter2", "AKIA7EXAMPLE") may be the password itself, typed in
+            # the wrong place: it is named only when it reads as a variable name.
+            named, why = (f"the variable {value}", "") if _SHOWN_ENV_NAME.fullmatch(value) else _HIDDEN_ENV_NAME
             if value not in self.environ:
-                raise self.fail(where, f"the variable {value} is not set", "set it to the listener password")
+                raise self.fail(where, f"{named} is not set{why}", "set it to the listener password")
             if not self.environ[value]:
-                raise self.fail(
-                    where, f"the variable {value} is empty", 'set it to the listener password, or "" for none'
-                )
+                raise self.fail(where, f"{named} is empty{why}", 'set it to the listener password, or "" for none')
             return DesiredCallback(url, username, Secret(self.credential(where, self.environ[value])), env=value)
         if kind == "fingerprint":
             if not isinstance(value, str) or not _FINGERPRINT.fullmatch(value):
