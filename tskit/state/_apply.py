@@ -14,7 +14,8 @@ from tskit._models import CallbackActionResult
 from tskit._secret import Secret
 from tskit.audit import check_concurrency
 from tskit.audit._progress import progress_bar
-from tskit.state._journal import Journal, default_path
+from tskit.state._journal import Journal, JournalError, default_path
+from tskit.state._lock import LOCK_WAIT, AccountLocks, Holder
 from tskit.state._plan import Live, Plan, Step, live_of
 from tskit.state._read import read_all
 
@@ -196,16 +197,20 @@ def reconcile(
     return reconciled
 
 
-def _close_unfinished(plan: Plan, journal: Journal, apply_id: str) -> int:
-    """Close the steps an interrupted apply left open, with what the live state read by the plan says."""
+#: What each account read under its lock holds (``None``: it could not be read), by account and service.
+Fresh = dict[str, dict[str, Live] | None]
+
+
+def _settle(book: Journal, apply_id: str, entries: list[dict[str, str]], fresh: Fresh, by: Journal) -> int:
+    """Close steps an interrupted apply left open, with what the accounts hold now; unread accounts stay open."""
     closed = 0
-    for entry in journal.unfinished():
-        account, service = entry["account_name"], entry["service_name"]
-        if account not in plan.live:
-            continue  # not read by this plan: left open for a plan that reads it
+    for entry in entries:
+        live = fresh.get(entry["account_name"])
+        if live is None:
+            continue
         step = Step(
-            account,
-            service,
+            entry["account_name"],
+            entry["service_name"],
             entry["action"],
             entry["url"],
             entry["username"],
@@ -213,14 +218,87 @@ def _close_unfinished(plan: Plan, journal: Journal, apply_id: str) -> int:
             entry["password_fingerprint"],
             None,
         )
-        live: Live | None = plan.live[account].get(service)
-        if step.took_effect(live):
-            outcome, reason = "confirmed", f"interrupted; apply {apply_id} found the change in effect"
+        where = f"apply {apply_id}" + ("" if by is book else f" (journal {by.path})")
+        if step.took_effect(live.get(entry["service_name"])):
+            outcome, reason = "confirmed", f"interrupted; {where} found the change in effect"
         else:
-            outcome, reason = "failed", f"interrupted; not in effect when apply {apply_id} planned again"
-        journal.write("outcome", apply=entry["apply"], step=entry["step"], outcome=outcome, reason=reason)
+            outcome, reason = "failed", f"interrupted; not in effect when {where} read the account under its lock"
+        book.write("outcome", apply=entry["apply"], step=entry["step"], outcome=outcome, reason=reason)
         closed += 1
     return closed
+
+
+def _close_unfinished(
+    book: Journal, apply_id: str, locks: AccountLocks, unfinished: list[dict[str, str]], fresh: Fresh
+) -> int:
+    """Settle the unfinished steps of the accounts held: in this journal, and in those of runs that died holding them.
+
+    Only steps of accounts whose lock is held are settled: no other run can have them in flight.
+    """
+    closed = _settle(book, apply_id, unfinished, fresh, book)
+    journals: dict[str, list[str]] = {}
+    for account, paths in locks.previous.items():
+        for path in paths:
+            journals.setdefault(path, []).append(account)
+    for path, accounts in journals.items():
+        if os.path.abspath(path) == os.path.abspath(book.path):
+            continue
+        readable = [a for a in accounts if fresh.get(a) is not None]
+        try:
+            other = Journal(path)
+            count = _settle(other, apply_id, other.unfinished(locks.server, readable), fresh, book)
+        except JournalError as exc:  # gone or unreadable: nothing can be settled there
+            book.write("settled", apply=apply_id, journal=str(path), steps=0, problem=exc.reason or str(exc))
+        else:
+            book.write("settled", apply=apply_id, journal=str(path), steps=count, accounts=readable)
+            closed += count
+    for account in list(locks.previous):
+        if fresh.get(account) is not None:
+            locks.settled(account)
+    return closed
+
+
+async def _read_fresh(plan: Plan, locks: AccountLocks, unfinished: set[str], concurrency: int) -> Fresh:
+    """What the accounts to decide on hold now, read under their locks (another run may have changed them).
+
+    A plan made while the locks were held (a rotation's) is fresh already.
+    """
+    wanted = {s.account_name for s in plan.steps} | set(locks.previous) | unfinished
+    if plan._created >= locks.acquired_at:
+        return {a: plan.live.get(a) for a in wanted}
+    found, failed = await read_all(plan.client, sorted(wanted), concurrency=concurrency, progress=False)
+    fresh: Fresh = {a: None for a in failed}
+    for account, callbacks in found.items():
+        fresh[account] = {c.service_name: live_of(plan._key, c) for c in callbacks}
+    return fresh
+
+
+def _recheck(plan: Plan, book: Journal, apply_id: str, fresh: Fresh) -> tuple[list[Outcome], list[Step]]:
+    """Steps still to send, and outcomes of those the accounts read under the lock settle without sending.
+
+    A step already in effect (another apply made it) is not sent again; one whose listener is no
+    longer what the plan saw is not sent either (it would overwrite someone else's change).
+    """
+    decided: list[Outcome] = []
+    to_send: list[Step] = []
+    for step in plan.steps:
+        services = fresh.get(step.account_name)
+        now = None if services is None else services.get(step.service_name)
+        if services is None:
+            outcome = Outcome(step, "failed", "not sent: the account could not be read again under its lock")
+        elif step.took_effect(now):
+            outcome = Outcome(step, "confirmed", "already in effect when read under the account's lock: not sent")
+        elif now != step.old:
+            outcome = Outcome(
+                step, "failed", "changed since the plan (read under the account's lock): not sent; plan again"
+            )
+        else:
+            to_send.append(step)
+            continue
+        book.write("step", apply=apply_id, **step.record())
+        book.write("outcome", apply=apply_id, step=step.id, outcome=outcome.outcome, reason=outcome.reason)
+        decided.append(outcome)
+    return decided, to_send
 
 
 async def apply_plan(
@@ -231,8 +309,16 @@ async def apply_plan(
     progress: bool | None = None,
     max_age: float = 300.0,
     on_progress: Callable[[int, int], None] | None = None,
+    lock_wait: float = LOCK_WAIT,
+    on_wait: Callable[[str, Holder | None], None] | None = None,
 ) -> ApplyResult:
-    """Carry out a plan's steps, at most ``concurrency`` at once; see :meth:`Plan.apply`."""
+    """Carry out a plan's steps, at most ``concurrency`` at once; see :meth:`Plan.apply`.
+
+    The journal is held first (refused at once when another apply holds it), then the lock of
+    every account the plan read, in sorted order, waiting at most ``lock_wait`` seconds for each
+    (:class:`~tskit.state.AccountLockedError` beyond). Under the locks the accounts with steps are
+    read again: what another run did since the plan is not sent again, nor overwritten.
+    """
     check_concurrency(concurrency)
     if plan.age > max_age:
         raise StalePlanError(
@@ -242,7 +328,14 @@ async def apply_plan(
     book = journal if isinstance(journal, Journal) else Journal.for_writing(journal or default_path())
     with book.hold():
         plan.mark_applied()
-        return await _apply_held(plan, book, concurrency, progress, on_progress)
+        accounts = {s.account_name for s in plan.steps} | set(plan.live)
+        held = AccountLocks.current()
+        if held is not None and held.covers(plan.client.base_url, accounts):  # a rotation holds them
+            return await _apply_held(plan, book, held, concurrency, progress, on_progress)
+        async with AccountLocks(
+            plan.client.base_url, accounts, journal=book.path, wait=lock_wait, on_wait=on_wait
+        ) as locks:
+            return await _apply_held(plan, book, locks, concurrency, progress, on_progress)
 
 
 def _seconds(value: float) -> str:
@@ -253,25 +346,30 @@ def _seconds(value: float) -> str:
 async def _apply_held(
     plan: Plan,
     book: Journal,
+    locks: AccountLocks,
     concurrency: int,
     progress: bool | None,
     on_progress: Callable[[int, int], None] | None,
 ) -> ApplyResult:
-    """The apply itself, the journal held."""
+    """The apply itself, the journal and the accounts held."""
     apply_id = f"{plan.id}-{secrets.token_hex(3)}"
-    book.write(
-        "apply",
-        apply=apply_id,
-        format="tskit-journal/1",
-        source=plan.source,
-        desired=plan.desired.source,
-        prune=plan.prune,
-        counts=plan.counts(),
-    )
-    resumed = await asyncio.to_thread(_close_unfinished, plan, book, apply_id)
-    outcomes: list[Outcome] = []
+    unfinished = await asyncio.to_thread(book.unfinished, locks.server, locks.accounts)
+    if plan.steps or locks.previous or unfinished:  # else nothing to journal: no file for a no-op
+        book.write(
+            "apply",
+            apply=apply_id,
+            format="tskit-journal/1",
+            source=plan.source,
+            desired=plan.desired.source,
+            prune=plan.prune,
+            counts=plan.counts(),
+            server=locks.server,
+        )
+    fresh = await _read_fresh(plan, locks, {e["account_name"] for e in unfinished}, concurrency)
+    resumed = await asyncio.to_thread(_close_unfinished, book, apply_id, locks, unfinished, fresh)
+    outcomes, to_send = await asyncio.to_thread(_recheck, plan, book, apply_id, fresh)
     queue: asyncio.Queue[Step] = asyncio.Queue()
-    for step in plan.steps:
+    for step in to_send:
         queue.put_nowait(step)
     bar = progress_bar(len(plan.steps), enabled=progress, description="Applying", unit="change")
 
@@ -296,8 +394,13 @@ async def _apply_held(
 
     try:
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, len(plan.steps))):
+            for _ in range(min(concurrency, len(to_send))):
                 group.create_task(worker())
+    except ExceptionGroup as group:
+        journal_failed = group.subgroup(JournalError)
+        if journal_failed is None:
+            raise
+        raise journal_failed.exceptions[0] from None  # one sentence (a full disk), not a group of tracebacks
     finally:
         if bar is not None:
             bar.close()
