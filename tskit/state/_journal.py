@@ -63,6 +63,8 @@ _TEXT_FIELDS: Final = (
     "reason",
     "source",
     "server",
+    "action",
+    "outcome",
 )
 
 
