@@ -213,3 +213,43 @@ def test_a_rotation_takes_the_accounts_locks_too(ts: tskit.ThingSpace, sim: Simu
     finally:
         holder.communicate("\n", timeout=30)
     assert ts.rotate_password(account, new_password="brand-new-pw", lock_wait=0, progress=False).ok
+
+
+def test_an_apply_with_nothing_to_change_still_closes_a_dead_holders_journal(
+    ts: tskit.ThingSpace, sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tskit.cli import main
+
+    account = FLEET[0]
+    sim.add_user(DEMO_USERNAME, DEMO_PASSWORD, accounts=[account])
+    path = desired_file(tmp_path / "one.toml", accounts=[account])
+    plan = ts.plan(path, progress=False)
+    dead = Journal.for_writing(tmp_path / "held.jsonl")  # the journal the holder's record names
+    dead.write("apply", apply="dead")
+    for step in plan.steps:
+        dead.write("step", apply="dead", **step.record())
+    holder = hold(ts.client.base_url, account, tmp_path)
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    holder.kill()  # dies holding the lock: the OS frees it, its record stays
+    holder.communicate(timeout=30)
+    assert plan.apply(journal=tmp_path / "mine.jsonl", progress=False).ok
+    # settled as the lock was taken, before this apply sent its own: not in effect then
+    assert {s["outcome"] for s in Journal(tmp_path / "held.jsonl").steps()} == {"failed"}
+    # The same again, an apply with nothing to change: the dead holder's steps are still closed.
+    dead.write("apply", apply="dead2")
+    for step in plan.steps:
+        dead.write("step", apply="dead2", **step.record())
+    with sim.serve() as server:
+        holder = hold(server.base_url, account, tmp_path)  # a lock of the server the command goes to
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        holder.kill()
+        holder.communicate(timeout=30)
+        os.environ.update(demo_env(server.base_url))
+        try:
+            assert main(["apply", str(path), "--yes", "--no-progress"]) == 0
+        finally:
+            for key in demo_env(server.base_url):
+                del os.environ[key]
+    assert "2 interrupted steps of an earlier apply closed" in capsys.readouterr().out
+    assert Journal(tmp_path / "held.jsonl").unfinished() == []
+    assert {s["outcome"] for s in Journal(tmp_path / "held.jsonl").steps() if s["apply"] == "dead2"} == {"confirmed"}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Final
 
 from tskit._errors import ApiError, RateLimitError, ThingSpaceError
 from tskit._models import CallbackActionResult
+from tskit._refusals import server
 from tskit._secret import Secret
 from tskit.audit import check_concurrency
 from tskit.audit._progress import progress_bar
@@ -328,7 +329,7 @@ async def apply_plan(
     book = journal if isinstance(journal, Journal) else Journal.for_writing(journal or default_path())
     with book.hold():
         plan.mark_applied()
-        accounts = {s.account_name for s in plan.steps} | set(plan.live)
+        accounts = _to_lock(plan, book)
         held = AccountLocks.current()
         if held is not None and held.covers(plan.client.base_url, accounts):  # a rotation holds them
             return await _apply_held(plan, book, held, concurrency, progress, on_progress)
@@ -336,6 +337,17 @@ async def apply_plan(
             plan.client.base_url, accounts, journal=book.path, wait=lock_wait, on_wait=on_wait
         ) as locks:
             return await _apply_held(plan, book, locks, concurrency, progress, on_progress)
+
+
+def _to_lock(plan: Plan, book: Journal) -> set[str]:
+    """The accounts to hold: those with steps, and those whose unfinished steps may be settled.
+
+    An account the plan only read is held when a record shows a holder (alive, or dead with a
+    journal to settle) or this journal has an unfinished step of it: one open file per lock.
+    """
+    accounts = {s.account_name for s in plan.steps}
+    accounts |= {e["account_name"] for e in book.unfinished(server(plan.client.base_url), plan.live)}
+    return accounts | AccountLocks.recorded(plan.client.base_url, set(plan.live) - accounts)
 
 
 def _seconds(value: float) -> str:

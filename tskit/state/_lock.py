@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import resource
 import socket
 import sys
 import time
@@ -134,6 +135,18 @@ def _write_record(path: Path, data: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
+def _room_for(count: int) -> None:
+    """Raise this process's limit of open files (to the hard limit at most): each held lock keeps one open."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count + 256  # and room for the connections and files of the run itself
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        top = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
+        except (OSError, ValueError) as exc:  # the OS says no: a lock that cannot open says why
+            logger.warning("cannot raise the limit of open files to %d: %s", top, exc)
+
+
 class AccountLocks:
     """The locks of some accounts of one server, held for one apply or rotation (``async with``).
 
@@ -179,9 +192,16 @@ class AccountLocks:
         """Whether these locks include every account named, on that server."""
         return server(base_url) == self.server and set(accounts) <= set(self.accounts)
 
+    @staticmethod
+    def recorded(base_url: str, accounts: Iterable[str]) -> set[str]:
+        """The accounts with a holder's record: held now, or left by a run that died holding them."""
+        folder = config_dir() / "locks"
+        return {a for a in accounts if (folder / f"{_key(base_url, a)}.json").exists()}
+
     async def __aenter__(self) -> Self:
         folder = config_dir() / "locks"
         folder.mkdir(parents=True, exist_ok=True)
+        _room_for(len(self.accounts))
         self._since = datetime.now(UTC).isoformat(timespec="seconds")
         started = time.monotonic()
         try:
