@@ -188,8 +188,25 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _close_crashed(args: argparse.Namespace, plan: Plan, journal: Journal | None) -> None:
-    """With nothing to change, still close what a crashed apply of these accounts left unfinished."""
-    result = plan.apply(journal=journal, progress=False, lock_wait=args.lock_wait, on_wait=_waiting(args))
+    """With nothing to change, still close what a crashed apply of these accounts left unfinished.
+
+    An account another run holds now is left to it (that run settles what it finds), and the
+    command still exits 0: nothing of this file is left to do.
+    """
+    from tskit.state import AccountLockedError, JournalError
+
+    try:
+        result = plan.apply(journal=journal, progress=False, lock_wait=0)
+    except AccountLockedError as busy:
+        print(
+            f"tskit apply: {busy.account_name} is held by {busy.holder or 'another process'}: "
+            "unfinished steps of earlier applies, if any, are left to it",
+            file=sys.stderr,
+        )
+        return
+    except JournalError as error:
+        print(f"tskit apply: {cli_words(error)}", file=sys.stderr)
+        return
     if result.resumed:
         steps = f"{result.resumed} interrupted step{'' if result.resumed == 1 else 's'}"
         print(f"{steps} of an earlier apply closed; journal {result.journal.path}")
