@@ -279,7 +279,11 @@ def concurrent_apply_part(
     run.row(part, "doubled changes", sum(max(0, count - len(APPLY_SERVICES)) for count in took.values()), "0")
     run.row(part, "listeners as desired afterwards", held)
     journals = [tmp / "concurrent.jsonl", *(Path(os.environ["TSKIT_CONFIG_DIR"]) / "journals").glob("apply-*.jsonl")]
-    seen = [s["reason"] for j in journals if j.exists() for s in Journal(j).steps()]
+    steps = [s for j in journals if j.exists() for s in Journal(j).steps()]
+    seen = [s["reason"] for s in steps]
+    for step in steps:
+        if step["outcome"] != "done" and not step["reason"].startswith("already"):
+            print(f"apply {step['account_name']} {step['service_name']}: {step['reason'][:300]}", file=sys.stderr)
     run.row(part, "steps found made by the other under the lock, not sent", sum(r.startswith("already") for r in seen))
 
 

@@ -259,22 +259,27 @@ def _close_unfinished(
     return closed
 
 
-async def _read_fresh(plan: Plan, locks: AccountLocks, unfinished: set[str], concurrency: int) -> Fresh:
-    """What the accounts to decide on hold now, read under their locks (another run may have changed them).
+async def _read_fresh(
+    plan: Plan, locks: AccountLocks, unfinished: set[str], concurrency: int
+) -> tuple[Fresh, dict[str, str]]:
+    """What the accounts to decide on hold now, read under their locks, and why any could not be read.
 
-    A plan made while the locks were held (a rotation's) is fresh already.
+    Another run may have changed them since the plan. A plan made while the locks were held (a
+    rotation's) is fresh already.
     """
     wanted = {s.account_name for s in plan.steps} | set(locks.previous) | unfinished
     if plan._created >= locks.acquired_at:
-        return {a: plan.live.get(a) for a in wanted}
+        return {a: plan.live.get(a) for a in wanted}, {}
     found, failed = await read_all(plan.client, sorted(wanted), concurrency=concurrency, progress=False)
     fresh: Fresh = {a: None for a in failed}
     for account, callbacks in found.items():
         fresh[account] = {c.service_name: live_of(plan._key, c) for c in callbacks}
-    return fresh
+    return fresh, {a: str(error) for a, error in failed.items()}
 
 
-def _recheck(plan: Plan, book: Journal, apply_id: str, fresh: Fresh) -> tuple[list[Outcome], list[Step]]:
+def _recheck(
+    plan: Plan, book: Journal, apply_id: str, fresh: Fresh, unread: dict[str, str]
+) -> tuple[list[Outcome], list[Step]]:
     """Steps still to send, and outcomes of those the accounts read under the lock settle without sending.
 
     A step already in effect (another apply made it) is not sent again; one whose listener is no
@@ -286,7 +291,9 @@ def _recheck(plan: Plan, book: Journal, apply_id: str, fresh: Fresh) -> tuple[li
         services = fresh.get(step.account_name)
         now = None if services is None else services.get(step.service_name)
         if services is None:
-            outcome = Outcome(step, "failed", "not sent: the account could not be read again under its lock")
+            why = unread.get(step.account_name, "")
+            reason = f"not sent: the account could not be read again under its lock{': ' if why else ''}{why}"
+            outcome = Outcome(step, "failed", reason)
         elif step.took_effect(now):
             outcome = Outcome(step, "confirmed", "already in effect when read under the account's lock: not sent")
         elif now != step.old:
@@ -316,9 +323,10 @@ async def apply_plan(
     """Carry out a plan's steps, at most ``concurrency`` at once; see :meth:`Plan.apply`.
 
     The journal is held first (refused at once when another apply holds it), then the lock of
-    every account the plan read, in sorted order, waiting at most ``lock_wait`` seconds for each
-    (:class:`~tskit.state.AccountLockedError` beyond). Under the locks the accounts with steps are
-    read again: what another run did since the plan is not sent again, nor overwritten.
+    every account with a step or something to settle, in sorted order, waiting at most
+    ``lock_wait`` seconds in all (:class:`~tskit.state.AccountLockedError` beyond). Under the
+    locks those accounts are read again: what another run did since the plan is not sent again,
+    nor overwritten, and unfinished steps of runs that died holding them are closed.
     """
     check_concurrency(concurrency)
     if plan.age > max_age:
@@ -377,9 +385,9 @@ async def _apply_held(
             counts=plan.counts(),
             server=locks.server,
         )
-    fresh = await _read_fresh(plan, locks, {e["account_name"] for e in unfinished}, concurrency)
+    fresh, unread = await _read_fresh(plan, locks, {e["account_name"] for e in unfinished}, concurrency)
     resumed = await asyncio.to_thread(_close_unfinished, book, apply_id, locks, unfinished, fresh)
-    outcomes, to_send = await asyncio.to_thread(_recheck, plan, book, apply_id, fresh)
+    outcomes, to_send = await asyncio.to_thread(_recheck, plan, book, apply_id, fresh, unread)
     queue: asyncio.Queue[Step] = asyncio.Queue()
     for step in to_send:
         queue.put_nowait(step)

@@ -106,7 +106,7 @@ def command_name(argv: list[str] | None = None) -> str:
     program = Path(args[0]).name if args and args[0] else "python"
     if program in ("tskit", "__main__.py") and len(args) > 1 and args[1].isidentifier():
         return f"tskit {args[1]}"
-    return program
+    return "python -c" if program == "-c" else program
 
 
 def _key(base_url: str, account: str) -> str:
