@@ -196,3 +196,25 @@ def test_plan_on_a_hostile_file_exits_1_with_one_line(tmp_path: Path, kind: str)
         "not-utf8": "line 2: is not UTF-8 text",
     }
     assert words[kind] in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "deep", "list"])
+def test_apply_with_a_hostile_journal_exits_1_with_one_line_before_sending(
+    served: SimulatorServer, sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    state = tmp_path / "want.toml"
+    state.write_text(tskit.state.DesiredState.from_mapping(WANT).dumps())
+    journal = tmp_path / "j.jsonl"
+    if kind == "fifo":
+        os.mkfifo(journal)
+    elif kind == "deep":
+        write_lines(journal, '{"event": ' + "[" * 30_000)
+    else:
+        write_lines(journal, json.dumps({**STEP, "event": ["step"], "account_name": [A3]}))
+    code = main(["apply", str(state), "--yes", "--journal", str(journal), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and sim.count("register") == 0
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert {"fifo": "not a regular file", "deep": "line 1: nests objects", "list": "line 1: is not a journal event"}[
+        kind
+    ] in err
