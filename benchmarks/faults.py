@@ -38,6 +38,7 @@ import logging
 import os
 import random
 import secrets
+import subprocess
 import sys
 import tempfile
 import threading
@@ -56,7 +57,7 @@ from tests.fault_proxy import FaultProxy
 from tskit._errors import secret_forms
 from tskit._fingerprint import fingerprint
 from tskit.simulator import Faults, Simulator, SimulatorServer, seed_fleet
-from tskit.state import PartialExportWarning
+from tskit.state import Journal, PartialExportWarning
 
 SERVICES = ("AlertService", "DeviceService")
 FORBIDDEN = [
@@ -243,6 +244,65 @@ async def mutation_part(run: Run, client: tskit.ThingSpaceClient, sim: Simulator
         run.row(label, "failed, outcome said unknown", tally["failed, said unknown, had taken effect"])
         run.row(label, "lying successes", tally["lying success"], "0")
         run.row(label, "lying failures", tally["lying failure"], "0")
+
+
+# -- 2b. two applies at once -------------------------------------------------------------------
+
+APPLY_SERVICES = ("CarrierService", "DeviceUsage")
+
+
+def concurrent_apply_part(
+    run: Run, sim: Simulator, base_url: str, env: dict[str, str], names: list[str], tmp: Path
+) -> None:
+    """Two ``tskit apply`` processes started together on one desired state: one on the default journal,
+    one on a journal of its own. Every listener must be registered once in all (0 doubled changes)."""
+    lines = []
+    for i, name in enumerate(names):
+        for service in APPLY_SERVICES:
+            lines += [f'["{name}".{service}]', f'url = "https://apply{i}.example.com/{service.lower()}"', ""]
+    desired = tmp / "concurrent.toml"
+    desired.write_text("\n".join(lines))
+    wanted = {(name, service) for name in names for service in APPLY_SERVICES}
+    paths = {f"/api/m2m/v1/callbacks/{name}": name for name in names}
+    before = _registers(sim, paths)
+    command = [sys.executable, "-m", "tskit", "apply", str(desired), "--yes", "--no-progress", "--concurrency", "16"]
+    process_env = {**os.environ, **env, "THINGSPACE_BASE_URL": base_url}
+    started = time.perf_counter()
+    runs = [
+        subprocess.Popen(command + extra, env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for extra in ([], ["--journal", str(tmp / "concurrent.jsonl")])
+    ]
+    outputs = [r.communicate(timeout=900) for r in runs]
+    seconds = time.perf_counter() - started
+    for out, err in outputs:
+        run.show("CLI output", out, err)
+    took = _registers(sim, paths) - before
+    held = sum(
+        1
+        for i, name in enumerate(names)
+        for r in sim.registrations(name)
+        if (name, r["serviceName"]) in wanted and r["url"] == f"https://apply{i}.example.com/{r['serviceName'].lower()}"
+    )
+    part = "two applies at once"
+    run.row(part, f"listeners to change, one file, two processes ({seconds:.1f} s)", len(wanted))
+    run.row(part, "applies that exited 0 (of 2)", sum(1 for r in runs if r.returncode == 0))
+    run.row(part, "registers that took effect", sum(took.values()))
+    run.row(part, "doubled changes", sum(max(0, count - len(APPLY_SERVICES)) for count in took.values()), "0")
+    run.row(part, "listeners as desired afterwards", held)
+    journals = [tmp / "concurrent.jsonl", *(Path(os.environ["TSKIT_CONFIG_DIR"]) / "journals").glob("apply-*.jsonl")]
+    steps = [s for j in journals if j.exists() for s in Journal(j).steps()]
+    seen = [s["reason"] for s in steps]
+    for step in steps:
+        if step["outcome"] != "done" and not step["reason"].startswith("already"):
+            print(f"apply {step['account_name']} {step['service_name']}: {step['reason'][:300]}", file=sys.stderr)
+    run.row(part, "steps found made by the other under the lock, not sent", sum(r.startswith("already") for r in seen))
+
+
+def _registers(sim: Simulator, paths: dict[str, str]) -> Counter[str]:
+    """Registers that took effect at the simulator (answered 200, whether or not the answer arrived), by account."""
+    return Counter(
+        paths[r.path] for r in list(sim.requests) if r.operation == "register" and r.status == 200 and r.path in paths
+    )
 
 
 # -- 3. bad input ------------------------------------------------------------------------------
@@ -610,10 +670,14 @@ def measure_into(
                 run.show("DataFrames and their HTML", frame.to_string(), frame.to_html())
         finally:
             ts.close()
+        apply_names = names[-min(100, len(names) // 2) :]
+        credentials = {"THINGSPACE_CLIENT_ID": client_id, "THINGSPACE_CLIENT_SECRET": client_secret,
+                       "THINGSPACE_USERNAME": user, "THINGSPACE_PASSWORD": uws_password}  # fmt: skip
+        concurrent_apply_part(run, sim, proxy.base_url, credentials, apply_names, tmp)
         run.row("faults met", "by the proxy (500, dropped answers, corrupt bodies)", sum(proxy.applied.values()))
         if rotated:
-            credentials = (client_id, client_secret, user, uws_password)
-            listing_part(run, sim, server, rotated, credentials, tmp, seed)
+            login = (client_id, client_secret, user, uws_password)
+            listing_part(run, sim, server, rotated, login, tmp, seed)
         run.row("faults met", "by the simulator (5xx, 429, dropped answers)", _simulator_faults(sim))
         cli_part(run, server, sim, names[0])
     faults.clear()  # the rest checks refusals and surfaces, on a simulator without faults

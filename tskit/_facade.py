@@ -370,6 +370,7 @@ class ThingSpace:
         allow_http: bool = False,
         allow_unknown_service: bool = False,
         desired: DesiredState | str | os.PathLike[str] | None = None,
+        lock_wait: float = 60.0,
     ) -> RotationResult:
         """Async twin of :meth:`rotate_password`."""
         from tskit.state import rotate
@@ -389,6 +390,7 @@ class ThingSpace:
             allow_http=allow_http,
             allow_unknown_service=allow_unknown_service,
             desired=desired,
+            lock_wait=lock_wait,
         )
 
     def rotate_password(
@@ -406,6 +408,7 @@ class ThingSpace:
         allow_http: bool = False,
         allow_unknown_service: bool = False,
         desired: DesiredState | str | os.PathLike[str] | None = None,
+        lock_wait: float = 60.0,
     ) -> RotationResult:
         """Move every listener of the accounts (or only of ``services``) to a new password.
 
@@ -434,6 +437,8 @@ class ThingSpace:
                 default: it would travel in clear text in every message).
             allow_unknown_service: Accept service names the catalogue does not know.
             desired: The desired state (or its file) that names these listeners' passwords.
+            lock_wait: Longest wait, in seconds, for an account another apply or rotation holds
+                (0: refuse at once with :class:`~tskit.state.AccountLockedError`).
 
         Returns:
             A :class:`~tskit.state.RotationResult`: ``.outcomes``, ``.journal``, ``.remaining``
@@ -458,6 +463,7 @@ class ThingSpace:
                 allow_http=allow_http,
                 allow_unknown_service=allow_unknown_service,
                 desired=desired,
+                lock_wait=lock_wait,
             )
         )
 

@@ -20,7 +20,9 @@ Example:
 
 from tskit.state._apply import OUTCOME_COLUMNS, ApplyResult, Outcome, PlanUsedError, StalePlanError, apply_plan
 from tskit.state._export import ExportError, PartialExportWarning, export_state
-from tskit.state._journal import JOURNAL_COLUMNS, Journal, JournalError
+from tskit.state._files import FileError
+from tskit.state._journal import JOURNAL_COLUMNS, Journal, JournalError, JournalProblem
+from tskit.state._lock import LOCK_WAIT, AccountLockedError, Holder
 from tskit.state._model import DesiredCallback, DesiredState
 from tskit.state._plan import ACTIONS, CHANGE_COLUMNS, MAX_PLAN_AGE, Plan, Step, as_desired, make_plan
 from tskit.state._rotate import RotationResult, rotate
@@ -29,14 +31,19 @@ __all__ = [
     "ACTIONS",
     "CHANGE_COLUMNS",
     "JOURNAL_COLUMNS",
+    "LOCK_WAIT",
     "MAX_PLAN_AGE",
     "OUTCOME_COLUMNS",
+    "AccountLockedError",
     "ApplyResult",
     "DesiredCallback",
     "DesiredState",
     "ExportError",
+    "FileError",
+    "Holder",
     "Journal",
     "JournalError",
+    "JournalProblem",
     "Outcome",
     "PartialExportWarning",
     "Plan",

@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING, Final
 
 from tskit._errors import ApiError, RateLimitError, ThingSpaceError, UncertainListingError
 from tskit._models import CallbackActionResult
+from tskit._refusals import server
 from tskit._secret import Secret
 from tskit.audit import check_concurrency
 from tskit.audit._progress import progress_bar
-from tskit.state._journal import Journal, default_path
+from tskit.state._journal import Journal, JournalError, default_path
+from tskit.state._lock import LOCK_WAIT, AccountLocks, Holder
+from tskit.state._outcomes import CHANGED, CONFIRMED, DONE, FAILED, OUTCOMES, UNCHECKED
 from tskit.state._plan import Live, Plan, Step, live_of
 from tskit.state._read import read_all
 
@@ -26,12 +29,6 @@ if TYPE_CHECKING:
     from tskit._models import Listing
 
 OUTCOME_COLUMNS: Final = ("account_name", "service_name", "action", "outcome", "reason")
-#: A step not sent: a fresh listing shows its listener other than the plan saw it (plan again).
-CHANGED: Final = "changed-since-plan"
-#: A step not sent: no fresh listing could show its listener for certain (try again later).
-UNCHECKED: Final = "unchecked"
-#: Every outcome a step can have.
-OUTCOMES: Final = ("done", "confirmed", "failed", CHANGED, UNCHECKED)
 _NO_PASSWORD: Final = Secret("")  # a step read back from a journal, which holds no password
 
 
@@ -110,7 +107,7 @@ class ApplyResult:
     def counts(self) -> dict[str, int]:
         """How many steps per outcome (``done``, ``confirmed``, ``failed``; the others when there are some)."""
         counts = {k: sum(1 for o in self.outcome_list if o.outcome == k) for k in OUTCOMES}
-        return {k: n for k, n in counts.items() if n or k in ("done", "confirmed", "failed")}
+        return {k: n for k, n in counts.items() if n or k in (DONE, CONFIRMED, FAILED)}
 
     def summary(self) -> str:
         """More to say on the first line of the text (none here)."""
@@ -204,34 +201,6 @@ def _absence_to_confirm(steps: list[Step]) -> set[str]:
     return {s.service_name for s in steps if s.old is not None or s.action == "delete"}
 
 
-def _shown(live: Live | None) -> str:
-    if live is None:
-        return "no listener"
-    password = "a password" if live.fingerprint else "no password"
-    return f"url {live.url}, username {live.username!r}, {password} (fingerprint {live.fingerprint[:12] or '-'})"
-
-
-def changed_since_plan(plan: Plan, step: Step, listing: Listing) -> str:
-    """``""`` when a certain listing shows the step's listener as the plan saw it, else what differs."""
-    now = listing.get(step.service_name)
-    seen = None if now is None else live_of(plan._key, now)
-    if seen == step.old:
-        return ""
-    return f"not sent: the plan saw {_shown(step.old)}; a listing now shows {_shown(seen)}. Plan again"
-
-
-async def _fresh_listing(plan: Plan, steps: list[Step]) -> tuple[Listing | None, str]:
-    """One listing of an account just before its steps, or why none could show it for certain."""
-    account = steps[0].account_name
-    try:
-        listing = await plan.client.listing(account, expect=_absence_to_confirm(steps))
-    except ThingSpaceError as exc:
-        return None, f"not sent: the account could not be listed to check it is as planned: {exc}"
-    if not listing.certain:
-        return None, f"not sent: the listings of the account are uncertain ({listing.reason}): {listing.detail}"
-    return listing, ""
-
-
 def reconcile(
     plan: Plan, book: Journal, apply_id: str, outcomes: list[Outcome], listed: Mapping[str, Listing]
 ) -> list[Outcome]:
@@ -252,16 +221,20 @@ def reconcile(
     return reconciled
 
 
-def _close_unfinished(plan: Plan, journal: Journal, apply_id: str) -> int:
-    """Close the steps an interrupted apply left open, with what the live state read by the plan says."""
+#: What each account read under its lock holds (``None``: it could not be read), by account and service.
+Fresh = dict[str, dict[str, Live] | None]
+
+
+def _settle(book: Journal, apply_id: str, entries: list[dict[str, str]], fresh: Fresh, by: Journal) -> int:
+    """Close steps an interrupted apply left open, with what the accounts hold now; unread accounts stay open."""
     closed = 0
-    for entry in journal.unfinished():
-        account, service = entry["account_name"], entry["service_name"]
-        if account not in plan.live:
-            continue  # not read by this plan: left open for a plan that reads it
+    for entry in entries:
+        live = fresh.get(entry["account_name"])
+        if live is None:
+            continue
         step = Step(
-            account,
-            service,
+            entry["account_name"],
+            entry["service_name"],
             entry["action"],
             entry["url"],
             entry["username"],
@@ -269,14 +242,112 @@ def _close_unfinished(plan: Plan, journal: Journal, apply_id: str) -> int:
             entry["password_fingerprint"],
             None,
         )
-        live: Live | None = plan.live[account].get(service)
-        if step.took_effect(live):
-            outcome, reason = "confirmed", f"interrupted; apply {apply_id} found the change in effect"
+        where = f"apply {apply_id}" + ("" if by is book else f" (journal {by.path})")
+        if step.took_effect(live.get(entry["service_name"])):
+            outcome, reason = "confirmed", f"interrupted; {where} found the change in effect"
         else:
-            outcome, reason = "failed", f"interrupted; not in effect when apply {apply_id} planned again"
-        journal.write("outcome", apply=entry["apply"], step=entry["step"], outcome=outcome, reason=reason)
+            outcome, reason = "failed", f"interrupted; not in effect when {where} read the account under its lock"
+        book.write("outcome", apply=entry["apply"], step=entry["step"], outcome=outcome, reason=reason)
         closed += 1
     return closed
+
+
+def _close_unfinished(
+    book: Journal, apply_id: str, locks: AccountLocks, unfinished: list[dict[str, str]], fresh: Fresh
+) -> int:
+    """Settle the unfinished steps of the accounts held: in this journal, and in those of runs that died holding them.
+
+    Only steps of accounts whose lock is held are settled: no other run can have them in flight.
+    """
+    closed = _settle(book, apply_id, unfinished, fresh, book)
+    journals: dict[str, list[str]] = {}
+    for account, paths in locks.previous.items():
+        for path in paths:
+            journals.setdefault(path, []).append(account)
+    for path, accounts in journals.items():
+        if os.path.abspath(path) == os.path.abspath(book.path):
+            continue
+        readable = [a for a in accounts if fresh.get(a) is not None]
+        try:
+            other = Journal(path)
+            count = _settle(other, apply_id, other.unfinished(locks.server, readable), fresh, book)
+        except JournalError as exc:  # gone or unreadable: nothing can be settled there
+            book.write("settled", apply=apply_id, journal=str(path), steps=0, problem=exc.reason or str(exc))
+        else:
+            book.write("settled", apply=apply_id, journal=str(path), steps=count, accounts=readable)
+            closed += count
+    for account in list(locks.previous):
+        if fresh.get(account) is not None:
+            locks.settled(account)
+    return closed
+
+
+async def _read_fresh(
+    plan: Plan, locks: AccountLocks, unfinished: list[dict[str, str]], concurrency: int
+) -> tuple[Fresh, dict[str, str]]:
+    """What the accounts to decide on hold now, read for certain under their locks, and why any could not be.
+
+    Compare, then change: another writer may have changed an account since the plan (another run
+    before it took the lock, or someone outside tskit). An absence the steps depend on (a listener
+    the plan saw, one a step deletes, one an unfinished step touched) is confirmed by further
+    listings; an account of a dead holder's journal is confirmed whole. An account no certain
+    listing shows is ``None``: its steps are not sent.
+    """
+    steps: dict[str, list[Step]] = {}
+    for step in plan.steps:
+        steps.setdefault(step.account_name, []).append(step)
+    expect: dict[str, set[str]] = {a: _absence_to_confirm(s) for a, s in steps.items()}
+    for entry in unfinished:
+        expect.setdefault(entry["account_name"], set()).add(entry["service_name"])
+    others = sorted(set(locks.previous) - set(expect))  # only a dead holder's journal names what to settle
+    found, failed = await read_all(plan.client, sorted(expect), concurrency=concurrency, progress=False, expect=expect)
+    if others:
+        more, still = await read_all(plan.client, others, concurrency=concurrency, progress=False, confirm_all=True)
+        found.update(more)
+        failed.update(still)
+    fresh: Fresh = {a: None for a in failed}
+    for account, listing in found.items():
+        fresh[account] = {c.service_name: live_of(plan._key, c) for c in listing.callbacks}
+    return fresh, {a: str(error) for a, error in failed.items()}
+
+
+def _shown(live: Live | None) -> str:
+    if live is None:
+        return "no listener"
+    password = "a password" if live.fingerprint else "no password"
+    return f"url {live.url}, username {live.username!r}, {password} (fingerprint {live.fingerprint[:12] or '-'})"
+
+
+def _recheck(
+    plan: Plan, book: Journal, apply_id: str, fresh: Fresh, unread: dict[str, str]
+) -> tuple[list[Outcome], list[Step]]:
+    """Steps still to send, and outcomes of those the accounts read under the lock settle without sending.
+
+    A step already in effect (another apply made it) is not sent again (``confirmed``); one whose
+    listener is no longer what the plan saw is not sent either (``changed-since-plan``: it would
+    overwrite someone else's change); one whose account no certain listing shows is ``unchecked``.
+    """
+    decided: list[Outcome] = []
+    to_send: list[Step] = []
+    for step in plan.steps:
+        services = fresh.get(step.account_name)
+        now = None if services is None else services.get(step.service_name)
+        if services is None:
+            why = unread.get(step.account_name, "")
+            reason = f"not sent: the account could not be listed for certain under its lock{': ' if why else ''}{why}"
+            outcome = Outcome(step, UNCHECKED, reason)
+        elif step.took_effect(now):
+            outcome = Outcome(step, "confirmed", "already in effect when read under the account's lock: not sent")
+        elif now != step.old:
+            reason = f"not sent: the plan saw {_shown(step.old)}; a listing now shows {_shown(now)}. Plan again"
+            outcome = Outcome(step, CHANGED, reason)
+        else:
+            to_send.append(step)
+            continue
+        book.write("step", apply=apply_id, **step.record())
+        book.write("outcome", apply=apply_id, step=step.id, outcome=outcome.outcome, reason=outcome.reason)
+        decided.append(outcome)
+    return decided, to_send
 
 
 async def apply_plan(
@@ -287,8 +358,17 @@ async def apply_plan(
     progress: bool | None = None,
     max_age: float = 300.0,
     on_progress: Callable[[int, int], None] | None = None,
+    lock_wait: float = LOCK_WAIT,
+    on_wait: Callable[[str, Holder | None], None] | None = None,
 ) -> ApplyResult:
-    """Carry out a plan's steps, at most ``concurrency`` at once; see :meth:`Plan.apply`."""
+    """Carry out a plan's steps, at most ``concurrency`` at once; see :meth:`Plan.apply`.
+
+    The journal is held first (refused at once when another apply holds it), then the lock of
+    every account with a step or something to settle, in sorted order, waiting at most
+    ``lock_wait`` seconds in all (:class:`~tskit.state.AccountLockedError` beyond). Under the
+    locks those accounts are read again: what another run did since the plan is not sent again,
+    nor overwritten, and unfinished steps of runs that died holding them are closed.
+    """
     check_concurrency(concurrency)
     if plan.age > max_age:
         raise StalePlanError(
@@ -298,7 +378,25 @@ async def apply_plan(
     book = journal if isinstance(journal, Journal) else Journal.for_writing(journal or default_path())
     with book.hold():
         plan.mark_applied()
-        return await _apply_held(plan, book, concurrency, progress, on_progress)
+        accounts = _to_lock(plan, book)
+        held = AccountLocks.current()
+        if held is not None and held.covers(plan.client.base_url, accounts):  # a rotation holds them
+            return await _apply_held(plan, book, held, concurrency, progress, on_progress)
+        async with AccountLocks(
+            plan.client.base_url, accounts, journal=book.path, wait=lock_wait, on_wait=on_wait
+        ) as locks:
+            return await _apply_held(plan, book, locks, concurrency, progress, on_progress)
+
+
+def _to_lock(plan: Plan, book: Journal) -> set[str]:
+    """The accounts to hold: those with steps, and those whose unfinished steps may be settled.
+
+    An account the plan only read is held when a record shows a holder (alive, or dead with a
+    journal to settle) or this journal has an unfinished step of it: one open file per lock.
+    """
+    accounts = {s.account_name for s in plan.steps}
+    accounts |= {e["account_name"] for e in book.unfinished(server(plan.client.base_url), plan.live)}
+    return accounts | AccountLocks.recorded(plan.client.base_url, set(plan.live) - accounts)
 
 
 def _seconds(value: float) -> str:
@@ -309,66 +407,61 @@ def _seconds(value: float) -> str:
 async def _apply_held(
     plan: Plan,
     book: Journal,
+    locks: AccountLocks,
     concurrency: int,
     progress: bool | None,
     on_progress: Callable[[int, int], None] | None,
 ) -> ApplyResult:
-    """The apply itself, the journal held."""
+    """The apply itself, the journal and the accounts held."""
     apply_id = f"{plan.id}-{secrets.token_hex(3)}"
-    book.write(
-        "apply",
-        apply=apply_id,
-        format="tskit-journal/1",
-        source=plan.source,
-        desired=plan.desired.source,
-        prune=plan.prune,
-        counts=plan.counts(),
-    )
-    resumed = await asyncio.to_thread(_close_unfinished, plan, book, apply_id)
-    outcomes: list[Outcome] = []
-    # Compare, then change: an account's steps run one after another (creates, updates, deletes),
-    # just after one fresh listing of it shows each listener still as the plan saw it.
-    accounts: dict[str, list[Step]] = {}
-    for step in plan.steps:
-        accounts.setdefault(step.account_name, []).append(step)
-    queue: asyncio.Queue[list[Step]] = asyncio.Queue()
-    for steps in accounts.values():
-        queue.put_nowait(steps)
+    unfinished = await asyncio.to_thread(book.unfinished, locks.server, locks.accounts)
+    if plan.steps or locks.previous or unfinished:  # else nothing to journal: no file for a no-op
+        book.write(
+            "apply",
+            apply=apply_id,
+            format="tskit-journal/1",
+            source=plan.source,
+            desired=plan.desired.source,
+            prune=plan.prune,
+            counts=plan.counts(),
+            server=locks.server,
+        )
+    fresh, unread = await _read_fresh(plan, locks, unfinished, concurrency)
+    resumed = await asyncio.to_thread(_close_unfinished, book, apply_id, locks, unfinished, fresh)
+    outcomes, to_send = await asyncio.to_thread(_recheck, plan, book, apply_id, fresh, unread)
+    queue: asyncio.Queue[Step] = asyncio.Queue()
+    for step in to_send:
+        queue.put_nowait(step)
     bar = progress_bar(len(plan.steps), enabled=progress, description="Applying", unit="change")
-
-    async def run(step: Step, listing: Listing | None, unchecked: str) -> Outcome:
-        if listing is None:
-            return Outcome(step, UNCHECKED, unchecked)
-        changed = changed_since_plan(plan, step, listing)
-        if changed:
-            return Outcome(step, CHANGED, changed)
-
-        async def note(reason: str) -> None:
-            calls = ["deregister", "register"]
-            await asyncio.to_thread(book.write, "calls", apply=apply_id, step=step.id, calls=calls, reason=reason)
-
-        return await _send(plan, step, note)
 
     async def worker() -> None:
         while not queue.empty():
-            steps = queue.get_nowait()
-            listing, unchecked = await _fresh_listing(plan, steps)
-            for step in steps:
-                await asyncio.to_thread(book.write, "step", apply=apply_id, **step.record())
-                outcome = await run(step, listing, unchecked)
-                await asyncio.to_thread(
-                    book.write, "outcome", apply=apply_id, step=step.id, outcome=outcome.outcome, reason=outcome.reason
-                )
-                outcomes.append(outcome)
-                if bar is not None:
-                    bar.update(1)
-                if on_progress is not None:
-                    on_progress(len(outcomes), len(plan.steps))
+            step = queue.get_nowait()
+            await asyncio.to_thread(book.write, "step", apply=apply_id, **step.record())
+
+            async def note(reason: str, step: Step = step) -> None:
+                calls = ["deregister", "register"]
+                await asyncio.to_thread(book.write, "calls", apply=apply_id, step=step.id, calls=calls, reason=reason)
+
+            outcome = await _send(plan, step, note)
+            await asyncio.to_thread(
+                book.write, "outcome", apply=apply_id, step=step.id, outcome=outcome.outcome, reason=outcome.reason
+            )
+            outcomes.append(outcome)
+            if bar is not None:
+                bar.update(len(outcomes) - bar.n)
+            if on_progress is not None:
+                on_progress(len(outcomes), len(plan.steps))
 
     try:
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, len(accounts))):
+            for _ in range(min(concurrency, len(to_send))):
                 group.create_task(worker())
+    except ExceptionGroup as group:
+        journal_failed = group.subgroup(JournalError)
+        if journal_failed is None:
+            raise
+        raise journal_failed.exceptions[0] from None  # one sentence (a full disk), not a group of tracebacks
     finally:
         if bar is not None:
             bar.close()

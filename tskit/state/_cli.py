@@ -22,7 +22,9 @@ from tskit.cli import (
 )
 
 if TYPE_CHECKING:
-    from tskit.state import Journal, Plan
+    from collections.abc import Callable
+
+    from tskit.state import Holder, Journal, Plan
 
 #: ``tskit plan``: Terraform's ``-detailed-exitcode``, so CI can alert on drift.
 EXIT_NO_CHANGES: Final = 0
@@ -158,13 +160,20 @@ def cmd_apply(args: argparse.Namespace) -> int:
         plan = _plan(args)
         _show_plan(plan)
         if not plan.has_changes:
+            _close_crashed(args, plan, journal)
             return EXIT_FAILED if plan.error_list else 0
         count = len(plan.steps)
         if not _confirm(args, f"Apply {count} change{'' if count == 1 else 's'} to {plan.source}? [y/N] "):
             print("Nothing was changed.")
             return 0
         try:
-            result = plan.apply(concurrency=args.concurrency, journal=journal, progress=_progress(args))
+            result = plan.apply(
+                concurrency=args.concurrency,
+                journal=journal,
+                progress=_progress(args),
+                lock_wait=args.lock_wait,
+                on_wait=_waiting(args),
+            )
         except StalePlanError:
             print("The plan went stale while waiting for an answer: planning again.", file=sys.stderr)
             continue
@@ -180,6 +189,42 @@ def cmd_apply(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0 if result.ok and not plan.error_list else EXIT_FAILED
+
+
+def _close_crashed(args: argparse.Namespace, plan: Plan, journal: Journal | None) -> None:
+    """With nothing to change, still close what a crashed apply of these accounts left unfinished.
+
+    An account another run holds now is left to it (that run settles what it finds), and the
+    command still exits 0: nothing of this file is left to do.
+    """
+    from tskit.state import AccountLockedError, JournalError
+
+    try:
+        result = plan.apply(journal=journal, progress=False, lock_wait=0)
+    except AccountLockedError as busy:
+        print(
+            f"tskit apply: {busy.account_name} is held by {busy.holder or 'another process'}: "
+            "unfinished steps of earlier applies, if any, are left to it",
+            file=sys.stderr,
+        )
+        return
+    except JournalError as error:
+        print(f"tskit apply: {cli_words(error)}", file=sys.stderr)
+        return
+    if result.resumed:
+        steps = f"{result.resumed} interrupted step{'' if result.resumed == 1 else 's'}"
+        print(f"{steps} of an earlier apply closed; journal {result.journal.path}")
+
+
+def _waiting(args: argparse.Namespace) -> Callable[[str, Holder | None], None]:
+    """What to say on stderr when an account is held by another apply or rotation."""
+
+    def say(account: str, holder: Holder | None) -> None:
+        who = holder or "another process"
+        wait = f"at most {args.lock_wait:g} s"
+        print(f"tskit {args.command}: waiting for {account}, held by {who} ({wait})", file=sys.stderr)
+
+    return say
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
@@ -216,6 +261,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
             allow_http=args.allow_http,
             allow_unknown_service=args.allow_unknown_service,
             desired=args.state,
+            lock_wait=args.lock_wait,
         )
     # What to do next goes to stderr, once, after the result.
     sys.stdout.write(cli_words(result.text(cli=True, next_step=False)) + "\n")
@@ -237,6 +283,27 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="calls at once (default 16)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_backend(parser)
+
+
+def _lock_wait(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 86400 seconds")
+    return value
+
+
+def _add_lock_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock-wait",
+        type=_lock_wait,
+        default=60.0,
+        metavar="SECONDS",
+        help="wait at most this long for accounts another apply or rotate is changing, then exit 1 naming "
+        "its holder (default 60; 0: refuse at once)",
+    )
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -283,6 +350,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     apply.add_argument("--prune", action="store_true", help="also delete listeners the file does not name")
     apply.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
     apply.add_argument("--journal", metavar="PATH", help="JSON Lines journal to append to (default: a new file)")
+    _add_lock_wait(apply)
     _common(apply)
     apply.set_defaults(func=cmd_apply)
 
@@ -298,6 +366,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--services", action="append", default=[], metavar="SERVICES", help="only these services, comma-separated"
     )
     rotate.add_argument("--journal", metavar="PATH", help="JSON Lines journal to append to (default: a new file)")
+    _add_lock_wait(rotate)
     rotate.add_argument(
         "--state", metavar="FILE", help="the desired-state file naming these passwords: its variables are named"
     )

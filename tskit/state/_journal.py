@@ -2,8 +2,8 @@
 
 Lines: ``{"event": "apply", ...}`` when an apply starts; ``{"event": "step", ...}`` before a step is
 sent (account, service, action, URL, username and the password's keyed fingerprint, never the
-password); ``{"event": "outcome", "step": ..., "outcome": "done" | "confirmed" | "failed",
-"reason": ...}`` once its outcome is known. A step with no outcome line was interrupted. A step whose
+password); ``{"event": "outcome", "step": ..., "outcome": ..., "reason": ...}`` once its outcome is known
+(one of :data:`~tskit.state._outcomes.OUTCOMES`). A step with no outcome line was interrupted. A step whose
 answer was lost may get a second outcome line (``confirmed``) when a later listing shows its change:
 the last outcome line of a step is its outcome. ``{"event": "calls", "step": ..., "calls": [...],
 "reason": ...}`` before a step is sent as more than one call (deregister, then register, where
@@ -12,16 +12,20 @@ ThingSpace refuses to register a service again).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from tskit._errors import ThingSpaceError
+from tskit.state._files import FileError, json_too_deep, read_regular
+from tskit.state._outcomes import OUTCOMES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,8 +47,72 @@ JOURNAL_COLUMNS: Final = (
 )
 
 
+#: Largest journal read (a step takes about 400 bytes: some 150,000 steps); start a new one beyond.
+MAX_JOURNAL_SIZE: Final = 64 * 2**20
+#: Longest journal line read; tskit writes lines of a few hundred bytes.
+MAX_LINE: Final = 64 * 2**10
+_ACTIONS: Final = frozenset({"create", "update", "delete"})
+_OUTCOMES: Final = frozenset(OUTCOMES)
+_TEXT_FIELDS: Final = (
+    "apply",
+    "step",
+    "account_name",
+    "service_name",
+    "url",
+    "username",
+    "password_fingerprint",
+    "reason",
+    "source",
+    "server",
+    "action",
+    "outcome",
+)
+
+
 class JournalError(ThingSpaceError):
-    """A journal that cannot be read, written, or used now (another apply holds it)."""
+    """A journal that cannot be read, written, or used now (another apply holds it).
+
+    Attributes:
+        path: The journal file.
+        reason: What is wrong, as a stable word: ``missing``, ``not-a-file``, ``too-large``,
+            ``unreadable``, ``not-a-journal``, ``in-use``, ``disk-full``, ``unwritable``, or a
+            line's problem (``too-deep``, ``wrong-type``, ...).
+        line: The line (from 1) it is about, or ``None``.
+        field: The field of that line, or ``""``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike[str] = "",
+        reason: str = "",
+        line: int | None = None,
+        field: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.path = os.fspath(path)
+        self.reason = reason
+        self.line = line
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class JournalProblem:
+    """A journal line that was skipped, and why.
+
+    Attributes:
+        line: The line number, from 1.
+        field: The field at fault, or ``""`` for the whole line.
+        reason: A stable word: ``torn`` (not JSON: a crash cut it short, or damage),
+            ``too-deep``, ``line-too-long``, ``not-an-event``, ``wrong-type``, ``not-utf8``.
+        problem: The same in plain words.
+    """
+
+    line: int
+    field: str
+    reason: str
+    problem: str
 
 
 def default_path() -> Path:
@@ -77,13 +145,17 @@ class Journal:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        if not self.path.exists():
-            raise JournalError(f"{self.path}: no such journal")
-        try:
-            if not self.entries():
-                raise JournalError(f"{self.path} holds no journal line: it is not an apply journal")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise JournalError(f"cannot read the journal {self.path}: {_reason(exc)}") from None
+        entries, problems = self._scan(missing_ok=False)
+        if not entries:
+            first = problems[0] if problems else None
+            why = f" (line {first.line}: {first.problem})" if first else ""
+            raise JournalError(
+                f"{self.path} holds no journal line{why}: it is not an apply journal",
+                path=self.path,
+                reason="not-a-journal",
+                line=first.line if first else None,
+                field=first.field if first else "",
+            )
 
     @classmethod
     def for_writing(cls, path: str | os.PathLike[str]) -> Journal:
@@ -98,9 +170,17 @@ class Journal:
         """
         target = Path(path)
         if target.is_dir():
-            raise JournalError(f"cannot write the journal {target}: it is a folder")
+            raise JournalError(f"cannot write the journal {target}: it is a folder", path=target, reason="not-a-file")
         if not target.parent.is_dir():
-            raise JournalError(f"cannot write the journal {target}: the folder {target.parent} does not exist")
+            raise JournalError(
+                f"cannot write the journal {target}: the folder {target.parent} does not exist",
+                path=target,
+                reason="unwritable",
+            )
+        if target.exists() and not target.is_file():
+            raise JournalError(
+                f"cannot write the journal {target}: it is not a regular file", path=target, reason="not-a-file"
+            )
         if target.exists() and target.stat().st_size:
             return cls(target)
         journal = cls.__new__(cls)
@@ -125,10 +205,12 @@ class Journal:
             lock.acquire()
         except Timeout:
             raise JournalError(
-                f"the journal {self.path} is in use by another apply; wait for it to finish, or use another journal"
+                f"the journal {self.path} is in use by another apply; wait for it to finish, or use another journal",
+                path=self.path,
+                reason="in-use",
             ) from None
         except OSError as exc:
-            raise JournalError(f"cannot write the journal {self.path}: {_reason(exc)}") from None
+            raise _write_error(self.path, exc) from None
         try:
             yield
         finally:
@@ -153,7 +235,7 @@ class Journal:
             try:
                 self._append(line)
             except OSError as exc:
-                raise JournalError(f"cannot write the journal {self.path}: {_reason(exc)}") from None
+                raise _write_error(self.path, exc) from None
         return entry
 
     def _append(self, line: bytes) -> None:
@@ -177,39 +259,57 @@ class Journal:
     # -- reading ----------------------------------------------------------------------------
 
     def entries(self) -> list[dict[str, Any]]:
-        """Every complete line, in order; a line cut short by a crash is skipped."""
+        """Every sound line, in order; a line cut short by a crash, or damaged, is skipped (see :attr:`problems`)."""
+        return self._scan()[0]
+
+    @property
+    def problems(self) -> list[JournalProblem]:
+        """The lines skipped, each with its line number, field and reason: a journal is read whatever it holds."""
+        return self._scan()[1]
+
+    def _scan(self, *, missing_ok: bool = True) -> tuple[list[dict[str, Any]], list[JournalProblem]]:
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []  # a journal opened for writing, before its first line
-        entries = []
-        for line in text.splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
+            raw = read_regular(self.path, MAX_JOURNAL_SIZE)
+        except FileError as exc:
+            if exc.reason == "missing" and missing_ok:
+                return [], []  # a journal opened for writing, before its first line
+            words = "no such journal" if exc.reason == "missing" else exc.problem
+            remedy = "; start a new journal (--journal)" if exc.reason == "too-large" else ""
+            raise JournalError(
+                f"cannot read the journal {self.path}: {words}{remedy}", path=self.path, reason=exc.reason
+            ) from None
+        entries: list[dict[str, Any]] = []
+        problems: list[JournalProblem] = []
+        for number, data in enumerate(raw.split(b"\n"), 1):
+            if not data.strip():
                 continue
-            if isinstance(entry, dict) and isinstance(entry.get("event"), str):
+            entry = _entry(number, data, problems)
+            if entry is not None:
                 entries.append(entry)
-        return entries
+        return entries, problems
 
     def steps(self) -> list[dict[str, Any]]:
         """One dict per step line, with the outcome and reason of its last outcome line merged in."""
-        steps: dict[tuple[str, str], dict[str, Any]] = {}
-        for entry in self.entries():
-            key = (str(entry.get("apply", "")), str(entry.get("step", "")))
-            if entry["event"] == "step":
-                row = {column: entry.get(column, "") for column in JOURNAL_COLUMNS}
-                row.update(started_at=entry.get("at", ""), outcome="", reason="", finished_at="")
-                steps[key] = row
-            elif entry["event"] == "outcome" and key in steps:
-                steps[key].update(
-                    outcome=entry.get("outcome", ""), reason=entry.get("reason", ""), finished_at=entry.get("at", "")
-                )
-        return list(steps.values())
+        return _steps(self.entries())
 
-    def unfinished(self) -> list[dict[str, Any]]:
-        """Steps journaled as started with no outcome: their apply was interrupted."""
-        return [step for step in self.steps() if not step["outcome"]]
+    def unfinished(self, server: str | None = None, accounts: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Steps journaled as started with no outcome: their apply was interrupted.
+
+        Args:
+            server: Only steps of applies to this server (as the lock names it); an apply line
+                that names none counts as any.
+            accounts: Only steps of these accounts.
+        """
+        entries = self.entries()
+        servers = {str(e.get("apply", "")): e.get("server") for e in entries if e["event"] == "apply"}
+        names = None if accounts is None else set(accounts)
+        return [
+            step
+            for step in _steps(entries)
+            if not step["outcome"]
+            and (server is None or servers.get(str(step["apply"])) in (None, server))
+            and (names is None or step["account_name"] in names)
+        ]
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -219,5 +319,67 @@ class Journal:
         return frame([tuple(str(s[c]) for c in JOURNAL_COLUMNS) for s in self.steps()], JOURNAL_COLUMNS)
 
 
-def _reason(exc: BaseException) -> str:
-    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+def _steps(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One dict per step line, with its last outcome line merged in."""
+    steps: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in entries:
+        key = (str(entry.get("apply", "")), str(entry.get("step", "")))
+        if entry["event"] == "step":
+            row = {column: entry.get(column, "") for column in JOURNAL_COLUMNS}
+            row.update(started_at=entry.get("at", ""), outcome="", reason="", finished_at="")
+            steps[key] = row
+        elif entry["event"] == "outcome" and key in steps:
+            steps[key].update(
+                outcome=entry.get("outcome", ""), reason=entry.get("reason", ""), finished_at=entry.get("at", "")
+            )
+    return list(steps.values())
+
+
+def _entry(number: int, data: bytes, problems: list[JournalProblem]) -> dict[str, Any] | None:
+    """The entry of one line, or ``None`` with its problem added: no parser sees an unbounded line."""
+
+    def skip(reason: str, problem: str, field: str = "") -> None:
+        problems.append(JournalProblem(number, field, reason, problem))
+
+    if len(data) > MAX_LINE:
+        skip("line-too-long", f"is longer than {MAX_LINE // 1024} KB")
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        skip("not-utf8", "is not UTF-8 text")
+        return None
+    if json_too_deep(text):
+        skip("too-deep", "nests objects or arrays too deep")
+        return None
+    try:
+        entry = json.loads(text)
+    except ValueError:
+        skip("torn", "is not JSON (cut short by a crash, or damaged)")
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("event"), str):
+        skip("not-an-event", "is not a journal event", "event")
+        return None
+    for name in _TEXT_FIELDS:
+        if name in entry and not isinstance(entry[name], str):
+            skip("wrong-type", f"{name} is a {type(entry[name]).__name__}, not text", name)
+            return None
+    if entry["event"] == "step" and entry.get("action", "create") not in _ACTIONS:
+        skip("wrong-type", "action is not create, update or delete", "action")
+        return None
+    if entry["event"] == "outcome" and entry.get("outcome", "failed") not in _OUTCOMES:
+        skip("wrong-type", f"outcome is not one of {', '.join(OUTCOMES)}", "outcome")
+        return None
+    return entry
+
+
+def _write_error(path: Path, exc: OSError) -> JournalError:
+    """One sentence for a journal that cannot be written: a full disk above all."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return JournalError(
+            f"cannot write the journal {path}: the disk is full (nothing more is sent: free some space, then "
+            "plan and apply again)",
+            path=path,
+            reason="disk-full",
+        )
+    return JournalError(f"cannot write the journal {path}: {exc.strerror or exc}", path=path, reason="unwritable")

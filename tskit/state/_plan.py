@@ -18,6 +18,7 @@ from tskit._fingerprint import fingerprint, key_id, load_key
 from tskit._models import Callback, Listing
 from tskit._secret import MASK, Secret
 from tskit.audit import AccountError
+from tskit.state._lock import LOCK_WAIT, Holder
 from tskit.state._model import DesiredState
 from tskit.state._read import read_all
 
@@ -271,12 +272,21 @@ class Plan:
         progress: bool | None = None,
         max_age: float = MAX_PLAN_AGE,
         on_progress: Callable[[int, int], None] | None = None,
+        lock_wait: float = LOCK_WAIT,
+        on_wait: Callable[[str, Holder | None], None] | None = None,
     ) -> ApplyResult:
         """Async twin of :meth:`apply`; ``on_progress(done, total)`` is called after each step."""
         from tskit.state._apply import apply_plan
 
         return await apply_plan(
-            self, concurrency=concurrency, journal=journal, progress=progress, max_age=max_age, on_progress=on_progress
+            self,
+            concurrency=concurrency,
+            journal=journal,
+            progress=progress,
+            max_age=max_age,
+            on_progress=on_progress,
+            lock_wait=lock_wait,
+            on_wait=on_wait,
         )
 
     def apply(
@@ -286,6 +296,8 @@ class Plan:
         journal: str | os.PathLike[str] | Journal | None = None,
         progress: bool | None = None,
         max_age: float = MAX_PLAN_AGE,
+        lock_wait: float = LOCK_WAIT,
+        on_wait: Callable[[str, Holder | None], None] | None = None,
     ) -> ApplyResult:
         """Carry the plan out, each step journaled before it is sent and after its outcome is known.
 
@@ -305,6 +317,11 @@ class Plan:
                 folder (``journals/``). It never holds a password, only fingerprints.
             progress: Show a progress bar: ``None`` in Jupyter or a terminal only.
             max_age: Oldest plan accepted, in seconds.
+            lock_wait: Longest wait, in seconds, for an account another apply or rotation holds
+                (0: refuse at once). Under the accounts' locks, those with steps are read again:
+                a step another run made already is not sent again (``confirmed``), one whose
+                listener changed since the plan is not sent (``failed``: plan again).
+            on_wait: Called with the account and its holder when it has to wait.
 
         Returns:
             An :class:`ApplyResult` with ``.outcomes`` and ``.journal``.
@@ -316,8 +333,18 @@ class Plan:
             StalePlanError: The plan is older than ``max_age``; nothing was sent.
             PlanUsedError: The plan was already applied; nothing was sent.
             JournalError: The journal cannot be written, or another apply holds it.
+            AccountLockedError: Another apply or rotation held an account longer than ``lock_wait``.
         """
-        return _runner.run(self.aapply(concurrency=concurrency, journal=journal, progress=progress, max_age=max_age))
+        return _runner.run(
+            self.aapply(
+                concurrency=concurrency,
+                journal=journal,
+                progress=progress,
+                max_age=max_age,
+                lock_wait=lock_wait,
+                on_wait=on_wait,
+            )
+        )
 
 
 def _fields(step: Step) -> list[tuple[str, str, str]]:

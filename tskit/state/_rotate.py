@@ -15,7 +15,8 @@ from tskit._fingerprint import fingerprint, load_key
 from tskit._secret import Secret
 from tskit.audit import AccountError, account_list
 from tskit.state._apply import ApplyResult, apply_plan, reconcile
-from tskit.state._journal import Journal
+from tskit.state._journal import Journal, default_path
+from tskit.state._lock import LOCK_WAIT, AccountLocks
 from tskit.state._model import DesiredCallback, DesiredState
 from tskit.state._plan import compute_plan
 from tskit.state._read import read_all
@@ -176,10 +177,12 @@ async def rotate(
     allow_http: bool = False,
     allow_unknown_service: bool = False,
     desired: DesiredState | str | os.PathLike[str] | None = None,
+    lock_wait: float = LOCK_WAIT,
 ) -> RotationResult:
     """Move every listener of the accounts (or of the given services) to ``new_password``.
 
-    See :meth:`tskit.ThingSpace.rotate_password`.
+    See :meth:`tskit.ThingSpace.rotate_password`. The accounts' locks are held from the first
+    read to the verifying read (see :func:`tskit.state.apply_plan`).
     """
     from tskit.state._plan import as_desired
 
@@ -196,6 +199,31 @@ async def rotate(
         raise ValidationError("listener", "is stopped: it would receive nothing", "a running tskit.Listener")
     state_file = None if desired is None else as_desired(desired)
     key = load_key(fingerprint_key)
+    book = journal if isinstance(journal, Journal) else Journal.for_writing(journal or default_path())
+    async with AccountLocks(client.base_url, names, journal=book.path, wait=lock_wait):
+        return await _rotate_held(
+            client, names, secret, wanted, listener, concurrency, book, progress, key, source, on_progress,
+            include_without_credentials, allow_http, state_file,
+        )  # fmt: skip
+
+
+async def _rotate_held(
+    client: ThingSpaceClient,
+    names: list[str],
+    secret: Secret,
+    wanted: set[str] | None,
+    listener: Listener | None,
+    concurrency: int,
+    journal: Journal,
+    progress: bool | None,
+    key: bytes,
+    source: str,
+    on_progress: Callable[[int, int], None] | None,
+    include_without_credentials: bool,
+    allow_http: bool,
+    state_file: DesiredState | None,
+) -> RotationResult:
+    """The rotation, the accounts' locks held."""
     found, failed = await read_all(
         client, names, concurrency=concurrency, progress=progress, description="Reading", on_progress=None
     )

@@ -10,7 +10,7 @@ from typing import Final
 
 import tomli_w
 
-from tskit._errors import ValidationError
+from tskit.state._files import FileError, check_toml_shape, read_regular
 from tskit.state._model import META, DesiredState
 
 #: Largest desired-state file read: thousands of accounts take well under a megabyte.
@@ -32,26 +32,26 @@ _HEADER = """\
 def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> DesiredState:
     """Read and check a desired-state TOML file; environment references are resolved now.
 
+    The file is refused before ``tomllib`` reads it when it is not a regular file (a FIFO does
+    not block), larger than :data:`MAX_FILE_SIZE`, nested too deep or holds too many keys.
+
     Raises:
-        ValidationError: The file cannot be read or parsed, or a value is refused (the file,
-            account, service and field are named).
+        FileError: The file cannot be read or parsed (a ``ValidationError`` with ``reason`` and
+            ``line``).
+        ValidationError: A value is refused (the file, account, service and field are named).
     """
     name = os.fspath(path)
+    raw = read_regular(path, MAX_FILE_SIZE)
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_FILE_SIZE + 1)
-    except OSError as exc:
-        raise ValidationError(name, f"cannot be read: {exc.strerror or exc}") from None
-    if len(raw) > MAX_FILE_SIZE:
-        raise ValidationError(
-            name, f"is larger than {MAX_FILE_SIZE // 2**20} MB", "a desired-state file of at most that"
-        )
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise FileError(name, "not-utf8", "is not UTF-8 text", line=line) from None
+    check_toml_shape(text, name)
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValidationError(name, "is not UTF-8 text") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValidationError(name, f"is not valid TOML: {exc}") from None
+        raise FileError(name, "not-toml", f"is not valid TOML: {exc}", line=getattr(exc, "lineno", None)) from None
     return DesiredState.from_mapping(data, source=Path(name).name, environ=environ, from_file=True)
 
 
