@@ -12,7 +12,7 @@ import pytest
 import tskit
 from tests.test_cli_terminal import answer_on_pty
 from tskit._errors import scrub
-from tskit._texts import ACCOUNT_NOT_FOUND, LOGIN_FAILED
+from tskit._texts import ACCOUNT_NOT_FOUND, FIXED_TEXTS, LOGIN_FAILED
 from tskit.cli import main
 from tskit.simulator import Simulator, SimulatorServer
 from tskit.simulator._demo import demo_env
@@ -179,3 +179,11 @@ def test_fixed_texts_keep_their_words_and_values_are_still_masked() -> None:
         "Log in failed: *** is not the password of u."
     )
     assert "hunter2" not in scrub(ACCOUNT_NOT_FOUND.format("hunter2"), ["hunter2"])
+
+
+def test_the_fixed_texts_are_the_simulators() -> None:
+    """Two copies on purpose (the simulator never imports the client); a change to one shows here."""
+    sources = "".join(p.read_text() for p in Path(tskit.simulator.__file__).parent.glob("*.py"))
+    for fixed in FIXED_TEXTS:
+        for part in fixed.split("{}"):
+            assert part in sources, fixed

@@ -4,8 +4,8 @@ A server's text is scrubbed of every secret tskit knows (see :func:`tskit._error
 password that happens to be a common word (``wrong``) would be masked inside the server's own
 sentence: "unknown user name or *** password". A text that is one of these, word for word, holds
 nothing that came from the request, whatever the secrets are: it is kept as it is. ``{}`` marks
-where a value is filled in; only that value is scrubbed. The embedded simulator answers with these
-same texts (the gateway's are Verizon's own, as documented).
+where a value is filled in; only that value is scrubbed. The simulator answers with these same
+texts from its own copy (it never imports the client); a test checks that the two agree.
 """
 
 from __future__ import annotations

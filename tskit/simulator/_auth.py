@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from tskit import _texts as texts
 from tskit.simulator._config import SimulatorConfig
 from tskit.simulator._replies import (
     Code,
@@ -68,7 +67,7 @@ class Auth:
         if client_id is None:
             return missing_credentials("Basic")
         if client_id == "":
-            return oauth_error(401, "invalid_client", texts.CLIENT_AUTH_FAILED)
+            return oauth_error(401, "invalid_client", "Client authentication failed.")
         grant = parse_qs(body.decode("utf-8", "replace")).get("grant_type", [""])[0]
         if not grant:
             return oauth_error(400, "invalid_request", "Missing grant_type parameter value")
@@ -91,10 +90,10 @@ class Auth:
         """``POST /api/ts/v1/oauth2/revoke``: the revoked token in a header, no body."""
         client_id = self._basic_client(headers)
         if not client_id:
-            return oauth_error(401, "invalid_client", texts.CLIENT_AUTH_FAILED)
+            return oauth_error(401, "invalid_client", "Client authentication failed.")
         token = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
         if token and not _TOKEN.fullmatch(token):  # it is echoed in a header: never raw input there
-            return oauth_error(400, "invalid_request", texts.TOKEN_NOT_VALID)
+            return oauth_error(400, "invalid_request", "The token parameter is not a valid token.")
         if self.client_tokens.get(client_id) == token:
             del self.client_tokens[client_id]
             self.tokens.pop(token, None)
@@ -138,7 +137,7 @@ class Auth:
         data = json_object(body) or {}
         username, password = data.get("username"), data.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
-            return cm_error(400, Code.REQUEST_UNDEFINED, texts.LOGIN_INCOMPLETE)
+            return cm_error(400, Code.REQUEST_UNDEFINED, "username and password are required.")
         if self.config.sandbox:
             return self._open_session("")
         user = self.state.users.get(username)
@@ -146,7 +145,7 @@ class Auth:
             return cm_error(
                 self.config.login_failure_status,
                 Code.USER_LOCKED,
-                texts.USER_LOCKED,
+                "The user is locked after too many failed log in attempts. Contact Verizon Support.",
             )
         if user is None or not secrets.compare_digest(
             user.password.encode(), password.encode("utf-8", "surrogatepass")
@@ -156,7 +155,7 @@ class Auth:
             return cm_error(
                 self.config.login_failure_status,
                 self.config.login_failure_code,
-                texts.LOGIN_FAILED,
+                "Log in failed: unknown user name or wrong password.",
             )
         user.failed_logins = 0
         return self._open_session(username)
@@ -176,16 +175,16 @@ class Auth:
         token = headers.get("vz-m2m-token", "").strip()
         status = self.config.session_expired_status
         if not token:
-            return None, cm_error(status, Code.SESSION_MISSING, texts.SESSION_MISSING)
+            return None, cm_error(status, Code.SESSION_MISSING, "The VZ-M2M-Token header is missing.")
         if self.config.sandbox:
             return self.sessions.get(token) or Session("", self.now()), None  # "use any value"
         session = self.sessions.get(token)
         if session is None:
-            return None, cm_error(status, Code.SESSION_INVALID, texts.SESSION_INVALID)
+            return None, cm_error(status, Code.SESSION_INVALID, "The session token is not valid.")
         now = self.now()
         if now - session.last_used > self.config.session_idle_timeout:
             del self.sessions[token]
-            return None, cm_error(status, self.config.session_expired_code, texts.SESSION_EXPIRED)
+            return None, cm_error(status, self.config.session_expired_code, "The session token has expired.")
         session.last_used = now  # the idle timeout slides with every use
         return session, None
 

@@ -7,7 +7,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tskit import _texts as texts
 from tskit.simulator._replies import Code, Reply, cm_error
 
 Operation = Literal["token", "login", "list", "register", "deregister"]
@@ -89,5 +88,5 @@ def fault_reply(status: int, retry_after: float | None) -> Reply:
     """The answer a fault gives instead of serving: a ThingSpace error body with its status."""
     extra = (("retry-after", f"{retry_after:g}"),) if retry_after is not None else ()
     if status == 429:
-        return cm_error(status, Code.TOO_MANY_REQUESTS, texts.TOO_MANY_REQUESTS, extra)
-    return cm_error(status, Code.UNEXPECTED, texts.UNEXPECTED, extra)
+        return cm_error(status, Code.TOO_MANY_REQUESTS, "Too many requests. Try again later.", extra)
+    return cm_error(status, Code.UNEXPECTED, "An unexpected error occurred.", extra)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
-from tskit import _texts as texts
 from tskit.simulator._auth import Auth, Session
 from tskit.simulator._config import SimulatorConfig
 from tskit.simulator._delivery import url_problem
@@ -102,9 +101,9 @@ class Routes:
 
     def _check_account(self, session: Session, account: str) -> Reply | None:
         if account not in self.state.accounts:
-            return cm_error(400, Code.ACCOUNT_NOT_FOUND, texts.ACCOUNT_NOT_FOUND.format(account))
+            return cm_error(400, Code.ACCOUNT_NOT_FOUND, f"Account {account} was not found.")
         if session.username and account not in self.state.users[session.username].accounts:
-            return cm_error(400, Code.ACCOUNT_NOT_YOURS, texts.ACCOUNT_NOT_YOURS)
+            return cm_error(400, Code.ACCOUNT_NOT_YOURS, "The authenticated user is not associated with the account.")
         return None
 
     def _list(self, account: str) -> Reply:
