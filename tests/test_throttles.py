@@ -23,7 +23,7 @@ import pytest
 import tskit
 from tests.fault_proxy import FaultProxy
 from tests.test_cli_terminal import on_pty
-from tskit import _refusals, _session
+from tskit import _refusals
 from tskit.simulator import simulator_process
 
 ACCOUNT = "0000123456-00001"
@@ -187,7 +187,7 @@ def test_the_sync_auth_flow_waits_out_a_throttle_as_the_async_one_does(served) -
 def test_a_retry_after_beyond_the_deadline_fails_at_once_saying_what_was_asked_and_left(served) -> None:
     with FaultProxy(served["THINGSPACE_BASE_URL"], throttle_logins=1, throttle_retry_after=45) as proxy:
         ts = connect(served, proxy, timeout=10)
-        with pytest.raises(_session.LoginThrottled) as caught:
+        with pytest.raises(tskit.LoginThrottled) as caught:
             ts.list_callbacks(ACCOUNT)
         error = caught.value
         # as data: what ThingSpace asked (45 s, capped at 60), what was left of the 10 s: it did not wait
@@ -197,7 +197,7 @@ def test_a_retry_after_beyond_the_deadline_fails_at_once_saying_what_was_asked_a
         assert (error.status_code, error.error_code) == (429, "900800")
         assert f"asked to wait {error.retry_after:.1f} s, longer than the {error.time_left:.1f} s left" in str(error)
         # the next call of the process fails at once too, from the shared cooldown, sending nothing
-        with pytest.raises(_session.LoginThrottled):
+        with pytest.raises(tskit.LoginThrottled):
             ts.list_callbacks(ACCOUNT)
         ts.close()
         assert (proxy.logins["throttled"], proxy.logins["forwarded"]) == (1, 0)

@@ -16,7 +16,7 @@ Rules that keep accounts safe (ThingSpace locks a user after five failed logins)
 * a throttled login (429, the gateway's ``9008xx``) is waited out by every call whose deadline
   leaves room, with jitter, then one login serves them all; the wait is shared with other
   processes (``tskit._refusals``); a call with too little time left fails at once
-  (:class:`~tskit._session.LoginThrottled`);
+  (:class:`~tskit.LoginThrottled`);
 * any other failed login is handed to its waiters once; new calls then fail at once for a short
   cooldown (``Retry-After`` when the answer gave one) instead of each trying again;
 * no wait lasts longer than ``timeout``: a call then fails naming what it waited for.
@@ -45,6 +45,7 @@ from tskit._errors import (
     ApiError,
     AuthenticationError,
     ConfigurationError,
+    LoginThrottled,
     RequestTimeout,
     ThingSpaceError,
     error_from_response,
@@ -53,7 +54,7 @@ from tskit._errors import (
 )
 from tskit._fingerprint import CONFIG_DIR_ENV
 from tskit._secret import Secret
-from tskit._session import Cooldown, Grant, IdentitySession, Login, LoginAbandoned, LoginThrottled, ThrottleWait
+from tskit._session import Cooldown, Grant, IdentitySession, Login, LoginAbandoned, ThrottleWait
 
 logger = logging.getLogger("tskit.auth")
 

@@ -169,6 +169,49 @@ class RateLimitError(ApiError):
     """ThingSpace kept answering 429 Too Many Requests."""
 
 
+class LoginThrottled(AuthenticationError, RateLimitError):
+    """ThingSpace throttled logins, and the call's deadline leaves too little time to wait it out.
+
+    Nothing was sent for this call. A caller with a longer timeout, or a later run, waits the
+    throttle out and logs in.
+
+    Attributes:
+        reason: ``"throttle-outlasts-deadline"``.
+        retry_after: Seconds of the throttle's wait still to go when the call gave up.
+        time_left: Seconds that were left of the call's deadline.
+        shared: Whether the throttle came from another process or run (its record on disk).
+    """
+
+    reason: Final = "throttle-outlasts-deadline"
+
+    def __init__(self, error: ApiError, *, username: str, retry_after: float, time_left: float, shared: bool) -> None:
+        left = f"longer than the {max(time_left, 0.0):.1f} s left of this call's timeout"
+        if shared:
+            note = (
+                f"Not sent: ThingSpace throttled a login of user {username!r} from another process or run and "
+                f"asked to wait; {retry_after:.1f} s of that wait are left, {left}. Run again later, or allow a "
+                "longer timeout"
+            )
+        else:
+            note = (
+                f"ThingSpace throttled the login of user {username!r} and asked to wait {retry_after:.1f} s, {left}: "
+                "not tried again. Run again later, or allow a longer timeout"
+            )
+        super().__init__(
+            error.status_code,
+            error.error_code,
+            error.error_message,
+            method=error.method,
+            path=error.path,
+            retry_after=retry_after,
+            note=note,
+        )
+        if shared:  # nothing was answered to this process: the sentence alone
+            self.args = (note,)
+        self.time_left = max(time_left, 0.0)
+        self.shared = shared
+
+
 class TransportError(ThingSpaceError):
     """The request got no usable answer: the connection failed, was refused or was dropped.
 
