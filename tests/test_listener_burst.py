@@ -115,6 +115,29 @@ def test_the_throttle_doubles_the_wait_leaks_and_forgets_sources_beyond_its_size
     assert throttle.delay("203.0.113.9") == 0 and len(throttle) == 2  # an emptied bucket is dropped
 
 
+def test_a_source_that_sent_the_right_credentials_is_never_slowed_by_its_wrong_ones(clock: FakeClock) -> None:
+    # ThingSpace sends some messages with an old password during a password change, from the same
+    # few addresses as its right ones: those must never wait behind, or be refused for, the wrong ones.
+    throttle = Throttle(free=2, max_sources=2, trust_for=600, clock=clock)
+    for _ in range(5):
+        throttle.failed("198.51.100.7")
+    assert throttle.delay("198.51.100.7") > 0
+    throttle.succeeded("198.51.100.7")
+    for _ in range(1000):
+        throttle.failed("198.51.100.7")
+    assert throttle.delay("198.51.100.7") == 0 and throttle.trusted("198.51.100.7")
+    for _ in range(5):  # another source is slowed as before
+        throttle.failed("203.0.113.9")
+    assert throttle.delay("203.0.113.9") > 0
+    clock.advance(601)  # trust ends: failures count again
+    for _ in range(5):
+        throttle.failed("198.51.100.7")
+    assert throttle.delay("198.51.100.7") > 0
+    for n in range(10):  # bounded: the least recently trusted are forgotten
+        throttle.succeeded(f"192.0.2.{n}")
+    assert not throttle.trusted("192.0.2.0") and throttle.trusted("192.0.2.9")
+
+
 @pytest.mark.anyio
 async def test_refusals_are_logged_once_then_one_line_per_interval_with_a_count(
     caplog: pytest.LogCaptureFixture,

@@ -4,10 +4,12 @@ Each source (the TCP peer's address) has a leaky bucket of failed credential che
 adds one, and ``leak`` are forgotten per second. Once a source's bucket holds more than ``free``,
 each of its next messages waits before its credentials are checked (doubling from 50 ms up to
 ``max_delay``), and at most ``max_waiting`` of its messages wait at once: the rest are answered 429
-at once. A guesser at 2,000 messages per second is brought to a few per second. A message with the
-right credentials empties its source's bucket: a source that knows them (ThingSpace, sending some
-messages with an old password during a password change) is not slowed. The table holds at most
-``max_sources`` sources (least recently seen dropped first): memory is bounded.
+at once. A guesser at 2,000 messages per second is brought to a few per second. A source that sent
+the right credentials within ``trust_for`` seconds is never slowed nor turned away, and its wrong
+ones are not counted: it knows them, so its failures are no guessing (ThingSpace sends from a few
+addresses, and during a password change some of its messages carry an old password: its right ones
+must not wait behind, or be refused for, its wrong ones). The tables hold at most ``max_sources``
+sources each (least recently seen dropped first): memory is bounded.
 
 Refusals are logged once for the first of a kind (source and status) and then as one line per
 ``interval`` per kind with a count, never one line each.
@@ -39,7 +41,8 @@ class Throttle:
         leak: Failures forgotten per second.
         max_delay: Longest wait before a slowed source's message is checked, in seconds.
         max_waiting: Messages of one slowed source waiting at once; more are answered 429.
-        max_sources: Sources remembered at once.
+        max_sources: Sources remembered at once (slowed ones, and trusted ones, each).
+        trust_for: Seconds a source that sent the right credentials is trusted.
         clock: Monotonic clock (tests give their own).
     """
 
@@ -51,6 +54,7 @@ class Throttle:
         max_delay: float = 2.0,
         max_waiting: int = 4,
         max_sources: int = 4096,
+        trust_for: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.free = free
@@ -58,8 +62,10 @@ class Throttle:
         self.max_delay = max_delay
         self.max_waiting = max_waiting
         self.max_sources = max_sources
+        self.trust_for = trust_for
         self.clock = clock
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._trusted: OrderedDict[str, float] = OrderedDict()  # source -> until
         self.slowed = 0  # messages made to wait
         self.turned_away = 0  # messages answered 429
 
@@ -76,8 +82,20 @@ class Throttle:
         self._buckets.move_to_end(source)
         return bucket
 
+    def trusted(self, source: str) -> bool:
+        """Whether ``source`` sent the right credentials within :attr:`trust_for` seconds."""
+        until = self._trusted.get(source)
+        if until is None:
+            return False
+        if until <= self.clock():
+            del self._trusted[source]
+            return False
+        return True
+
     def delay(self, source: str) -> float:
         """Seconds a message from ``source`` waits before its credentials are checked (0: none)."""
+        if self.trusted(source):
+            return 0.0
         bucket = self._bucket(source)
         excess = 0.0 if bucket is None else bucket.level - self.free
         if excess <= 0:
@@ -90,12 +108,16 @@ class Throttle:
         ThingSpace sends from a few addresses, and during a password change some of its messages
         carry an old password: its right ones must not wait behind its wrong ones.
         """
-        bucket = self._buckets.get(source)
-        if bucket is not None:
-            bucket.level = 0.0
+        self._buckets.pop(source, None)
+        self._trusted[source] = self.clock() + self.trust_for
+        self._trusted.move_to_end(source)
+        while len(self._trusted) > self.max_sources:
+            self._trusted.popitem(last=False)
 
     def failed(self, source: str) -> None:
-        """Count a failed credential check from ``source``."""
+        """Count a failed credential check from ``source`` (not of a trusted one)."""
+        if self.trusted(source):
+            return
         bucket = self._bucket(source)
         if bucket is None:
             bucket = self._buckets[source] = _Bucket(0.0, self.clock())
