@@ -160,6 +160,14 @@ def _close_io_loop() -> None:
         return
 
     async def close_all() -> None:
+        # Calls still in flight (a Ctrl-C left them) end first, as asyncio.run ends its tasks:
+        # a task destroyed pending would print "Task was destroyed but it is pending!" at exit.
+        me = asyncio.current_task()
+        pending = [task for task in asyncio.all_tasks() if task is not me]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=_EXIT_WAIT / 2)
         for closer in list(_closers):
             with contextlib.suppress(Exception):  # exiting: a failed close is not worth a traceback
                 await closer()
