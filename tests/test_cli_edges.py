@@ -13,6 +13,7 @@ import tskit
 from tests.test_cli_terminal import answer_on_pty
 from tskit._errors import scrub
 from tskit._texts import ACCOUNT_NOT_FOUND, FIXED_TEXTS, LOGIN_FAILED
+from tskit.audit._progress import progress_bar
 from tskit.cli import main
 from tskit.simulator import Simulator, SimulatorServer
 from tskit.simulator._demo import demo_env
@@ -122,7 +123,7 @@ def test_the_password_is_asked_after_the_notice_and_what_would_be_replaced(sim, 
     assert carrier[0]["password"] == "new-listener-pw"
 
 
-def test_ctrl_c_ends_the_line_a_progress_bar_was_drawing(sim, monkeypatch) -> None:
+def test_ctrl_c_ends_the_line_a_progress_bar_was_drawing(sim, monkeypatch, capsys) -> None:
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
@@ -130,13 +131,29 @@ def test_ctrl_c_ends_the_line_a_progress_bar_was_drawing(sim, monkeypatch) -> No
     err = Terminal()
     monkeypatch.setattr("sys.stderr", err)
 
+    drawing: list[object] = []  # held, as the loop reading the accounts holds its bar
+
     def interrupted(self: object, *args: object, **kwargs: object) -> None:
-        sys.stderr.write("\rAuditing:   0%|          | 0/1")
+        drawing.append(progress_bar(1, enabled=True, description="Auditing"))  # left open by the interruption
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tskit.ThingSpace, "audit", interrupted)
     assert main(["audit", LISTED]) == 130
-    assert err.getvalue().endswith("0/1\n")
+    drawn = err.getvalue()
+    drawn = drawn[drawn.index("\rAuditing") :]
+    assert drawn.endswith("\n") and drawn.count("\n") == 1, repr(drawn)  # the line ended, once
+    # at a prompt (no bar), Ctrl-C ends the line too
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+
+    def ctrl_c_at(question: str) -> str:
+        print(question, end="")  # as input() writes it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("builtins.input", ctrl_c_at)
+    capsys.readouterr()
+    assert main(["deregister", LISTED, "CarrierService"]) == 130
+    assert capsys.readouterr().out.endswith("? [y/N] \n")
+    assert sim.count("deregister") == 0
 
 
 def test_a_url_without_a_scheme_is_said_so(sim, capsys) -> None:

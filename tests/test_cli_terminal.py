@@ -17,6 +17,21 @@ def clean_env(**more: str) -> dict[str, str]:
     return {**env, **more}
 
 
+def drain(master: int) -> bytes:
+    """What is left to read from a pseudo-terminal's master side, which is then closed."""
+    read = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the other side closed: Linux reports EIO
+            break
+        if not chunk:
+            break
+        read += chunk
+    os.close(master)
+    return read
+
+
 def on_pty(*argv: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> tuple[int, bytes, bytes]:
     """Run ``tskit argv`` with stderr on a pseudo-terminal that reports no size (as a bare pty does).
 
@@ -34,17 +49,7 @@ def on_pty(*argv: str, stdin: bytes | None = None, env: dict[str, str] | None = 
     )
     os.close(slave)
     out, _ = process.communicate(stdin, timeout=60)
-    terminal = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        terminal += chunk
-    os.close(master)
-    return process.returncode, out, terminal
+    return process.returncode, out, drain(master)
 
 
 def test_audit_draws_a_progress_bar_on_a_terminal() -> None:
@@ -82,15 +87,7 @@ def answer_on_pty(argv: list[str], keys: bytes, prompt: bytes = b"", **env: str)
         seen += os.read(master, 4096)
     os.write(master, keys)
     code = process.wait(timeout=60)
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(master)
+    seen += drain(master)
     return code, seen.decode(errors="replace")
 
 
@@ -135,3 +132,54 @@ def test_a_pipe_closed_early_on_a_long_output_exits_141(unbuffered: str, tmp_pat
                 process.stdout.close()
                 error = process.stderr.read()
                 assert process.wait(timeout=60) == 141 and error == b"", (fmt, error)
+
+
+def test_ctrl_c_during_an_audit_ends_the_progress_line_once() -> None:
+    """A real Ctrl-C (SIGINT) while the bar waits on a slow ThingSpace: the bar's line ends, once."""
+    import pty
+    import select
+    import signal
+
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "tskit", "simulator", "--latency", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        env: dict[str, str] = {}
+        assert simulator.stdout is not None
+        for line in simulator.stdout:  # the export lines it prints
+            if line.startswith("export THINGSPACE_"):
+                name, value = line.removeprefix("export ").strip().split("=", 1)
+                env[name] = value.strip("'\"")
+            if len(env) == 5:
+                break
+        master, slave = pty.openpty()
+        audit = subprocess.Popen(
+            [sys.executable, "-m", "tskit", "audit", "0000123456-00001"],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=clean_env(**env),
+            start_new_session=True,
+        )
+        os.close(slave)
+        seen = b""
+        while b"Auditing" not in seen:
+            ready, _, _ = select.select([master], [], [], 30)
+            assert ready, seen
+            seen += os.read(master, 4096)
+        audit.send_signal(signal.SIGINT)
+        assert audit.wait(timeout=60) == 130
+        seen += drain(master)
+    finally:
+        simulator.terminate()
+        simulator.wait(timeout=60)
+        if simulator.stdout is not None:
+            simulator.stdout.close()
+    drawn = seen[seen.index(b"\rAuditing") :]
+    bar, _, after = drawn.partition(b"\r\n")  # the bar's line ended ...
+    assert bar.endswith(b"account/s]"), drawn  # nothing else written on the bar's line
+    assert not after.startswith(b"\r\n"), drawn  # ... once: no blank line

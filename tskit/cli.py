@@ -119,18 +119,14 @@ def _json(frame: pd.DataFrame) -> object:
     return json.loads(frame.to_json(orient="records", date_format="iso"))
 
 
-def _is_terminal(stream: object) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return callable(isatty) and bool(isatty())
-
-
 def _colour_wanted(stream: object) -> bool:
     """Colours on a terminal or with FORCE_COLOR set, never when NO_COLOR is set (https://no-color.org)."""
     if os.environ.get("NO_COLOR"):
         return False
     if os.environ.get("FORCE_COLOR", "") not in ("", "0"):
         return True
-    return _is_terminal(stream)
+    isatty = getattr(stream, "isatty", None)
+    return callable(isatty) and bool(isatty())
 
 
 def _show(frame: pd.DataFrame, fmt: str = "table", limit: int | None = None) -> str:
@@ -309,6 +305,9 @@ def _password(args: argparse.Namespace) -> str | None:
     except EOFError:
         print(file=sys.stderr)
         raise NothingChanged(1) from None
+    except KeyboardInterrupt:
+        print(file=sys.stderr)  # end the prompt's line
+        raise
 
 
 def _confirm(question: str, *, yes: bool, flag: str = "--yes", no_terminal: str = "") -> bool:
@@ -326,6 +325,9 @@ def _confirm(question: str, *, yes: bool, flag: str = "--yes", no_terminal: str 
     except EOFError:
         print()
         return False
+    except KeyboardInterrupt:
+        print()  # end the question's line (input wrote it to stdout)
+        raise
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -952,9 +954,10 @@ def _main(argv: Sequence[str] | None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's shutdown
         return code
     except KeyboardInterrupt:  # Ctrl-C: stop quietly, with the shell's code for SIGINT
-        if _is_terminal(sys.stderr):  # end the line a progress bar or a prompt was drawing
-            with contextlib.suppress(OSError, ValueError):
-                print(file=sys.stderr, flush=True)
+        from tskit.audit._progress import close_open_bars
+
+        with contextlib.suppress(OSError, ValueError):  # end the line a progress bar was drawing (prompts end theirs)
+            close_open_bars()
         return 130
     except BrokenPipeError:
         # the reader (e.g. `| head`) went away: stop quietly; what is left, and the flush at the

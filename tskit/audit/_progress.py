@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from typing import Any
+
+# Every bar made, to end their lines when a run is interrupted (see close_open_bars).
+_bars: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _in_jupyter() -> bool:
@@ -34,14 +38,25 @@ def progress_bar(total: int, *, enabled: bool | None, description: str, unit: st
             import ipywidgets  # noqa: F401  (tqdm's notebook bar needs it; fall back to text without)
             from tqdm.notebook import tqdm as notebook_tqdm
 
-            return notebook_tqdm(total=total, desc=description, unit=unit)
+            bar = notebook_tqdm(total=total, desc=description, unit=unit)
+            _bars.add(bar)
+            return bar
         except ImportError:
             pass
     from tqdm import tqdm
 
     # a terminal that reports no size (a bare pty, some CI runners) would make tqdm hide the bar
     columns, lines = _stderr_size()
-    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, ncols=columns, nrows=lines, leave=True)
+    bar = tqdm(total=total, desc=description, unit=unit, file=sys.stderr, ncols=columns, nrows=lines, leave=True)
+    _bars.add(bar)
+    return bar
+
+
+def close_open_bars() -> None:
+    """Close every bar still drawing, e.g. after Ctrl-C, so that its line ends (once: a closed bar is disabled)."""
+    for bar in list(_bars):
+        if not getattr(bar, "disable", True):
+            bar.close()
 
 
 def _stderr_size() -> tuple[int, int]:
