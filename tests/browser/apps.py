@@ -71,9 +71,13 @@ _CUT_LABELS_JS = """
   .map((e) => e.textContent.trim())
 """
 
-# Whatever ends past the app's right edge and cannot be scrolled into view with a scroll bar in
-# sight: a column of a table cut off, a panel's border under the window's edge. The app's right
-# edge is that of the cells' area (or the window's, if that is nearer).
+# Only a table may scroll sideways (with its scroll bar in sight), never the app around it.
+_TABLE_SCROLLERS = "'.tskit-scroll, .dt-layout-table, .dt-layout-cell'"
+
+# Whatever ends past the app's right edge and cannot be scrolled into view by its table's own
+# scroll bar: a column of a table cut off, a panel's border under the window's edge (or pushing
+# the page into a sideways scroll). The app's right edge is that of the cells' area (or the
+# window's, if that is nearer).
 _OVERFLOW_JS = """
 () => {
   const area = document.querySelector('#rendered_cells') || document.body;
@@ -83,7 +87,7 @@ _OVERFLOW_JS = """
   const scrolls = (e) => {
     for (let node = e.parentElement; node && node !== area; node = node.parentElement) {
       const s = getComputedStyle(node);
-      if (['auto', 'scroll'].includes(s.overflowX) && node.scrollWidth > node.clientWidth
+      if (node.matches(TABLES) && ['auto', 'scroll'].includes(s.overflowX) && node.scrollWidth > node.clientWidth
           && node.offsetHeight > node.clientHeight && node.getBoundingClientRect().right <= right) return true;
     }
     return false;
@@ -93,7 +97,7 @@ _OVERFLOW_JS = """
     .map((e) => `${e.className || e.tagName}: ${(e.textContent || '').trim().slice(0, 30)} `
       + `ends at ${Math.round(e.getBoundingClientRect().right)} > ${Math.round(right)}`);
 }
-"""
+""".replace("TABLES", _TABLE_SCROLLERS)
 
 # Status lines that show a bar with nothing in it.
 _EMPTY_BARS_JS = """
@@ -110,12 +114,13 @@ _LABELS_JS = """
   .map((e) => e.textContent.trim())
 """
 
-# The visible horizontal scroll bars: a table scrolled sideways must show that it is.
+# What scrolls sideways: a table, with the height of its scroll bar (it must show that it
+# scrolls), or anything else, which must not scroll at all.
 _SCROLLERS_JS = """
-() => [...document.querySelectorAll('#rendered_cells *')]
+() => [...document.querySelectorAll('#rendered_cells, #rendered_cells *')]
   .filter((e) => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX) && e.scrollWidth > e.clientWidth + 1)
-  .map((e) => e.offsetHeight - e.clientHeight)
-"""
+  .map((e) => [e.matches(TABLES) ? 'table' : `${e.tagName}.${e.className}`, e.offsetHeight - e.clientHeight])
+""".replace("TABLES", _TABLE_SCROLLERS)
 
 
 def open_app(page: Any, voila: str, name: str, theme: str = "light") -> None:
@@ -161,9 +166,9 @@ def repeated_labels(page: Any) -> list[str]:
     return sorted({label for label in labels if labels.count(label) > 1})
 
 
-def scroll_bars(page: Any) -> list[int]:
-    """The height of the horizontal scroll bar of each element scrolled sideways (0: none drawn)."""
-    return list(page.evaluate(_SCROLLERS_JS))
+def scrolled_sideways(page: Any) -> list[tuple[str, int]]:
+    """What scrolls sideways ("table" or what else) and the height of its scroll bar (0: none drawn)."""
+    return [(what, int(bar)) for what, bar in page.evaluate(_SCROLLERS_JS)]
 
 
 _LINES_JS = """
@@ -183,7 +188,8 @@ def lines_of(cells: Any) -> list[int]:
 def check_layout(page: Any) -> None:
     """What every app must be at any width and theme: fits or scrolls visibly, readable, no empty bar."""
     assert overflowing(page) == []
-    assert all(height > 0 for height in scroll_bars(page)), "a sideways scroll without a scroll bar"
+    scrolled = scrolled_sideways(page)
+    assert all(what == "table" and bar > 0 for what, bar in scrolled), f"scrolled sideways: {scrolled}"
     assert low_contrast(page) == []
     assert labels_cut(page) == []
     assert empty_status_bars(page) == []

@@ -157,7 +157,7 @@ class PlanView(Panel):
             self.table.value = self.plan._repr_html_()
             counts = ", ".join(f"{n} {k}" for k, n in result.counts().items() if n) or "nothing to do"
             self.say(
-                f"Applied: {counts}. The journal of every step is below, to download.", "ok" if result.ok else "error"
+                f"Applied: {counts}; the journal of every step can be downloaded above.", "ok" if result.ok else "error"
             )
 
         self.run(f"Applying {plural(len(plan.steps), 'change')}", apply)
