@@ -140,6 +140,12 @@ def status_contrast(page: Any, selector: str = ".tskit-status") -> float:
     return float(page.locator(selector).first.evaluate(_CONTRAST_JS))
 
 
+def badge_contrasts(page: Any) -> dict[str, float]:
+    """The contrast of each badge in view (a span with a background of its own), by its text."""
+    badges = page.locator('span[style*="background"]:visible')
+    return {badge.inner_text().strip(): float(badge.evaluate(_CONTRAST_JS)) for badge in badges.all()}
+
+
 def low_contrast(page: Any) -> list[str]:
     """Every text in view (badges, cells, labels, links, buttons, field values) below 4.5:1."""
     return list(page.evaluate(_LOW_CONTRAST_JS))
