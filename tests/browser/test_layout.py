@@ -37,9 +37,13 @@ def _callback_manager(page: Page) -> None:
 
 
 def _audit_dashboard(page: Page) -> None:
+    accounts = page.get_by_label("Accounts", exact=True)
+    accounts.fill(accounts.input_value() + "\n9999999999-00001")  # so the unreadable accounts' table shows too
     page.get_by_role("button", name="Run audit").click()
-    expect(page.locator(".tskit-status")).to_contain_text("Audited 40 accounts", timeout=TIMEOUT)
-    expect(page.get_by_text("40/40", exact=True)).to_be_visible()  # the bar's count, in words
+    expect(page.locator(".tskit-status")).to_contain_text("Audited 41 accounts", timeout=TIMEOUT)
+    expect(page.locator(".tskit-status")).to_contain_text("1 unreadable")
+    expect(page.get_by_text("41/41", exact=True)).to_be_visible()  # the bar's count, in words
+    expect(page.get_by_text("1 account(s) could not be read")).to_be_visible()
 
 
 def _listener_view(page: Page) -> None:

@@ -114,7 +114,7 @@ TABLE_OPTIONS: dict[str, Any] = {
 
 
 #: Columns of long text that may wrap inside their cells; every other column stays on one line.
-WRAPPED_COLUMNS = frozenset({"url", "detail", "message", "description", "old", "new", "body", "error"})
+WRAPPED_COLUMNS = frozenset({"url", "detail", "message", "description", "old", "new", "body", "error", "error_code"})
 
 
 def data_table(frame: pd.DataFrame | None = None, *, shown: bool = True, **options: Any) -> ITable:
