@@ -187,8 +187,18 @@ _LINES_JS = """
 
 
 def lines_of(cells: Any) -> list[int]:
-    """How many lines the text of each cell (a locator of many) takes: names must take one."""
-    return list(cells.evaluate_all(_LINES_JS))
+    """How many lines the text of each cell (a locator of many) takes: names must take one.
+
+    A table drawn again (DataTables does, once its data arrives) is waited for: a few tries
+    until every cell is laid out.
+    """
+    lines: list[int] = []
+    for _ in range(40):
+        lines = list(cells.evaluate_all(_LINES_JS))
+        if lines and 0 not in lines:
+            break
+        cells.page.wait_for_timeout(250)
+    return lines
 
 
 def check_layout(page: Any) -> None:

@@ -32,8 +32,12 @@ def _callback_manager(page: Page) -> None:
     account.press("Enter")
     expect(page.locator("table.dataTable")).to_contain_text("DeviceUsage", timeout=TIMEOUT)
     # account names are never broken inside their cells
-    lines = lines_of(page.locator("table.dataTable tbody td:first-child"))
-    assert lines == [1, 1], lines
+    cells = page.locator("table.dataTable tbody td:first-child")
+    lines = lines_of(cells)
+    assert lines == [1, 1], (lines, cells.all_inner_texts())
+    # the login form too: inside the page, and no label shared with the register form's
+    page.get_by_text("Connect to a real ThingSpace").click()
+    expect(page.get_by_label("UWS password", exact=True)).to_be_visible(timeout=TIMEOUT)
 
 
 def _audit_dashboard(page: Page) -> None:

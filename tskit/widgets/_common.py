@@ -185,10 +185,11 @@ class Panel(widgets.VBox):
         pending: The operation running now, if any (await it in tests and notebooks).
     """
 
-    def __init__(self, children: list[widgets.Widget], **kwargs: Any) -> None:
+    def __init__(self, children: list[widgets.Widget], *, details_title: str = "Details", **kwargs: Any) -> None:
         self.status = StatusLine()
-        self.details = LogView(label="Details: the full story of every operation")
-        self._log_box = widgets.Accordion(children=[self.details], titles=("Details",))
+        self.details = LogView(label=f"{details_title}: the full story of every operation")
+        # a title of its own where two panels share a page (the login panel under the manager)
+        self._log_box = widgets.Accordion(children=[self.details], titles=(details_title,))
         self._log_box.selected_index = None
         self.pending: asyncio.Task[None] | None = None
         self._busy = False
