@@ -68,4 +68,6 @@ async def test_errors_are_shown_not_swallowed() -> None:
         listener.store._failed = StoreFailed("the message store stopped (test)")  # as its writer does
         await view.aupdate()
         assert "Could not read the messages" in view.error.value and "stopped (test)" in view.error.value
+        # a status line in the theme's colours (dark red text did not read on the dark theme), as text
+        assert view.error.kind == "error" and "<" not in view.error.value
         view.close()

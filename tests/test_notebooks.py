@@ -10,7 +10,7 @@ import pytest
 from tskit.widgets._voila import in_voila
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-APPS = ["callback_manager", "audit_dashboard", "listener_view"]
+APPS = ["callback_manager", "audit_dashboard", "listener_view", "plan_view"]
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)

@@ -196,7 +196,7 @@ async def test_login_panel_incomplete_credentials(sim: Simulator) -> None:
     panel.client_id.value = "only-the-key"
     assert panel.connect.disabled
     panel.connect.click()  # even from code: the empty fields are named, in the form's words
-    assert panel.status.value == "Please fill in: App secret, UWS user, Password."
+    assert panel.status.value == "Please fill in: App secret, UWS user, UWS password."
     assert panel.connection is None and panel.status.kind == "error"
     assert "simulator=False" not in panel.status.value and "THINGSPACE_" not in panel.status.value
     panel.client_secret.value, panel.username.value, panel.password.value = "s", "u", "p"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -36,6 +37,8 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     return {
         **browser_type_launch_args,
         "executable_path": CHROMIUM,
+        # scroll bars drawn, as a person's browser draws them: a table scrolled sideways shows it
+        "ignore_default_args": ["--hide-scrollbars"],
         "args": [
             "--no-sandbox",
             "--disable-gpu",
@@ -66,13 +69,17 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise RuntimeError("voila did not start in time")
 
 
-@pytest.fixture
-def voila(tmp_path: Path) -> Iterator[str]:
-    """Voilà serving notebooks/ on a free loopback port; yields its base URL and stops it after."""
+@contextlib.contextmanager
+def serving(config_dir: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Voilà serving notebooks/ on a free loopback port; yields its base URL and stops it after.
+
+    Without ``env`` the apps use the embedded simulator (no THINGSPACE_* variables reach them).
+    """
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("THINGSPACE_")}  # the simulator, always
-    env["TSKIT_CONFIG_DIR"] = str(tmp_path)
-    log = (tmp_path / "voila.log").open("wb")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("THINGSPACE_")}
+    environ.update(env or {})
+    environ["TSKIT_CONFIG_DIR"] = str(config_dir)
+    log = (config_dir / "voila.log").open("wb")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -89,7 +96,7 @@ def voila(tmp_path: Path) -> Iterator[str]:
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=env,
+        env=environ,
         cwd=ROOT,
     )
     try:
@@ -103,3 +110,17 @@ def voila(tmp_path: Path) -> Iterator[str]:
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture
+def voila(tmp_path: Path) -> Iterator[str]:
+    """Voilà serving notebooks/ for one test, on the embedded simulator."""
+    with serving(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def shared_voila(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Voilà serving notebooks/ for a module's tests (each page still gets a kernel of its own)."""
+    with serving(tmp_path_factory.mktemp("voila")) as url:
+        yield url

@@ -88,6 +88,13 @@ def test_register_replace_and_deregister_in_the_browser(page: Page, voila: str) 
         "(cells) => cells.map((c) => c.clientHeight)"
     )
     assert heights and max(heights) < 30, heights
+    # a malformed account: the summary no longer names the account listed before
+    account.fill("0000123456 00001")
+    page.get_by_role("button", name="List callbacks").click()
+    expect(page.locator(".tskit-status").first).to_contain_text("Please check Account", timeout=TIMEOUT)
+    expect(page.get_by_text("No account listed: check the account name above.")).to_be_visible()
+    expect(page.get_by_text(f"{LISTED}: 2 callback(s)", exact=True)).to_have_count(0)
+    expect(page.locator("table.dataTable")).not_to_be_visible()
     account.fill("9999999999-00001")
     page.get_by_role("button", name="List callbacks").click()
     expect(page.locator(".tskit-status").first).to_contain_text("AccountNotFound", timeout=TIMEOUT)

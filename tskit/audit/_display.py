@@ -7,17 +7,18 @@ registration must not run script in the notebook.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from html import escape
 from typing import TYPE_CHECKING
 
-from tskit.audit._rules import Severity
+from tskit.audit._rules import Finding, Severity
 
 if TYPE_CHECKING:
     from tskit.audit._audit import AccountError, Audit
 
 COLOURS = {Severity.HIGH: "#c62828", Severity.MEDIUM: "#ef6c00", Severity.LOW: "#f9a825", Severity.INFO: "#546e7a"}
 # text on each badge: white or black, whichever gives 4.5:1 or more (WCAG AA) on that colour
-_TEXT_ON = {"#c62828": "#fff", "#ef6c00": "#000", "#f9a825": "#000", "#546e7a": "#fff"}
+_TEXT_ON = {"#c62828": "#fff", "#ef6c00": "#000", "#f9a825": "#000", "#546e7a": "#fff", "#455a64": "#fff"}
 _MAX_ROWS = 200
 
 
@@ -122,15 +123,24 @@ def bar_chart(items: list[tuple[str, int, str]], title: str) -> str:
     return "".join(parts)
 
 
-def chart(audit: Audit) -> str:
-    """Findings by rule, coloured by severity; with no findings, callbacks per account."""
+#: The colour of the findings an overview sets apart (white text on it at 7:1).
+APART_COLOUR = "#455a64"
+
+
+def chart(audit: Audit, apart: Collection[Finding] = (), apart_label: str = "") -> str:
+    """Findings by rule, coloured by severity; with no findings, callbacks per account.
+
+    Findings in ``apart`` are drawn as one grey bar named ``apart_label``, last.
+    """
     if audit.finding_list:
-        by_rule = Counter((f.rule, f.severity) for f in audit.finding_list)
+        by_rule = Counter((f.rule, f.severity) for f in audit.finding_list if f not in apart)
         items = [
             (rule, n, COLOURS[severity])
             for (rule, severity), n in sorted(by_rule.items(), key=lambda kv: (-kv[0][1], -kv[1]))
-        ]
-        return bar_chart(items[:15], "Findings by rule")
+        ][: 14 if apart else 15]
+        if apart:
+            items.append((apart_label, len(apart), APART_COLOUR))
+        return bar_chart(items, "Findings by rule")
     per_account = Counter(r.account_name for r in audit.records)
     items = [(name, per_account.get(name, 0), "#1565c0") for name in audit.accounts][:15]
     return bar_chart(items, "Callbacks registered per account")
@@ -160,15 +170,24 @@ def _table(headers: list[str], rows: list[list[str]], colours: list[str] | None 
     )
 
 
-def html_overview(audit: Audit) -> str:
+def html_overview(audit: Audit, apart: Collection[Finding] = (), apart_label: str = "") -> str:
     """Headline, severity badges and chart: the top of the notebook view, without the tables.
 
     Text takes the colour around it (``currentColor``), so it reads on light and dark themes.
+
+    Args:
+        audit: The audit.
+        apart: Findings counted in a grey badge and bar of their own, e.g. those about hosts
+            reserved for documentation, so that they do not bury the others.
+        apart_label: What the findings set apart have in common, for their badge and bar.
     """
-    badges = "".join(_badge(f"{n} {s}", COLOURS[Severity.parse(s)]) for s, n in audit.counts().items() if n)
+    counts = Counter(str(f.severity) for f in audit.finding_list if f not in apart)
+    badges = "".join(_badge(f"{n} {s}", COLOURS[Severity.parse(s)]) for s in audit.counts() if (n := counts[s]))
+    if apart:
+        badges += _badge(f"{len(apart)} {apart_label}", APART_COLOUR)
     return (
         f"<h4 style='margin:4px 0'>Audit of {escape(audit.source)} — {audit.started_at:%Y-%m-%d %H:%M} UTC</h4>"
-        f"<p>{escape(_headline(audit))}</p><p>{badges or 'No findings.'}</p>{chart(audit)}"
+        f"<p>{escape(_headline(audit))}</p><p>{badges or 'No findings.'}</p>{chart(audit, apart, apart_label)}"
     )
 
 

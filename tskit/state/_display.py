@@ -13,12 +13,13 @@ if TYPE_CHECKING:
     from tskit.state._apply import ApplyResult
     from tskit.state._plan import Plan
 
-#: One colour per action and per outcome, the same in the HTML and the widget.
+#: One colour per action and per outcome, the same in the HTML and the widget. Each carries white
+#: text at 4.5:1 or more (WCAG AA), whatever the theme around the badge.
 COLOURS: Final = {
     "create": "#2e7d32",
-    "update": "#ef6c00",
+    "update": "#b45309",
     "delete": "#c62828",
-    "keep": "#607d8b",
+    "keep": "#546e7a",
     "done": "#2e7d32",
     "confirmed": "#1565c0",
     "failed": "#c62828",
@@ -67,6 +68,20 @@ def _password_text(old: str, new: str) -> str:
     if new == "removed":
         return "password removed"
     return "password changed" if old else "password set"
+
+
+def _password_cells(old: str, new: str) -> tuple[str, str]:
+    """A password row of the HTML table as (old, new) words: whether one is set, and what becomes of it.
+
+    An update sends the whole registration again, so a password kept is sent again: the row says
+    so, rather than "update password ******** -> password unchanged".
+    """
+    before = "set" if old else "none"
+    if new == "unchanged":
+        return before, "same password, sent again"
+    if new == "removed":
+        return before, "removed: none from now on"
+    return before, _password_text(old, new)
 
 
 def plan_text(plan: Plan, *, cli: bool = False) -> str:
@@ -137,6 +152,13 @@ def badge(text: str, colour: str) -> str:
     )
 
 
+# names, actions and fields on one line ("0000123456-00003" never broken); old and new values
+# (URLs) wrap anywhere, so the table fits a narrow page
+_NOWRAP = "white-space:nowrap"
+_WRAP = "overflow-wrap:anywhere"
+_CELL_STYLES: Final = (_NOWRAP, _NOWRAP, _NOWRAP, _NOWRAP, _WRAP, _WRAP)
+
+
 def changes_table(plan: Plan, *, include_keep: bool = False) -> str:
     """The changes as an HTML table, each row's action as a coloured badge."""
     changes = plan.changes
@@ -148,23 +170,36 @@ def changes_table(plan: Plan, *, include_keep: bool = False) -> str:
     rows = []
     for row in changes.head(_MAX_ROWS).itertuples(index=False):
         action = str(row.action)
-        new = _html(row.new)
-        if row.field == "password":  # a password change is said plainly, in bold
-            new = f"<b>{escape(_password_text(str(row.old), str(row.new)))}</b>"
+        old, new = _html(row.old), _html(row.new)
+        if row.field == "password":  # what becomes of the password, said plainly; a change in bold
+            before, after = _password_cells(str(row.old), str(row.new))
+            old = escape(before)
+            new = f"<b>{escape(after)}</b>" if row.new != "unchanged" else escape(after)
         cells = [
             _html(row.account_name),
             _html(row.service_name),
             badge(action, COLOURS[action]),
             _html(row.field),
-            _html(row.old),
+            old,
             new,
         ]
         style = f"border-left:4px solid {COLOURS[action]}"
         rows.append(
-            f"<tr style='{style}'>" + "".join(f"<td style='padding:2px 10px'>{c}</td>" for c in cells) + "</tr>"
+            f"<tr style='{style}'>"
+            + "".join(f"<td style='padding:2px 10px;{_CELL_STYLES[j]}'>{c}</td>" for j, c in enumerate(cells))
+            + "</tr>"
         )
     more = f"<p>… {len(changes) - _MAX_ROWS} more rows in <code>.changes</code></p>" if len(changes) > _MAX_ROWS else ""
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+    # a narrow page scrolls the table sideways rather than cutting its last columns
+    return (
+        f"<div class='tskit-scroll' style='overflow-x:auto;max-width:100%'><table style='border-collapse:collapse'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>{more}"
+    )
+
+
+def _edge(kind: str) -> str:
+    """The style of a note marked by a coloured edge in the colour of ``kind``."""
+    return f"border-left:4px solid {COLOURS[kind]};padding:2px 8px;margin:4px 0"
 
 
 def plan_html(plan: Plan) -> str:
@@ -177,7 +212,8 @@ def plan_html(plan: Plan) -> str:
         changes_table(plan),
     ]
     if plan.password_changes:
-        parts.append(f"<p style='color:{COLOURS['update']}'><b>{escape(_password_note(plan))}</b></p>")
+        # a coloured edge, not coloured text: text in the theme's colour reads on light and dark pages
+        parts.append(f"<p style='{_edge('update')}'><b>{escape(_password_note(plan))}</b></p>")
     if plan.unmanaged:
         parts.append(f"<p><i>{escape(_unmanaged_note(plan))}</i></p>")
     if plan.error_list:
@@ -186,7 +222,7 @@ def plan_html(plan: Plan) -> str:
             for e in plan.error_list[:50]
         )
         title = plural(len(plan.error_list), "error")
-        parts.append(f"<div style='color:{COLOURS['failed']}'><b>{title}</b><ul>{items}</ul></div>")
+        parts.append(f"<div style='{_edge('failed')}'><b>{title}</b><ul>{items}</ul></div>")
     return "".join(parts)
 
 
@@ -213,8 +249,13 @@ def result_text(result: ApplyResult, *, cli: bool = False, title: str = "Applied
     return "\n".join(lines)
 
 
-def result_html(result: ApplyResult) -> str:
-    """Counts per outcome as coloured badges, then the failures."""
+def result_html(result: ApplyResult, *, journal: bool = True) -> str:
+    """Counts per outcome as coloured badges, then the failures, then the journal's path.
+
+    Args:
+        result: The outcome of an apply or a rotation.
+        journal: Name the journal's path (an app offers the journal as a download instead).
+    """
     counts = "".join(badge(f"{n} {k}", COLOURS[k]) for k, n in result.counts().items())
     shown = [o for o in result.outcome_list if o.outcome not in ("done", "confirmed")][:50]
     items = "".join(
@@ -222,5 +263,6 @@ def result_html(result: ApplyResult) -> str:
         f"{_html(o.step.service_name)}: {_html(o.reason)}</li>"
         for o in shown
     )
-    failures = f"<ul style='color:{COLOURS['failed']}'>{items}</ul>" if items else ""
-    return f"<div><b>Applied</b> {counts}</div>{failures}<div>Journal: <code>{_html(result.journal.path)}</code></div>"
+    failures = f"<ul style='{_edge('failed')}'>{items}</ul>" if items else ""
+    where = f"<div>Journal: <code>{_html(result.journal.path)}</code></div>" if journal else ""
+    return f"<div><b>Applied</b> {counts}</div>{failures}{where}"

@@ -6,6 +6,8 @@ Layouts use the width they get and wrap on narrow pages; errors name form fields
 from __future__ import annotations
 
 import asyncio
+import base64
+import html
 import re
 import traceback
 from collections.abc import Awaitable, Callable
@@ -112,7 +114,7 @@ TABLE_OPTIONS: dict[str, Any] = {
 
 
 #: Columns of long text that may wrap inside their cells; every other column stays on one line.
-WRAPPED_COLUMNS = frozenset({"url", "detail", "message", "description", "old", "new", "body", "error"})
+WRAPPED_COLUMNS = frozenset({"url", "detail", "message", "description", "old", "new", "body", "error", "error_code"})
 
 
 def data_table(frame: pd.DataFrame | None = None, *, shown: bool = True, **options: Any) -> ITable:
@@ -183,10 +185,11 @@ class Panel(widgets.VBox):
         pending: The operation running now, if any (await it in tests and notebooks).
     """
 
-    def __init__(self, children: list[widgets.Widget], **kwargs: Any) -> None:
+    def __init__(self, children: list[widgets.Widget], *, details_title: str = "Details", **kwargs: Any) -> None:
         self.status = StatusLine()
-        self.details = LogView(label="Details: the full story of every operation")
-        self._log_box = widgets.Accordion(children=[self.details], titles=("Details",))
+        self.details = LogView(label=f"{details_title}: the full story of every operation")
+        # a title of its own where two panels share a page (the login panel under the manager)
+        self._log_box = widgets.Accordion(children=[self.details], titles=(details_title,))
         self._log_box.selected_index = None
         self.pending: asyncio.Task[None] | None = None
         self._busy = False
@@ -218,6 +221,20 @@ class Panel(widgets.VBox):
     def _update_buttons(self) -> None:
         """Subclasses enable and disable their buttons here, from their state and :attr:`busy`."""
 
+    def cancel_pending(self) -> bool:
+        """Stop the operation running now, if any; returns whether there was one to stop.
+
+        The task is cancelled where it waits: requests not yet sent are never sent.
+        """
+        if self.pending is None or self.pending.done() or not self.busy:
+            return False
+        self.pending.cancel()
+        return True
+
+    def cancelled_words(self, what: str) -> str:
+        """The status line after :meth:`cancel_pending` stopped ``what``; panels say how far it got."""
+        return f"Cancelled: {what[:1].lower()}{what[1:]} stopped."
+
     def run(self, what: str, operation: Callable[[], Awaitable[None]]) -> asyncio.Task[None] | None:
         """Run ``operation`` as a task on the running loop, unless one is already running.
 
@@ -231,6 +248,9 @@ class Panel(widgets.VBox):
         async def guarded() -> None:
             try:
                 await operation()
+            except asyncio.CancelledError:  # cancel_pending() stopped it: said, and the task ends quietly
+                self.say(self.cancelled_words(what), "info")
+                self.note(f"cancelled: {what}")
             except Exception as error:  # shown to the user, never swallowed
                 self.say(plain_words(error), "error")
                 self.note(f"failed: {error}")
@@ -249,6 +269,53 @@ class Panel(widgets.VBox):
             return None
         self.pending = loop.create_task(guarded())
         return self.pending
+
+
+class Progress(widgets.HBox):
+    """A progress bar with its count in words beside it ("37/100"), which the bar alone lacks.
+
+    Attributes:
+        bar: The bar.
+        count: The count, as text.
+        total: How many there are.
+    """
+
+    def __init__(self, description: str, **layout: Any) -> None:
+        self.bar = widgets.IntProgress(
+            value=0, min=0, max=1, description=description, style=field_style(), layout=field_layout(**layout)
+        )
+        self.count = widgets.Label("", layout=widgets.Layout(width="auto", min_width="5em"))
+        self.total = 0
+        super().__init__([self.bar, self.count], layout=widgets.Layout(align_items="center", width="auto"))
+
+    @property
+    def value(self) -> int:
+        """How many are done."""
+        return int(self.bar.value)
+
+    @property
+    def max(self) -> int:
+        """How many there are."""
+        return int(self.bar.max)
+
+    def show(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` on the bar and in words."""
+        self.total = total
+        self.bar.max, self.bar.value = max(1, total), done
+        self.count.value = f"{done}/{total}"
+
+
+def download_link(name: str, content: bytes, kind: str) -> str:
+    """HTML for a link that downloads ``content`` as a file called ``name``, styled as a button.
+
+    The browser gets the file itself: a server path would mean nothing where the kernel runs
+    elsewhere (Binder, JupyterHub).
+    """
+    data = base64.b64encode(content).decode()
+    return (
+        f'<a class="tskit-download" download="{html.escape(name)}" href="data:{kind};base64,{data}">'
+        f"Download {html.escape(name)}</a>"
+    )
 
 
 def close_later(connection: ThingSpace, after: asyncio.Task[None] | None = None) -> None:

@@ -35,13 +35,14 @@ class LoginPanel(Panel):
         self.client_id = widgets.Text(description="App key", placeholder="THINGSPACE_CLIENT_ID", **sized)
         self.client_secret = SecretField(description="App secret", placeholder="never shown or kept", **sized)
         self.username = widgets.Text(description="UWS user", placeholder="THINGSPACE_USERNAME", **sized)
-        self.password = SecretField(description="Password", placeholder="never shown or kept", **sized)
+        self.password = SecretField(description="UWS password", placeholder="never shown or kept", **sized)
         self.base_url = widgets.Text(description="Base URL", value=DEFAULT_BASE_URL, **sized)
         self.connect = widgets.Button(description="Connect", button_style="primary", icon="sign-in", disabled=True)
         self.connection: ThingSpace | None = None
         self._on_connect = on_connect
         super().__init__(
-            [self.client_id, self.client_secret, self.username, self.password, self.base_url, self.connect]
+            [self.client_id, self.client_secret, self.username, self.password, self.base_url, self.connect],
+            details_title="Login details",
         )
         self.connect.on_click(lambda _: self.submit())
         for field in (self.client_id, self.client_secret, self.username, self.password, self.base_url):

@@ -208,7 +208,7 @@ class CallbackManager(Panel):
             [self.registered, self.deregister, self.confirm_box], layout=widgets.Layout(width="100%", grid_gap="4px")
         )
         self.actions = widgets.Tab(
-            children=[register_box, deregister_box], titles=("Register", "Deregister"), layout={"width": "100%"}
+            children=[register_box, deregister_box], titles=("Register", "Deregister"), layout={"width": "auto"}
         )
         super().__init__([self.badge, row([self.account, self.refresh]), self.listing, self.table, self.actions])
 
@@ -268,6 +268,9 @@ class CallbackManager(Panel):
         except ValidationError as error:
             self._touched.add("account")
             self._validate()
+            # what was listed before belongs to another account: the summary must not name it still
+            self._invalidate("the account is not valid")
+            self._clear("<i>No account listed: check the account name above.</i>")
             self.say(f"Please check {field_problem(error)}", "error")
             return
         self._invalidate(f"listing {account}")

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from tskit.listener import MESSAGE_COLUMNS as _COLUMNS
-from tskit.widgets._common import data_table, export_name, show_frame
+from tskit.widgets._common import data_table, export_name, row, show_frame
+from tskit.widgets._elements import StatusLine
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,18 +49,20 @@ class MessagesView(widgets.VBox):
         self.header = widgets.HTML()
         self.empty = widgets.HTML("<i>No messages yet.</i>")
         self.table = data_table(shown=False, **export_name("listener-messages"))
-        self.error = widgets.HTML()
+        # a status line: announced to screen readers, no bar while empty, and it brings tskit's CSS
+        self.error = StatusLine(kind="error")
         self.refresh = widgets.Button(description="Refresh", icon="refresh")
-        self.live = widgets.Checkbox(value=live, description="Live")
+        self.live = widgets.Checkbox(value=live, description="Live", indent=False, layout={"width": "auto"})
         self.pending: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Task[None] | None = None
         self._rows: dict[int, dict[str, Any]] = {}  # row id -> its values
         self._last_id = 0
         self._last_time = ""
         super().__init__(
-            [widgets.HBox([self.header, self.refresh, self.live]), self.error, self.empty, self.table],
+            [row([self.header, self.refresh, self.live]), self.error, self.empty, self.table],
             layout=widgets.Layout(width="100%"),
         )
+        self.add_class("tskit-panel")  # the panels' table and text colours
         self.refresh.on_click(lambda _: self._refresh_now())
         self.live.observe(lambda change: self._follow(bool(change["new"])), names="value")
         self._show()
@@ -100,7 +103,7 @@ class MessagesView(widgets.VBox):
             show_frame(self.table, shown)
 
     def _failed(self, error: Exception) -> None:
-        self.error.value = f'<span style="color:#b00">Could not read the messages: {html.escape(str(error))}</span>'
+        self.error.value = f"Could not read the messages: {error}"  # as text, never as HTML
 
     def update(self) -> None:
         """Look now, in this thread, and show what changed."""

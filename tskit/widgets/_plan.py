@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from tskit.state._display import plural
-from tskit.widgets._common import Panel
+from tskit.state._display import plural, result_html
+from tskit.widgets._common import Panel, Progress, download_link, row
 from tskit.widgets._manager import connection_badge
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ class PlanView(Panel):
     """Plan a desired state, look at the changes, and apply them: a thin view over ``ts.aplan``.
 
     The plan is made at once. Apply asks for confirmation naming the number of changes, then
-    shows progress and the outcome of every step.
+    shows progress and the outcome of every step, and offers the journal as a download.
 
     Args:
         ts: The connection to use; default ``tskit.connect()``.
@@ -63,24 +63,29 @@ class PlanView(Panel):
         self.result: ApplyResult | None = None
         self.badge = widgets.HTML(connection_badge(ts))
         self.refresh = widgets.Button(description="Plan again", icon="refresh")
-        self.table = widgets.HTML("<i>Planning…</i>")
+        # the table wraps its long values and scrolls sideways if still too wide: no column is hidden
+        self.table = widgets.HTML("<i>Planning…</i>", layout=widgets.Layout(width="auto", max_width="100%"))
+        self.table.add_class("tskit-plan")
         self.apply_button = widgets.Button(description="Apply…", button_style="primary", icon="check", disabled=True)
         self.confirm_text = widgets.HTML()
         self.confirm = widgets.Button(description="Yes, apply", button_style="danger")
         self.cancel = widgets.Button(description="Cancel")
         self.confirm_box = widgets.VBox(
-            [self.confirm_text, widgets.HBox([self.confirm, self.cancel])], layout=widgets.Layout(display=_HIDDEN)
+            [self.confirm_text, row([self.confirm, self.cancel])], layout=widgets.Layout(display=_HIDDEN)
         )
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="Changes")
+        self.progress = Progress("Changes", max_width="24em")
+        self.progress.layout.display = _HIDDEN  # until something is applied: no empty bar
         self.outcomes = widgets.HTML()
+        self.download = widgets.HTML()
         super().__init__(
             [
                 self.badge,
-                widgets.HBox([self.refresh, self.apply_button]),
+                row([self.refresh, self.apply_button]),
                 self.table,
                 self.confirm_box,
                 self.progress,
                 self.outcomes,
+                self.download,
             ]
         )
         self.refresh.on_click(lambda _: self.make_plan())
@@ -129,10 +134,8 @@ class PlanView(Panel):
         self.confirm_box.layout.display = _HIDDEN
         if plan is None:
             return
-        self.progress.max, self.progress.value = max(1, len(plan.steps)), 0
-
-        def advance(done: int, total: int) -> None:
-            self.progress.max, self.progress.value = max(1, total), done
+        self.progress.show(0, len(plan.steps))
+        self.progress.layout.display = None
 
         async def apply() -> None:
             from tskit.state import MAX_PLAN_AGE
@@ -146,15 +149,30 @@ class PlanView(Panel):
                     self.table.value = current._repr_html_()
                     self.say("ThingSpace changed since the plan was made: check the new plan, then apply.", "info")
                     return
-            result = await current.aapply(journal=self.journal, progress=False, on_progress=advance)
+            result = await current.aapply(journal=self.journal, progress=False, on_progress=self.progress.show)
             self.result = result
-            self.outcomes.value = result._repr_html_()
+            self.outcomes.value = result_html(result, journal=False)
+            self._offer_journal(result)
             self.plan = await self._plan()
             self.table.value = self.plan._repr_html_()
             counts = ", ".join(f"{n} {k}" for k, n in result.counts().items() if n) or "nothing to do"
-            self.say(f"Applied: {counts}.", "ok" if result.ok else "error")
+            self.say(
+                f"Applied: {counts}; the journal of every step can be downloaded above.", "ok" if result.ok else "error"
+            )
 
         self.run(f"Applying {plural(len(plan.steps), 'change')}", apply)
+
+    def _offer_journal(self, result: ApplyResult) -> None:
+        """Offer the journal as a download: its path means nothing where the kernel runs elsewhere."""
+        path = result.journal.path
+        try:
+            content = path.read_bytes()
+        except OSError as error:
+            self.download.value = ""
+            self.note(f"the journal {path} cannot be read for download: {error.strerror or error}")
+            return
+        self.download.value = download_link(path.name, content, "application/jsonl")
+        self.note(f"journal: {path}")
 
     def _update_buttons(self) -> None:
         busy = self.busy
