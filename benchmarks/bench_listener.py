@@ -156,7 +156,7 @@ def main(messages: int, concurrency: int, rounds: int) -> None:
                 command, port, f"http://127.0.0.1:{port}/callbacks/CarrierService", bodies, concurrency
             )
             assert ok == messages, f"listener acknowledged {ok} of {messages}"
-            with sqlite3.connect(store) as db:
+            with contextlib.closing(sqlite3.connect(store)) as db:
                 stored = {r for (r,) in db.execute("SELECT request_id FROM messages")}
             lost = ids - stored
             assert not lost, f"{len(lost)} acknowledged messages are not in the store"

@@ -157,7 +157,7 @@ def test_facade_returns_frames_and_results(ts: tskit.ThingSpace, sim: Simulator)
     empty = ts.list_callbacks(EMPTY)
     assert empty.empty and list(empty.columns) == list(tskit.CALLBACK_COLUMNS)
     # the same kinds of columns even when there are no rows: categoricals for names, text for the rest
-    assert [str(d) for d in empty.dtypes] == [str(d) for d in frame.dtypes] == ["category"] * 2 + ["str"] * 3
+    assert [str(d) for d in empty.dtypes] == [str(d) for d in frame.dtypes] == ["category"] * 2 + ["string"] * 3
     assert sim.registrations(EMPTY) == []
 
 

@@ -1,4 +1,8 @@
-"""The dtypes a pandas user expects: ordered severities, UTC datetimes, numbers, categoricals."""
+"""The dtypes a pandas user expects: ordered severities, UTC datetimes, numbers, categoricals, text.
+
+Text is pandas' ``"string"`` dtype on every pandas tskit supports (2.2 and 3.x): ``.ci/matrix``
+runs these tests on pandas 2.2, where ``str`` would have made ``object`` columns.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import pytest
 
 import tskit
 from tests.test_delivery import ACCOUNT, listener, quick_sim, register  # noqa: F401  (fixtures)
-from tskit._frames import SEVERITY_LEVELS, callbacks_frame, concat
+from tskit._frames import SEVERITY_LEVELS, TEXT, callbacks_frame, concat
 from tskit.audit import Audit
 from tskit.listener import Listener
 from tskit.simulator import Simulator, seed_fleet
@@ -31,8 +35,8 @@ def test_severity_is_an_ordered_categorical(audit: Audit) -> None:
 
 
 def test_names_are_categoricals_and_text_is_text(audit: Audit) -> None:
-    assert [str(d) for d in audit.findings.dtypes] == ["category", "category", "category", "category", "str"]
-    assert [str(d) for d in audit.callbacks.dtypes] == ["category", "category", "str", "str", "str"]
+    assert [str(d) for d in audit.findings.dtypes] == ["category", "category", "category", "category", TEXT]
+    assert [str(d) for d in audit.callbacks.dtypes] == ["category", "category", TEXT, TEXT, TEXT]
     errors = audit.errors
     assert str(errors["status_code"].dtype) == "Int64" and errors["status_code"].tolist() == [400]
 
@@ -99,3 +103,35 @@ def test_the_diff_change_column_has_all_its_categories(ts: tskit.ThingSpace) -> 
 def test_concat_frames_is_public_and_keeps_categoricals(ts: tskit.ThingSpace) -> None:
     both = tskit.concat_frames([ts.list_callbacks("0000123456-00001"), ts.list_callbacks("0000123456-00002")])
     assert str(both["account_name"].dtype) == "category" and len(both) == 4
+
+
+def _text_everywhere(frame: pd.DataFrame) -> dict[str, str]:
+    """The columns whose text is not :data:`TEXT`: plain columns, and categoricals' categories."""
+    wrong = {}
+    for name, dtype in frame.dtypes.items():
+        inner = dtype.categories.dtype if isinstance(dtype, pd.CategoricalDtype) else dtype
+        if pd.api.types.is_object_dtype(inner) or (pd.api.types.is_string_dtype(inner) and str(inner) != TEXT):
+            wrong[str(name)] = str(inner)
+    return wrong
+
+
+def test_every_frame_has_one_text_dtype(audit: Audit, quick_sim: Simulator, listener: Listener) -> None:  # noqa: F811
+    """The same dtypes on pandas 2.2 and 3.x: "string", never object nor pandas 3's "str"."""
+    register(quick_sim, listener.url_for("CarrierService"))
+    quick_sim.trigger(ACCOUNT, "CarrierService").wait()
+    ts = tskit.connect(simulator=quick_sim)
+    state = ts.export([ACCOUNT])
+    frames = {
+        "callbacks": ts.list_callbacks(ACCOUNT),
+        "empty callbacks": callbacks_frame([]),
+        "services": ts.services(),
+        "findings": audit.findings,
+        "audit callbacks": audit.callbacks,
+        "errors": audit.errors,
+        "diff": audit.diff(audit),
+        "plan": ts.plan(state).changes,
+        "delivery log": quick_sim.delivery_log(),
+        "messages": listener.messages,
+    }
+    assert {name: _text_everywhere(f) for name, f in frames.items() if _text_everywhere(f)} == {}
+    assert str(frames["services"].dtypes["service_name"]) == TEXT == "string"

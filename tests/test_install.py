@@ -79,6 +79,11 @@ def test_the_sdist_carries_its_tests_with_their_conftest(tmp_path: Path) -> None
     assert {"LICENSE", "pyproject.toml", "tests/conftest.py", "tests/test_install.py", "tests/__init__.py"} <= names
     assert {"notebooks/quickstart.ipynb", "tskit/py.typed"} <= names
     assert not any("__pycache__" in name for name in names)
+    # what the README's commands need: the demo, the test run and what they source or run
+    assert {".ci/demo", ".ci/run", ".ci/setup.sh", ".ci/matrix", ".ci/find-python", ".ci/sdist"} <= names
+    # the documentation site the README links to, buildable from the sdist
+    assert {"mkdocs.yml", "docs/index.md", "docs/hooks.py", "voila.json", "binder/requirements.txt"} <= names
+    assert not any(name.startswith((".ci/artifacts", ".venv", "site/")) for name in names)
 
 
 def test_the_sdists_tests_run_from_it(tmp_path: Path) -> None:
@@ -110,6 +115,24 @@ def test_the_sdists_tests_run_from_it(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "error" not in run.stdout.lower().split("passed")[-1]
+
+
+def test_the_project_urls_name_source_issues_and_documentation() -> None:
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
+    assert {"Source", "Issues", "Documentation"} <= set(urls)
+    assert all(url.startswith("https://") for url in urls.values())
+
+
+def test_the_classifiers_claim_only_the_pythons_ci_runs() -> None:
+    """Each Python a classifier names runs the unit suite in .ci/run (its own .venv or .ci/matrix)."""
+    classifiers = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["classifiers"]
+    claimed = {c.rsplit(" :: ", 1)[1] for c in classifiers if c.startswith("Programming Language :: Python :: 3.")}
+    matrix = (ROOT / ".ci" / "matrix").read_text()
+    run = (ROOT / ".ci" / "run").read_text()
+    tested = {"3.11"} | {v for v in ("3.11", "3.12", "3.13", "3.14") if f"version={v}" in matrix}
+    assert claimed == tested and "bash .ci/matrix" in run
+    assert 'pin="pandas~=2.2.0"' in matrix  # the lowest pandas pyproject declares
+    assert "pandas>=2.2" in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
 
 
 def test_the_build_needs_a_setuptools_that_reads_the_license_fields() -> None:

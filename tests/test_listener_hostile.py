@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -273,7 +274,7 @@ def test_a_deleted_or_replaced_file_answers_503_then_a_new_file_holds_the_messag
         again = httpx2.post(running.url, json=message(requestId="after-1"))
         assert again.status_code == 200
         assert httpx2.get(health).json() == {"status": "ok"}
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:  # `with connect()` alone leaves it open
         assert db.execute("SELECT request_id FROM messages").fetchall() == [("after-1",)]
 
 
@@ -497,7 +498,7 @@ def test_sigterm_closes_the_store_like_ctrl_c(tmp_path: Path) -> None:
     assert "tskit: warning" not in log and "Expecting value" not in log
     assert "wrong-pw-5" not in log and PASSWORD not in log
     assert sorted(p.name for p in tmp_path.iterdir()) == ["term.db"]  # no -wal nor -shm left
-    with sqlite3.connect(store) as db:
+    with contextlib.closing(sqlite3.connect(store)) as db:
         assert db.execute("SELECT count(*) FROM messages").fetchone() == (1,)
 
 

@@ -115,10 +115,10 @@ def test_unknown_kind_and_service_are_refused() -> None:
         build_message("Nope", account_name="x")
 
 
-def test_readme_names_exactly_the_services_with_their_own_fault() -> None:
+def test_the_listener_page_names_exactly_the_services_with_their_own_fault() -> None:
     from tskit.simulator._messages import _GENERIC_FAULT
 
-    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    readme = " ".join((Path(__file__).parents[1] / "docs" / "listener.md").read_text().split())
     sentence = readme[readme.index("a `fault` for every service") :].split("(`tskit.simulator.FAULTS`)")[0]
     assert sorted(name for name in sentence.replace(",", " ").split() if name in KINDS) == sorted(FAULTS)
     assert _GENERIC_FAULT[0].removeprefix("UnifiedWebService.") in readme

@@ -1,6 +1,6 @@
 """tskit: manage Verizon ThingSpace callback listeners from Jupyter notebooks and scripts.
 
-Example:
+Examples:
     >>> import tskit
     >>> ts = tskit.connect()  # no THINGSPACE_* credentials set: the embedded simulator
     >>> ts.list_callbacks("0000123456-00001")["service_name"].tolist()

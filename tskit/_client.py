@@ -70,7 +70,7 @@ class ThingSpaceClient:
     sent), then sends one request through the auth flow, retrying passing failures as
     :class:`~tskit.RetryPolicy` allows.
 
-    Example:
+    Examples:
         >>> async with ThingSpaceClient(credentials) as client:  # doctest: +SKIP
         ...     callbacks = await client.list_callbacks("0000123456-00001")
 

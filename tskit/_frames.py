@@ -1,9 +1,14 @@
 """Records to pandas DataFrames: fixed columns, the dtypes a pandas user expects, secrets masked.
 
-The one place frames are made. Text is pandas' ``str``; names that repeat across many rows
+The one place frames are made. Text is pandas' ``"string"`` dtype (:data:`TEXT`); names that repeat across many rows
 (accounts, services, rules) are categoricals, which keep a fleet's frames small; severities are an
 ordered categorical, so that sorting goes info < low < medium < high; times are tz-aware (UTC)
 datetimes; counts and status codes are numbers (nullable ``Int64`` where one may be missing).
+
+Why ``"string"`` (:class:`pandas.StringDtype`, missing values ``<NA>``) and not ``str`` or ``object``:
+it is the one text dtype that is the same on every pandas tskit supports. ``str`` means ``object``
+on pandas 2.2 and a new string dtype on pandas 3, so the same frame would differ with the install.
+Its storage (Python or pyarrow) is pandas' ``mode.string_storage`` setting, the user's choice.
 """
 
 from __future__ import annotations
@@ -21,21 +26,23 @@ CALLBACK_COLUMNS: Final = ("account_name", "service_name", "url", "username", "p
 SERVICE_COLUMNS: Final = ("service_name", "description")
 #: The levels of an audit finding's severity, least severe first.
 SEVERITY_LEVELS: Final = ("info", "low", "medium", "high")
+#: The dtype of every text column, and of every categorical's categories, on every pandas version.
+TEXT: Final = "string"
 
 
 def frame(rows: Sequence[tuple[object, ...]], columns: Sequence[str]) -> pd.DataFrame:
     """A DataFrame of text columns with exactly ``columns``, even when there are no rows."""
     import pandas as pd
 
-    return pd.DataFrame(rows, columns=list(columns), dtype="str")
+    return pd.DataFrame(rows, columns=list(columns), dtype=TEXT)
 
 
 def text(values: Sequence[object]) -> Any:
-    """A column of text (pandas' ``str`` dtype)."""
+    """A column of text (:data:`TEXT`)."""
     import numpy as np
     import pandas as pd
 
-    return pd.array(np.array(values, dtype=object), dtype="str")
+    return pd.array(np.array(values, dtype=object), dtype=TEXT)
 
 
 def category(values: Sequence[str], categories: Iterable[str] = ()) -> Any:
@@ -53,15 +60,22 @@ def from_codes(codes: Sequence[int], index: Mapping[str, int]) -> Any:
     import numpy as np
     import pandas as pd
 
-    dtype = pd.CategoricalDtype(pd.Index(list(index), dtype="str"))
+    dtype = pd.CategoricalDtype(pd.Index(list(index), dtype=TEXT))
     return pd.Categorical.from_codes(np.array(codes, dtype=np.int32), dtype=dtype, validate=False)
+
+
+def categories(levels: Sequence[str], *, ordered: bool = False) -> Any:
+    """A categorical dtype of exactly ``levels``, whose categories are text (:data:`TEXT`)."""
+    import pandas as pd
+
+    return pd.CategoricalDtype(pd.Index(list(levels), dtype=TEXT), ordered=ordered)
 
 
 def ordered(values: Sequence[str], levels: Sequence[str]) -> Any:
     """An ordered categorical whose order is ``levels``."""
     import pandas as pd
 
-    return pd.Categorical(list(values), categories=list(levels), ordered=True)
+    return pd.Categorical(list(values), dtype=categories(levels, ordered=True))
 
 
 def numbers(values: Sequence[int | None]) -> Any:

@@ -14,7 +14,7 @@ class Secret:
     The value is only reachable through :meth:`reveal`, so that it can be passed on to
     ThingSpace but never shown by accident: ``repr``, ``str`` and ``format`` all give the mask.
 
-    Example:
+    Examples:
         >>> s = Secret("s3cret")
         >>> s
         Secret('********')

@@ -1,6 +1,6 @@
 """Audits of many accounts: every registration in one DataFrame, findings, snapshots and diffs.
 
-Example:
+Examples:
     >>> import tskit
     >>> ts = tskit.connect()
     >>> audit = ts.audit(["0000123456-00001", "0000123456-00002"], expect=["CarrierService"], progress=False)

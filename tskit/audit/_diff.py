@@ -21,7 +21,7 @@ def _password(fingerprint: str) -> str:
 
 def diff(old: Audit, new: Audit) -> pd.DataFrame:
     """One row per change from ``old`` to ``new``; accounts not read in both are listed, not guessed."""
-    from tskit._frames import frame
+    from tskit._frames import categories, frame
 
     rows: list[tuple[str, str, str, str, str, str]] = []
     unread_old = {e.account_name for e in old.error_list}
@@ -79,12 +79,11 @@ def diff(old: Audit, new: Audit) -> pd.DataFrame:
                             new_text or _password(now.password_fingerprint),
                         )
                     )
-    import pandas as pd
 
     table = frame(rows, DIFF_COLUMNS)
     for column in ("account_name", "service_name"):  # few distinct values
         table[column] = table[column].astype("category")
     # every category there even when absent, so diffs of different audits compare and concatenate
-    table["change"] = table["change"].astype(pd.CategoricalDtype(list(CHANGES)))
-    table["field"] = table["field"].astype(pd.CategoricalDtype(list(FIELDS)))
+    table["change"] = table["change"].astype(categories(CHANGES))
+    table["field"] = table["field"].astype(categories(FIELDS))
     return table

@@ -1,6 +1,6 @@
 """The callback listener: receive what ThingSpace POSTs, check it, store it durably, read it back.
 
-Example:
+Examples:
     >>> import tskit
     >>> listener = tskit.Listener(username="tsuser", password="s3cret")  # doctest: +SKIP
 """

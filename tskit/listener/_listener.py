@@ -106,7 +106,7 @@ class Listener:
     It starts at once, in a background thread, on 127.0.0.1 and (unless ``port`` says otherwise)
     on a free port that ThingSpace delivers to (28200–28220, 9001–9006).
 
-    Example:
+    Examples:
         >>> listener = Listener(username="tsuser", password="s3cret")        # doctest: +SKIP
         >>> ts.register_callback(account, "CarrierService", listener.url_for("CarrierService"),
         ...                      username="tsuser", password="s3cret")      # doctest: +SKIP

@@ -30,6 +30,7 @@ import os
 import queue
 import sqlite3
 import threading
+import weakref
 from collections.abc import Mapping
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
@@ -254,15 +255,19 @@ class MessageStore:
         if self.path != ":memory:":
             _private_file(Path(self.path))
         connection = sqlite3.connect(self.path, isolation_level=None)
-        if self.path != ":memory:":
-            connection.execute("PRAGMA journal_mode=WAL")  # SQLite gives -wal and -shm the file's mode
-        connection.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the 2xx goes out
-        connection.execute(_SCHEMA)
-        for file in self.files[1:]:  # -wal and -shm
-            _private_file(file, create=False)
-        if self.path != ":memory:":
-            opened = os.stat(self.path, follow_symlinks=False)
-            self._identity = (opened.st_dev, opened.st_ino)
+        try:
+            if self.path != ":memory:":
+                connection.execute("PRAGMA journal_mode=WAL")  # SQLite gives -wal and -shm the file's mode
+            connection.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the 2xx goes out
+            connection.execute(_SCHEMA)
+            for file in self.files[1:]:  # -wal and -shm
+                _private_file(file, create=False)
+            if self.path != ":memory:":
+                opened = os.stat(self.path, follow_symlinks=False)
+                self._identity = (opened.st_dev, opened.st_ino)
+        except BaseException:
+            connection.close()  # a store that could not be opened holds no connection
+            raise
         return connection
 
     def _file_problem(self) -> str:
@@ -311,8 +316,10 @@ class MessageStore:
                 unavailable = StoreUnavailable(f"the message store could not write ({self._trouble})")
                 _resolve([(item.future, unavailable) for item in items])
         if self.path == ":memory:":  # keep its rows readable once closed: they exist nowhere else
+            snapshot = sqlite3.connect(":memory:", check_same_thread=False)
+            # closed with the store object, not left to the garbage collector (a ResourceWarning)
+            weakref.finalize(self, snapshot.close)
             with contextlib.suppress(Exception):
-                snapshot = sqlite3.connect(":memory:", check_same_thread=False)
                 db.backup(snapshot)
                 self._snapshot = snapshot
         with contextlib.suppress(Exception):

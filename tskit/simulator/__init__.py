@@ -5,7 +5,7 @@ callbacks calls under the same paths as production, in-process through an httpx2
 (:meth:`Simulator.transport`) or over HTTP on loopback (:meth:`Simulator.serve`, or the
 ``tskit simulator`` command). The server parts (uvicorn) are imported only when serving.
 
-Example:
+Examples:
     >>> from tskit.simulator import Simulator
     >>> sim = Simulator()
     >>> sim.accounts

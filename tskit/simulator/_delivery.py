@@ -178,16 +178,17 @@ def delivery_frame(deliveries: list[Delivery]) -> Any:
     def numbers(values: list[int | None]) -> Any:
         return pd.array(values, dtype="Int64")
 
+    # text is "string" on every pandas, as tskit._frames.TEXT makes it (the simulator keeps to itself)
     def names(values: list[str]) -> Any:
-        return pd.Categorical(values)
+        return pd.Categorical(values, categories=pd.Index(list(dict.fromkeys(values)), dtype="string"))
 
     return pd.DataFrame(
         {
             "delivery": numbers([d.id for d, _ in pairs]),
             "account_name": names([d.account_name for d, _ in pairs]),
             "service_name": names([d.service_name for d, _ in pairs]),
-            "url": pd.array([d.url for d, _ in pairs], dtype="str"),
-            "request_id": pd.array([d.request_id for d, _ in pairs], dtype="str"),
+            "url": pd.array([d.url for d, _ in pairs], dtype="string"),
+            "request_id": pd.array([d.request_id for d, _ in pairs], dtype="string"),
             "attempt": numbers([a.number for _, a in pairs]),
             "callback_count": numbers([a.callback_count for _, a in pairs]),
             "status_code": numbers([a.status_code for _, a in pairs]),

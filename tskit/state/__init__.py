@@ -10,7 +10,7 @@ reference: ``password = { env = "LISTENER_PW" }``, or ``password = { fingerprint
 "keep the password it has" (what ``ts.export`` writes). A ``[defaults]`` table gives the
 username and password of listeners that name none.
 
-Example:
+Examples:
     >>> import tskit
     >>> ts = tskit.connect(simulator=True)
     >>> state = ts.export(["0000123456-00001"], progress=False)

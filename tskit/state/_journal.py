@@ -128,7 +128,7 @@ def default_path() -> Path:
 class Journal:
     """An apply journal on disk: read it back as a DataFrame, or append to it.
 
-    Example:
+    Examples:
         >>> tskit.Journal("apply.jsonl").frame  # doctest: +SKIP
 
     Args:

@@ -227,16 +227,14 @@ class Plan:
         Columns: account_name, service_name, action (an ordered categorical: create, update,
         delete, keep), field, old, new. A password shows only as ``changed`` or ``unchanged``.
         """
-        import pandas as pd
-
-        from tskit._frames import frame
+        from tskit._frames import categories, frame
 
         rows: list[tuple[str, ...]] = []
         for step in self.steps:
             rows += [(step.account_name, step.service_name, step.action, *cells) for cells in _fields(step)]
         rows += [(a, s, "keep", "", "", "") for a, s in self.keeps]
         table = frame(rows, CHANGE_COLUMNS)
-        table["action"] = pd.Categorical(table["action"], categories=list(ACTIONS), ordered=True)
+        table["action"] = table["action"].astype(categories(ACTIONS, ordered=True))
         return table.sort_values(["action", "account_name", "service_name"], kind="stable").reset_index(drop=True)
 
     @property

@@ -1,6 +1,6 @@
 """Notebook widgets: thin views over the same async operations a notebook calls.
 
-Example:
+Examples:
     >>> from tskit.widgets import CallbackManager, AuditDashboard
     >>> CallbackManager(ts)   # doctest: +SKIP
     >>> AuditDashboard(ts)    # doctest: +SKIP
