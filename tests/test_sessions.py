@@ -1115,19 +1115,19 @@ def test_a_login_throttled_with_retry_after_is_honoured_by_other_processes(tmp_p
 
 
 def test_the_cli_timeout_option_is_each_calls_deadline(tmp_path: Path) -> None:
-    sim = SlowLogins(login_delay=3.0)
+    # The login takes 20 s: a run that waited for it would outlive the bound below (no wall-clock
+    # limit on the run itself, which a loaded machine's interpreter start alone can stretch).
+    sim = SlowLogins(login_delay=20.0)
     with sim.serve() as server:
         env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path)}
-        started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "tskit", "list", ACCOUNT, "--timeout", "1"],
             env=env,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=15,
         )
         assert done.returncode != 0 and "1 s" in done.stderr, done.stderr
-        assert time.monotonic() - started < 2.9
 
 
 def test_tskit_audit_with_a_refused_login_says_so_in_one_line(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 import tskit
+from tests.timing import growth
 from tskit import _validate as check
 from tskit.simulator import Simulator
 
@@ -172,25 +173,6 @@ def test_no_accepted_input_reaches_another_path(sim: Simulator) -> None:
     ]
 
 
-def _growth(work: Callable[[str], object], make: Callable[[int], str]) -> float:
-    """How much longer ``work`` takes on an input 8 times as long: about 8 when linear, 64 when quadratic.
-
-    A ratio of two runs on the same machine, each the best of three, rather than a time limit:
-    a loaded machine slows both alike.
-    """
-    import time
-
-    def best(text: str) -> float:
-        times = []
-        for _ in range(3):
-            started = time.perf_counter()
-            work(text)
-            times.append(time.perf_counter() - started)
-        return max(min(times), 1e-6)
-
-    return best(make(80_000)) / best(make(10_000))
-
-
 @pytest.mark.parametrize(
     "make",
     [lambda n: "a:" * (n // 2), lambda n: "a:" * (n // 2) + " @", lambda n: "https://u:" + "p" * n + "@h",
@@ -204,7 +186,7 @@ def test_masking_user_info_takes_linear_time_on_hostile_urls(make: Callable[[int
         mask_userinfo(text)
         userinfo_passwords(text)
 
-    assert _growth(work, make) < 24
+    assert growth(work, make, 10_000) < 24
 
 
 @pytest.mark.parametrize(
@@ -220,4 +202,4 @@ def test_masking_query_credentials_takes_linear_time_on_hostile_urls(make: Calla
         url_secrets(text)
         query_credentials(text)
 
-    assert _growth(work, make) < 24
+    assert growth(work, make, 10_000) < 24
