@@ -80,8 +80,28 @@ def test_rotate_asks_on_a_terminal_as_apply_does(keys: bytes, rotated: bool) -> 
     argv = ["rotate", LISTED, "--password-env", "ROTATED", "--no-progress"]
     code, text = answer_on_pty(argv, keys, prompt=b"[y/N] ", ROTATED="rotated-pw-2")
     assert code == 0, text
-    assert f"of 1 account ({LISTED}) on embedded simulator to the new password? [y/N]" in text
+    shown = text.index(f"rotate {LISTED} CarrierService https://listener.example.com/thingspace/carrier")
+    assert shown < text.index("Move 1 listener (every service) on embedded simulator to the new password? [y/N]")
     assert ("Rotated: " in text) is rotated and ("Nothing was changed." in text) is not rotated
+
+
+def test_rotate_refuses_a_plain_http_listener_before_it_asks(sim, capsys, monkeypatch) -> None:
+    # the question comes once every check passed: never a "y" answered only to be refused
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    asked: list[str] = []
+    monkeypatch.setenv("ROTATED", "rotated-pw-3")
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    def answer(question: str = "") -> str:
+        asked.append(question)
+        return "y"
+
+    monkeypatch.setattr("builtins.input", answer)
+    code, _, err = run(capsys, "rotate", "0000123456-00002", "--password-env", "ROTATED", "--no-progress")
+    assert code == 2 and "clear text" in err and asked == [], err
+    assert sim.count("register") == 0
 
 
 def test_a_store_path_that_cannot_be_made_is_named_not_the_socket(capsys) -> None:

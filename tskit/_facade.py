@@ -371,6 +371,7 @@ class ThingSpace:
         allow_unknown_service: bool = False,
         desired: DesiredState | str | os.PathLike[str] | None = None,
         lock_wait: float = 60.0,
+        confirm: Callable[[list[tuple[str, str, str]]], bool] | None = None,
     ) -> RotationResult:
         """Async twin of :meth:`rotate_password`."""
         from tskit.state import rotate
@@ -391,6 +392,7 @@ class ThingSpace:
             allow_unknown_service=allow_unknown_service,
             desired=desired,
             lock_wait=lock_wait,
+            confirm=confirm,
         )
 
     def rotate_password(
@@ -409,6 +411,7 @@ class ThingSpace:
         allow_unknown_service: bool = False,
         desired: DesiredState | str | os.PathLike[str] | None = None,
         lock_wait: float = 60.0,
+        confirm: Callable[[list[tuple[str, str, str]]], bool] | None = None,
     ) -> RotationResult:
         """Move every listener of the accounts (or only of ``services``) to a new password.
 
@@ -439,6 +442,9 @@ class ThingSpace:
             desired: The desired state (or its file) that names these listeners' passwords.
             lock_wait: Longest wait, in seconds, for an account another apply or rotation holds
                 (0: refuse at once with :class:`~tskit.state.AccountLockedError`).
+            confirm: Asked, once the accounts are read and every check passed and before anything
+                is sent, with ``(account, service, url)`` of each listener to move; answering
+                ``False`` raises :class:`~tskit.state.RotationDeclined` (nothing sent).
 
         Returns:
             A :class:`~tskit.state.RotationResult`: ``.outcomes``, ``.journal``, ``.remaining``
@@ -464,6 +470,7 @@ class ThingSpace:
                 allow_unknown_service=allow_unknown_service,
                 desired=desired,
                 lock_wait=lock_wait,
+                confirm=confirm,
             )
         )
 

@@ -25,7 +25,7 @@ from tskit.state._journal import JOURNAL_COLUMNS, Journal, JournalError, Journal
 from tskit.state._lock import LOCK_WAIT, AccountLockedError, Holder
 from tskit.state._model import DesiredCallback, DesiredState
 from tskit.state._plan import ACTIONS, CHANGE_COLUMNS, MAX_PLAN_AGE, Plan, Step, as_desired, make_plan
-from tskit.state._rotate import RotationResult, rotate
+from tskit.state._rotate import RotationDeclined, RotationResult, rotate
 
 __all__ = [
     "ACTIONS",
@@ -48,6 +48,7 @@ __all__ = [
     "PartialExportWarning",
     "Plan",
     "PlanUsedError",
+    "RotationDeclined",
     "RotationResult",
     "StalePlanError",
     "Step",

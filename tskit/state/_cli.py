@@ -235,34 +235,49 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     names = _accounts(args)
     journal = _journal(args)
     from tskit import _validate as check
+    from tskit.state import RotationDeclined
 
     for service in services or ():  # refused before the question, as every input is
         check.service_name(service, allow_unknown=args.allow_unknown_service)
+    if not args.yes and not sys.stdin.isatty():
+        _confirm(args, "")  # no terminal to ask on: refused before anything is read
     with _connect(args) as ts:
         if ts.simulator is not None:
             print(EMBEDDED_NOTICE, file=sys.stderr)
         which = ", ".join(services) if services else "every service"
-        count = len(names)
-        question = (
-            f"Move the listeners ({which}) of {count} account{'' if count == 1 else 's'} "
-            f"({', '.join(names[:3])}{' ...' if count > 3 else ''}) on {ts.source} to the new password? [y/N] "
-        )
-        if not _confirm(args, question):
+
+        def confirm(moving: list[tuple[str, str, str]]) -> bool:
+            # Asked once the accounts are read and every check passed: what would move, then the question.
+            if args.yes:
+                return True
+            for account, service, url in moving[:20]:
+                print(f"  rotate {account} {service} {cli_words(url)}")
+            if len(moving) > 20:
+                print(f"  ... and {len(moving) - 20} more")
+            count = len(moving)
+            question = (
+                f"Move {count} listener{'' if count == 1 else 's'} ({which}) on {ts.source} to the new password? [y/N] "
+            )
+            return _confirm(args, question)
+
+        try:
+            result = ts.rotate_password(
+                names,
+                services,
+                new_password=os.environ[args.password_env],
+                concurrency=args.concurrency,
+                journal=journal,
+                progress=_progress(args),
+                include_without_credentials=args.include_without_credentials,
+                allow_http=args.allow_http,
+                allow_unknown_service=args.allow_unknown_service,
+                desired=args.state,
+                lock_wait=args.lock_wait,
+                confirm=confirm,
+            )
+        except RotationDeclined:
             print("Nothing was changed.")
             return 0
-        result = ts.rotate_password(
-            names,
-            services,
-            new_password=os.environ[args.password_env],
-            concurrency=args.concurrency,
-            journal=journal,
-            progress=_progress(args),
-            include_without_credentials=args.include_without_credentials,
-            allow_http=args.allow_http,
-            allow_unknown_service=args.allow_unknown_service,
-            desired=args.state,
-            lock_wait=args.lock_wait,
-        )
     # What to do next goes to stderr, once, after the result.
     sys.stdout.write(cli_words(result.text(cli=True, next_step=False)) + "\n")
     unsure = [(a, r) for a, s, r in result.remaining_list if not s]

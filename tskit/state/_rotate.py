@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from tskit import _validate as check
-from tskit._errors import ValidationError
+from tskit._errors import ThingSpaceError, ValidationError
 from tskit._fingerprint import fingerprint, load_key
 from tskit._secret import Secret
 from tskit.audit import AccountError, account_list
@@ -29,6 +29,21 @@ if TYPE_CHECKING:
     from tskit.listener import Listener
 
 REMAINING_COLUMNS: Final = ("account_name", "service_name", "reason")
+
+
+class RotationDeclined(ThingSpaceError):
+    """The ``confirm`` of a rotation answered no, once the listeners to move were known: nothing was sent.
+
+    Attributes:
+        reason: ``"declined"``.
+        listeners: How many listeners would have moved.
+    """
+
+    reason: Final = "declined"
+
+    def __init__(self, listeners: int) -> None:
+        super().__init__(f"the rotation of {listeners} listener(s) was declined: nothing was sent")
+        self.listeners = listeners
 
 
 class RotationResult(ApplyResult):
@@ -178,6 +193,7 @@ async def rotate(
     allow_unknown_service: bool = False,
     desired: DesiredState | str | os.PathLike[str] | None = None,
     lock_wait: float = LOCK_WAIT,
+    confirm: Callable[[list[tuple[str, str, str]]], bool] | None = None,
 ) -> RotationResult:
     """Move every listener of the accounts (or of the given services) to ``new_password``.
 
@@ -203,7 +219,7 @@ async def rotate(
     async with AccountLocks(client.base_url, names, journal=book.path, wait=lock_wait):
         return await _rotate_held(
             client, names, secret, wanted, listener, concurrency, book, progress, key, source, on_progress,
-            include_without_credentials, allow_http, state_file,
+            include_without_credentials, allow_http, state_file, confirm,
         )  # fmt: skip
 
 
@@ -222,6 +238,7 @@ async def _rotate_held(
     include_without_credentials: bool,
     allow_http: bool,
     state_file: DesiredState | None,
+    confirm: Callable[[list[tuple[str, str, str]]], bool] | None = None,
 ) -> RotationResult:
     """The rotation, the accounts' locks held."""
     found, failed = await read_all(
@@ -247,6 +264,9 @@ async def _rotate_held(
             f"{' ...' if len(clear) > 5 else ''}); the audit rates this high; nothing was sent",
             "https listeners, or allow_http=True to send it anyway",
         )
+    moving = [(n, cb.service_name, cb.url) for n, cbs in chosen.items() for cb in cbs]
+    if confirm is not None and moving and not confirm(moving):
+        raise RotationDeclined(len(moving))
     if listener is not None:
         # The listener takes the new password before ThingSpace sends it, and keeps every password
         # it took, plus those still registered for it, for the minutes ThingSpace goes on sending them.
