@@ -252,3 +252,13 @@ def test_an_apply_with_nothing_to_change_still_closes_a_dead_holders_journal(
     assert "2 interrupted steps of an earlier apply closed" in capsys.readouterr().out
     assert Journal(tmp_path / "held.jsonl").unfinished() == []
     assert {s["outcome"] for s in Journal(tmp_path / "held.jsonl").steps() if s["apply"] == "dead2"} == {"confirmed"}
+
+
+def test_an_apply_with_nothing_to_change_leaves_the_journal_its_result_names(tmp_path: Path) -> None:
+    sim = fleet_sim()
+    ts = tskit.connect(simulator=sim)
+    state = ts.export(FLEET[:2], progress=False)
+    result = ts.plan(state, progress=False).apply(journal=tmp_path / "nothing.jsonl", progress=False)
+    assert result.ok and result.outcome_list == []
+    assert len(tskit.Journal(result.journal.path).frame) == 0  # read back, not "no such journal"
+    ts.close()

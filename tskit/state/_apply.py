@@ -415,17 +415,17 @@ async def _apply_held(
     """The apply itself, the journal and the accounts held."""
     apply_id = f"{plan.id}-{secrets.token_hex(3)}"
     unfinished = await asyncio.to_thread(book.unfinished, locks.server, locks.accounts)
-    if plan.steps or locks.previous or unfinished:  # else nothing to journal: no file for a no-op
-        book.write(
-            "apply",
-            apply=apply_id,
-            format="tskit-journal/1",
-            source=plan.source,
-            desired=plan.desired.source,
-            prune=plan.prune,
-            counts=plan.counts(),
-            server=locks.server,
-        )
+    # Written even when there is nothing to change: the result names this journal, to be read back.
+    book.write(
+        "apply",
+        apply=apply_id,
+        format="tskit-journal/1",
+        source=plan.source,
+        desired=plan.desired.source,
+        prune=plan.prune,
+        counts=plan.counts(),
+        server=locks.server,
+    )
     fresh, unread = await _read_fresh(plan, locks, unfinished, concurrency)
     resumed = await asyncio.to_thread(_close_unfinished, book, apply_id, locks, unfinished, fresh)
     outcomes, to_send = await asyncio.to_thread(_recheck, plan, book, apply_id, fresh, unread)
