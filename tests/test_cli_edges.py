@@ -94,6 +94,7 @@ def test_rotate_refuses_a_plain_http_listener_before_it_asks(sim, capsys, monkey
     asked: list[str] = []
     monkeypatch.setenv("ROTATED", "rotated-pw-3")
     monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+
     def answer(question: str = "") -> str:
         asked.append(question)
         return "y"

@@ -407,10 +407,19 @@ def test_secrets_under_any_name_never_reach_the_file(listener: Listener, tmp_pat
     [
         (["--max-connections", "0"], "--max-connections: 0 is not allowed; give a whole number of 1 or more"),
         (["--max-body", "-1"], "--max-body: -1 is not allowed; give a whole number of 1 or more"),
-        (["--header-timeout", "0"], "--header-timeout: 0.0 is not allowed; give a number of seconds above 0"),
+        (["--header-timeout", "0"], "--header-timeout: 0 is not allowed; give a number of seconds above 0"),
         (["--body-timeout", "nan"], "--body-timeout: nan is not allowed; give a number of seconds above 0"),
-        (["--keep-alive", "0"], "--keep-alive: 0 is not allowed; give a whole number of 1 or more"),
+        (["--keep-alive", "0"], "--keep-alive: 0 is not allowed; give a whole number of seconds, 1 or more"),
         (["--max-delay", "inf"], "--max-delay: inf is not allowed; give a number of seconds above 0"),
+        (
+            ["--max-connections", "100000000"],
+            "--max-connections: 100000000 is not allowed; give a whole number of 1 or more, at most 65536",
+        ),
+        (
+            ["--keep-alive", "99999"],
+            "--keep-alive: 99999 is not allowed; give a whole number of seconds, 1 or more, at most 3600",
+        ),
+        (["--max-delay", "1000"], "--max-delay: 1000 is not allowed; give a number of seconds above 0, at most 60"),
         (["--port", "70000"], "--port: 70000 is not a port; give 0 to 65535"),
         (["--allow-from", "10.0.0.1/8"], "'10.0.0.1/8' has host bits set; write the network (10.0.0.0/8)"),
         (["--password-env", "LONG_PW"], "--password-env: ThingSpace accepts at most 40 characters"),

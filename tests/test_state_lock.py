@@ -260,5 +260,5 @@ def test_an_apply_with_nothing_to_change_leaves_the_journal_its_result_names(tmp
     state = ts.export(FLEET[:2], progress=False)
     result = ts.plan(state, progress=False).apply(journal=tmp_path / "nothing.jsonl", progress=False)
     assert result.ok and result.outcome_list == []
-    assert len(tskit.Journal(result.journal.path).frame) == 0  # read back, not "no such journal"
+    assert len(Journal(result.journal.path).frame) == 0  # read back, not "no such journal"
     ts.close()

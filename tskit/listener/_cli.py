@@ -63,23 +63,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-connections",
-        type=int,
+        type=_number,
         default=256,
         help="connections open at once; at the limit the longest idle one is closed, else the new one alone "
         "gets 503 with Retry-After (default 256)",
     )
     parser.add_argument(
         "--keep-alive",
-        type=int,
+        type=_number,
         default=5,
         help="seconds an idle connection stays open for the next message (default 5)",
     )
     parser.add_argument(
         "--max-delay",
-        type=float,
+        type=_number,
         default=2.0,
         help="longest wait before checking a message from a source that keeps sending wrong credentials (default 2)",
     )
+
+
+def _number(text: str) -> float:
+    """A number given to an option; its range is the listener's to check (named as the option)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    return int(value) if value.is_integer() else value
 
 
 def _secret(variable: str | None, option: str) -> str | None:

@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from tskit._models import ALLOWED_LISTENER_PORTS
 from tskit._serving import AsgiServer, bind
@@ -95,9 +95,25 @@ def _check_limits(*, port: int | None, **limits: float) -> None:
         raise ValueError(f"port: {port} is not a port; give 0 to 65535 (0: any free port)")
     for name, value in limits.items():
         whole = name in ("max_body", "max_connections", "keep_alive")
-        if not math.isfinite(value) or value <= 0 or (whole and value != int(value)):
+        most = _MOST.get(name, math.inf)
+        if not math.isfinite(value) or not 0 < value <= most or (whole and value != int(value)):
             kind = "a whole number of 1 or more" if whole else "a number of seconds above 0"
-            raise ValueError(f"{name}: {value!r} is not allowed; give {kind}")
+            if name == "keep_alive":
+                kind = "a whole number of seconds, 1 or more"
+            bound = f", at most {most:g}" if most < math.inf else ""
+            shown = int(value) if math.isfinite(value) and value == int(value) else value
+            raise ValueError(f"{name}: {shown!r} is not allowed; give {kind}{bound}")
+
+
+#: The largest value each limit may take: beyond it a listener holds sockets or messages for nothing
+#: (a connection per file descriptor; a sender that waits minutes has given up).
+_MOST: Final = {
+    "max_connections": 65_536,
+    "keep_alive": 3_600,
+    "max_delay": 60,
+    "header_timeout": 600,
+    "body_timeout": 600,
+}
 
 
 class Listener:
