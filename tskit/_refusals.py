@@ -154,7 +154,7 @@ def _read(path: Path | None = None) -> dict[str, Any]:
         path.replace(aside)
     except OSError:
         aside = path
-    logger.error(
+    logger.warning(  # loud, yet the run goes on: a warning, not an error the exit code would contradict
         "the record %s is damaged (not a file holding a JSON object); moved it to %s. Logins it held "
         "may be tried once more: check the credentials before running many processes",
         path,

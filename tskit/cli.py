@@ -80,6 +80,7 @@ _FIELDS = {
     "username": "--username",
     "concurrency": "--concurrency",
     "base_url": "THINGSPACE_BASE_URL",
+    "new_password": "--password-env",  # only tskit rotate takes a new password
 }
 
 

@@ -188,6 +188,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
             "the listener changed since the plan. Run `tskit plan` again to see what ThingSpace holds now.",
             file=sys.stderr,
         )
+    unchecked = [o for o in result.not_sent if o.outcome == "unchecked"]
+    if unchecked:
+        count = len(unchecked)
+        print(
+            f"tskit apply: {count} step{' was' if count == 1 else 's were'} not sent (unchecked): no listing "
+            "could show the account for certain just before it. Run `tskit apply` again later.",
+            file=sys.stderr,
+        )
     return 0 if result.ok and not plan.error_list else EXIT_FAILED
 
 

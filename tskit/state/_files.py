@@ -64,7 +64,7 @@ def read_regular(path: str | os.PathLike[str], max_size: int) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device"
-            raise FileError(name, "not-a-file", f"is {kind}, not a regular file", "a regular file")
+            raise FileError(name, "not-a-file", f"is {kind}, not a regular file", "")
         if info.st_size > max_size:
             raise too_large(name, max_size)
         chunks, size = [], 0
