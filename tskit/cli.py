@@ -553,11 +553,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 DEMO_NEXT = """
 What next (from a checkout, the command is .venv/bin/tskit):
   tskit --help                      every command: list, register, audit, export, plan, apply, listen, ...
-  tskit simulator                   a simulator that keeps its state between commands; set the
-                                    THINGSPACE_* variables it prints, then run any command against it
   tskit services                    the callback services and what each sends
-  bash .ci/setup.sh, then           the notebooks and apps (Jupyter, the listener, the test tools)
-    .venv/bin/jupyter lab notebooks/quickstart.ipynb
+  .venv/bin/pip install -e '.[notebook]'
+                                    adds the simulator server, the listener, JupyterLab and the apps; then
+  tskit simulator                   a simulator that keeps its state between commands: set the
+                                    THINGSPACE_* variables it prints, then run any command against it
+  .venv/bin/jupyter lab notebooks/quickstart.ipynb
   For Verizon's ThingSpace, set THINGSPACE_CLIENT_ID, THINGSPACE_CLIENT_SECRET, THINGSPACE_USERNAME
   and THINGSPACE_PASSWORD: every command then works on your accounts."""
 
