@@ -93,7 +93,7 @@ async def test_hostile_messages_among_valid_ones_lose_nothing(listener: Listener
     statuses = [a.status_code for a, (_, ok) in zip(answers, bodies, strict=True) if ok]
     refused = [a.status_code for a, (_, ok) in zip(answers, bodies, strict=True) if not ok]
     assert statuses == [200] * 400  # valid messages lost: 0
-    assert set(refused) <= {400, 401} and 500 not in refused
+    assert set(refused) <= {400, 401, 429} and 500 not in refused  # 429: wrong credentials, slowed
     assert listener.count() == 400
 
 

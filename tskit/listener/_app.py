@@ -210,16 +210,17 @@ class ListenerApp:
         except BadMessage as error:
             await self._refuse(send, 400, str(error), peer=peer)
             return
-        # a source that keeps failing waits before its credentials are checked: guessing is slowed
-        if not await self.throttle.wait(peer):
-            many = "too many messages with wrong credentials from this source; send again later"
-            await self._refuse(send, 429, many, peer=peer, close=True, retry_after=self.throttle.retry_after(peer))
-            return
+        # Checked first, so that the right credentials are never kept waiting nor refused, whatever
+        # else comes from the same address (behind a reverse proxy, every sender has one). Only a
+        # wrong answer is slowed, for a source that keeps sending them.
         if not self._authorised(body):  # before the details: strangers learn nothing more
             self.throttle.failed(peer)
+            if not await self.throttle.wait(peer):
+                many = "too many messages with wrong credentials from this source; send again later"
+                await self._refuse(send, 429, many, peer=peer, close=True, retry_after=self.throttle.retry_after(peer))
+                return
             await self._refuse(send, 401, "wrong username or password", peer=peer)
             return
-        self.throttle.succeeded(peer)
         try:
             check(body)
         except BadMessage as error:

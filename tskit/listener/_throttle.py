@@ -1,15 +1,16 @@
-"""Sources that keep sending wrong credentials are slowed, and refusals are logged in aggregate.
+"""Sources that keep sending wrong credentials get their answers slowly; refusals are logged in aggregate.
 
-Each source (the TCP peer's address) has a leaky bucket of failed credential checks: every failure
-adds one, and ``leak`` are forgotten per second. Once a source's bucket holds more than ``free``,
-each of its next messages waits before its credentials are checked (doubling from 50 ms up to
-``max_delay``), and at most ``max_waiting`` of its messages wait at once: the rest are answered 429
-at once. A guesser at 2,000 messages per second is brought to a few per second. A source that sent
-the right credentials within ``trust_for`` seconds is never slowed nor turned away, and its wrong
-ones are not counted: it knows them, so its failures are no guessing (ThingSpace sends from a few
-addresses, and during a password change some of its messages carry an old password: its right ones
-must not wait behind, or be refused for, its wrong ones). The tables hold at most ``max_sources``
-sources each (least recently seen dropped first): memory is bounded.
+A message's credentials are checked first: the right ones are never kept waiting nor refused,
+whatever else comes from the same address (ThingSpace sends from a few addresses, some of its
+messages carry an old password during a password change, and behind a reverse proxy every sender
+has the proxy's address). Each source (the TCP peer's address) has a leaky bucket of failed checks:
+every failure adds one, and ``leak`` are forgotten per second. Once a source's bucket holds more
+than ``free``, each of its wrong answers waits (doubling from 50 ms up to ``max_delay``) before it
+is given, and at most ``max_waiting`` of them wait at once: the rest are answered 429 at once. A
+one-at-a-time guesser is brought from thousands of tries a second to a few; a guesser that does not
+wait for answers is not slowed, and only a long listener password (up to 40 characters) stops it.
+The table holds at most ``max_sources`` sources (least recently seen dropped first): memory is
+bounded.
 
 Refusals are logged once for the first of a kind (source and status) and then as one line per
 ``interval`` per kind with a count, never one line each.
@@ -41,8 +42,7 @@ class Throttle:
         leak: Failures forgotten per second.
         max_delay: Longest wait before a slowed source's message is checked, in seconds.
         max_waiting: Messages of one slowed source waiting at once; more are answered 429.
-        max_sources: Sources remembered at once (slowed ones, and trusted ones, each).
-        trust_for: Seconds a source that sent the right credentials is trusted.
+        max_sources: Sources remembered at once.
         clock: Monotonic clock (tests give their own).
     """
 
@@ -54,7 +54,6 @@ class Throttle:
         max_delay: float = 2.0,
         max_waiting: int = 4,
         max_sources: int = 4096,
-        trust_for: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.free = free
@@ -62,10 +61,8 @@ class Throttle:
         self.max_delay = max_delay
         self.max_waiting = max_waiting
         self.max_sources = max_sources
-        self.trust_for = trust_for
         self.clock = clock
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
-        self._trusted: OrderedDict[str, float] = OrderedDict()  # source -> until
         self.slowed = 0  # messages made to wait
         self.turned_away = 0  # messages answered 429
 
@@ -82,42 +79,16 @@ class Throttle:
         self._buckets.move_to_end(source)
         return bucket
 
-    def trusted(self, source: str) -> bool:
-        """Whether ``source`` sent the right credentials within :attr:`trust_for` seconds."""
-        until = self._trusted.get(source)
-        if until is None:
-            return False
-        if until <= self.clock():
-            del self._trusted[source]
-            return False
-        return True
-
     def delay(self, source: str) -> float:
-        """Seconds a message from ``source`` waits before its credentials are checked (0: none)."""
-        if self.trusted(source):
-            return 0.0
+        """Seconds a wrong answer to ``source`` waits before it is given (0: none)."""
         bucket = self._bucket(source)
         excess = 0.0 if bucket is None else bucket.level - self.free
         if excess <= 0:
             return 0.0
         return min(self.max_delay, 0.05 * 2 ** min(excess, 16))
 
-    def succeeded(self, source: str) -> None:
-        """Forget ``source``'s failures: it knows the credentials, so its failures are no guessing.
-
-        ThingSpace sends from a few addresses, and during a password change some of its messages
-        carry an old password: its right ones must not wait behind its wrong ones.
-        """
-        self._buckets.pop(source, None)
-        self._trusted[source] = self.clock() + self.trust_for
-        self._trusted.move_to_end(source)
-        while len(self._trusted) > self.max_sources:
-            self._trusted.popitem(last=False)
-
     def failed(self, source: str) -> None:
-        """Count a failed credential check from ``source`` (not of a trusted one)."""
-        if self.trusted(source):
-            return
+        """Count a failed credential check from ``source``."""
         bucket = self._bucket(source)
         if bucket is None:
             bucket = self._buckets[source] = _Bucket(0.0, self.clock())
@@ -126,7 +97,7 @@ class Throttle:
         bucket.level += 1
 
     async def wait(self, source: str) -> bool:
-        """Wait as long as ``source`` has earned; ``False`` (at once): too many of its messages wait already."""
+        """Wait as long as ``source`` has earned; ``False`` (at once): too many of its answers wait already."""
         seconds = self.delay(source)
         if not seconds:
             return True
