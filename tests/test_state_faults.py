@@ -248,8 +248,8 @@ def test_a_lost_answer_is_confirmed_by_a_later_listing(tmp_path: Path, failed_li
         calls[operation] += 1
         if operation == "register" and calls[operation] == 1:
             return Fault(drop="after")  # the change is made, its answer lost
-        # the plan's read and apply's look before the step work
-        if operation == "list" and 3 <= calls[operation] <= 2 + failed_listings:
+        # the rotation's read (three listings that agree) and apply's look before the step work
+        if operation == "list" and 5 <= calls[operation] <= 4 + failed_listings:
             return Fault(status=500)
         return draw(operation)
 
@@ -289,7 +289,7 @@ def test_a_service_thingspace_will_not_register_again_is_replaced_in_one_step(tm
             return Fault(drop="after")
         if fault.startswith("register-lost") and operation == "register" and calls[operation] == 2:
             return Fault(drop="after")  # the second register: after the refusal and the deregister
-        if fault == "register-lost-unlisted" and operation == "list" and calls[operation] in (3, 4):
+        if fault == "register-lost-unlisted" and operation == "list" and calls[operation] in (5, 6):
             return Fault(status=500)  # the client's own look and the step's: only apply's later look works
         if fault == "refused" and operation == "register" and calls[operation] == 2:
             return Fault(status=400)

@@ -57,8 +57,8 @@ _NOT_SHOWN: Final = (
 #: Listings in a row that must show an absence before it is certain. With two, 5% of empty answers
 #: made 2 of 120 rotated registrations "no longer registered" falsely in the scale run (p² per check).
 _ABSENCE_LISTINGS: Final = 3
-#: Most listings read to settle what an account holds.
-_MAX_LISTINGS: Final = 4
+#: Most listings read to settle what an account holds (three in a row agreeing, after a disagreement).
+_MAX_LISTINGS: Final = 6
 # Key of the fingerprints a register compares passwords by; random per process, never stored.
 _COMPARE_KEY: Final = secrets.token_bytes(32)
 
@@ -207,9 +207,10 @@ class ThingSpaceClient:
         listener at all, or lacks a service of ``expect``, is read again until three listings in
         a row show the same services (an empty answer alone proves nothing; two in a row were
         measured not to be enough when ThingSpace answers 5% of listings empty). With
-        ``confirm_all``, every answer needs a second listing that agrees. At most four listings are
-        read; when they do not settle it, or a confirming listing cannot be read, the result is
-        uncertain (``certain=False`` with its ``reason``), never "no listeners".
+        ``confirm_all``, every answer is confirmed the same way (a partial answer leaves services
+        out: each is an absence). At most six listings are read; when they do not settle it, or a
+        confirming listing cannot be read, the result is uncertain (``certain=False`` with its
+        ``reason``), never "no listeners".
 
         Args:
             account_name: The billing account.
@@ -233,7 +234,9 @@ class ThingSpaceClient:
             absence = not names or not wanted <= names
             if not absence and not confirm_all:
                 return Listing(account, tuple(callbacks), reads=reads)  # what a listing shows is there
-            if streak >= (_ABSENCE_LISTINGS if absence else 2):
+            # Every answer confirmed (confirm_all): any service may be missing from one, so each is an
+            # absence to confirm as above (a partial answer is no evidence either).
+            if streak >= _ABSENCE_LISTINGS:
                 return Listing(account, tuple(callbacks), reads=reads)
             if reads >= _MAX_LISTINGS:
                 return uncertain("listings-disagree", f"{reads} listings did not agree on the services held")

@@ -81,7 +81,7 @@ async def export_state(
     """
     names = account_list(accounts)
     key = load_key(fingerprint_key)
-    # Every account is confirmed by a second listing: an answer lacking a listener would be written as
+    # Every account is confirmed by three listings in a row that agree: an answer lacking a listener would be written as
     # "this account has none", and applying the file with prune would delete it.
     found, failed = await read_all(
         client,

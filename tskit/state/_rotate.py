@@ -241,8 +241,9 @@ async def _rotate_held(
     confirm: Callable[[list[tuple[str, str, str]]], bool] | None = None,
 ) -> RotationResult:
     """The rotation, the accounts' locks held."""
+    # Every answer confirmed: a listener a partial answer left out would stay on the old password unsaid.
     found, failed = await read_all(
-        client, names, concurrency=concurrency, progress=progress, description="Reading", on_progress=None
+        client, names, concurrency=concurrency, progress=progress, description="Reading", confirm_all=True
     )
 
     def eligible(cb: Callback) -> bool:
@@ -293,7 +294,9 @@ async def _rotate_held(
     # A rotated service missing from a listing is confirmed absent by a second one before it is
     # called "no longer registered"; an account whose listings stay uncertain is said to be so.
     rotated = {name: {cb.service_name for cb in cbs} for name, cbs in chosen.items()}
-    after, unread = await read_all(client, names, concurrency=concurrency, progress=False, expect=rotated)
+    after, unread = await read_all(
+        client, names, concurrency=concurrency, progress=False, expect=rotated, confirm_all=True
+    )
     result.outcome_list = await asyncio.to_thread(
         reconcile, plan, result.journal, result.apply_id, result.outcome_list, after
     )
