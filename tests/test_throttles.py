@@ -276,6 +276,8 @@ DAMAGE = {
     "a list": "[1, 2]",
     "wrong types": None,  # filled per record below
     "nested too deeply": "[" * 100_000 + "]" * 100_000,
+    "a FIFO": None,  # opened without waiting for a writer: never hangs a command
+    "a symlink loop": None,
 }
 
 
@@ -295,9 +297,15 @@ def test_reset_login_survives_a_damaged_record_and_logins_work_after_it(
         elif damage == "wrong types":
             wrong = {"count": "3", "status_code": [], "at": {}} if record == _refusals.FAILURES_FILE else "soon"
             path.write_text(json.dumps({key: wrong, "other": True}))
+        elif damage == "a FIFO":
+            os.mkfifo(path)
+        elif damage == "a symlink loop":
+            path.symlink_to(path.name)
         else:
             path.write_text(str(DAMAGE[damage]))
-        reset = subprocess.run([sys.executable, "-m", "tskit", "reset-login"], env=env, capture_output=True, text=True)
+        reset = subprocess.run(
+            [sys.executable, "-m", "tskit", "reset-login"], env=env, capture_output=True, text=True, timeout=60
+        )
         assert reset.returncode == 0 and "Traceback" not in reset.stderr, reset.stderr
         assert "Forgot" in reset.stdout or "was on record" in reset.stdout
         done = run(env)

@@ -32,6 +32,7 @@ and the others read its refusal.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import ipaddress
 import json
@@ -126,14 +127,22 @@ def _load(path: Path) -> dict[str, Any] | None:
     :data:`MAX_RECORD_SIZE`, not JSON (or nested too deeply to read), or not a JSON object.
     """
     try:
-        with path.open("rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                return None
-            raw = handle.read(MAX_RECORD_SIZE + 1)
+        # O_NONBLOCK: a FIFO where the record should be opens at once instead of waiting for a
+        # writer (which would hang every command, past its deadline and Ctrl-C).
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         return {}
     except IsADirectoryError:
         return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symlink loop: not a record to go by (set aside like a folder)
+            return None
+        raise  # unreadable (permissions): never taken for "nothing recorded"
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder opens too; a FIFO or device never blocks now
+        os.close(fd)
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        raw = handle.read(MAX_RECORD_SIZE + 1)
     if len(raw) > MAX_RECORD_SIZE:
         return None
     try:
