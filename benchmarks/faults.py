@@ -572,8 +572,8 @@ def listener_burst_part(run: Run, tmp: Path, sizes: Sequence[int], wrong: int) -
     for f in burst_figures(scratch, sizes, wrong=wrong, password=password):
         counts = f.outcome.statuses
         if f.kind == "wrong":
-            run.row("listener burst", f"{f.name}: checked, answered 401", counts[401])
-            run.row("listener burst", f"{f.name}: turned away unchecked, 429", counts[429])
+            run.row("listener burst", f"{f.name}: answered 401 (slowed past 5)", counts[401])
+            run.row("listener burst", f"{f.name}: answered 429 at once (4 already waiting)", counts[429])
             run.row("listener burst", f"{f.name}: log lines", f.log_lines)
             continue
         if f.kind == "idle":
