@@ -57,8 +57,12 @@ _NOT_SHOWN: Final = (
 #: Listings in a row that must show an absence before it is certain. With two, 5% of empty answers
 #: made 2 of 120 rotated registrations "no longer registered" falsely in the scale run (p² per check).
 _ABSENCE_LISTINGS: Final = 3
-#: Most listings read to settle what an account holds (three in a row agreeing, after a disagreement).
-_MAX_LISTINGS: Final = 6
+#: Listings in a row that must show no listener at all before an export or rotation takes the account
+#: as empty: it is written so, and a prune of the file deletes what it lacks. At three (p³ per
+#: account), the scale run of 250 accounts with 5% of empty answers wrote one empty now and then.
+_EMPTY_LISTINGS: Final = 5
+#: Most listings read to settle what an account holds (a run in a row agreeing, after a disagreement).
+_MAX_LISTINGS: Final = 8
 # Key of the fingerprints a register compares passwords by; random per process, never stored.
 _COMPARE_KEY: Final = secrets.token_bytes(32)
 
@@ -208,7 +212,8 @@ class ThingSpaceClient:
         a row show the same services (an empty answer alone proves nothing; two in a row were
         measured not to be enough when ThingSpace answers 5% of listings empty). With
         ``confirm_all``, every answer is confirmed the same way (a partial answer leaves services
-        out: each is an absence). At most six listings are read; when they do not settle it, or a
+        out: each is an absence), and an answer with no listener at all needs five in a row. At
+        most eight listings are read; when they do not settle it, or a
         confirming listing cannot be read, the result is uncertain (``certain=False`` with its
         ``reason``), never "no listeners".
 
@@ -236,7 +241,7 @@ class ThingSpaceClient:
                 return Listing(account, tuple(callbacks), reads=reads)  # what a listing shows is there
             # Every answer confirmed (confirm_all): any service may be missing from one, so each is an
             # absence to confirm as above (a partial answer is no evidence either).
-            if streak >= _ABSENCE_LISTINGS:
+            if streak >= (_EMPTY_LISTINGS if confirm_all and not names else _ABSENCE_LISTINGS):
                 return Listing(account, tuple(callbacks), reads=reads)
             if reads >= _MAX_LISTINGS:
                 return uncertain("listings-disagree", f"{reads} listings did not agree on the services held")
