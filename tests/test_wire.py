@@ -123,7 +123,7 @@ MALFORMED = {
 async def test_a_malformed_answer_is_a_tskit_error_never_a_library_one(raw, name: str) -> None:
     answer = MALFORMED[name]
     server = raw(thingspace(lambda method, path: answer))
-    async with client_of(server, timeout=0.5) as client:  # a body cut short waits for the rest
+    async with client_of(server, timeout=2.0) as client:  # a body cut short waits for the rest
         with pytest.raises(Exception) as caught:
             await client.list_callbacks(ACCOUNT)
     assert isinstance(caught.value, tskit.ThingSpaceError), repr(caught.value)
