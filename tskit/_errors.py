@@ -26,6 +26,8 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
 from urllib.parse import quote, quote_plus, unquote
 
@@ -83,8 +85,73 @@ _XML_MESSAGE = re.compile(r"<(?:\w+:)?message>([^<]{1,300})</(?:\w+:)?message>")
 _XML_DESCRIPTION = re.compile(r"<(?:\w+:)?description>([^<]{1,300})</(?:\w+:)?description>")
 
 
+class Reason(StrEnum):
+    """Why an error happened, as a stable word: what programs, the CLI and the widgets decide on.
+
+    The values never change once released; a new cause gets a new value. The documentation's table
+    of reasons lists each with what to do.
+    """
+
+    #: No more precise reason is known (the base class's default).
+    ERROR = "error"
+    # -- input, refused before anything was sent
+    INVALID_VALUE = "invalid-value"
+    MISSING_CREDENTIALS = "missing-credentials"
+    PORT_NOT_ALLOWED = "port-not-allowed"
+    UNKNOWN_SERVICE = "unknown-service"
+    # -- logging in
+    LOGIN_REFUSED = "login-refused"
+    USER_LOCKED = "user-locked"
+    THROTTLED = "throttled"
+    THROTTLE_OUTLASTS_DEADLINE = "throttle-outlasts-deadline"
+    # -- answers and transport
+    API_ERROR = "api-error"
+    RATE_LIMITED = "rate-limited"
+    NOT_REACHED = "not-reached"
+    TIMEOUT = "timeout"
+    UNEXPECTED_ANSWER = "unexpected-answer"
+    # -- listings
+    UNCONFIRMED = "unconfirmed"
+    LISTINGS_DISAGREE = "listings-disagree"
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """What the user can do about an error, as data; each surface says it in its own words.
+
+    Attributes:
+        action: A stable word for the step: ``"set-option"`` (``option`` to ``value``), ``"reset-login"``,
+            ``"fix-credentials"``, ``"wait"`` (``seconds``), ``"longer-timeout"``, ``"choose-from"``
+            (``value`` lists what is allowed), ``"run-again"``, …
+        option: The option concerned, by its Python name (``"allow_any_port"``), or ``""``.
+        value: The value to give it, or what is allowed, as text; ``""`` when none.
+        seconds: For ``"wait"``: how long.
+    """
+
+    action: str
+    option: str = ""
+    value: str = ""
+    seconds: float | None = None
+
+
 class ThingSpaceError(Exception):
-    """Base class of every error tskit raises."""
+    """Base class of every error tskit raises.
+
+    Every error carries its meaning as data, and its message is one rendering of it.
+
+    Attributes:
+        reason: Why, as a stable :class:`Reason`.
+        field: The input at fault, by its Python name (``"url"``), or ``None``.
+        value_shown: The offending value as it may be shown (secrets masked), or ``None``.
+        remedy: What to do about it, or ``None``.
+        may_have_applied: For a change: whether ThingSpace may hold it although the call failed.
+    """
+
+    reason: str = Reason.ERROR  # a Reason; subclasses with reasons of their own document them
+    field: str | None = None
+    value_shown: str | None = None
+    remedy: Remedy | None = None
+    may_have_applied: bool = False
 
 
 class ValidationError(ThingSpaceError, ValueError):
@@ -94,6 +161,8 @@ class ValidationError(ThingSpaceError, ValueError):
         field: The name of the offending argument, e.g. ``"url"``.
         allowed: What the field accepts, in plain words.
     """
+
+    field: str
 
     def __init__(self, field: str, problem: str, allowed: str = "") -> None:
         self.field = field
@@ -182,7 +251,7 @@ class LoginThrottled(AuthenticationError, RateLimitError):
         shared: Whether the throttle came from another process or run (its record on disk).
     """
 
-    reason: Final = "throttle-outlasts-deadline"
+    reason = Reason.THROTTLE_OUTLASTS_DEADLINE
 
     def __init__(self, error: ApiError, *, username: str, retry_after: float, time_left: float, shared: bool) -> None:
         left = f"longer than the {max(time_left, 0.0):.1f} s left of this call's timeout"
@@ -258,7 +327,7 @@ class UncertainListingError(ThingSpaceError):
 
     def __init__(self, account_name: str, reason: str, detail: str) -> None:
         self.account_name = account_name
-        self.reason = reason
+        self.reason = Reason(reason)
         self.detail = detail
         super().__init__(f"the listings of {account_name} are uncertain ({reason}): {detail}")
 

@@ -39,7 +39,7 @@ class RotationDeclined(ThingSpaceError):
         listeners: How many listeners would have moved.
     """
 
-    reason: Final = "declined"
+    reason = "declined"
 
     def __init__(self, listeners: int) -> None:
         super().__init__(f"the rotation of {listeners} listener(s) was declined: nothing was sent")
