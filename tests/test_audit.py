@@ -14,7 +14,7 @@ from tests.conftest import FakeClock, make_client
 from tests.timing import growth
 from tskit._frames import concat
 from tskit.audit import Audit, Severity, run_audit
-from tskit.audit._audit import account_list
+from tskit.ops import account_list
 from tskit.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, Fault, Simulator
 from tskit.simulator._faults import fault_reply
 

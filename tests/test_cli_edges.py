@@ -13,8 +13,8 @@ import tskit
 from tests.test_cli_terminal import answer_on_pty
 from tskit._errors import scrub
 from tskit._texts import ACCOUNT_NOT_FOUND, FIXED_TEXTS, LOGIN_FAILED
-from tskit.audit._progress import progress_bar
 from tskit.cli import main
+from tskit.ops import progress_bar
 from tskit.simulator import Simulator, SimulatorServer
 from tskit.simulator._demo import demo_env
 

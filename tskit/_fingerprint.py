@@ -9,6 +9,7 @@ Without the key, a fingerprint cannot be used to guess a password offline.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import hmac
 import logging
@@ -17,6 +18,8 @@ import secrets
 import stat
 import tempfile
 from pathlib import Path
+
+import platformdirs
 
 from tskit._errors import ConfigurationError
 
@@ -64,8 +67,6 @@ _warned: set[tuple[Path | None, Path]] = set()
 def _wanted_dir() -> Path | None:
     if os.environ.get(CONFIG_DIR_ENV):
         return Path(os.environ[CONFIG_DIR_ENV])
-    import platformdirs
-
     try:
         path = Path(platformdirs.user_config_dir("tskit", appauthor=False, roaming=True))
     except (KeyError, RuntimeError, OSError):  # no home folder to find
@@ -85,8 +86,6 @@ def _user_id() -> str:
     getuid = getattr(os, "getuid", None)
     if getuid is not None:
         return str(getuid())
-    import getpass
-
     return getpass.getuser()
 
 

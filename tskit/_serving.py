@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from tskit._extras import require
+
 if sys.platform != "win32":
     import fcntl
     import resource
@@ -324,8 +326,6 @@ class AsgiServer:
         keep_alive: int = 5,
         log: logging.Logger | None = None,
     ) -> None:
-        from tskit._extras import require
-
         uvicorn = require("uvicorn", "server")
 
         self.socket: socket.socket | None = sock

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import idna
+
 from tskit._errors import ValidationError, query_credentials
 from tskit._models import ALLOWED_LISTENER_PORTS, ALLOWED_LISTENER_PORTS_TEXT, SERVICE_CATALOGUE
 from tskit._secret import Secret
@@ -266,8 +268,6 @@ def _one_script(label: str) -> None:
 
 def _idna_host(host: str, *, decode: bool = False) -> str:
     """A host name in its IDNA (punycode) form (or, with ``decode``, its Unicode form)."""
-    import idna
-
     try:
         if decode:
             return str(idna.decode(host))

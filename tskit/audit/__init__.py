@@ -8,16 +8,8 @@ Examples:
     ['credentials-over-http', 'no-credentials']
 """
 
-from tskit.audit._audit import (
-    AccountError,
-    Audit,
-    AuditRecord,
-    account_list,
-    check_concurrency,
-    read_accounts,
-    read_accounts_file,
-    run_audit,
-)
+from tskit.audit._audit import Audit, run_audit
+from tskit.audit._records import AuditRecord
 from tskit.audit._rules import (
     DEFAULT_RULES,
     AuditContext,
@@ -32,9 +24,11 @@ from tskit.audit._rules import (
     no_credentials,
     not_https,
     port_not_allowed,
+    run_rules,
     unknown_service,
     unreachable_host,
 )
+from tskit.ops import AccountError, account_list, check_concurrency, read_accounts, read_accounts_file
 
 __all__ = [
     "DEFAULT_RULES",
@@ -58,6 +52,7 @@ __all__ = [
     "read_accounts",
     "read_accounts_file",
     "run_audit",
+    "run_rules",
     "unknown_service",
     "unreachable_host",
 ]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tskit._frames import categories, frame
+
 if TYPE_CHECKING:
     import pandas as pd
 
-    from tskit.audit._audit import Audit, AuditRecord
+    from tskit.audit._audit import Audit
+    from tskit.audit._records import AuditRecord
 
 DIFF_COLUMNS = ("account_name", "service_name", "change", "field", "old", "new")
 #: The values of the ``change`` and ``field`` columns (the categories of those categoricals).
@@ -21,8 +24,6 @@ def _password(fingerprint: str) -> str:
 
 def diff(old: Audit, new: Audit) -> pd.DataFrame:
     """One row per change from ``old`` to ``new``; accounts not read in both are listed, not guessed."""
-    from tskit._frames import categories, frame
-
     rows: list[tuple[str, str, str, str, str, str]] = []
     unread_old = {e.account_name for e in old.error_list}
     unread_new = {e.account_name for e in new.error_list}

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from tskit.audit._rules import Finding, Severity
 
 if TYPE_CHECKING:
-    from tskit.audit._audit import AccountError, Audit
+    from tskit.audit._audit import Audit
+    from tskit.ops import AccountError
 
 COLOURS = {Severity.HIGH: "#c62828", Severity.MEDIUM: "#ef6c00", Severity.LOW: "#f9a825", Severity.INFO: "#546e7a"}
 # text on each badge: white or black, whichever gives 4.5:1 or more (WCAG AA) on that colour

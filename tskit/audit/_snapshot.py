@@ -12,11 +12,15 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tskit._errors import scrub
-from tskit.audit._audit import AccountError, Audit, AuditRecord, findings_for
+from tskit.audit._records import AuditRecord, findings_for
 from tskit.audit._rules import Finding, Severity
+from tskit.ops.fanout import AccountError
+
+if TYPE_CHECKING:
+    from tskit.audit._audit import Audit
 
 FORMAT = "tskit-audit/1"
 _RECORD_FIELDS = ("account_name", "service_name", "url", "username", "password_fingerprint")
@@ -88,8 +92,8 @@ def save(audit: Audit, path: Path, fmt: str | None) -> Path:
     return path
 
 
-def load(path: Path, fmt: str | None) -> Audit:
-    """Read a snapshot written by :func:`save`."""
+def load(path: Path, fmt: str | None) -> dict[str, Any]:
+    """Read a snapshot written by :func:`save`: the arguments of the :class:`~tskit.audit.Audit` it holds."""
     kind = _format(path, fmt)
     text = path.read_text(encoding="utf-8")
     try:
@@ -113,7 +117,7 @@ def load(path: Path, fmt: str | None) -> Audit:
             ]
         else:
             findings = findings_for(records, meta["accounts"], meta["expect"], {e.account_name for e in errors})
-        return Audit(
+        return dict(
             accounts=meta["accounts"],
             expect=meta["expect"],
             source=meta["source"],

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
+from tskit._frames import category, columns_frame, numbers, text, utc_times
 from tskit._models import ALLOWED_LISTENER_PORTS
 from tskit._serving import AsgiServer, bind
 from tskit.listener._app import ListenerApp
@@ -376,8 +377,6 @@ def messages_frame(
     With ``after_id``, only rows stored after it or received again after ``after_time``, with the
     extra columns ``id`` and ``last_received_at``.
     """
-    from tskit._frames import category, columns_frame, numbers, text, utc_times
-
     changes = after_id is not None
     if changes:
         rows: list[tuple[Any, ...]] = list(

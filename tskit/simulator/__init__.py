@@ -15,7 +15,6 @@ Examples:
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
 
 from tskit.simulator._config import SimulatorConfig
 from tskit.simulator._core import RequestRecord, Simulator
@@ -35,9 +34,7 @@ from tskit.simulator._faults import Fault, Faults
 from tskit.simulator._messages import FAULTS, KINDS, RESPONSE_KEYS, build_message, wire
 from tskit.simulator._process import simulator_process
 from tskit.simulator._replies import Code, Reply
-
-if TYPE_CHECKING:
-    from tskit.simulator._server import SimulatorServer
+from tskit.simulator._server import SimulatorServer
 
 __all__ = [
     "DEMO_ACCOUNTS",
@@ -87,11 +84,3 @@ def shared() -> Simulator:
         if _shared is None:
             _shared = Simulator()
         return _shared
-
-
-def __getattr__(name: str) -> Any:
-    if name == "SimulatorServer":  # imports uvicorn: only on demand
-        from tskit.simulator._server import SimulatorServer
-
-        return SimulatorServer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,11 +23,14 @@ from typing import Any
 from tskit.simulator._auth import Auth
 from tskit.simulator._config import SimulatorConfig
 from tskit.simulator._delivery import POLICIES, Deliverer, Delivery, DeliveryPolicy, delivery_frame
+from tskit.simulator._demo import seed, seed_sandbox
 from tskit.simulator._faults import FAULTABLE, Faults, fault_reply
 from tskit.simulator._messages import build_message
 from tskit.simulator._replies import Code, Reply, cm_error
 from tskit.simulator._routes import Routes, route
+from tskit.simulator._server import SimulatorServer
 from tskit.simulator._state import State
+from tskit.simulator._transport import SimulatorTransport
 
 __all__ = ["Reply", "RequestRecord", "Simulator"]
 
@@ -79,8 +82,6 @@ class Simulator:
         self.requests: deque[RequestRecord] = deque(maxlen=10_000)
         self.deliveries: list[Delivery] = []
         self._deliverer: Deliverer | None = None
-        from tskit.simulator._demo import seed, seed_sandbox
-
         if demo:
             seed(self)
         if self.config.sandbox:
@@ -244,8 +245,6 @@ class Simulator:
 
     def transport(self) -> Any:
         """An httpx2 transport (sync and async) that serves this simulator in-process, no sockets."""
-        from tskit.simulator._transport import SimulatorTransport
-
         return SimulatorTransport(self)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> Any:
@@ -255,8 +254,6 @@ class Simulator:
             A started :class:`~tskit.simulator.SimulatorServer`; use it as a context manager, or
             call ``stop()``.
         """
-        from tskit.simulator._server import SimulatorServer
-
         return SimulatorServer(self, host=host, port=port).start()
 
     # -- serving ------------------------------------------------------------------------

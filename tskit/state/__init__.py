@@ -18,14 +18,15 @@ Examples:
     {'create': 0, 'update': 0, 'delete': 0, 'keep': 2}
 """
 
-from tskit.state._apply import OUTCOME_COLUMNS, ApplyResult, Outcome, PlanUsedError, StalePlanError, apply_plan
+from tskit.state._apply import OUTCOME_COLUMNS, ApplyResult, Outcome, apply_plan
 from tskit.state._export import ExportError, PartialExportWarning, export_state
 from tskit.state._files import FileError
 from tskit.state._journal import JOURNAL_COLUMNS, Journal, JournalError, JournalProblem
 from tskit.state._lock import LOCK_WAIT, AccountLockedError, Holder
 from tskit.state._model import DesiredCallback, DesiredState
-from tskit.state._plan import ACTIONS, CHANGE_COLUMNS, MAX_PLAN_AGE, Plan, Step, as_desired, make_plan
+from tskit.state._plan import ACTIONS, CHANGE_COLUMNS, MAX_PLAN_AGE, Plan, as_desired, make_plan
 from tskit.state._rotate import RotationDeclined, RotationResult, rotate
+from tskit.state._steps import PlanUsedError, StalePlanError, Step
 
 __all__ = [
     "ACTIONS",

@@ -9,35 +9,30 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from tskit._errors import ApiError, RateLimitError, ThingSpaceError, UncertainListingError
+from tskit._errors import ApiError, RateLimitError, ThingSpaceError
+from tskit._frames import frame
 from tskit._models import CallbackActionResult
 from tskit._refusals import server
 from tskit._secret import Secret
-from tskit.audit import check_concurrency
-from tskit.audit._progress import progress_bar
+from tskit.ops import check_concurrency, progress_bar
+from tskit.state._display import result_html, result_text
 from tskit.state._journal import Journal, JournalError, default_path
 from tskit.state._lock import LOCK_WAIT, AccountLocks, Holder
 from tskit.state._outcomes import CHANGED, CONFIRMED, DONE, FAILED, OUTCOMES, UNCHECKED
-from tskit.state._plan import Live, Plan, Step, live_of
 from tskit.state._read import read_all
+from tskit.state._steps import Live, StalePlanError, Step, live_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     import pandas as pd
 
+    from tskit._client import ThingSpaceClient
     from tskit._models import Listing
+    from tskit.state._plan import Plan
 
 OUTCOME_COLUMNS: Final = ("account_name", "service_name", "action", "outcome", "reason")
 _NO_PASSWORD: Final = Secret("")  # a step read back from a journal, which holds no password
-
-
-class StalePlanError(ThingSpaceError):
-    """A plan too old to apply: ThingSpace may hold something else by now. Nothing was sent."""
-
-
-class PlanUsedError(StalePlanError):
-    """A plan already applied (re-running a cell, say): plan again. Nothing was sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +72,6 @@ class ApplyResult:
     @property
     def outcomes(self) -> pd.DataFrame:
         """One row per step: account_name, service_name, action, outcome, reason."""
-        from tskit._frames import frame
-
         rows = [
             (o.step.account_name, o.step.service_name, o.step.action, o.outcome, o.reason) for o in self.outcome_list
         ]
@@ -114,14 +107,14 @@ class ApplyResult:
         return ""
 
     def __repr__(self) -> str:
-        from tskit.state._display import result_text
-
         return result_text(self)
 
     def _repr_html_(self) -> str:
-        from tskit.state._display import result_html
-
         return result_html(self)
+
+    def html(self, *, journal: bool = True) -> str:
+        """The result as HTML: counts per outcome, the failures, and (``journal``) the journal's path."""
+        return result_html(self, journal=journal)
 
 
 def outcome_of(result: CallbackActionResult) -> str:
@@ -132,14 +125,10 @@ def outcome_of(result: CallbackActionResult) -> str:
     return "confirmed" if result.confirmed_by_listing else "done"
 
 
-#: Times a step is sent when a listing shows that a send with a lost answer did not take effect.
-_SENDS: Final = 3
-
-
-async def _mutate(plan: Plan, step: Step) -> CallbackActionResult:
+async def _mutate(client: ThingSpaceClient, plan: Plan, step: Step) -> CallbackActionResult:
     if step.action == "delete":
-        return await plan.client.deregister_callback(step.account_name, step.service_name, allow_unknown_service=True)
-    return await plan.client.register_callback(
+        return await client.deregister_callback(step.account_name, step.service_name, allow_unknown_service=True)
+    return await client.register_callback(
         step.account_name,
         step.service_name,
         step.url,
@@ -154,46 +143,36 @@ def _already_registered(exc: ApiError) -> bool:
     return "alreadyregistered" in exc.error_code.replace("_", "").casefold()
 
 
-async def _send(plan: Plan, step: Step, note: Callable[[str], Awaitable[None]] | None = None) -> Outcome:
-    """Send one step; when its answer was lost, look (password included) before calling it done.
+async def _send(
+    client: ThingSpaceClient, plan: Plan, step: Step, note: Callable[[str], Awaitable[None]] | None = None
+) -> Outcome:
+    """Send one step; the client retries it and, when an answer was lost, confirms it by listing.
 
-    Where ThingSpace refuses to register a service again ("already registered": whether it replaces
-    is not documented), the listener is deregistered, then registered, as this one step; ``note``
-    journals that first, and the outcome's reason says so.
+    A returned result means ThingSpace held what was asked when the client checked, so nothing is
+    sent or listed here again. Where ThingSpace refuses to register a service again ("already
+    registered": whether it replaces is not documented), the listener is deregistered, then
+    registered, as this one step; ``note`` journals that first, and the outcome's reason says so.
     """
     replacing = ""
-    for _ in range(_SENDS):
+    try:
         try:
-            try:
-                result = await _mutate(plan, step)
-            except ApiError as exc:
-                if step.action == "delete" or replacing or not _already_registered(exc):
-                    raise
-                replacing = f"ThingSpace refused to register it again ({exc.error_code}): deregistered it first"
-                if note is not None:
-                    await note(replacing)
-                await plan.client.deregister_callback(step.account_name, step.service_name, allow_unknown_service=True)
-                result = await _mutate(plan, step)
-        except ThingSpaceError as exc:
-            refused = isinstance(exc, ApiError) and exc.status_code < 500 and not isinstance(exc, RateLimitError)
-            reason = f"{replacing}; then: {exc}" if replacing else str(exc)
-            return Outcome(step, "failed", reason, unknown=not refused)  # no answer, or a 5xx: may have happened
-        if outcome_of(result) == "done":
-            return Outcome(step, "done", replacing)
-        try:  # an absence (a deleted listener, one not registered yet) is confirmed by more listings
-            listing = await plan.client.listing(step.account_name, expect=_absence_to_confirm([step]))
-            if not listing.certain:
-                raise UncertainListingError(step.account_name, listing.reason, listing.detail)
-        except ThingSpaceError as exc:
-            lost = f"the answer was lost and the outcome is unknown: {exc}"
-            return Outcome(step, "failed", f"{replacing}; then: {lost}" if replacing else lost, unknown=True)
-        now = listing.get(step.service_name)
-        if step.took_effect(None if now is None else live_of(plan._key, now)):
-            seen = "the answer was lost; a listing shows the change"
-            return Outcome(step, "confirmed", f"{replacing}; {seen}" if replacing else seen)
-        # Not in effect (a listing that ignores the password can mistake an unchanged listener
-        # for a changed one): sending again cannot repeat a change that never happened.
-    return Outcome(step, "failed", f"the answer was lost {_SENDS} times and the listing does not show the change")
+            result = await _mutate(client, plan, step)
+        except ApiError as exc:
+            if step.action == "delete" or not _already_registered(exc):
+                raise
+            replacing = f"ThingSpace refused to register it again ({exc.error_code}): deregistered it first"
+            if note is not None:
+                await note(replacing)
+            await client.deregister_callback(step.account_name, step.service_name, allow_unknown_service=True)
+            result = await _mutate(client, plan, step)
+    except ThingSpaceError as exc:
+        refused = isinstance(exc, ApiError) and exc.status_code < 500 and not isinstance(exc, RateLimitError)
+        reason = f"{replacing}; then: {exc}" if replacing else str(exc)
+        return Outcome(step, "failed", reason, unknown=not refused)  # no answer, or a 5xx: may have happened
+    if outcome_of(result) == "done":
+        return Outcome(step, "done", replacing)
+    seen = "the answer was lost; a listing shows the change"
+    return Outcome(step, "confirmed", f"{replacing}; {seen}" if replacing else seen)
 
 
 def _absence_to_confirm(steps: list[Step]) -> set[str]:
@@ -283,7 +262,7 @@ def _close_unfinished(
 
 
 async def _read_fresh(
-    plan: Plan, locks: AccountLocks, unfinished: list[dict[str, str]], concurrency: int
+    client: ThingSpaceClient, plan: Plan, locks: AccountLocks, unfinished: list[dict[str, str]], concurrency: int
 ) -> tuple[Fresh, dict[str, str]]:
     """What the accounts to decide on hold now, read for certain under their locks, and why any could not be.
 
@@ -300,9 +279,9 @@ async def _read_fresh(
     for entry in unfinished:
         expect.setdefault(entry["account_name"], set()).add(entry["service_name"])
     others = sorted(set(locks.previous) - set(expect))  # only a dead holder's journal names what to settle
-    found, failed = await read_all(plan.client, sorted(expect), concurrency=concurrency, progress=False, expect=expect)
+    found, failed = await read_all(client, sorted(expect), concurrency=concurrency, progress=False, expect=expect)
     if others:
-        more, still = await read_all(plan.client, others, concurrency=concurrency, progress=False, confirm_all=True)
+        more, still = await read_all(client, others, concurrency=concurrency, progress=False, confirm_all=True)
         found.update(more)
         failed.update(still)
     fresh: Fresh = {a: None for a in failed}
@@ -351,6 +330,7 @@ def _recheck(
 
 
 async def apply_plan(
+    client: ThingSpaceClient,
     plan: Plan,
     *,
     concurrency: int = 8,
@@ -378,25 +358,23 @@ async def apply_plan(
     book = journal if isinstance(journal, Journal) else Journal.for_writing(journal or default_path())
     with book.hold():
         plan.mark_applied()
-        accounts = _to_lock(plan, book)
+        accounts = _to_lock(client.base_url, plan, book)
         held = AccountLocks.current()
-        if held is not None and held.covers(plan.client.base_url, accounts):  # a rotation holds them
-            return await _apply_held(plan, book, held, concurrency, progress, on_progress)
-        async with AccountLocks(
-            plan.client.base_url, accounts, journal=book.path, wait=lock_wait, on_wait=on_wait
-        ) as locks:
-            return await _apply_held(plan, book, locks, concurrency, progress, on_progress)
+        if held is not None and held.covers(client.base_url, accounts):  # a rotation holds them
+            return await _apply_held(client, plan, book, held, concurrency, progress, on_progress)
+        async with AccountLocks(client.base_url, accounts, journal=book.path, wait=lock_wait, on_wait=on_wait) as locks:
+            return await _apply_held(client, plan, book, locks, concurrency, progress, on_progress)
 
 
-def _to_lock(plan: Plan, book: Journal) -> set[str]:
+def _to_lock(base_url: str, plan: Plan, book: Journal) -> set[str]:
     """The accounts to hold: those with steps, and those whose unfinished steps may be settled.
 
     An account the plan only read is held when a record shows a holder (alive, or dead with a
     journal to settle) or this journal has an unfinished step of it: one open file per lock.
     """
     accounts = {s.account_name for s in plan.steps}
-    accounts |= {e["account_name"] for e in book.unfinished(server(plan.client.base_url), plan.live)}
-    return accounts | AccountLocks.recorded(plan.client.base_url, set(plan.live) - accounts)
+    accounts |= {e["account_name"] for e in book.unfinished(server(base_url), plan.live)}
+    return accounts | AccountLocks.recorded(base_url, set(plan.live) - accounts)
 
 
 def _seconds(value: float) -> str:
@@ -405,6 +383,7 @@ def _seconds(value: float) -> str:
 
 
 async def _apply_held(
+    client: ThingSpaceClient,
     plan: Plan,
     book: Journal,
     locks: AccountLocks,
@@ -426,7 +405,7 @@ async def _apply_held(
         counts=plan.counts(),
         server=locks.server,
     )
-    fresh, unread = await _read_fresh(plan, locks, unfinished, concurrency)
+    fresh, unread = await _read_fresh(client, plan, locks, unfinished, concurrency)
     resumed = await asyncio.to_thread(_close_unfinished, book, apply_id, locks, unfinished, fresh)
     outcomes, to_send = await asyncio.to_thread(_recheck, plan, book, apply_id, fresh, unread)
     queue: asyncio.Queue[Step] = asyncio.Queue()
@@ -443,7 +422,7 @@ async def _apply_held(
                 calls = ["deregister", "register"]
                 await asyncio.to_thread(book.write, "calls", apply=apply_id, step=step.id, calls=calls, reason=reason)
 
-            outcome = await _send(plan, step, note)
+            outcome = await _send(client, plan, step, note)
             await asyncio.to_thread(
                 book.write, "outcome", apply=apply_id, step=step.id, outcome=outcome.outcome, reason=outcome.reason
             )
@@ -471,6 +450,6 @@ async def _apply_held(
     if unknown:  # look once more: a change whose answer was lost may be in effect by now
         lost = [o.step for o in outcomes if o.outcome == "failed" and o.unknown]
         expect = {a: _absence_to_confirm([s for s in lost if s.account_name == a]) for a in unknown}
-        listed, _ = await read_all(plan.client, unknown, progress=False, expect=expect)
+        listed, _ = await read_all(client, unknown, progress=False, expect=expect)
         outcomes = await asyncio.to_thread(reconcile, plan, book, apply_id, outcomes, listed)
     return ApplyResult(plan, outcomes, book, resumed, apply_id)

@@ -10,7 +10,7 @@ from tskit._client import ThingSpaceClient
 from tskit._errors import ThingSpaceError, ValidationError
 from tskit._fingerprint import fingerprint, key_id, load_key
 from tskit._models import SERVICE_CATALOGUE
-from tskit.audit import AccountError, account_list
+from tskit.ops import AccountError, account_list
 from tskit.state._model import DesiredCallback, DesiredState
 from tskit.state._read import read_all
 

@@ -20,10 +20,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from filelock import FileLock, Timeout
+
 from tskit._errors import ThingSpaceError
+from tskit._fingerprint import config_dir
+from tskit._frames import frame
 from tskit.state._files import FileError, json_too_deep, read_regular
 from tskit.state._outcomes import OUTCOMES
 
@@ -117,8 +122,6 @@ class JournalProblem:
 
 def default_path() -> Path:
     """A new journal file in tskit's config folder (the folder is made if missing)."""
-    from tskit._fingerprint import config_dir
-
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     folder = config_dir() / "journals"
     folder.mkdir(parents=True, exist_ok=True)
@@ -198,8 +201,6 @@ class Journal:
         Raises:
             JournalError: Another apply (thread or process) holds the journal.
         """
-        from filelock import FileLock, Timeout
-
         lock = FileLock(f"{self.path}.lock", timeout=0)
         try:
             lock.acquire()
@@ -221,8 +222,6 @@ class Journal:
         return f"<Journal {self.path}: {count} line{'' if count == 1 else 's'}>"
 
     def _repr_html_(self) -> str:
-        from html import escape
-
         return f"<p>Journal <code>{escape(str(self.path))}</code></p>" + str(self.frame.to_html(index=False))
 
     # -- writing ----------------------------------------------------------------------------
@@ -314,8 +313,6 @@ class Journal:
     @property
     def frame(self) -> pd.DataFrame:
         """One row per step: the columns of :data:`JOURNAL_COLUMNS`; ``outcome`` empty if interrupted."""
-        from tskit._frames import frame
-
         return frame([tuple(str(s[c]) for c in JOURNAL_COLUMNS) for s in self.steps()], JOURNAL_COLUMNS)
 
 

@@ -16,16 +16,17 @@ from typing import TYPE_CHECKING, Any, Final
 
 from tskit import _validate as check
 from tskit._errors import ValidationError
+from tskit._frames import frame
 from tskit._secret import MASK, Secret
+from tskit.state._toml import META, dumps, read, save
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from tskit.audit import AccountError
+    from tskit.ops import AccountError
 
 #: Top-level names that are not accounts: shared values, and facts about the file itself.
 DEFAULTS: Final = "defaults"
-META: Final = "tskit"
 FORMAT: Final = "tskit-desired-state/1"
 STATE_COLUMNS: Final = ("account_name", "service_name", "url", "username", "password")
 _FIELDS: Final = frozenset({"url", "username", "password"})
@@ -137,8 +138,6 @@ class DesiredState:
     @property
     def frame(self) -> pd.DataFrame:
         """One row per desired listener: the columns of ``list_callbacks``, passwords masked."""
-        from tskit._frames import frame
-
         return frame([(a, s, w.url, w.username, w._password_text()) for a, s, w in self], STATE_COLUMNS)
 
     def to_dict(self) -> dict[str, Any]:
@@ -204,20 +203,14 @@ class DesiredState:
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> DesiredState:
         """Read a TOML file (see :mod:`tskit.state`); password references are resolved now."""
-        from tskit.state._toml import load
-
-        return load(path, environ=environ)
+        return cls.from_mapping(read(path), source=Path(os.fspath(path)).name, environ=environ, from_file=True)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the state as TOML, passwords as references (never as text)."""
-        from tskit.state._toml import save
-
         return save(self, path)
 
     def dumps(self) -> str:
         """The TOML text :meth:`save` writes."""
-        from tskit.state._toml import dumps
-
         return dumps(self)
 
 

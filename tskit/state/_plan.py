@@ -7,27 +7,28 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from tskit import _runner
 from tskit._errors import ValidationError
 from tskit._fingerprint import fingerprint, key_id, load_key
-from tskit._models import Callback, Listing
+from tskit._frames import categories, frame
+from tskit._models import Listing
 from tskit._secret import MASK, Secret
-from tskit.audit import AccountError
+from tskit.ops import ERROR_COLUMNS, AccountError
+from tskit.state._apply import ApplyResult, apply_plan
+from tskit.state._display import plan_html, plan_text
 from tskit.state._lock import LOCK_WAIT, Holder
 from tskit.state._model import DesiredState
 from tskit.state._read import read_all
+from tskit.state._steps import Live, PlanUsedError, Step, live_of
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from tskit._client import ThingSpaceClient
     from tskit._errors import ThingSpaceError
-    from tskit.state._apply import ApplyResult
     from tskit.state._journal import Journal
 
 #: The actions of a plan, in the order they are shown.
@@ -35,73 +36,6 @@ ACTIONS: Final = ("create", "update", "delete", "keep")
 CHANGE_COLUMNS: Final = ("account_name", "service_name", "action", "field", "old", "new")
 #: Seconds after which a plan is refused by ``apply``: what ThingSpace holds may have moved on.
 MAX_PLAN_AGE: Final = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class Live:
-    """A registration as a plan saw it: no password, its keyed fingerprint."""
-
-    url: str
-    username: str
-    fingerprint: str
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One change to make: create, update or delete the listener of one service of one account.
-
-    Attributes:
-        account_name: The account.
-        service_name: The service.
-        action: ``"create"``, ``"update"`` or ``"delete"``.
-        url: The URL to register (for a delete: the URL registered now).
-        username: The username to register.
-        password: The password to register; never shown, never journaled.
-        fingerprint: Keyed fingerprint of that password (``""``: none).
-        old: What was registered when planned, or ``None`` (a create).
-    """
-
-    account_name: str
-    service_name: str
-    action: str
-    url: str
-    username: str
-    password: Secret = field(repr=False)
-    fingerprint: str
-    old: Live | None
-
-    @property
-    def id(self) -> str:
-        """A name of this change, the same in every plan that wants the same change."""
-        text = "\0".join((self.account_name, self.service_name, self.action, self.url, self.username, self.fingerprint))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def took_effect(self, live: Live | None) -> bool:
-        """Whether a registration (``None``: none) is what this step asks for."""
-        if self.action == "delete":
-            return live is None
-        return live == Live(self.url, self.username, self.fingerprint)
-
-    def record(self) -> dict[str, str]:
-        """What the journal keeps of this step: everything but the password."""
-        return {
-            "step": self.id,
-            "account_name": self.account_name,
-            "service_name": self.service_name,
-            "action": self.action,
-            "url": self.url,
-            "username": self.username,
-            "password_fingerprint": self.fingerprint,
-        }
-
-
-def live_of(key: bytes, callback: Callback) -> Live:
-    """A registration as a plan keeps it."""
-    return Live(
-        callback.url,
-        callback.username,
-        fingerprint(key, callback.account_name, callback.service_name, callback.password.reveal()),
-    )
 
 
 class Plan:
@@ -169,8 +103,6 @@ class Plan:
         Raises:
             PlanUsedError: It was already applied.
         """
-        from tskit.state._apply import PlanUsedError
-
         with self._applied_lock:
             if self._applied:
                 raise PlanUsedError(
@@ -227,8 +159,6 @@ class Plan:
         Columns: account_name, service_name, action (an ordered categorical: create, update,
         delete, keep), field, old, new. A password shows only as ``changed`` or ``unchanged``.
         """
-        from tskit._frames import categories, frame
-
         rows: list[tuple[str, ...]] = []
         for step in self.steps:
             rows += [(step.account_name, step.service_name, step.action, *cells) for cells in _fields(step)]
@@ -242,22 +172,15 @@ class Plan:
         """One row per account that could not be read, or listener that cannot be planned, with why."""
         import pandas as pd
 
-        from tskit._frames import frame
-        from tskit.audit._audit import ERROR_COLUMNS
-
         rows = [(e.account_name, e.error, e.status_code, e.error_code, e.message) for e in self.error_list]
         table = frame(rows, ERROR_COLUMNS)
         table["status_code"] = pd.array([e.status_code for e in self.error_list], dtype="Int64")
         return table
 
     def __repr__(self) -> str:
-        from tskit.state._display import plan_text
-
         return plan_text(self)
 
     def _repr_html_(self) -> str:
-        from tskit.state._display import plan_html
-
         return plan_html(self)
 
     # -- carrying it out --------------------------------------------------------------------
@@ -274,9 +197,8 @@ class Plan:
         on_wait: Callable[[str, Holder | None], None] | None = None,
     ) -> ApplyResult:
         """Async twin of :meth:`apply`; ``on_progress(done, total)`` is called after each step."""
-        from tskit.state._apply import apply_plan
-
         return await apply_plan(
+            self.client,
             self,
             concurrency=concurrency,
             journal=journal,
@@ -442,9 +364,7 @@ def as_desired(
     if isinstance(desired, DesiredState):
         return desired
     if isinstance(desired, str | os.PathLike):
-        from tskit.state._toml import load
-
-        return load(Path(desired))
+        return DesiredState.load(desired)
     return DesiredState.from_mapping(
         desired, allow_any_port=allow_any_port, allow_unknown_service=allow_unknown_service
     )

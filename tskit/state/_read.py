@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 from tskit._errors import ApiError, AuthenticationError, ThingSpaceError, TransportError, UncertainListingError
-from tskit.audit import read_accounts
+from tskit.ops import read_accounts
 
 if TYPE_CHECKING:
     from tskit._client import ThingSpaceClient

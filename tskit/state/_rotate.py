@@ -12,13 +12,15 @@ from urllib.parse import urlsplit
 from tskit import _validate as check
 from tskit._errors import ThingSpaceError, ValidationError
 from tskit._fingerprint import fingerprint, load_key
+from tskit._frames import frame
 from tskit._secret import Secret
-from tskit.audit import AccountError, account_list
+from tskit.ops import AccountError, account_list
 from tskit.state._apply import ApplyResult, apply_plan, reconcile
+from tskit.state._display import _safe, result_text
 from tskit.state._journal import Journal, default_path
 from tskit.state._lock import LOCK_WAIT, AccountLocks
 from tskit.state._model import DesiredCallback, DesiredState
-from tskit.state._plan import compute_plan
+from tskit.state._plan import as_desired, compute_plan
 from tskit.state._read import read_all
 
 if TYPE_CHECKING:
@@ -98,8 +100,6 @@ class RotationResult(ApplyResult):
     @property
     def remaining(self) -> pd.DataFrame:
         """One row per listener still on the old password: account_name, service_name, reason."""
-        from tskit._frames import frame
-
         return frame(self.remaining_list, REMAINING_COLUMNS)
 
     @property
@@ -122,8 +122,6 @@ class RotationResult(ApplyResult):
             cli: A plain first line, for the command line, instead of a repr's ``<RotationResult ...>``.
             next_step: End with what to do next (:attr:`next_step`).
         """
-        from tskit.state._display import _safe, result_text
-
         lines = [result_text(self, cli=cli, title="Rotated")]
         if not self.matched:
             lines.append("  No listener matched the accounts and services given: nothing was rotated.")
@@ -200,8 +198,6 @@ async def rotate(
     See :meth:`tskit.ThingSpace.rotate_password`. The accounts' locks are held from the first
     read to the verifying read (see :func:`tskit.state.apply_plan`).
     """
-    from tskit.state._plan import as_desired
-
     names = account_list(accounts)
     secret = Secret(check.credential("new_password", new_password))
     if not secret:
@@ -288,7 +284,7 @@ async def _rotate_held(
     )
     plan = compute_plan(client, state, found, failed, key=key, prune=False, source=source or client.base_url)
     result = await apply_plan(
-        plan, concurrency=concurrency, journal=journal, progress=progress, on_progress=on_progress
+        client, plan, concurrency=concurrency, journal=journal, progress=progress, on_progress=on_progress
     )
     # Verify by reading again: a listener is rotated when its password's fingerprint is the new one's.
     # A rotated service missing from a listing is confirmed absent by a second one before it is

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 import tomli_w
 
 from tskit.state._files import FileError, check_toml_shape, read_regular
-from tskit.state._model import META, DesiredState
 
+if TYPE_CHECKING:
+    from tskit.state._model import DesiredState
+
+#: The table of facts about the file itself (format, fingerprint key), not an account.
+META: Final = "tskit"
 #: Largest desired-state file read: thousands of accounts take well under a megabyte.
 MAX_FILE_SIZE: Final = 16 * 2**20
 
@@ -29,8 +32,8 @@ _HEADER = """\
 """
 
 
-def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> DesiredState:
-    """Read and check a desired-state TOML file; environment references are resolved now.
+def read(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a desired-state TOML file into a mapping, for :meth:`DesiredState.from_mapping`.
 
     The file is refused before ``tomllib`` reads it when it is not a regular file (a FIFO does
     not block), larger than :data:`MAX_FILE_SIZE`, nested too deep or holds too many keys.
@@ -38,7 +41,6 @@ def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = No
     Raises:
         FileError: The file cannot be read or parsed (a ``ValidationError`` with ``reason`` and
             ``line``).
-        ValidationError: A value is refused (the file, account, service and field are named).
     """
     name = os.fspath(path)
     raw = read_regular(path, MAX_FILE_SIZE)
@@ -52,7 +54,7 @@ def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = No
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FileError(name, "not-toml", f"is not valid TOML: {exc}", line=getattr(exc, "lineno", None)) from None
-    return DesiredState.from_mapping(data, source=Path(name).name, environ=environ, from_file=True)
+    return data
 
 
 def dumps(state: DesiredState) -> str:

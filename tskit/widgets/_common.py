@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
+from itables.widget import ITable
 
-from tskit import _runner
 from tskit._errors import (
     ApiError,
     AuthenticationError,
@@ -32,7 +32,6 @@ from tskit.widgets._elements import LogView, StatusLine
 
 if TYPE_CHECKING:
     import pandas as pd
-    from itables.widget import ITable
 
     from tskit._facade import ThingSpace
 
@@ -119,8 +118,6 @@ WRAPPED_COLUMNS = frozenset({"url", "detail", "message", "description", "old", "
 
 def data_table(frame: pd.DataFrame | None = None, *, shown: bool = True, **options: Any) -> ITable:
     """An interactive table: sort by any column, search, pages, export to CSV or Excel."""
-    from itables.widget import ITable
-
     table = ITable(frame, **{**TABLE_OPTIONS, **options})
     # (``layout`` is DataTables' own option: the widget's layout is set apart)
     table.layout = widgets.Layout(width="100%", display=None if shown else "none")
@@ -265,7 +262,7 @@ class Panel(widgets.VBox):
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (plain Python): do it now
-            _runner.run(guarded())
+            asyncio.run(guarded())
             return None
         self.pending = loop.create_task(guarded())
         return self.pending
@@ -303,6 +300,11 @@ class Progress(widgets.HBox):
         self.total = total
         self.bar.max, self.bar.value = max(1, total), done
         self.count.value = f"{done}/{total}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``"1 change"``, ``"2 changes"``."""
+    return f"{count} {noun if count == 1 else noun + 's'}"
 
 
 def download_link(name: str, content: bytes, kind: str) -> str:

@@ -12,7 +12,9 @@ from urllib.parse import urlsplit
 import ipywidgets as widgets
 import pandas as pd
 
+import tskit
 from tskit._addresses import is_documentation_address, is_documentation_name
+from tskit._fingerprint import config_dir
 from tskit._models import SERVICE_CATALOGUE
 from tskit.widgets._common import (
     Panel,
@@ -102,13 +104,9 @@ class AuditDashboard(Panel):
         snapshot_dir: str | Path | None = None,
     ) -> None:
         if snapshot_dir is None:
-            from tskit._fingerprint import config_dir
-
             snapshot_dir = config_dir() / "snapshots"
         self.snapshot_dir = Path(snapshot_dir)
         if ts is None:
-            import tskit
-
             ts = tskit.connect()
         self.ts = ts
         self.audit: Audit | None = None
@@ -261,11 +259,9 @@ class AuditDashboard(Panel):
         self._update_buttons()
 
     def _show(self, audit: Audit) -> None:
-        from tskit.audit._display import html_overview
-
         self.audit = audit
         apart = self._apart = documentation_findings(audit)
-        self.summary.value = html_overview(audit, apart, DOCUMENTATION_HOSTS)
+        self.summary.value = audit.overview_html(apart, DOCUMENTATION_HOSTS)
         count = len(apart)
         self.documentation_help.value = (
             f'<div class="tskit-help">{count} finding(s) only say that a listener is on a host reserved for '

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
+import tskit
 from tskit._config import DEFAULT_BASE_URL
 from tskit.widgets._common import Panel, close_later, field_layout, field_style, plain_words
 from tskit.widgets._elements import SecretField
@@ -59,8 +60,6 @@ class LoginPanel(Panel):
 
         The previous connection, if any, is closed once the new one is made.
         """
-        import tskit
-
         if self.busy:
             return
         empty = self._empty()

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+import tskit
 from tskit import _validate as check
 from tskit._errors import ValidationError
-from tskit._models import SERVICE_CATALOGUE, Callback
+from tskit._models import SERVICE_CATALOGUE
 from tskit._secret import Secret
+from tskit.ops.preflight import check_register
 from tskit.widgets._common import (
     Panel,
     close_later,
@@ -69,16 +71,8 @@ def audit_warnings(
     Serious (high) ones, such as a private address ThingSpace cannot reach, need a confirmation
     before anything is sent; a port the user chose to allow is not asked about twice.
     """
-    from tskit.audit._rules import DEFAULT_RULES, AuditContext, Severity, run_rules
-
-    callback = Callback(account, service, url, username, Secret("set" if has_password else ""))
-    findings = [
-        f
-        for f in run_rules(account, [callback], DEFAULT_RULES, AuditContext())
-        if not (any_port and f.rule == "port-not-allowed")
-    ]
-    serious = [f.detail for f in findings if f.severity >= Severity.HIGH]
-    return serious, [f.detail for f in findings if f.severity == Severity.MEDIUM]
+    found = check_register(account, service, url, username=username, has_password=has_password, allow_any_port=any_port)
+    return [f.detail for f in found.serious], [f.detail for f in found.warnings]
 
 
 class CallbackManager(Panel):
@@ -104,8 +98,6 @@ class CallbackManager(Panel):
     def __init__(self, ts: ThingSpace | None = None, *, accounts: Sequence[str] | None = None) -> None:
         self._owns_ts = ts is None  # a connection it made itself, it also closes
         if ts is None:
-            import tskit
-
             ts = tskit.connect()
         self.ts = ts
         self.frame: pd.DataFrame | None = None

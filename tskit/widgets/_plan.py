@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from tskit.state._display import plural, result_html
-from tskit.widgets._common import Panel, Progress, download_link, row
+import tskit
+from tskit.state import MAX_PLAN_AGE, as_desired
+from tskit.widgets._common import Panel, Progress, download_link, plural, row
 from tskit.widgets._manager import connection_badge
 
 if TYPE_CHECKING:
@@ -46,13 +47,9 @@ class PlanView(Panel):
         journal: str | os.PathLike[str] | None = None,
     ) -> None:
         if ts is None:
-            import tskit
-
             ts = tskit.connect()
         if desired is None:
             raise TypeError("PlanView needs a desired state: a DesiredState, a mapping or a TOML file")
-        from tskit.state import as_desired
-
         self.ts = ts
         # A file is read again at each plan (it, or its variables, may have been edited since).
         self.path = desired if isinstance(desired, str | os.PathLike) else None
@@ -108,8 +105,6 @@ class PlanView(Panel):
 
     async def _plan(self) -> Plan:
         if self.path is not None:
-            from tskit.state import as_desired
-
             self.desired = as_desired(self.path)
         return await self.ts.aplan(self.desired, prune=self.prune, progress=False)
 
@@ -138,8 +133,6 @@ class PlanView(Panel):
         self.progress.layout.display = None
 
         async def apply() -> None:
-            from tskit.state import MAX_PLAN_AGE
-
             current = plan
             if current.age > MAX_PLAN_AGE:  # stale: plan again rather than refuse, and say so
                 self.note("the plan was stale: planning again before applying")
@@ -151,7 +144,7 @@ class PlanView(Panel):
                     return
             result = await current.aapply(journal=self.journal, progress=False, on_progress=self.progress.show)
             self.result = result
-            self.outcomes.value = result_html(result, journal=False)
+            self.outcomes.value = result.html(journal=False)
             self._offer_journal(result)
             self.plan = await self._plan()
             self.table.value = self.plan._repr_html_()
