@@ -22,3 +22,27 @@ def is_documentation_name(host: str) -> bool:
     """Whether a host name is reserved for documentation or testing (example.com, *.test, ...)."""
     host = host.lower().rstrip(".")
     return host in DOCUMENTATION_NAMES or host.endswith(RESERVED_SUFFIXES)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host is this machine: the one rule tskit has for "loopback".
+
+    ``localhost`` and every name under ``.localhost`` (RFC 6761: they resolve to loopback, and
+    never through DNS), and loopback addresses: ``127.0.0.0/8``, ``::1``, and IPv4 loopback mapped
+    into IPv6 (``::ffff:127.0.0.1``). Case, a trailing dot, IPv6 brackets and an IPv6 zone are
+    ignored. Anything else, an empty host, or a short form such as ``127.1`` is not loopback.
+
+    Args:
+        host: A host name or address, e.g. ``urlsplit(url).hostname``.
+    """
+    name = host.strip().lower().removeprefix("[").removesuffix("]")
+    name = name[:-1] if name.endswith(".") and not name.endswith("..") else name
+    if name == "localhost" or (name.endswith(".localhost") and not name.startswith(".")):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
+from tskit._addresses import is_loopback_host
 from tskit._errors import ConfigurationError, ValidationError
 from tskit._secret import Secret
 from tskit._validate import plain_text
@@ -97,15 +97,6 @@ class Credentials:
         return (self.client_secret.reveal(), self.password.reveal(), self.basic_authorization())
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def base_url(value: str | None = None, environ: Mapping[str, str] | None = None) -> str:
     """Check and normalise the ThingSpace host root (``THINGSPACE_BASE_URL``).
 
@@ -128,7 +119,7 @@ def base_url(value: str | None = None, environ: Mapping[str, str] | None = None)
         ) from None
     if parts.scheme not in ("http", "https") or not host:
         raise ConfigurationError("base_url", f"{text!r} is not an http(s) URL", "e.g. https://thingspace.verizon.com")
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback_host(host):
         raise ConfigurationError(
             "base_url", f"{text!r} would send credentials in clear text", "use https, or http only on 127.0.0.1"
         )

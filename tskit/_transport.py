@@ -15,23 +15,14 @@ aiohttp underneath (``benchmarks/README.md``). Three choices are made here, in o
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import httpx2
 
+from tskit._addresses import is_loopback_host
 from tskit._errors import ConfigurationError, RequestTimeout, TransportError
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def make_client(
@@ -58,7 +49,7 @@ def make_client(
     # A loopback base URL never goes through a proxy: the environment's proxies are not even read.
     # Otherwise, with transport=None, httpx2 builds its pool from ``limits`` (``retries=0``, its
     # default: no resend) and reads the proxies of the environment, as it documents.
-    trust_env = transport is not None or not _is_loopback(host)
+    trust_env = transport is not None or not is_loopback_host(host)
     try:
         return httpx2.AsyncClient(
             base_url=base_url,

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
+from tskit._addresses import is_loopback_host
 from tskit._models import SERVICE_CATALOGUE
 from tskit._serving import lifespan, read_body
 from tskit.listener._checks import BadMessage, check, parse
@@ -63,13 +63,6 @@ async def _answer(
         headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _bytes(text: str) -> bytes:
@@ -167,7 +160,7 @@ class ListenerApp:
         permitted = allowed(client[0] if client else None, self.allow_from)
         # health checks from this machine pass the allowlist: a monitor runs next to the listener
         health = scope["method"] == "GET" and scope["path"] in ("/health", "/healthz")
-        if health and (permitted or _loopback(peer)):
+        if health and (permitted or is_loopback_host(peer)):
             problem = self.store.problem  # no paths nor database texts: those are in the log
             if problem:
                 await _answer(send, 503, {"status": "failed", "error": problem})

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from tskit import _validate as check
+from tskit._addresses import is_loopback_host
 from tskit._errors import ThingSpaceError, ValidationError
 from tskit._fingerprint import fingerprint, load_key
 from tskit._frames import frame
@@ -149,20 +149,9 @@ def service_list(services: Iterable[str] | str | None, *, allow_unknown: bool) -
         raise ValidationError("services", exc.problem, exc.allowed) from None
 
 
-def _on_loopback(url: str) -> bool:
-    """Whether a URL's host is this machine: a clear-text password there never crosses a network."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _clear_text(url: str) -> bool:
     """Whether a password sent to this listener would cross a network in clear text."""
-    return urlsplit(url).scheme.lower() != "https" and not _on_loopback(url)
+    return urlsplit(url).scheme.lower() != "https" and not is_loopback_host(urlsplit(url).hostname or "")
 
 
 def _references(desired: DesiredState | None, rotated: Iterable[tuple[str, str]]) -> tuple[list[str], int]:
