@@ -26,7 +26,6 @@ ENV_VARS: Final[Mapping[str, str]] = {
 BASE_URL_ENV: Final = "THINGSPACE_BASE_URL"
 
 TOKEN_PATH: Final = "/api/ts/v1/oauth2/token"
-REVOKE_PATH: Final = "/api/ts/v1/oauth2/revoke"
 LOGIN_PATH: Final = "/api/m2m/v1/session/login"
 LOGOUT_PATH: Final = "/api/m2m/v1/session/logout"
 CALLBACKS_PATH: Final = "/api/m2m/v1/callbacks/{account}"
