@@ -94,6 +94,8 @@ def build() -> Graph:
                 graph.names[name].update(targets[1:])
             if _in_function(node, parents):
                 graph.local[name].append((node.lineno, targets[0]))
+                # `from tskit import _a` in a function imports the module tskit._a: an arrow of the graph too
+                graph.local[name] += [(node.lineno, t) for t in targets[1:] if t in graph.modules and t != name]
                 continue
             for target in targets:
                 if target in graph.modules and target != name:

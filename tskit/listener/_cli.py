@@ -12,7 +12,9 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from tskit.listener._listener import Listener, NoAuthWarning
 from tskit.listener._sources import VERIZON_SOURCE_ADDRESSES
+from tskit.listener._store import StoreOpenError
 
 DEFAULT_STORE = "tskit-listener/callbacks.db"
 
@@ -168,7 +170,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, password: str | None, previous: str | None) -> int:
     from tskit.cli import UsageError
-    from tskit.listener import Listener, NoAuthWarning, StoreOpenError
 
     try:
         with warnings.catch_warnings():  # --no-auth printed its own warning above

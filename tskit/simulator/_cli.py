@@ -12,6 +12,10 @@ import sys
 from pathlib import Path
 
 from tskit.simulator._config import SimulatorConfig
+from tskit.simulator._core import Simulator
+from tskit.simulator._demo import seed_fleet
+from tskit.simulator._faults import Faults
+from tskit.simulator._server import SimulatorServer
 
 _DEFAULTS = SimulatorConfig()
 
@@ -160,8 +164,6 @@ def config_from(args: argparse.Namespace) -> SimulatorConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Serve the simulator in the foreground until Ctrl-C."""
-    from tskit.simulator import Faults, Simulator, SimulatorServer, seed_fleet
-
     faults = Faults(
         latency=args.latency,
         error_rate=args.error_rate,
