@@ -7,6 +7,8 @@ empty listing.
 from __future__ import annotations
 
 import asyncio
+import logging
+import traceback
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -18,6 +20,8 @@ from tskit.ops.progress import progress_bar
 
 if TYPE_CHECKING:
     from tskit._client import ThingSpaceClient
+
+logger = logging.getLogger("tskit")
 
 #: The columns of a frame of :class:`AccountError`.
 ERROR_COLUMNS: Final = ("account_name", "error", "status_code", "error_code", "message")
@@ -95,6 +99,7 @@ async def read_accounts(
             except ThingSpaceError as exc:  # one account's failure never stops the others
                 failed[name] = exc
             except Exception as exc:  # a tskit bug too: keep the others; its text may hold a secret
+                _log_unexpected(name, exc)
                 failed[name] = ThingSpaceError(f"reading it failed unexpectedly ({type(exc).__name__})")
             else:
                 if on_read is not None:
@@ -122,6 +127,12 @@ async def read_accounts(
     if stopped:
         raise stopped[0]
     return found, failed
+
+
+def _log_unexpected(name: str, exc: Exception) -> None:
+    """Log where an unexpected error arose: its type and traceback, not its text (it may hold a secret)."""
+    where = "".join(traceback.format_tb(exc.__traceback__))
+    logger.error("reading %s failed unexpectedly (%s); traceback:\n%s", name, type(exc).__qualname__, where)
 
 
 class _Stopped(Exception):
