@@ -341,7 +341,10 @@ async def apply_plan(
     lock_wait: float = LOCK_WAIT,
     on_wait: Callable[[str, Holder | None], None] | None = None,
 ) -> ApplyResult:
-    """Carry out a plan's steps, at most ``concurrency`` at once; see :meth:`Plan.apply`.
+    """Carry out a plan's steps through ``client``, at most ``concurrency`` at once; see :meth:`Plan.apply`.
+
+    The plan is data (what to change, what each listener held when planned); the client does the
+    sending, its retries and the confirmation of a lost answer by listing.
 
     The journal is held first (refused at once when another apply holds it), then the lock of
     every account with a step or something to settle, in sorted order, waiting at most
