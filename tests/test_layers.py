@@ -63,3 +63,35 @@ def test_the_checker_sees_a_cycle_a_reach_in_and_a_local_import(tmp_path, monkey
     assert layers.cycles(graph) == [["tskit._a", "tskit._b"]]
     assert "tskit.inner._x -> tskit.other._y" in layers.reach_ins(graph)
     assert layers.local_imports(graph) == ["tskit/_b.py:2: tskit", "tskit/_b.py:2: tskit._a"]
+
+
+def _imports(module: str) -> set[str]:
+    """Every tskit module or name ``module`` imports, at any level (outside ``if TYPE_CHECKING``)."""
+    return GRAPH.top[module] | {t for _, t in GRAPH.local[module]} | GRAPH.names[module]
+
+
+def test_the_widgets_reach_the_network_only_through_the_facade() -> None:
+    below = ("tskit._runner", "tskit._runtime", "tskit._transport", "tskit._client", "tskit._auth", "tskit._session")
+    found = {
+        m: sorted(t for t in _imports(m) if t.startswith(below)) for m in GRAPH.modules if m.startswith("tskit.widgets")
+    }
+    assert {m: t for m, t in found.items() if t} == {}
+
+
+def test_the_core_imports_nothing_built_on_it() -> None:
+    core = [
+        m
+        for m in GRAPH.modules
+        if m.count(".") == 1 and m.split(".")[1].startswith("_") and m not in ("tskit._facade", "tskit.__main__")
+    ]
+    above = (
+        "tskit.audit",
+        "tskit.state",
+        "tskit.widgets",
+        "tskit.simulator",
+        "tskit.listener",
+        "tskit.ops",
+        "tskit.cli",
+    )
+    found = {m: sorted(t for t in _imports(m) if t.startswith(above)) for m in core}
+    assert {m: t for m, t in found.items() if t} == {}
