@@ -12,12 +12,15 @@ from tskit.audit._audit import (
     AccountError,
     Audit,
     AuditRecord,
+    account_lines,
     account_list,
     check_concurrency,
     read_accounts,
     read_accounts_file,
     run_audit,
 )
+from tskit.audit._display import text_summary
+from tskit.audit._progress import close_open_bars
 from tskit.audit._rules import (
     DEFAULT_RULES,
     AuditContext,
@@ -32,9 +35,11 @@ from tskit.audit._rules import (
     no_credentials,
     not_https,
     port_not_allowed,
+    run_rules,
     unknown_service,
     unreachable_host,
 )
+from tskit.audit._snapshot import document as snapshot_document
 
 __all__ = [
     "DEFAULT_RULES",
@@ -48,9 +53,11 @@ __all__ = [
     "Rule",
     "Severity",
     "SharedUrl",
+    "account_lines",
     "account_list",
     "callback_rule",
     "check_concurrency",
+    "close_open_bars",
     "credentials_over_http",
     "no_credentials",
     "not_https",
@@ -58,6 +65,9 @@ __all__ = [
     "read_accounts",
     "read_accounts_file",
     "run_audit",
+    "run_rules",
+    "snapshot_document",
+    "text_summary",
     "unknown_service",
     "unreachable_host",
 ]
