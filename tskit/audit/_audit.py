@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import traceback
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from tskit._client import ThingSpaceClient
+
+log = logging.getLogger(__name__)
 
 FINDING_COLUMNS = ("account_name", "service_name", "rule", "severity", "detail")
 ERROR_COLUMNS = ("account_name", "error", "status_code", "error_code", "message")
@@ -320,6 +324,7 @@ async def read_accounts(
             except ThingSpaceError as exc:  # one account's failure never stops the others
                 failed[name] = exc
             except Exception as exc:  # a tskit bug too: keep the others; its text may hold a secret
+                log.error("reading %s failed unexpectedly: %s", name, _where(exc))
                 failed[name] = ThingSpaceError(f"reading it failed unexpectedly ({type(exc).__name__})")
             else:
                 if on_read is not None:
@@ -347,6 +352,12 @@ async def read_accounts(
     if stopped:
         raise stopped[0]
     return found, failed
+
+
+def _where(exc: BaseException) -> str:
+    """An unexpected error's traceback for the log: where it was raised, and its type, never its text (a secret?)."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    return f"{type(exc).__module__}.{type(exc).__qualname__} (its text is not logged)\nTraceback:\n{frames}"
 
 
 class _Stopped(Exception):
