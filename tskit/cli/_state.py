@@ -48,10 +48,10 @@ def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
 
 
-def _connect(args: argparse.Namespace) -> ThingSpace:
-    """The connection of a command that changes listeners, said when it is the embedded simulator."""
+def _connect_to_change(args: argparse.Namespace) -> ThingSpace:
+    """The connection of apply or rotate, which change listeners: said when it is the embedded simulator."""
     ts = common.connect(args)
-    if ts.simulator is not None and args.command in ("apply", "rotate"):
+    if ts.simulator is not None:
         print(EMBEDDED_NOTICE, file=sys.stderr)
     return ts
 
@@ -161,7 +161,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     """Plan, show the plan, ask (on a terminal), apply; exit 1 if any step failed."""
     check_concurrency(args.concurrency)  # before connecting, as every option
     journal = _journal(args)
-    with _connect(args) as ts:
+    with _connect_to_change(args) as ts:
         while True:
             plan = _plan(ts, args)
             _show_plan(plan)
@@ -249,7 +249,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         check.service_name(service, allow_unknown=args.allow_unknown_service)
     if not args.yes and not sys.stdin.isatty():
         _confirm(args, "")  # no terminal to ask on: refused before anything is read
-    with _connect(args) as ts:
+    with _connect_to_change(args) as ts:
         which = ", ".join(services) if services else "every service"
 
         def confirm(moving: list[tuple[str, str, str]]) -> bool:
