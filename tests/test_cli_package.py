@@ -154,3 +154,16 @@ def test_apply_with_nothing_to_change_closes_its_connection(
     assert main(["apply", str(exported), "--yes", "--no-progress"]) == 0
     assert "Nothing to change" in capsys.readouterr().out
     assert len(connections.made) == 2 and connections.closed == connections.made
+
+
+def test_the_cli_package_keeps_to_its_layer() -> None:
+    """No cycle through tskit/cli/, no other package's private names, small modules, imports at module level."""
+    from tests import layers
+
+    graph = layers.build()
+    assert [cycle for cycle in layers.cycles(graph) if any(m.startswith("tskit.cli") for m in cycle)] == []
+    assert [r for r in layers.reach_ins(graph) if r.startswith("tskit.cli") or "-> tskit.cli." in r] == []
+    assert [r for r in layers.oversized() if r.startswith("tskit/cli/")] == []
+    # the error words keep their one import inside a function until they are rendered from the errors' fields
+    local = [r for r in layers.local_imports(graph) if r.startswith("tskit/cli/") and "_words.py" not in r]
+    assert local == []
