@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import httpx2
@@ -13,7 +14,7 @@ import tskit
 from tests.conftest import FakeClock, make_client
 from tests.timing import growth
 from tskit._frames import concat
-from tskit.audit import Audit, Severity, run_audit
+from tskit.audit import Audit, Severity, read_accounts, run_audit
 from tskit.ops import account_list
 from tskit.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, Fault, Simulator
 from tskit.simulator._faults import fault_reply
@@ -55,6 +56,33 @@ async def test_an_unexpected_error_for_one_account_keeps_the_others(sim: Simulat
     errors = {e.account_name: e for e in audit.error_list}
     assert "nested too deeply" in errors[names[1]].message
     assert errors[names[2]].message == "reading it failed unexpectedly (RuntimeError)"
+
+
+async def test_an_unexpected_error_is_logged_with_its_traceback_but_not_its_text(
+    sim: Simulator, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = fleet(sim, 2)
+    secret = "-".join(["listener", "secret", "in", "a", "bug"])  # built here: not in the source line logged
+
+    async with make_client(sim, clock) as client:
+        listing = client.listing
+
+        async def a_bug_deep_inside(account: str, **kwargs: Any) -> tskit.Listing:
+            if account == names[1]:
+                raise KeyError(f"quotes {secret}")
+            return await listing(account, **kwargs)
+
+        client.listing = a_bug_deep_inside  # type: ignore[method-assign,assignment]
+        with caplog.at_level(logging.ERROR, logger="tskit"):
+            found, failed = await read_accounts(client, names, progress=False)
+    assert list(found) == [names[0]] and str(failed[names[1]]) == "reading it failed unexpectedly (KeyError)"
+    [record] = [r for r in caplog.records if names[1] in r.getMessage()]
+    logged = record.getMessage()
+    assert record.levelno == logging.ERROR and "builtins.KeyError" in logged
+    # the traceback: the frame that raised it, with its file and line
+    assert "a_bug_deep_inside" in logged and "test_audit.py" in logged
+    assert 'raise KeyError(f"quotes {secret}")' in logged
+    assert secret not in caplog.text
 
 
 def test_audit_of_the_demo_accounts(ts: tskit.ThingSpace) -> None:

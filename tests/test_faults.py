@@ -564,9 +564,11 @@ def test_cli_refuses_arguments_that_are_not_utf8(sim: Simulator, tmp_path: Path)
 @pytest.fixture
 def cli_with(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> Simulator:
     """The tskit command, run in this process against ``sim`` without retries."""
-    from tskit import cli
+    from tskit.cli import _common
 
-    monkeypatch.setattr(cli, "_connect", lambda args: tskit.connect(simulator=sim, retry=tskit.RetryPolicy(attempts=1)))
+    monkeypatch.setattr(
+        _common, "connect", lambda args: tskit.connect(simulator=sim, retry=tskit.RetryPolicy(attempts=1))
+    )
     return sim
 
 

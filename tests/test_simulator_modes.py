@@ -209,7 +209,7 @@ def test_the_simulators_facts_agree_with_the_clients_today() -> None:
 
 def test_config_defaults_are_the_command_lines() -> None:
     from tskit.cli import build_parser
-    from tskit.simulator._cli import config_from
+    from tskit.cli._simulator import config_from
 
     args = build_parser().parse_args(["simulator"])
     assert config_from(args) == SimulatorConfig()

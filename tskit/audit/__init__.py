@@ -9,6 +9,7 @@ Examples:
 """
 
 from tskit.audit._audit import Audit, run_audit
+from tskit.audit._display import text_summary
 from tskit.audit._records import AuditRecord
 from tskit.audit._rules import (
     DEFAULT_RULES,
@@ -28,7 +29,16 @@ from tskit.audit._rules import (
     unknown_service,
     unreachable_host,
 )
-from tskit.ops import AccountError, account_list, check_concurrency, read_accounts, read_accounts_file
+from tskit.audit._snapshot import document as snapshot_document
+from tskit.ops import (
+    AccountError,
+    account_lines,
+    account_list,
+    check_concurrency,
+    close_open_bars,
+    read_accounts,
+    read_accounts_file,
+)
 
 __all__ = [
     "DEFAULT_RULES",
@@ -42,9 +52,11 @@ __all__ = [
     "Rule",
     "Severity",
     "SharedUrl",
+    "account_lines",
     "account_list",
     "callback_rule",
     "check_concurrency",
+    "close_open_bars",
     "credentials_over_http",
     "no_credentials",
     "not_https",
@@ -53,6 +65,8 @@ __all__ = [
     "read_accounts_file",
     "run_audit",
     "run_rules",
+    "snapshot_document",
+    "text_summary",
     "unknown_service",
     "unreachable_host",
 ]

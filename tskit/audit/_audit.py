@@ -20,7 +20,6 @@ from tskit.audit._rules import DEFAULT_RULES, AuditContext, Finding, Rule, Sever
 from tskit.audit._snapshot import document
 from tskit.audit._snapshot import load as load_snapshot
 from tskit.audit._snapshot import save as save_snapshot
-from tskit.ops.accounts import account_lines as account_lines  # for the old CLI module
 from tskit.ops.accounts import account_list, check_concurrency
 from tskit.ops.fanout import AccountError, read_accounts
 

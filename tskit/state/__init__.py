@@ -19,7 +19,8 @@ Examples:
 """
 
 from tskit.state._apply import OUTCOME_COLUMNS, ApplyResult, Outcome, apply_plan
-from tskit.state._export import ExportError, PartialExportWarning, export_state
+from tskit.state._display import plan_text, result_text
+from tskit.state._export import ExportError, PartialExportWarning, export_state, unread_text
 from tskit.state._files import FileError
 from tskit.state._journal import JOURNAL_COLUMNS, Journal, JournalError, JournalProblem
 from tskit.state._lock import LOCK_WAIT, AccountLockedError, Holder
@@ -57,5 +58,8 @@ __all__ = [
     "as_desired",
     "export_state",
     "make_plan",
+    "plan_text",
+    "result_text",
     "rotate",
+    "unread_text",
 ]

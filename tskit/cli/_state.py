@@ -7,24 +7,30 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from tskit.cli import (
-    EMBEDDED_NOTICE,
-    EXIT_UNREADABLE,
-    UsageError,
-    _accounts,
-    _add_accounts,
-    _add_backend,
-    _connect,
-    cli_words,
+import tskit.cli._common as common
+from tskit import ThingSpace, ThingSpaceError
+from tskit import _validate as check
+from tskit.cli._common import EMBEDDED_NOTICE, EXIT_UNREADABLE, UsageError, confirm
+from tskit.cli._options import add_accounts, add_backend
+from tskit.cli._words import cli_words
+from tskit.ops import check_concurrency
+from tskit.state import (
+    AccountLockedError,
+    Holder,
+    Journal,
+    JournalError,
+    PartialExportWarning,
+    Plan,
+    RotationDeclined,
+    StalePlanError,
+    plan_text,
+    result_text,
+    unread_text,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from tskit.state import Holder, Journal, Plan
 
 #: ``tskit plan``: Terraform's ``-detailed-exitcode``, so CI can alert on drift.
 EXIT_NO_CHANGES: Final = 0
@@ -42,17 +48,20 @@ def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
 
 
-def _plan(args: argparse.Namespace) -> Plan:
-    ts = _connect(args)
-    if ts.simulator is not None and args.command in ("apply", "rotate"):
+def _connect_to_change(args: argparse.Namespace) -> ThingSpace:
+    """The connection of apply or rotate, which change listeners: said when it is the embedded simulator."""
+    ts = common.connect(args)
+    if ts.simulator is not None:
         print(EMBEDDED_NOTICE, file=sys.stderr)
+    return ts
+
+
+def _plan(ts: ThingSpace, args: argparse.Namespace) -> Plan:
     return ts.plan(args.file, prune=args.prune, concurrency=args.concurrency, progress=_progress(args))
 
 
 def _journal(args: argparse.Namespace) -> Journal | None:
     """The --journal file, checked before anything is read or sent."""
-    from tskit.state import Journal
-
     return Journal.for_writing(args.journal) if args.journal else None
 
 
@@ -76,13 +85,12 @@ def _failure(args: argparse.Namespace, error: Exception) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write what the accounts hold as a desired-state TOML file (stdout or --output)."""
-    from tskit.state._export import PartialExportWarning, unread_text
-
-    names = _accounts(args)
+    check_concurrency(args.concurrency)  # before connecting, as every option
+    names = common.accounts(args)
     try:
         if args.output:
             _check_output(args.output)
-        with _connect(args) as ts, warnings.catch_warnings():
+        with common.connect(args) as ts, warnings.catch_warnings():
             warnings.simplefilter("ignore", PartialExportWarning)  # said below, as a command says it
             state = ts.export(
                 names, concurrency=args.concurrency, progress=_progress(args), allow_partial=args.allow_partial
@@ -115,11 +123,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Show what apply would change; the exit code says whether anything would."""
-    import tskit
-
     try:
-        plan = _plan(args)
-    except (tskit.ThingSpaceError, UsageError) as error:
+        check_concurrency(args.concurrency)  # before connecting, as every option
+        with common.connect(args) as ts:
+            plan = _plan(ts, args)
+    except (ThingSpaceError, UsageError) as error:
         return _failure(args, error)
     if args.format == "json":
         document = {
@@ -139,47 +147,43 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _show_plan(plan: Plan) -> None:
-    from tskit.state._display import plan_text
-
     sys.stdout.write(cli_words(plan_text(plan, cli=True)) + "\n")
 
 
 def _confirm(args: argparse.Namespace, question: str) -> bool:
     """Ask on a terminal, as apply and rotate both do; --yes answers for scripts, and is needed without one."""
-    from tskit.cli import _confirm as ask
-
-    return ask(question, yes=args.yes, no_terminal="--yes is needed when there is no terminal to ask for confirmation")
+    return confirm(
+        question, yes=args.yes, no_terminal="--yes is needed when there is no terminal to ask for confirmation"
+    )
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
     """Plan, show the plan, ask (on a terminal), apply; exit 1 if any step failed."""
-    from tskit.state import StalePlanError
-
+    check_concurrency(args.concurrency)  # before connecting, as every option
     journal = _journal(args)
-    while True:
-        plan = _plan(args)
-        _show_plan(plan)
-        if not plan.has_changes:
-            _close_crashed(args, plan, journal)
-            return EXIT_FAILED if plan.error_list else 0
-        count = len(plan.steps)
-        if not _confirm(args, f"Apply {count} change{'' if count == 1 else 's'} to {plan.source}? [y/N] "):
-            print("Nothing was changed.")
-            return 0
-        try:
-            result = plan.apply(
-                concurrency=args.concurrency,
-                journal=journal,
-                progress=_progress(args),
-                lock_wait=args.lock_wait,
-                on_wait=_waiting(args),
-            )
-        except StalePlanError:
-            print("The plan went stale while waiting for an answer: planning again.", file=sys.stderr)
-            continue
-        break
-    from tskit.state._display import result_text
-
+    with _connect_to_change(args) as ts:
+        while True:
+            plan = _plan(ts, args)
+            _show_plan(plan)
+            if not plan.has_changes:
+                _close_crashed(args, plan, journal)
+                return EXIT_FAILED if plan.error_list else 0
+            count = len(plan.steps)
+            if not _confirm(args, f"Apply {count} change{'' if count == 1 else 's'} to {plan.source}? [y/N] "):
+                print("Nothing was changed.")
+                return 0
+            try:
+                result = plan.apply(
+                    concurrency=args.concurrency,
+                    journal=journal,
+                    progress=_progress(args),
+                    lock_wait=args.lock_wait,
+                    on_wait=_waiting(args),
+                )
+            except StalePlanError:
+                print("The plan went stale while waiting for an answer: planning again.", file=sys.stderr)
+                continue
+            break
     sys.stdout.write(cli_words(result_text(result, cli=True)) + "\n")
     if result.changed_since_plan:
         count = len(result.changed_since_plan)
@@ -205,8 +209,6 @@ def _close_crashed(args: argparse.Namespace, plan: Plan, journal: Journal | None
     An account another run holds now is left to it (that run settles what it finds), and the
     command still exits 0: nothing of this file is left to do.
     """
-    from tskit.state import AccountLockedError, JournalError
-
     try:
         result = plan.apply(journal=journal, progress=False, lock_wait=0)
     except AccountLockedError as busy:
@@ -237,21 +239,17 @@ def _waiting(args: argparse.Namespace) -> Callable[[str, Holder | None], None]:
 
 def cmd_rotate(args: argparse.Namespace) -> int:
     """Move every listener of the accounts to the password in --password-env, verified."""
+    check_concurrency(args.concurrency)  # before connecting, as every option
     if args.password_env not in os.environ:
         raise UsageError(f"--password-env: the variable {args.password_env} is not set")
     services = [s.strip() for s in ",".join(args.services).split(",") if s.strip()] or None
-    names = _accounts(args)
+    names = common.accounts(args)
     journal = _journal(args)
-    from tskit import _validate as check
-    from tskit.state import RotationDeclined
-
     for service in services or ():  # refused before the question, as every input is
         check.service_name(service, allow_unknown=args.allow_unknown_service)
     if not args.yes and not sys.stdin.isatty():
         _confirm(args, "")  # no terminal to ask on: refused before anything is read
-    with _connect(args) as ts:
-        if ts.simulator is not None:
-            print(EMBEDDED_NOTICE, file=sys.stderr)
+    with _connect_to_change(args) as ts:
         which = ", ".join(services) if services else "every service"
 
         def confirm(moving: list[tuple[str, str, str]]) -> bool:
@@ -305,7 +303,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="calls at once (default 16)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_backend(parser)
+    add_backend(parser)
 
 
 def _lock_wait(text: str) -> float:
@@ -338,7 +336,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "Passwords are never written: each one is a fingerprint reference meaning 'keep the password it has'; "
         'replace one by password = { env = "VARIABLE" } to change it.',
     )
-    _add_accounts(export)
+    add_accounts(export)
     export.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     export.add_argument(
         "--allow-partial",
@@ -383,7 +381,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Update every listener of the accounts (or only --services) to the password held by "
         "--password-env, journaled like apply, then read them again and list any still on another password.",
     )
-    _add_accounts(rotate)
+    add_accounts(rotate)
     rotate.add_argument("--password-env", metavar="VAR", required=True, help="variable holding the new password")
     rotate.add_argument(
         "--services", action="append", default=[], metavar="SERVICES", help="only these services, comma-separated"

@@ -1,4 +1,4 @@
-"""The options of ``tskit simulator``, and running it.
+"""``tskit simulator``: its options, and serving the simulator in the foreground.
 
 Every behaviour Verizon does not document is an option here, marked "(simulator's own)" in its
 help, with the same name and default as its :class:`~tskit.simulator.SimulatorConfig` field.
@@ -11,11 +11,8 @@ import math
 import sys
 from pathlib import Path
 
-from tskit.simulator._config import SimulatorConfig
-from tskit.simulator._core import Simulator
-from tskit.simulator._demo import seed_fleet
-from tskit.simulator._faults import Faults
-from tskit.simulator._server import SimulatorServer
+import tskit.simulator as simulators
+from tskit.simulator import Faults, Simulator, SimulatorConfig, seed_fleet
 
 _DEFAULTS = SimulatorConfig()
 
@@ -185,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
                 problem = exc.strerror or exc
                 print(f"tskit simulator: --fleet-file: cannot write {args.fleet_file}: {problem}", file=sys.stderr)
                 return 2
-    server = SimulatorServer(simulator, host=args.host, port=args.port)
+    # looked up only now: the server needs uvicorn, the [server] extra (tskit.simulator imports it on demand)
+    server = simulators.SimulatorServer(simulator, host=args.host, port=args.port)
     try:
         server.bind()
     except OSError as exc:
@@ -200,3 +198,16 @@ def run(args: argparse.Namespace) -> int:
     finally:
         simulator.close()
     return 0
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``simulator`` to the ``tskit`` command."""
+    sim = commands.add_parser(
+        "simulator",
+        help="serve the ThingSpace simulator over HTTP",
+        description="Serve the ThingSpace simulator over HTTP under production's paths "
+        "(/api/ts/v1/oauth2/token, /api/m2m/v1/session/login, /api/m2m/v1/callbacks/...). "
+        "It prints the export lines that point tskit, or any other client, at it.",
+    )
+    add_arguments(sim)
+    sim.set_defaults(func=run)

@@ -1,4 +1,4 @@
-"""The options of ``tskit listen``, and running it."""
+"""``tskit listen``: its options, and running the listener in the foreground."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from tskit.listener._listener import Listener, NoAuthWarning
-from tskit.listener._sources import VERIZON_SOURCE_ADDRESSES
-from tskit.listener._store import StoreOpenError
+from tskit.cli._common import UsageError
+from tskit.listener import VERIZON_SOURCE_ADDRESSES, Listener, NoAuthWarning, StoreOpenError
 
 DEFAULT_STORE = "tskit-listener/callbacks.db"
 
@@ -94,8 +93,6 @@ def _number(text: str) -> float:
 
 
 def _secret(variable: str | None, option: str) -> str | None:
-    from tskit.cli import UsageError
-
     if not variable:
         return None
     value = os.environ.get(variable)
@@ -151,8 +148,6 @@ def _option_wording(message: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tskit listen`` in the foreground until Ctrl-C."""
-    from tskit.cli import UsageError
-
     password = _secret(args.password_env, "--password-env")
     previous = _secret(args.previous_password_env, "--previous-password-env")
     if args.no_auth and (password or args.username):
@@ -169,8 +164,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, password: str | None, previous: str | None) -> int:
-    from tskit.cli import UsageError
-
     try:
         with warnings.catch_warnings():  # --no-auth printed its own warning above
             warnings.simplefilter("ignore", NoAuthWarning)
@@ -215,3 +208,15 @@ def _serve(args: argparse.Namespace, password: str | None, previous: str | None)
     sys.stdout.flush()  # the start-up lines show at once, even in a pipe (`| tee`)
     listener.serve_forever()
     return 0
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``listen`` to the ``tskit`` command."""
+    listen = commands.add_parser(
+        "listen",
+        help="run a callback listener that stores every ThingSpace message in SQLite",
+        description="Accept ThingSpace's callback POSTs, check the username and password inside each "
+        "body, store each message in SQLite before answering 200, count redeliveries once.",
+    )
+    add_arguments(listen)
+    listen.set_defaults(func=run)
