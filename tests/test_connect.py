@@ -60,12 +60,15 @@ def test_incomplete_environment_names_what_is_missing(monkeypatch: pytest.Monkey
     monkeypatch.setenv("THINGSPACE_PASSWORD", "pw")
     with pytest.raises(tskit.ConfigurationError) as caught:
         tskit.connect()
-    assert "THINGSPACE_CLIENT_SECRET, THINGSPACE_USERNAME not set" in str(caught.value)
+    assert (caught.value.field, caught.value.reason) == ("credentials", tskit.Reason.MISSING_CREDENTIALS)
+    assert caught.value.problem.startswith("THINGSPACE_CLIENT_SECRET, THINGSPACE_USERNAME not set")
 
 
 def test_incomplete_arguments_name_the_field() -> None:
-    with pytest.raises(tskit.ConfigurationError, match="client_secret: is missing"):
+    with pytest.raises(tskit.ConfigurationError) as caught:
         tskit.connect(client_id="a", username="u", password="p")
+    assert (caught.value.field, caught.value.reason) == ("client_secret", tskit.Reason.MISSING_CREDENTIALS)
+    assert caught.value.remedy == tskit.Remedy("set-variable", option="THINGSPACE_CLIENT_SECRET")
 
 
 @pytest.mark.parametrize(
@@ -78,8 +81,10 @@ def test_incomplete_arguments_name_the_field() -> None:
     ],
 )
 def test_bad_base_url(url: str, words: str) -> None:
-    with pytest.raises(tskit.ConfigurationError, match=words):
+    with pytest.raises(tskit.ConfigurationError) as caught:
         connect_real(url)
+    assert (caught.value.field, caught.value.reason) == ("base_url", tskit.Reason.INVALID_VALUE)
+    assert words in caught.value.problem and ":p@" not in str(caught.value)
 
 
 def test_http_allowed_on_loopback_only() -> None:

@@ -112,8 +112,26 @@ async def test_outcome_unknown_when_the_listing_fails_too(sim: Simulator, clock:
         sim.faults.scripted.extend([Fault(drop="after", operations=("register",)), Fault(status=503)])
         with pytest.raises(tskit.TransportError) as caught:
             await client.register_callback(EMPTY, "CarrierService", URL)
+    assert caught.value.may_have_applied and caught.value.reason == tskit.Reason.NOT_REACHED
     assert any("outcome is unknown" in note for note in caught.value.__notes__)
     assert sim.count("register") == 1
+
+
+async def test_a_refused_register_has_not_applied(client: tskit.ThingSpaceClient, sim: Simulator) -> None:
+    await client.list_callbacks(EMPTY)
+    sim.faults.scripted.append(Fault(status=400, operations=("register",)))
+    with pytest.raises(tskit.ApiError) as caught:
+        await client.register_callback(EMPTY, "CarrierService", URL)
+    assert (caught.value.reason, caught.value.may_have_applied) == (tskit.Reason.API_ERROR, False)
+
+
+async def test_a_register_no_listing_shows_may_have_applied(sim: Simulator, clock: FakeClock) -> None:
+    async with make_client(sim, clock, retry=tskit.RetryPolicy(attempts=1)) as client:
+        await client.list_callbacks(EMPTY)
+        sim.faults.scripted.append(Fault(status=500, operations=("register",)))
+        with pytest.raises(tskit.ApiError) as caught:
+            await client.register_callback(EMPTY, "CarrierService", URL)
+    assert caught.value.may_have_applied and caught.value.status_code == 500
 
 
 async def test_register_is_not_retried_without_a_policy(sim: Simulator, clock: FakeClock) -> None:

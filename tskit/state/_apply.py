@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from tskit._errors import ApiError, RateLimitError, ThingSpaceError, UncertainListingError
+from tskit._errors import ApiError, RateLimitError, Reason, ThingSpaceError, UncertainListingError
 from tskit._models import CallbackActionResult
 from tskit._refusals import server
 from tskit._secret import Secret
@@ -33,11 +33,15 @@ _NO_PASSWORD: Final = Secret("")  # a step read back from a journal, which holds
 
 
 class StalePlanError(ThingSpaceError):
-    """A plan too old to apply: ThingSpace may hold something else by now. Nothing was sent."""
+    """A plan too old to apply: ThingSpace may hold something else by now. Nothing was sent (``"stale-plan"``)."""
+
+    reason: str = Reason.STALE_PLAN
 
 
 class PlanUsedError(StalePlanError):
-    """A plan already applied (re-running a cell, say): plan again. Nothing was sent."""
+    """A plan already applied (re-running a cell, say): plan again. Nothing was sent (``"plan-used"``)."""
+
+    reason: str = Reason.PLAN_USED
 
 
 @dataclass(frozen=True, slots=True)

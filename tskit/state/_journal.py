@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from tskit._errors import ThingSpaceError
+from tskit._errors import FileReason, Reason, ThingSpaceError
 from tskit.state._files import FileError, json_too_deep, read_regular
 from tskit.state._outcomes import OUTCOMES
 
@@ -74,9 +74,9 @@ class JournalError(ThingSpaceError):
 
     Attributes:
         path: The journal file.
-        reason: What is wrong, as a stable word: ``missing``, ``not-a-file``, ``too-large``,
-            ``unreadable``, ``not-a-journal``, ``in-use``, ``disk-full``, ``unwritable``, or a
-            line's problem (``too-deep``, ``wrong-type``, ...).
+        reason: What is wrong, as a stable :class:`~tskit.FileReason`: ``missing``, ``not-a-file``,
+            ``too-large``, ``unreadable``, ``not-a-journal``, ``in-use``, ``disk-full``, ``unwritable``,
+            or a line's problem (``too-deep``, ``wrong-type``, ...).
         line: The line (from 1) it is about, or ``None``.
         field: The field of that line, or ``""``.
     """
@@ -92,7 +92,7 @@ class JournalError(ThingSpaceError):
     ) -> None:
         super().__init__(message)
         self.path = os.fspath(path)
-        self.reason = reason
+        self.reason = FileReason(reason) if reason else Reason.ERROR
         self.line = line
         self.field = field
 
@@ -104,7 +104,7 @@ class JournalProblem:
     Attributes:
         line: The line number, from 1.
         field: The field at fault, or ``""`` for the whole line.
-        reason: A stable word: ``torn`` (not JSON: a crash cut it short, or damage),
+        reason: A stable :class:`~tskit.FileReason`: ``torn`` (not JSON: a crash cut it short, or damage),
             ``too-deep``, ``line-too-long``, ``not-an-event``, ``wrong-type``, ``not-utf8``.
         problem: The same in plain words.
     """
@@ -339,7 +339,7 @@ def _entry(number: int, data: bytes, problems: list[JournalProblem]) -> dict[str
     """The entry of one line, or ``None`` with its problem added: no parser sees an unbounded line."""
 
     def skip(reason: str, problem: str, field: str = "") -> None:
-        problems.append(JournalProblem(number, field, reason, problem))
+        problems.append(JournalProblem(number, field, FileReason(reason), problem))
 
     if len(data) > MAX_LINE:
         skip("line-too-long", f"is longer than {MAX_LINE // 1024} KB")
