@@ -106,8 +106,10 @@ def test_references_refuse_empty_variables_and_never_echo_what_may_be_a_password
 def test_a_file_named_like_a_mapping_still_refuses_passwords_as_text(tmp_path: Path) -> None:
     path = tmp_path / "<mapping>"
     path.write_text(f'["{A1}".CarrierService]\nurl = "https://l.example.com/c"\npassword = "plain-text"\n')
-    with pytest.raises(tskit.ValidationError, match="never holds a password"):
+    with pytest.raises(tskit.ValidationError) as caught:
         DesiredState.load(path)
+    assert caught.value.field.endswith("[0000123456-00001.CarrierService] password")
+    assert "plain-text" not in str(caught.value)
 
 
 def test_a_desired_state_file_over_16_mb_is_refused(tmp_path: Path) -> None:
@@ -344,8 +346,9 @@ def test_a_fingerprint_that_no_longer_matches_is_an_error_not_a_guess(ts: tskit.
 
 def test_fingerprints_of_another_key_are_refused(ts: tskit.ThingSpace) -> None:
     state = ts.export([A1], progress=False)
-    with pytest.raises(tskit.ValidationError, match="fingerprint_key_id"):
+    with pytest.raises(tskit.ValidationError) as caught:
         ts.plan(state, progress=False, fingerprint_key="another key of 16+ bytes")
+    assert caught.value.field.endswith("fingerprint_key_id")
 
 
 # -- rotation ------------------------------------------------------------------------------------------
@@ -402,8 +405,9 @@ def test_rotation_run_again_keeps_the_listener_accepting_the_old_password(
         sim.faults.scripted.append(Fault(status=400, operations=("register",)))
         assert not ts.rotate_password(A3, new_password=NEW_PW, listener=listener, journal=tmp_path / "r.jsonl").ok
         assert set(listener.app.passwords) == {NEW_PW.encode(), b"other-pw", b"old-pw"}
-    with pytest.raises(tskit.ValidationError, match="listener: is stopped"):
+    with pytest.raises(tskit.ValidationError) as caught:
         ts.rotate_password(A3, new_password=NEW_PW, listener=listener)
+    assert caught.value.field == "listener" and caught.value.problem.startswith("is stopped")
 
 
 def test_rotation_checks_services_and_says_when_nothing_matched(ts: tskit.ThingSpace, sim: Simulator) -> None:

@@ -166,6 +166,7 @@ ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "wait": "wait `seconds`",
         "longer-timeout": "allow the call more time",
         "plan-again": "make a new plan",
+        "new-journal": "start a new journal (another path)",
         "run-again": "run the same again later",
     }
 )
@@ -245,6 +246,7 @@ PYTHON_WORDS: Final = Vocabulary(
         "wait": "wait {seconds} s",
         "longer-timeout": "allow a longer timeout",
         "plan-again": "plan again",
+        "new-journal": "start a new journal (journal=)",
         "run-again": "run again later",
     },
     lists={"services": "tskit.SERVICE_CATALOGUE"},

@@ -74,6 +74,7 @@ _ACTIONS = {
     "wait": "wait {seconds} s",
     "longer-timeout": "allow a longer --timeout",
     "plan-again": "run `tskit plan` again",
+    "new-journal": "start a new journal (--journal)",
     "run-again": "run again later",
 }
 _LISTS = {"services": "the services `tskit services` lists"}
@@ -457,7 +458,11 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         if errors and len(errors) == len(audit.accounts) and all(e.error == "AuthenticationError" for e in errors):
             # Not one account was read because the login failed: say that once, not once per account.
             refused = ts.client.auth.refused
-            raise tskit.ThingSpaceError(str(refused) if refused else f"the login failed: {errors[0].message}")
+            if refused is None:
+                raise tskit.ThingSpaceError(f"the login failed: {errors[0].message}")
+            failure = tskit.ThingSpaceError(refused.describe(cli_vocabulary(args)))
+            failure.reason, failure.remedy = refused.reason, refused.remedy  # said in the CLI's words below
+            raise failure
         if errors and len(errors) == len(audit.accounts) and len({(e.error, e.message) for e in errors}) == 1:
             # Not one account was read, all for one reason (ThingSpace unreachable, say): an error.
             raise tskit.ThingSpaceError(f"no account could be read: {errors[0].message}")

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from tskit._errors import FileReason, Reason, ThingSpaceError
+from tskit._errors import FileReason, Reason, Remedy, ThingSpaceError
 from tskit.state._files import FileError, json_too_deep, read_regular
 from tskit.state._outcomes import OUTCOMES
 
@@ -89,8 +89,10 @@ class JournalError(ThingSpaceError):
         reason: str = "",
         line: int | None = None,
         field: str = "",
+        remedy: Remedy | None = None,
     ) -> None:
         super().__init__(message)
+        self.remedy = remedy
         self.path = os.fspath(path)
         self.reason = FileReason(reason) if reason else Reason.ERROR
         self.line = line
@@ -274,9 +276,11 @@ class Journal:
             if exc.reason == "missing" and missing_ok:
                 return [], []  # a journal opened for writing, before its first line
             words = "no such journal" if exc.reason == "missing" else exc.problem
-            remedy = "; start a new journal (--journal)" if exc.reason == "too-large" else ""
             raise JournalError(
-                f"cannot read the journal {self.path}: {words}{remedy}", path=self.path, reason=exc.reason
+                f"cannot read the journal {self.path}: {words}",
+                path=self.path,
+                reason=exc.reason,
+                remedy=Remedy("new-journal") if exc.reason == FileReason.TOO_LARGE else None,
             ) from None
         entries: list[dict[str, Any]] = []
         problems: list[JournalProblem] = []

@@ -73,6 +73,7 @@ GUI_WORDS = Vocabulary(
         "wait": "wait {seconds} s",
         "longer-timeout": "try again with a longer timeout",
         "plan-again": "plan again",
+        "new-journal": "start a new journal",
         "run-again": "try again later",
     },
     lists={"services": "the list"},
