@@ -191,7 +191,9 @@ def reasons_table() -> str:
     from tskit._reasons import ACTIONS, WHAT_TO_DO
 
     def rows(enum: type[Reason] | type[FileReason]) -> list[str]:
-        return [f"| `{member.value}` | `{enum.__name__}.{member.name}` | {_cell(WHAT_TO_DO[member])} |" for member in enum]
+        return [
+            f"| `{member.value}` | `{enum.__name__}.{member.name}` | {_cell(WHAT_TO_DO[member])} |" for member in enum
+        ]
 
     header = ["| reason | member | what to do |", "|---|---|---|"]
     lines = ["### Reasons (`error.reason`)", "", *header, *rows(Reason), ""]

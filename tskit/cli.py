@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from tskit._errors import ThingSpaceError, Vocabulary
+from tskit._errors import ThingSpaceError, ValidationError, Vocabulary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -223,7 +223,6 @@ def _accounts(args: argparse.Namespace) -> list[str]:
 def _check_lines(path: str, lines: list[str], names: list[str]) -> None:
     """Name the line of the first bad account name of an accounts file."""
     from tskit import _validate as check
-    from tskit._errors import ValidationError
 
     for name in names:
         try:
@@ -428,7 +427,6 @@ def _cmd_deregister(args: argparse.Namespace) -> int:
 def _cmd_audit(args: argparse.Namespace) -> int:
     import tskit
     from tskit import _validate as check
-    from tskit._errors import ValidationError
     from tskit.audit import Audit, Severity
 
     expect = [s.strip() for s in ",".join(args.expect).split(",") if s.strip()]
