@@ -151,6 +151,18 @@ def test_error_kinds_have_their_reasons() -> None:
     )
 
 
+def test_the_listener_store_errors_have_reasons() -> None:
+    from tskit.listener import MessageRefused, StoreFailed, StoreOpenError, StoreUnavailable
+
+    kinds = (MessageRefused, StoreUnavailable, StoreFailed, StoreOpenError)
+    assert [k.reason for k in kinds] == [
+        Reason.MESSAGE_REFUSED,
+        Reason.STORE_UNAVAILABLE,
+        Reason.STORE_FAILED,
+        Reason.STORE_UNOPENED,
+    ]
+
+
 def _regex_calls(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     imports = [

@@ -52,6 +52,11 @@ class Reason(StrEnum):
     PLAN_USED = "plan-used"
     LOCKED = "locked"
     DECLINED = "declined"
+    # -- the callback listener's store
+    MESSAGE_REFUSED = "message-refused"
+    STORE_UNAVAILABLE = "store-unavailable"
+    STORE_FAILED = "store-failed"
+    STORE_UNOPENED = "store-unopened"
 
 
 class FileReason(StrEnum):
@@ -113,6 +118,10 @@ WHAT_TO_DO: Final[Mapping[str, str]] = MappingProxyType(
         Reason.PLAN_USED: "Plan again: a plan is applied once.",
         Reason.LOCKED: "Wait for the other apply or rotation of the account to finish, then run again.",
         Reason.DECLINED: "Nothing was changed; follow the message (e.g. `allow_http` for an http listener).",
+        Reason.MESSAGE_REFUSED: "Nothing to do for the others: this one message cannot be stored (answered 400).",
+        Reason.STORE_UNAVAILABLE: "Nothing to do: ThingSpace sends the message again (answered 503).",
+        Reason.STORE_FAILED: "Open a new store (restart the listener) once the cause in the log is fixed.",
+        Reason.STORE_UNOPENED: "Make the store's folder exist and writable, or name another file.",
         FileReason.MISSING: "Name a file that exists.",
         FileReason.UNREADABLE: "Make the file readable by this user.",
         FileReason.NOT_A_FILE: "Name a regular file, not a folder, FIFO or device.",
