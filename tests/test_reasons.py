@@ -144,6 +144,10 @@ def test_error_kinds_have_their_reasons() -> None:
     assert tskit.AuthenticationError(400, "UserLocked", "", method="POST", path="/x").reason == Reason.USER_LOCKED
     assert tskit.AuthenticationError(401, "", "", method="POST", path="/x").reason == Reason.LOGIN_REFUSED
     assert tskit.RateLimitError(429, "", "", method="GET", path="/x").reason == Reason.RATE_LIMITED
+    throttled = tskit.AuthenticationError(429, "", "", method="POST", path="/login")
+    assert throttled.reason == Reason.THROTTLED
+    late = tskit.LoginThrottled(throttled, username="u", retry_after=5.0, time_left=1.0, shared=False)
+    assert late.reason == Reason.THROTTLE_OUTLASTS_DEADLINE
     assert tskit.TransportError("refused", method="GET", path="/x").reason == Reason.NOT_REACHED
     assert tskit.RequestTimeout("slow", method="GET", path="/x").reason == Reason.TIMEOUT
     assert tskit.UnexpectedResponseError("odd", status_code=200, method="GET", path="/x").reason == (

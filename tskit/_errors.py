@@ -242,7 +242,7 @@ class AuthenticationError(ApiError):
     reason: str = Reason.LOGIN_REFUSED
 
     def __init__(self, status_code: int, error_code: str, error_message: str, **kwargs: Any) -> None:
-        if kwargs.get("reason") is None:
+        if kwargs.get("reason") is None and type(self).reason == Reason.LOGIN_REFUSED:  # a kind may say more
             if "locked" in error_code.lower():
                 kwargs["reason"] = Reason.USER_LOCKED
             elif status_code == 429:
