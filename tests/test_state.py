@@ -154,8 +154,9 @@ def test_a_file_may_relax_the_port_and_service_checks_for_itself(tmp_path: Path)
     assert state.allow_any_port and set(state.accounts[A1]) == {"CarrierService", "BrandNewService"}
     assert "allow_any_port = true" in state.dumps()
     path.write_text('[tskit]\ncolour = "red"\n')
-    with pytest.raises(tskit.ValidationError, match=r"\[tskit\]: unknown keys \['colour'\]"):
+    with pytest.raises(tskit.ValidationError) as caught:
         DesiredState.load(path)
+    assert caught.value.field.endswith("[tskit]") and caught.value.problem == "unknown keys ['colour']"
 
 
 def test_an_export_relaxes_only_the_checks_what_thingspace_holds_would_fail(
