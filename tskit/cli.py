@@ -434,7 +434,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         try:
             check.service_name(service, allow_unknown=args.allow_unknown_service)
         except ValidationError as error:
-            raise UsageError(f"--expect: {cli_words(error, args).removeprefix('SERVICE: ')}") from None
+            raise UsageError(cli_words(error.renamed("--expect"), args)) from None
     try:
         threshold = Severity.parse(args.fail_on) if args.fail_on else None
     except ValueError as exc:
