@@ -2,7 +2,8 @@
 
 - the notebooks of ``notebooks/`` become pages (mkdocs-jupyter renders them as committed);
 - the CLI reference is generated from ``tskit.cli.build_parser``, the error table from the error
-  classes, so neither can drift from the code;
+  classes and the table of reasons from ``tskit.Reason``, ``tskit.FileReason`` and the remedies, so
+  none can drift from the code;
 - once built, every link between the site's pages, and every anchor, is checked offline (no
   network): a broken one fails the build.
 """
@@ -31,6 +32,7 @@ from mkdocs.structure.pages import Page
 ROOT = Path(__file__).resolve().parents[1]
 CLI_MARKER = "<!-- tskit: cli reference -->"
 ERRORS_MARKER = "<!-- tskit: error table -->"
+REASONS_MARKER = "<!-- tskit: reasons table -->"
 #: The width the CLI's help is wrapped at on the page, whatever the terminal that builds the site.
 HELP_COLUMNS = "100"
 
@@ -62,6 +64,8 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
         markdown = markdown.replace(CLI_MARKER, cli_reference())
     if ERRORS_MARKER in markdown:
         markdown = markdown.replace(ERRORS_MARKER, error_table())
+    if REASONS_MARKER in markdown:
+        markdown = markdown.replace(REASONS_MARKER, reasons_table())
     return markdown
 
 
@@ -179,6 +183,24 @@ def error_table() -> str:
     lines = ["### ThingSpaceError and its kinds", "", *header, *(row(n, classes[n]) for n in ours), ""]
     lines += ["### Other errors and warnings", "", *header, *(row(n, classes[n]) for n in others), ""]
     return "\n".join(lines)
+
+
+def reasons_table() -> str:
+    """Every reason an error can carry, with what to do; then every remedy action."""
+    from tskit import FileReason, Reason
+    from tskit._reasons import ACTIONS, WHAT_TO_DO
+
+    def rows(enum: type[Reason] | type[FileReason]) -> list[str]:
+        return [
+            f"| `{member.value}` | `{enum.__name__}.{member.name}` | {_cell(WHAT_TO_DO[member])} |" for member in enum
+        ]
+
+    header = ["| reason | member | what to do |", "|---|---|---|"]
+    lines = ["### Reasons (`error.reason`)", "", *header, *rows(Reason), ""]
+    lines += ["### File reasons (`FileError.reason`, `JournalError.reason`)", "", *header, *rows(FileReason), ""]
+    lines += ["### Remedies (`error.remedy.action`)", "", "| action | means |", "|---|---|"]
+    lines += [f"| `{action}` | {_cell(means)} |" for action, means in ACTIONS.items()]
+    return "\n".join([*lines, ""])
 
 
 def _depth_key(cls: type) -> tuple[str, ...]:

@@ -184,10 +184,12 @@ def test_bad_account_names_are_refused_before_any_request(ts: tskit.ThingSpace, 
     assert caught.value.field == "accounts"
     assert "3 not account names" in str(caught.value) and "'../x'" in str(caught.value)
     assert list(sim.requests) == []
-    with pytest.raises(tskit.ValidationError, match="concurrency"):
+    with pytest.raises(tskit.ValidationError) as caught:
         ts.audit(DEMO, concurrency=0)
-    with pytest.raises(tskit.ValidationError, match="no account names"):
+    assert (caught.value.field, caught.value.reason) == ("concurrency", tskit.Reason.INVALID_VALUE)
+    with pytest.raises(tskit.ValidationError) as caught:
         ts.audit([])
+    assert caught.value.field == "accounts"
 
 
 def test_duplicates_are_read_once(ts: tskit.ThingSpace, sim: Simulator) -> None:
@@ -290,8 +292,9 @@ def test_user_rules_run_beside_the_defaults(ts: tskit.ThingSpace) -> None:
     ]
     only = ts.audit(DEMO, rules=[carrier_on_example], progress=False)
     assert {f.rule for f in only.finding_list} == {"carrier-on-example"}
-    with pytest.raises(tskit.ValidationError, match="is not a rule"):
+    with pytest.raises(tskit.ValidationError) as caught:
         ts.audit(DEMO, rules=["not-a-rule"])  # type: ignore[list-item]
+    assert caught.value.field == "rules"
 
 
 @pytest.mark.parametrize("suffix", ["json", "csv"])

@@ -89,6 +89,19 @@ def test_a_refused_login_points_at_reset_login(tmp_path) -> None:
     assert texts[0].stderr.count("\n") == 1 and texts[0].stderr.startswith("tskit list: ")
 
 
+def test_an_audit_whose_login_is_refused_says_it_in_the_commands_words(tmp_path) -> None:
+    from tskit.simulator import Simulator
+
+    with Simulator().serve() as server:
+        env = {**_env_without_credentials(), **server.env(), "THINGSPACE_PASSWORD": "wrong-pw"}
+        env["TSKIT_CONFIG_DIR"] = str(tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-m", "tskit", "audit", DEMO[0], "--no-progress"], env=env, capture_output=True, text=True
+        )
+    assert done.returncode == 1 and done.stderr.startswith("tskit audit: ThingSpace answered 400 to POST")
+    assert "reconnect" not in done.stderr and done.stderr.rstrip().endswith("Fix the user name and password")
+
+
 def test_expect_is_checked_with_a_suggestion_before_anything_is_sent(sim, capsys) -> None:
     code, out, err = run(capsys, "audit", *DEMO, "--expect", "CarierService")
     assert code == 2 and out == ""

@@ -283,7 +283,7 @@ def test_the_commands_speak_in_plain_lines_and_flags(
     assert "ROTATED" not in rotated.out and rotated.err.count("value of ROTATED") == 1
     assert main(["export", A1, "9999999999-00001", "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert "--allow-partial exports the others" in err and "allow_partial=" not in err
+    assert "add --allow-partial to export the others" in err and "allow_partial=" not in err
     assert "ApiError" not in err and "HTTP 400" in err
 
 

@@ -96,7 +96,8 @@ def test_a_journal_that_is_not_one_is_refused_with_its_reason(tmp_path: Path) ->
         handle.truncate(64 * 2**20 + 1)
     with pytest.raises(JournalError) as caught:
         Journal(big)
-    assert caught.value.reason == "too-large" and "start a new journal" in str(caught.value)
+    assert caught.value.reason == "too-large" and caught.value.remedy == tskit.Remedy("new-journal")
+    assert str(caught.value).endswith("Start a new journal (journal=)")
 
 
 def test_a_full_disk_under_the_journal_is_one_sentence(

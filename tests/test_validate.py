@@ -8,6 +8,7 @@ import pytest
 
 import tskit
 from tests.timing import growth
+from tskit import Reason, Remedy
 from tskit import _validate as check
 from tskit.simulator import Simulator
 
@@ -26,14 +27,16 @@ def test_good_account_names(name: str) -> None:
 def test_bad_account_names(name: str) -> None:
     with pytest.raises(tskit.ValidationError) as caught:
         check.account_name(name)
-    assert caught.value.field == "account_name"
-    assert "0000123456-00001" in str(caught.value)  # says what an account name looks like
+    assert (caught.value.field, caught.value.reason) == ("account_name", Reason.INVALID_VALUE)
+    assert "0000123456-00001" in caught.value.allowed  # says what an account name looks like
     assert isinstance(caught.value, ValueError)
 
 
 def test_account_name_must_be_text() -> None:
-    with pytest.raises(tskit.ValidationError, match="account_name: must be a string, not int"):
+    with pytest.raises(tskit.ValidationError) as caught:
         check.account_name(123456)
+    assert (caught.value.field, caught.value.reason) == ("account_name", Reason.INVALID_VALUE)
+    assert caught.value.problem == "must be a string, not int"
 
 
 @pytest.mark.parametrize(
@@ -49,8 +52,9 @@ def test_account_name_must_be_text() -> None:
 def test_unknown_service_suggests_the_closest(given: str, suggestion: str | None) -> None:
     with pytest.raises(tskit.ValidationError) as caught:
         check.service_name(given)
-    assert caught.value.field == "service_name"
-    assert "allow_unknown_service=True" in str(caught.value)
+    assert (caught.value.field, caught.value.reason) == ("service_name", Reason.UNKNOWN_SERVICE)
+    assert caught.value.remedy == Remedy("choose-from", option="allow_unknown_service", value="services")
+    assert caught.value.value_shown == given
     if suggestion:
         assert f"did you mean {suggestion!r}?" in str(caught.value)
     else:
@@ -85,26 +89,34 @@ def test_scheme_and_host_are_sent_in_lower_case() -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "words"),
+    ("url", "reason", "words"),
     [
-        ("ftp://l.example.com/cb", "scheme 'ftp'"),
-        ("listener.example.com/cb", "scheme"),
-        ("https://user:pw@l.example.com/cb", "user name or password"),
-        ("https:///cb", "no host"),
-        ("https://l.example.com:8443/cb", "port 8443"),
-        ("http://l.example.com:8080/cb", "28200-28220"),
-        ("https://l.example.com/cb#frag", "fragment"),
-        ("https://l.example.com/c b", "spaces"),
-        ("https://l.example.com:99999/cb", "cannot be parsed"),
-        ("", "is empty"),
-        ("https://l.example.com/" + "x" * 2100, "at most 2048"),
+        ("ftp://l.example.com/cb", Reason.INVALID_VALUE, "scheme 'ftp'"),
+        ("listener.example.com/cb", Reason.INVALID_VALUE, "scheme"),
+        ("https://user:pw@l.example.com/cb", Reason.CREDENTIALS_IN_URL, "user name or password"),
+        ("https:///cb", Reason.INVALID_VALUE, "no host"),
+        ("https://l.example.com:8443/cb", Reason.PORT_NOT_ALLOWED, "port 8443"),
+        ("http://l.example.com:8080/cb", Reason.PORT_NOT_ALLOWED, "port 8080"),
+        ("https://l.example.com/cb#frag", Reason.INVALID_VALUE, "fragment"),
+        ("https://l.example.com/c b", Reason.INVALID_VALUE, "spaces"),
+        ("https://l.example.com:99999/cb", Reason.INVALID_VALUE, "cannot be parsed"),
+        ("", Reason.INVALID_VALUE, "is empty"),
+        ("https://l.example.com/" + "x" * 2100, Reason.INVALID_VALUE, "characters long"),
     ],
 )
-def test_bad_urls(url: str, words: str) -> None:
+def test_bad_urls(url: str, reason: Reason, words: str) -> None:
     with pytest.raises(tskit.ValidationError) as caught:
         check.listener_url(url)
-    assert caught.value.field == "url"
-    assert words in str(caught.value)
+    assert (caught.value.field, caught.value.reason) == ("url", reason)
+    assert words in caught.value.problem  # which check refused it
+
+
+def test_a_port_refusal_says_which_ports_and_how_to_skip_the_check() -> None:
+    with pytest.raises(tskit.ValidationError) as caught:
+        check.listener_url("http://l.example.com:8080/cb")
+    assert "28200-28220" in caught.value.allowed
+    assert caught.value.remedy == Remedy("set-option", option="allow_any_port", value="True")
+    assert caught.value.value_shown == "http://l.example.com:8080/cb"
 
 
 def test_port_check_can_be_skipped() -> None:
@@ -122,8 +134,7 @@ def test_credentials_at_most_40_characters_and_never_echoed() -> None:
     assert check.credential("username", None) == ""
     with pytest.raises(tskit.ValidationError) as caught:
         check.credential("password", "secret-" + "p" * 40)
-    assert caught.value.field == "password"
-    assert "at most 40" in str(caught.value)
+    assert (caught.value.field, caught.value.allowed) == ("password", "at most 40")
     assert "secret-" not in str(caught.value)
 
 

@@ -46,6 +46,8 @@ from tskit._errors import (
     AuthenticationError,
     ConfigurationError,
     LoginThrottled,
+    Reason,
+    Remedy,
     RequestTimeout,
     ThingSpaceError,
     error_from_response,
@@ -228,13 +230,17 @@ class ThingSpaceAuth(httpx2.Auth):
 
     def _not_sent(self, refusal: ApiError) -> AuthenticationError:
         error = AuthenticationError(
-            refusal.status_code, refusal.error_code, refusal.error_message, method=refusal.method, path=refusal.path
+            refusal.status_code,
+            refusal.error_code,
+            refusal.error_message,
+            method=refusal.method,
+            path=refusal.path,
+            remedy=Remedy("reset-login"),
         )
         error.args = (
             f"Not sent: an earlier {'token request' if refusal.path.endswith(TOKEN_PATH) else 'login'} with these "
             f"credentials was refused (ThingSpace answered {refusal.status_code}"
-            f"{': ' + refusal.error_code if refusal.error_code else ''}) and is not retried. "
-            "Fix the credentials and reconnect (or call reset())",
+            f"{': ' + refusal.error_code if refusal.error_code else ''}) and is not retried.",
         )
         return error
 
@@ -330,6 +336,8 @@ class ThingSpaceAuth(httpx2.Auth):
             failures=login.counted,
         )
         error = _copy(error, note)
+        if _session.login_failure(error, token_request=token_request) == "refusal" and not token_request:
+            error.remedy = None if error.reason == Reason.USER_LOCKED else Remedy("fix-credentials")
         logger.info("%s failed with status %s", what, response.status_code)  # the error says it all
         old = self.session.grant
         if old is not None and response.status_code == 401 and not token_request:
@@ -998,8 +1006,8 @@ def _refusal_note(
         )
     count = f"{_where_the_count_stands(failures)}." if failures is not None else ""
     return (
-        f"ThingSpace refused the {what}; tskit does not try again by itself (5 failed logins lock the user). "
-        f"Check the user name and password, then reconnect.{count}{later}"
+        f"ThingSpace refused the {what}; tskit does not try again by itself (5 failed logins lock the user)."
+        f"{count}{later}"
     )
 
 
@@ -1079,10 +1087,13 @@ async def _acquire(lock: FileLock, deadline: float) -> None:
             await asyncio.sleep(0.02)
 
 
+_MEANING = frozenset({"reason", "field", "value_shown", "remedy", "may_have_applied"})
+
+
 def _copy(error: E, note: str) -> E:
     """A fresh error like ``error``, with a note: one exception object is never raised twice."""
     if isinstance(error, ApiError):
-        return type(error)(
+        fresh = type(error)(
             error.status_code,
             error.error_code,
             error.error_message,
@@ -1091,6 +1102,8 @@ def _copy(error: E, note: str) -> E:
             retry_after=error.retry_after,
             note=note,
         )
+        fresh.__dict__.update({k: v for k, v in vars(error).items() if k in _MEANING})  # reason, remedy, ...
+        return fresh
     copy = type(error).__new__(type(error))
     copy.args = error.args
     copy.__dict__.update({k: v for k, v in error.__dict__.items() if k != "__notes__"})

@@ -463,6 +463,7 @@ class ThingSpaceClient:
                 return CallbackActionResult(account, service, outcome="confirmed", was_registered=had)
             delay = self.retry.delay(sends, retry_after)
             if delay is None:
+                failure.may_have_applied = True  # sent, and no listing shows it: it may have applied since
                 raise _with_note(failure, _NOT_SHOWN)
             await asyncio.sleep(delay)
 
@@ -483,6 +484,7 @@ class ThingSpaceClient:
                 await asyncio.sleep(delay)
             except ThingSpaceError:
                 break
+        failure.may_have_applied = True  # no listing could say whether the change took effect
         raise _with_note(failure, "the outcome is unknown: list the account's callbacks to see") from None
 
     def _action_problem(self, response: httpx2.Response, account: str, service: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from tskit._addresses import is_loopback_host
-from tskit._errors import ConfigurationError, ValidationError
+from tskit._errors import ConfigurationError, Reason, Remedy, ValidationError, mask_url
 from tskit._secret import Secret
 from tskit._validate import plain_text
 
@@ -53,11 +54,15 @@ class Credentials:
         for name, value in values.items():
             text = value.reveal() if isinstance(value, Secret) else value
             if not isinstance(text, str) or not text.strip():
-                raise ConfigurationError(name, "is missing or empty", f"set it or the {ENV_VARS[name]} variable")
+                raise ConfigurationError(
+                    name, "is missing or empty", remedy=Remedy("set-variable", option=ENV_VARS[name])
+                )
             try:  # e.g. bytes that were not UTF-8, which no request could carry
                 plain_text(name, text)
             except ValidationError as exc:
-                raise ConfigurationError(name, exc.problem, "printable characters only") from None
+                raise ConfigurationError(
+                    name, exc.problem, "printable characters only", reason=Reason.INVALID_VALUE
+                ) from None
         object.__setattr__(self, "client_id", client_id.strip())
         object.__setattr__(self, "client_secret", Secret(client_secret))
         object.__setattr__(self, "username", username.strip())
@@ -103,29 +108,25 @@ def base_url(value: str | None = None, environ: Mapping[str, str] | None = None)
     """
     env = os.environ if environ is None else environ
     text = (value or env.get(BASE_URL_ENV, "") or DEFAULT_BASE_URL).strip().rstrip("/")
+    bad = functools.partial(ConfigurationError, reason=Reason.INVALID_VALUE, value_shown=mask_url(text))
+    shown = repr(mask_url(text))  # a password in it is never shown
     try:
         text.encode("utf-8")  # bytes that were not UTF-8 come from os.environ as lone surrogates
     except UnicodeEncodeError:
-        raise ConfigurationError(
-            "base_url", f"{text!r} is not valid UTF-8 text", "e.g. https://thingspace.verizon.com"
-        ) from None
+        raise bad("base_url", f"{shown} is not valid UTF-8 text", "e.g. https://thingspace.verizon.com") from None
     try:
         parts = urlsplit(text)
         host = parts.hostname or ""
     except ValueError:
-        raise ConfigurationError(
-            "base_url", f"{text!r} cannot be parsed", "e.g. https://thingspace.verizon.com"
-        ) from None
+        raise bad("base_url", f"{shown} cannot be parsed", "e.g. https://thingspace.verizon.com") from None
     if parts.scheme not in ("http", "https") or not host:
-        raise ConfigurationError("base_url", f"{text!r} is not an http(s) URL", "e.g. https://thingspace.verizon.com")
+        raise bad("base_url", f"{shown} is not an http(s) URL", "e.g. https://thingspace.verizon.com")
     if parts.scheme == "http" and not is_loopback_host(host):
-        raise ConfigurationError(
-            "base_url", f"{text!r} would send credentials in clear text", "use https, or http only on 127.0.0.1"
-        )
+        raise bad("base_url", f"{shown} would send credentials in clear text", "use https, or http only on 127.0.0.1")
     if parts.username or parts.password or parts.query or parts.fragment:
-        raise ConfigurationError("base_url", "must not carry credentials, a query or a fragment", "the host root only")
+        raise bad("base_url", "must not carry credentials, a query or a fragment", "the host root only")
     if parts.path.rstrip("/").endswith("/api"):
-        raise ConfigurationError(
-            "base_url", f"{text!r} ends in /api", "give the host root; tskit adds /api/ts/v1 and /api/m2m/v1 itself"
+        raise bad(
+            "base_url", f"{shown} ends in /api", "give the host root; tskit adds /api/ts/v1 and /api/m2m/v1 itself"
         )
     return text

@@ -42,7 +42,7 @@ from typing import Any, Final, Literal, NamedTuple
 from filelock import FileLock
 
 from tskit._config import Credentials
-from tskit._errors import ApiError, ThingSpaceError
+from tskit._errors import ApiError, Reason, ThingSpaceError
 from tskit._secret import Secret
 
 #: Seconds during which new calls fail at once after a failed (not refused) login.
@@ -181,6 +181,8 @@ class Grant:
 
 class LoginAbandoned(ThingSpaceError):
     """The call leading a login stopped before an outcome (it was cancelled): a waiter leads next."""
+
+    reason: str = Reason.LOGIN_ABANDONED
 
 
 class Login:

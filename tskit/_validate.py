@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import idna
 
-from tskit._errors import ValidationError, query_credentials
+from tskit._errors import Reason, Remedy, ValidationError, mask_url, query_credentials
 from tskit._models import ALLOWED_LISTENER_PORTS, ALLOWED_LISTENER_PORTS_TEXT, SERVICE_CATALOGUE
 from tskit._secret import Secret
 
@@ -30,6 +30,7 @@ _ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ACCOUNT_ALLOWED = "1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit, e.g. 0000123456-00001"
 _SERVICE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}")
 _SERVICE_ALLOWED = "a letter, then up to 99 letters, digits, '-', '_' or '.'"
+_CREDENTIALS_ALLOWED = "ThingSpace sends a listener's username and password inside each message"
 # Characters refused in every field, because none has a place in a name, URL or password and many
 # make text read differently than it is: every control, format (bidi controls, zero-width characters,
 # BOM, soft hyphen, tags), surrogate, private-use and unassigned code point, the line and paragraph
@@ -89,7 +90,7 @@ def account_name(value: object) -> str:
     if not text:
         raise ValidationError("account_name", "is empty", _ACCOUNT_ALLOWED)
     if not _ACCOUNT.fullmatch(text):
-        raise ValidationError("account_name", f"{text!r} is not an account name", _ACCOUNT_ALLOWED)
+        raise ValidationError("account_name", f"{text!r} is not an account name", _ACCOUNT_ALLOWED, value_shown=text)
     return text
 
 
@@ -117,7 +118,7 @@ def service_name(value: object, *, allow_unknown: bool = False) -> str:
     if text in SERVICE_CATALOGUE:
         return text
     if not _SERVICE.fullmatch(text):
-        raise ValidationError("service_name", f"{text!r} is not a service name", _SERVICE_ALLOWED)
+        raise ValidationError("service_name", f"{text!r} is not a service name", _SERVICE_ALLOWED, value_shown=text)
     if allow_unknown:
         return text
     hint = suggest_service(text)
@@ -127,7 +128,9 @@ def service_name(value: object, *, allow_unknown: bool = False) -> str:
     raise ValidationError(
         "service_name",
         problem,
-        "one of tskit.SERVICE_CATALOGUE, or pass allow_unknown_service=True for a service newer than tskit",
+        reason=Reason.UNKNOWN_SERVICE,
+        value_shown=text,
+        remedy=Remedy("choose-from", option="allow_unknown_service", value="services"),
     )
 
 
@@ -158,7 +161,10 @@ def listener_url(value: object, *, allow_any_port: bool = False) -> str:
         raise ValidationError(
             "url",
             "must not carry a user name or password before '@'",
-            "pass them as username= and password=; ThingSpace sends those inside each message",
+            _CREDENTIALS_ALLOWED,
+            reason=Reason.CREDENTIALS_IN_URL,
+            value_shown=mask_url(text),
+            remedy=Remedy("listener-credentials"),
         )
     if " " in text:
         raise ValidationError("url", "contains spaces", "percent-encode them as %20")
@@ -172,7 +178,9 @@ def listener_url(value: object, *, allow_any_port: bool = False) -> str:
     if parts.scheme.lower() not in ("http", "https"):
         if not parts.scheme or "://" not in text:  # "listener.example.com:443/cb" parses as scheme "listener..."
             raise ValidationError("url", "has no scheme", "https://... or http://...")
-        raise ValidationError("url", f"scheme {parts.scheme!r} is not allowed", "http or https")
+        raise ValidationError(
+            "url", f"scheme {parts.scheme!r} is not allowed", "http or https", value_shown=mask_url(text)
+        )
     if not parts.hostname:
         raise ValidationError("url", "has no host", "e.g. https://listener.example.com/callbacks")
     credentials = query_credentials(text)  # as the URL is masked when read back: the whole of it
@@ -184,7 +192,10 @@ def listener_url(value: object, *, allow_any_port: bool = False) -> str:
         raise ValidationError(
             "url",
             f"carries a credential in its query ({', '.join(repr(w) for w in credentials)})",
-            "no secret in the URL: pass username= and password=, which ThingSpace sends inside each message",
+            f"no secret in the URL; {_CREDENTIALS_ALLOWED}",
+            reason=Reason.CREDENTIALS_IN_URL,
+            value_shown=mask_url(text),
+            remedy=Remedy("listener-credentials"),
         )
     if parts.fragment:
         raise ValidationError("url", "has a '#fragment', which is never sent to a server", "drop it")
@@ -193,7 +204,10 @@ def listener_url(value: object, *, allow_any_port: bool = False) -> str:
         raise ValidationError(
             "url",
             f"port {effective} is not one ThingSpace delivers to",
-            f"{ALLOWED_LISTENER_PORTS_TEXT}; pass allow_any_port=True to skip this check",
+            ALLOWED_LISTENER_PORTS_TEXT,
+            reason=Reason.PORT_NOT_ALLOWED,
+            value_shown=mask_url(text),
+            remedy=Remedy("set-option", option="allow_any_port", value="True"),
         )
     host = _host(parts.hostname)
     netloc = f"[{host}]" if ":" in host else host
@@ -342,13 +356,17 @@ def not_login_credentials(username: str, password: str, *, login_username: str, 
         given = _fold(value)
         if field == "username" and login_user and hmac.compare_digest(given, login_user):
             raise ValidationError(
-                field, "is, or looks like, the ThingSpace (UWS) login user name", "a name of the listener's own"
+                field,
+                "is, or looks like, the ThingSpace (UWS) login user name",
+                "a name of the listener's own",
+                reason=Reason.LOGIN_CREDENTIALS_REUSED,
             )
         if any(hmac.compare_digest(given, secret) for secret in secrets):
             raise ValidationError(
                 field,
                 "is, or looks like, one of the ThingSpace login secrets (UWS password, application secret or token)",
                 f"a {field} of the listener's own",
+                reason=Reason.LOGIN_CREDENTIALS_REUSED,
             )
 
 

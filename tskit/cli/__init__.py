@@ -9,7 +9,7 @@ rotate), ``_listen``, ``_simulator``, ``_login`` (reset-login) and ``_demo``.
 
 from tskit.cli._common import EMBEDDED_NOTICE, EXIT_FINDINGS, EXIT_UNREADABLE, NothingChanged, UsageError
 from tskit.cli._main import build_parser, main
-from tskit.cli._words import cli_words
+from tskit.cli._words import cli_vocabulary, cli_words
 
 __all__ = [
     "EMBEDDED_NOTICE",
@@ -18,6 +18,7 @@ __all__ = [
     "NothingChanged",
     "UsageError",
     "build_parser",
+    "cli_vocabulary",
     "cli_words",
     "main",
 ]

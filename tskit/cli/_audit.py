@@ -15,7 +15,7 @@ from tskit.audit import AccountError, Audit, Severity, snapshot_document, text_s
 from tskit.cli._common import EPILOG, EXIT_FINDINGS, EXIT_UNREADABLE, UsageError
 from tskit.cli._options import add_accounts, add_backend, add_format, add_limit, positive
 from tskit.cli._render import colour_wanted, show
-from tskit.cli._words import cli_words
+from tskit.cli._words import cli_vocabulary, cli_words
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -25,7 +25,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         try:
             check.service_name(service, allow_unknown=args.allow_unknown_service)
         except ValidationError as error:
-            raise UsageError(f"--expect: {cli_words(error, args).removeprefix('SERVICE: ')}") from None
+            raise UsageError(cli_words(error.renamed("--expect"), args)) from None
     try:
         threshold = Severity.parse(args.fail_on) if args.fail_on else None
     except ValueError as exc:
@@ -47,7 +47,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if errors and len(errors) == len(audit.accounts) and all(e.error == "AuthenticationError" for e in errors):
             # Not one account was read because the login failed: say that once, not once per account.
             refused = ts.client.auth.refused
-            raise ThingSpaceError(str(refused) if refused else f"the login failed: {errors[0].message}")
+            if refused is None:
+                raise ThingSpaceError(f"the login failed: {errors[0].message}")
+            failure = ThingSpaceError(refused.describe(cli_vocabulary(args)))
+            failure.reason, failure.remedy = refused.reason, refused.remedy  # said in the CLI's words below
+            raise failure
         if errors and len(errors) == len(audit.accounts) and len({(e.error, e.message) for e in errors}) == 1:
             # Not one account was read, all for one reason (ThingSpace unreachable, say): an error.
             raise ThingSpaceError(f"no account could be read: {errors[0].message}")

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from tskit._errors import Reason
 from tskit.listener._checks import scrub
 
 log = logging.getLogger("tskit.listener")
@@ -92,17 +93,25 @@ class Stored:
 class MessageRefused(ValueError):
     """This message cannot be stored (the listener answers 400); other messages are not affected."""
 
+    reason: str = Reason.MESSAGE_REFUSED
+
 
 class StoreUnavailable(RuntimeError):
     """The store cannot write now (the listener answers 503, so ThingSpace sends again)."""
+
+    reason: str = Reason.STORE_UNAVAILABLE
 
 
 class StoreOpenError(OSError):
     """The store's file cannot be opened or created (the message names the file and why)."""
 
+    reason: str = Reason.STORE_UNOPENED
+
 
 class StoreFailed(StoreUnavailable):
     """The store's writer cannot go on; every call fails at once until a new store is opened."""
+
+    reason: str = Reason.STORE_FAILED
 
 
 def digest(body: Mapping[str, Any], service: str = "") -> str:

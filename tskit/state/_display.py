@@ -122,7 +122,7 @@ def plan_text(plan: Plan, *, cli: bool = False) -> str:
     if not plan.has_changes and not plan.error_list:
         lines.append("  Nothing to change: ThingSpace holds the desired state of the listeners named.")
     if plan.unmanaged:
-        lines.append(f"  {_unmanaged_note(plan)}")
+        lines.append(f"  {_unmanaged_note(plan, cli=cli)}")
     return "\n".join(lines)
 
 
@@ -136,11 +136,11 @@ def _password_note(plan: Plan) -> str:
     return note
 
 
-def _unmanaged_note(plan: Plan) -> str:
+def _unmanaged_note(plan: Plan, *, cli: bool = False) -> str:
     count = len(plan.unmanaged)
     return (
         f"{plural(count, 'listener')} of the accounts named {'is' if count == 1 else 'are'} not in the desired "
-        "state: unmanaged, left alone (plan with prune to delete them)."
+        f"state: unmanaged, left alone (plan with {'--prune' if cli else 'prune'} to delete them)."
     )
 
 

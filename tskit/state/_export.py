@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 
 from tskit import _validate as check
 from tskit._client import ThingSpaceClient
-from tskit._errors import ThingSpaceError, ValidationError
+from tskit._errors import PYTHON_WORDS, Reason, Remedy, ThingSpaceError, ValidationError, Vocabulary
 from tskit._fingerprint import fingerprint, key_id, load_key
 from tskit._models import SERVICE_CATALOGUE
 from tskit.ops import AccountError, account_list
@@ -18,7 +18,7 @@ from tskit.state._read import read_all
 def unread_text(errors: list[AccountError], limit: int = 20) -> str:
     """One line per account that could not be read, with why."""
     lines = [
-        "  " + " ".join(str(p) for p in (f"{e.account_name}:", e.error, e.status_code, e.error_code, e.message) if p)
+        "  " + " ".join(str(p) for p in (f"{e.account_name}:", *_kind(e), e.error_code, e.message) if p)
         for e in errors[:limit]
     ]
     if len(errors) > limit:
@@ -26,19 +26,34 @@ def unread_text(errors: list[AccountError], limit: int = 20) -> str:
     return "\n".join(lines)
 
 
+def _kind(error: AccountError) -> tuple[object, ...]:
+    """What failed: an answer's HTTP status (a plain API error by its status alone), else the error's kind."""
+    if error.status_code is None:
+        return (error.error,)
+    return ("HTTP", error.status_code) if error.error == "ApiError" else (error.error, error.status_code)
+
+
 class ExportError(ThingSpaceError):
-    """Some accounts could not be read, so an export would be incomplete.
+    """Some accounts could not be read, so an export would be incomplete (``"accounts-unread"``).
 
     Attributes:
         errors: The accounts that could not be read, and why.
     """
 
+    reason: str = Reason.ACCOUNTS_UNREAD
+
     def __init__(self, errors: list[AccountError]) -> None:
         self.errors = errors
-        count = len(errors)
-        super().__init__(
-            f"{count} account{' ' if count == 1 else 's '}could not be read (nothing was exported; "
-            f"allow_partial=True exports the others):\n{unread_text(errors)}"
+        self.remedy = Remedy("set-option", option="allow_partial", value="True")
+        super().__init__(self.render())
+
+    def render(self, words: Vocabulary = PYTHON_WORDS) -> str:
+        """How many accounts could not be read, what to do, and why each failed."""
+        count = len(self.errors)
+        remedy = words.remedy_words(self.remedy) if self.remedy is not None else ""
+        return (
+            f"{count} account{' ' if count == 1 else 's '}could not be read (nothing was exported"
+            f"{'; ' + remedy if remedy else ''}):\n{unread_text(self.errors)}"
         )
 
 

@@ -14,7 +14,7 @@ import re
 import stat
 from typing import Final
 
-from tskit._errors import ValidationError
+from tskit._errors import FileReason, ValidationError
 
 #: Deepest nesting of tables, arrays and inline tables (a desired state needs 4).
 MAX_DEPTH: Final = 16
@@ -36,16 +36,15 @@ class FileError(ValidationError):
 
     Attributes:
         path: The file as named.
-        reason: What is wrong, as a stable word: ``missing``, ``unreadable``, ``not-a-file``,
+        reason: What is wrong, as a stable :class:`~tskit.FileReason`: ``missing``, ``unreadable``, ``not-a-file``,
             ``too-large``, ``too-deep``, ``too-many-keys``, ``line-too-long``, ``not-utf8``.
         line: The line (from 1) where it was found, or ``None`` for the whole file.
     """
 
     def __init__(self, path: str, reason: str, problem: str, allowed: str = "", *, line: int | None = None) -> None:
         self.path = path
-        self.reason = reason
         self.line = line
-        super().__init__(f"{path} line {line}" if line else path, problem, allowed)
+        super().__init__(f"{path} line {line}" if line else path, problem, allowed, reason=FileReason(reason))
 
 
 def read_regular(path: str | os.PathLike[str], max_size: int) -> bytes:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from filelock import FileLock, Timeout
 
-from tskit._errors import ThingSpaceError
+from tskit._errors import FileReason, Reason, Remedy, ThingSpaceError
 from tskit._fingerprint import config_dir
 from tskit._frames import frame
 from tskit.state._files import FileError, json_too_deep, read_regular
@@ -79,9 +79,9 @@ class JournalError(ThingSpaceError):
 
     Attributes:
         path: The journal file.
-        reason: What is wrong, as a stable word: ``missing``, ``not-a-file``, ``too-large``,
-            ``unreadable``, ``not-a-journal``, ``in-use``, ``disk-full``, ``unwritable``, or a
-            line's problem (``too-deep``, ``wrong-type``, ...).
+        reason: What is wrong, as a stable :class:`~tskit.FileReason`: ``missing``, ``not-a-file``,
+            ``too-large``, ``unreadable``, ``not-a-journal``, ``in-use``, ``disk-full``, ``unwritable``,
+            or a line's problem (``too-deep``, ``wrong-type``, ...).
         line: The line (from 1) it is about, or ``None``.
         field: The field of that line, or ``""``.
     """
@@ -94,10 +94,12 @@ class JournalError(ThingSpaceError):
         reason: str = "",
         line: int | None = None,
         field: str = "",
+        remedy: Remedy | None = None,
     ) -> None:
         super().__init__(message)
+        self.remedy = remedy
         self.path = os.fspath(path)
-        self.reason = reason
+        self.reason = FileReason(reason) if reason else Reason.ERROR
         self.line = line
         self.field = field
 
@@ -109,7 +111,7 @@ class JournalProblem:
     Attributes:
         line: The line number, from 1.
         field: The field at fault, or ``""`` for the whole line.
-        reason: A stable word: ``torn`` (not JSON: a crash cut it short, or damage),
+        reason: A stable :class:`~tskit.FileReason`: ``torn`` (not JSON: a crash cut it short, or damage),
             ``too-deep``, ``line-too-long``, ``not-an-event``, ``wrong-type``, ``not-utf8``.
         problem: The same in plain words.
     """
@@ -273,9 +275,11 @@ class Journal:
             if exc.reason == "missing" and missing_ok:
                 return [], []  # a journal opened for writing, before its first line
             words = "no such journal" if exc.reason == "missing" else exc.problem
-            remedy = "; start a new journal (--journal)" if exc.reason == "too-large" else ""
             raise JournalError(
-                f"cannot read the journal {self.path}: {words}{remedy}", path=self.path, reason=exc.reason
+                f"cannot read the journal {self.path}: {words}",
+                path=self.path,
+                reason=exc.reason,
+                remedy=Remedy("new-journal") if exc.reason == FileReason.TOO_LARGE else None,
             ) from None
         entries: list[dict[str, Any]] = []
         problems: list[JournalProblem] = []
@@ -336,7 +340,7 @@ def _entry(number: int, data: bytes, problems: list[JournalProblem]) -> dict[str
     """The entry of one line, or ``None`` with its problem added: no parser sees an unbounded line."""
 
     def skip(reason: str, problem: str, field: str = "") -> None:
-        problems.append(JournalProblem(number, field, reason, problem))
+        problems.append(JournalProblem(number, field, FileReason(reason), problem))
 
     if len(data) > MAX_LINE:
         skip("line-too-long", f"is longer than {MAX_LINE // 1024} KB")

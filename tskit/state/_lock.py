@@ -32,7 +32,7 @@ from typing import Any, Final, Self
 
 from filelock import FileLock, Timeout
 
-from tskit._errors import ThingSpaceError
+from tskit._errors import Reason, ThingSpaceError
 from tskit._fingerprint import config_dir
 from tskit._refusals import server
 
@@ -81,7 +81,7 @@ class AccountLockedError(ThingSpaceError):
         waited: Seconds waited.
     """
 
-    reason = "locked"
+    reason: str = Reason.LOCKED
 
     def __init__(self, account_name: str, server_: str, holder: Holder | None, waited: float) -> None:
         self.account_name = account_name

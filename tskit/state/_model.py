@@ -229,6 +229,10 @@ class _Reader:
     def fail(self, where: str, problem: str, allowed: str = "") -> ValidationError:
         return ValidationError(f"{self.source}: {where}", problem, allowed)
 
+    def failed(self, where: str, exc: ValidationError) -> ValidationError:
+        """A check's refusal, said of the place in the file: its reason, value and remedy kept."""
+        return exc.renamed(f"{self.source}: {where}")
+
     def __call__(self, mapping: Mapping[str, Any]) -> DesiredState:
         if not isinstance(mapping, Mapping):
             raise self.fail("desired state", f"must be a mapping, not {type(mapping).__name__}", "{account: {...}}")
@@ -264,7 +268,7 @@ class _Reader:
             try:
                 account = check.account_name(raw_account)
             except ValidationError as exc:
-                raise self.fail(where, exc.problem, exc.allowed) from None
+                raise self.failed(where, exc) from None
             if account in accounts:
                 raise self.fail(where, "is named twice")
             if not isinstance(services, Mapping):
@@ -291,7 +295,7 @@ class _Reader:
         try:
             service = check.service_name(raw_service, allow_unknown=self.allow_unknown_service)
         except ValidationError as exc:
-            raise self.fail(f"account {account}, service {raw_service!r}", exc.problem, exc.allowed) from None
+            raise self.failed(f"account {account}, service {raw_service!r}", exc) from None
         where = f"[{account}.{service}]"
         if not isinstance(values, Mapping):
             raise self.fail(where, f"must be a table with url, username, password, not {type(values).__name__}")
@@ -304,7 +308,7 @@ class _Reader:
             url = check.listener_url(values["url"], allow_any_port=self.allow_any_port)
             username = check.credential("username", values.get("username", defaults.get("username")))
         except ValidationError as exc:
-            raise self.fail(f"{where} {exc.field}", exc.problem, exc.allowed) from None
+            raise self.failed(f"{where} {exc.field}", exc) from None
         given = values["password"] if "password" in values else defaults.get("password")
         return service, self.password(f"{where} password", url, username, given)
 
@@ -344,4 +348,4 @@ class _Reader:
         try:
             return check.credential("password", value)
         except ValidationError as exc:
-            raise self.fail(where, exc.problem, exc.allowed) from None
+            raise self.failed(where, exc) from None

@@ -396,9 +396,7 @@ async def make_plan(
         try:
             client.check_listener_credentials(wanted.username, wanted.password.reveal())
         except ValidationError as error:
-            raise ValidationError(
-                f"{state.source}: [{account}.{service}] {error.field}", error.problem, error.allowed
-            ) from None
+            raise error.renamed(f"{state.source}: [{account}.{service}] {error.field}") from None
     found, failed = await read_all(
         client,
         list(state.accounts),

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from tskit import _validate as check
 from tskit._addresses import is_loopback_host
-from tskit._errors import ThingSpaceError, ValidationError
+from tskit._errors import Reason, Remedy, ThingSpaceError, ValidationError
 from tskit._fingerprint import fingerprint, load_key
 from tskit._frames import frame
 from tskit._secret import Secret
@@ -41,7 +41,7 @@ class RotationDeclined(ThingSpaceError):
         listeners: How many listeners would have moved.
     """
 
-    reason = "declined"
+    reason: str = Reason.DECLINED
 
     def __init__(self, listeners: int) -> None:
         super().__init__(f"the rotation of {listeners} listener(s) was declined: nothing was sent")
@@ -128,7 +128,8 @@ class RotationResult(ApplyResult):
         if self.skipped:
             lines.append(
                 f"  {self.skipped} listener{'' if self.skipped == 1 else 's'} with no username or password "
-                "left alone (include_without_credentials=True to rotate them too)."
+                f"left alone ({'--include-without-credentials' if cli else 'include_without_credentials=True'} "
+                "to rotate them too)."
             )
         lines += [_safe(f"  {a} {s or '(account)'}: {r}") for a, s, r in self.remaining_list[:20]]
         if next_step and self.next_step:
@@ -146,7 +147,7 @@ def service_list(services: Iterable[str] | str | None, *, allow_unknown: bool) -
     try:
         return {check.service_name(s, allow_unknown=allow_unknown) for s in names}
     except ValidationError as exc:
-        raise ValidationError("services", exc.problem, exc.allowed) from None
+        raise exc.renamed("services") from None
 
 
 def _clear_text(url: str) -> bool:
@@ -194,7 +195,7 @@ async def rotate(
     try:
         client.check_listener_credentials("", secret.reveal())
     except ValidationError as refused:
-        raise ValidationError("new_password", refused.problem, refused.allowed) from None
+        raise refused.renamed("new_password") from None
     wanted = service_list(services, allow_unknown=allow_unknown_service)
     if listener is not None and not listener.running:
         raise ValidationError("listener", "is stopped: it would receive nothing", "a running tskit.Listener")
@@ -248,7 +249,8 @@ async def _rotate_held(
             "new_password",
             f"would travel in clear text to {len(clear)} plain-HTTP listener(s) ({', '.join(clear[:5])}"
             f"{' ...' if len(clear) > 5 else ''}); the audit rates this high; nothing was sent",
-            "https listeners, or allow_http=True to send it anyway",
+            "https listeners",
+            remedy=Remedy("set-option", option="allow_http", value="True"),
         )
     moving = [(n, cb.service_name, cb.url) for n, cbs in chosen.items() for cb in cbs]
     if confirm is not None and moving and not confirm(moving):

@@ -5,18 +5,22 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from tskit._errors import ThingSpaceError
+from tskit._errors import Reason, ThingSpaceError
 from tskit._fingerprint import fingerprint
 from tskit._models import Callback
 from tskit._secret import Secret
 
 
 class StalePlanError(ThingSpaceError):
-    """A plan too old to apply: ThingSpace may hold something else by now. Nothing was sent."""
+    """A plan too old to apply: ThingSpace may hold something else by now. Nothing was sent (``"stale-plan"``)."""
+
+    reason: str = Reason.STALE_PLAN
 
 
 class PlanUsedError(StalePlanError):
-    """A plan already applied (re-running a cell, say): plan again. Nothing was sent."""
+    """A plan already applied (re-running a cell, say): plan again. Nothing was sent (``"plan-used"``)."""
+
+    reason: str = Reason.PLAN_USED
 
 
 @dataclass(frozen=True, slots=True)

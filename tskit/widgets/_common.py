@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import html
-import re
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -20,13 +19,14 @@ from itables.widget import ITable
 from tskit._errors import (
     ApiError,
     AuthenticationError,
-    ConfigurationError,
     RateLimitError,
     RequestTimeout,
     ThingSpaceError,
     TransportError,
     UnexpectedResponseError,
     ValidationError,
+    Vocabulary,
+    sentence,
 )
 from tskit.widgets._elements import LogView, StatusLine
 
@@ -39,19 +39,6 @@ KINDS = ("info", "ok", "error", "busy")
 #: Width of the labels in front of fields: long enough for "Concurrency" or "Expected services".
 LABEL_WIDTH = "9em"
 
-# What the library says in Python words, and what a person at a form does instead.
-_GUI_WORDS = (
-    (re.compile(r"pass allow_any_port=True to skip this check"), "tick “Allow any port” to skip this check"),
-    (
-        re.compile(
-            r"one of tskit\.SERVICE_CATALOGUE, or pass allow_unknown_service=True for a service newer than tskit"
-        ),
-        "choose one from the list",
-    ),
-    (re.compile(r"pass them as username= and password="), "give them in the Username and Password fields"),
-    (re.compile(r"set it or the THINGSPACE_\w+ variable"), "fill it in"),
-    (re.compile(r"\s*\(?or call reset\(\)\)?"), " (run `tskit reset-login` once the user is unlocked)"),
-)
 # The library's field names, as the forms label them.
 FIELD_LABELS = {
     "account_name": "Account",
@@ -64,19 +51,42 @@ FIELD_LABELS = {
     "client_secret": "App secret",
     "base_url": "Base URL",
 }
+# The options a form has a control for, as a person sets it.
+_CONTROLS = {"allow_any_port": "tick “Allow any port”"}
 
 
-def gui_words(text: str) -> str:
-    """Replace the Python words of an error (parameter names) with what a form user does."""
-    for pattern, words in _GUI_WORDS:
-        text = pattern.sub(words, text)
-    return text
+def _control(option: str, value: str) -> str | None:
+    return _CONTROLS.get(option) if value == "True" else None
+
+
+#: The widgets' words for an error's fields: control labels and what a person at a form does.
+GUI_WORDS = Vocabulary(
+    fields=FIELD_LABELS,
+    option=_control,
+    actions={
+        "set-variable": "fill it in",
+        "choose-from": "choose one from the list",
+        "reset-login": "fix the credentials and log in again (run `tskit reset-login` once the user is unlocked)",
+        "fix-credentials": "check the username and password, then log in again",
+        "listener-credentials": "give them in the Username and Password fields",
+        "wait": "wait {seconds} s",
+        "longer-timeout": "try again with a longer timeout",
+        "plan-again": "plan again",
+        "new-journal": "start a new journal",
+        "run-again": "try again later",
+    },
+    lists={"services": "the list"},
+)
+
+
+def gui_words(error: ThingSpaceError) -> str:
+    """An error in the words of a form: its labels and controls, rendered from the error's fields."""
+    return error.render(GUI_WORDS)
 
 
 def field_problem(error: ValidationError) -> str:
     """A validation error as a form shows it: the field's label, the problem, what is allowed."""
-    allowed = f" ({gui_words(error.allowed)})" if error.allowed else ""
-    return f"{FIELD_LABELS.get(error.field, error.field)}: {error.problem}{allowed}"
+    return gui_words(error)
 
 
 def field_layout(**more: Any) -> widgets.Layout:
@@ -150,27 +160,34 @@ def export_name(stem: str) -> dict[str, Any]:
 
 
 def plain_words(error: BaseException) -> str:
-    """One line a person understands, for the status line. The log gets the full text."""
-    if isinstance(error, ConfigurationError | ValidationError):
+    """One line a person understands, for the status line, from the error's fields. The log gets the full text."""
+    if not isinstance(error, ThingSpaceError):
+        return f"Something went wrong inside tskit: {type(error).__name__}: {error}"
+    text = _plain(error)
+    if error.may_have_applied:  # a change that failed may still have reached ThingSpace
+        text = sentence(text, "the change may have reached ThingSpace: list again to check")
+    return text
+
+
+def _plain(error: ThingSpaceError) -> str:
+    if isinstance(error, ValidationError):
         return f"Please check {field_problem(error)}"
     if isinstance(error, AuthenticationError):
-        return gui_words(
-            f"ThingSpace refused the login: {error.error_message or error.error_code} ({error.status_code})"
-        )
+        remedy = GUI_WORDS.remedy_words(error.remedy) if error.remedy is not None else ""
+        refused = f"ThingSpace refused the login: {error.error_message or error.error_code} ({error.status_code})"
+        return sentence(refused, remedy)
     if isinstance(error, RateLimitError):
         return "ThingSpace says there are too many requests; try again in a minute."
     if isinstance(error, ApiError):
         code = f" [{error.error_code}]" if error.error_code else ""
         return f"ThingSpace said no ({error.status_code}): {error.error_message or 'no reason given'}{code}"
     if isinstance(error, RequestTimeout):
-        return "ThingSpace did not answer in time; a change may or may not have happened. List again to check."
+        return "ThingSpace did not answer in time."
     if isinstance(error, TransportError):
         return f"Could not reach ThingSpace: {error}"
     if isinstance(error, UnexpectedResponseError):
         return f"ThingSpace answered something unexpected: {error}"
-    if isinstance(error, ThingSpaceError):
-        return gui_words(str(error))
-    return f"Something went wrong inside tskit: {type(error).__name__}: {error}"
+    return gui_words(error)
 
 
 class Panel(widgets.VBox):
