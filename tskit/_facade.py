@@ -7,13 +7,13 @@ import os
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from tskit import _runner
 from tskit._client import ThingSpaceClient
 from tskit._config import BASE_URL_ENV, Credentials
 from tskit._errors import ConfigurationError
 from tskit._frames import callbacks_frame, services_frame
 from tskit._models import CallbackActionResult
 from tskit._retry import RetryPolicy
+from tskit._runtime import runtime
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -74,7 +74,7 @@ class ThingSpace:
             A DataFrame with columns ``account_name, service_name, url, username, password``
             (the password masked), one row per registered service.
         """
-        return _runner.run(self.alist_callbacks(account_name))
+        return runtime.run(self.alist_callbacks(account_name))
 
     # -- register -----------------------------------------------------------------------
 
@@ -130,7 +130,7 @@ class ThingSpace:
             ValidationError: Bad input; nothing was sent.
             ApiError: ThingSpace refused; ``error_code`` and ``error_message`` say why.
         """
-        return _runner.run(
+        return runtime.run(
             self.aregister_callback(
                 account_name,
                 service_name,
@@ -162,7 +162,7 @@ class ThingSpace:
             service_name: The service to deregister.
             allow_unknown_service: Accept a service name the catalogue does not know.
         """
-        return _runner.run(
+        return runtime.run(
             self.aderegister_callback(account_name, service_name, allow_unknown_service=allow_unknown_service)
         )
 
@@ -230,7 +230,7 @@ class ThingSpace:
         Raises:
             ValidationError: An account name or option is bad; nothing was sent.
         """
-        return _runner.run(
+        return runtime.run(
             self.aaudit(
                 accounts,
                 expect,
@@ -293,7 +293,7 @@ class ThingSpace:
         Raises:
             ValidationError: The desired state holds a value the client would refuse.
         """
-        return _runner.run(
+        return runtime.run(
             self.aplan(
                 desired, prune=prune, concurrency=concurrency, progress=progress, fingerprint_key=fingerprint_key
             )
@@ -345,7 +345,7 @@ class ThingSpace:
         Raises:
             ExportError: Some accounts could not be read; each is listed with why.
         """
-        return _runner.run(
+        return runtime.run(
             self.aexport(
                 accounts,
                 concurrency=concurrency,
@@ -455,7 +455,7 @@ class ThingSpace:
             ValidationError: A service is unknown, the listener is stopped, or the password would
                 go to a plain-HTTP listener; nothing was sent.
         """
-        return _runner.run(
+        return runtime.run(
             self.arotate_password(
                 accounts,
                 services,
@@ -487,7 +487,7 @@ class ThingSpace:
 
     def close(self) -> None:
         """Close the connections opened by blocking calls."""
-        _runner.run(self.client.aclose())
+        runtime.run(self.client.aclose())
 
     def __enter__(self) -> Self:
         return self

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from tskit import _runner
 from tskit._errors import ValidationError
 from tskit._fingerprint import fingerprint, key_id, load_key
 from tskit._models import Callback, Listing
+from tskit._runtime import runtime
 from tskit._secret import MASK, Secret
 from tskit.audit import AccountError
 from tskit.state._lock import LOCK_WAIT, Holder
@@ -333,7 +333,7 @@ class Plan:
             JournalError: The journal cannot be written, or another apply holds it.
             AccountLockedError: Another apply or rotation held an account longer than ``lock_wait``.
         """
-        return _runner.run(
+        return runtime.run(
             self.aapply(
                 concurrency=concurrency,
                 journal=journal,

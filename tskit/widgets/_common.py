@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from tskit import _runner
 from tskit._errors import (
     ApiError,
     AuthenticationError,
@@ -28,6 +27,7 @@ from tskit._errors import (
     UnexpectedResponseError,
     ValidationError,
 )
+from tskit._runtime import runtime
 from tskit.widgets._elements import LogView, StatusLine
 
 if TYPE_CHECKING:
@@ -265,7 +265,7 @@ class Panel(widgets.VBox):
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (plain Python): do it now
-            _runner.run(guarded())
+            runtime.run(guarded())
             return None
         self.pending = loop.create_task(guarded())
         return self.pending
