@@ -26,14 +26,18 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import functools
+import inspect
 import os
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 T = TypeVar("T")
+S = TypeVar("S")
+P = ParamSpec("P")
 
 #: Seconds between checks that the I/O loop's thread still runs, while a blocking call waits.
 _CHECK_EVERY = 0.5
@@ -317,3 +321,27 @@ runtime = Runtime()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(runtime.close)
+
+
+def blocking(operation: Callable[Concatenate[S, P], Coroutine[Any, Any, T]]) -> Callable[Concatenate[S, P], T]:
+    """The blocking twin of an async method ``aname``: ``name``, same parameters and defaults, run by :data:`runtime`.
+
+    Written once, async; the twin is generated (as dask.distributed's ``sync`` does), so the two
+    cannot drift: :func:`inspect.signature` of the twin is the operation's (through ``__wrapped__``),
+    and its docstring is the operation's, saying that it blocks and naming the async twin.
+
+    Usage, in a class body: ``list_callbacks = blocking(alist_callbacks)``.
+    """
+    name = operation.__name__.removeprefix("a")
+    run = runtime.run
+
+    @functools.wraps(operation)
+    def twin(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return run(operation(self, *args, **kwargs))
+
+    twin.__name__ = name
+    twin.__qualname__ = operation.__qualname__.removesuffix(operation.__name__) + name
+    summary, _, rest = inspect.cleandoc(operation.__doc__ or "").partition("\n")
+    note = f"Blocks until done; ``await {operation.__name__}(...)`` is its async twin, for running event loops."
+    twin.__doc__ = f"{summary}\n\n{note}\n{rest}".rstrip() + "\n"
+    return twin
