@@ -158,10 +158,117 @@ async def in_process(calls: int, rounds: int) -> None:
     )
 
 
+def sdk_lister(env: dict[str, str], session_token: str) -> Callable[[], object] | None:
+    """Verizon's SDK ``list_registered_callbacks``, as its users call it; ``None`` when it is not installed."""
+    try:
+        from verizon.configuration import Configuration, Server
+        from verizon.http.auth.thingspace_oauth import ThingspaceOauthCredentials
+        from verizon.http.auth.vz_m2m_token import VZM2mTokenCredentials
+        from verizon.verizon_client import VerizonClient
+    except ImportError:
+        return None
+    root = env["THINGSPACE_BASE_URL"] + "/api"
+
+    class Loopback(Configuration):  # type: ignore[misc]
+        # The SDK has no base-URL option; overriding get_base_uri is its documented seam.
+        def get_base_uri(self, server: Server = Server.THINGSPACE) -> str:
+            return root + "/ts/v1" if server == Server.OAUTH_SERVER else root
+
+    oauth = ThingspaceOauthCredentials(
+        oauth_client_id=env["THINGSPACE_CLIENT_ID"], oauth_client_secret=env["THINGSPACE_CLIENT_SECRET"]
+    )
+    m2m = VZM2mTokenCredentials(vz_m2m_token=session_token)
+    callbacks = VerizonClient(
+        config=Loopback(thingspace_oauth_credentials=oauth, vz_m2m_token_credentials=m2m)
+    ).connectivity_callbacks
+
+    def sdk() -> object:
+        return callbacks.list_registered_callbacks(ACCOUNT).body
+
+    return sdk
+
+
+def timed_blocking(calls: int, call: Callable[[], object]) -> float:
+    """Seconds per call."""
+    started = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - started) / calls
+
+
+def blocking(calls: int, rounds: int) -> None:
+    """The blocking call a notebook loop makes: ``ts.list_callbacks`` against Verizon's SDK and a bare httpx2.Client."""
+    with simulator_process() as env, httpx2.Client(base_url=env["THINGSPACE_BASE_URL"]) as plain:
+        token = plain.post(
+            "/api/ts/v1/oauth2/token",
+            auth=(env["THINGSPACE_CLIENT_ID"], env["THINGSPACE_CLIENT_SECRET"]),
+            data={"grant_type": "client_credentials"},
+        ).json()["access_token"]
+        session = plain.post(
+            "/api/m2m/v1/session/login",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"username": env["THINGSPACE_USERNAME"], "password": env["THINGSPACE_PASSWORD"]},
+        ).json()["sessionToken"]
+        headers = {"Authorization": f"Bearer {token}", "VZ-M2M-Token": session}
+        path = f"/api/m2m/v1/callbacks/{ACCOUNT}"
+
+        def bare() -> object:
+            response = plain.get(path, headers=headers)
+            response.raise_for_status()
+            return response.json()
+
+        ts = tskit.connect(
+            client_id=env["THINGSPACE_CLIENT_ID"],
+            client_secret=env["THINGSPACE_CLIENT_SECRET"],
+            username=env["THINGSPACE_USERNAME"],
+            password=env["THINGSPACE_PASSWORD"],
+            base_url=env["THINGSPACE_BASE_URL"],
+        )
+        sides: dict[str, Callable[[], object]] = {"bare": bare, "tskit": lambda: ts.list_callbacks(ACCOUNT)}
+        sdk = sdk_lister(env, session)
+        if sdk is not None:
+            sides["sdk"] = sdk
+        with ts:
+            for warm in sides.values():  # connections, login, imports
+                timed_blocking(50, warm)
+            results: dict[str, list[float]] = {name: [] for name in sides}
+            for _ in range(rounds):
+                for name, side in sides.items():
+                    results[name].append(timed_blocking(calls, side))
+
+    def ratio(side: str, baseline: str) -> str:
+        each = sorted(s / b for s, b in zip(results[side], results[baseline], strict=True))
+        return f"{statistics.median(each):.3f}x median of rounds, range {each[0]:.3f}-{each[-1]:.3f}"
+
+    print(f"blocking: {rounds} rounds x {calls} sequential list calls over loopback, no running loop")
+    for name, label in (
+        ("bare", "bare httpx2.Client GET + json()"),
+        ("sdk", "Verizon SDK list_registered_callbacks"),
+        ("tskit", "ts.list_callbacks (DataFrame)"),
+    ):
+        if name in results:
+            print(f"  {label:40s} median {statistics.median(results[name]) * 1e6:8.0f} us/call")
+    if "sdk" in results:
+        verdict = (
+            "OK"
+            if statistics.median(t / s for t, s in zip(results["tskit"], results["sdk"], strict=True)) <= 1.0
+            else "OVER"
+        )
+        print(f"  tskit / SDK:  {ratio('tskit', 'sdk')} (goal <= 1.0x) {verdict}")
+    else:
+        print("  Verizon's SDK (sdksio-verizon-apis-sdk) is not installed: no SDK side")
+    print(f"  tskit / bare: {ratio('tskit', 'bare')}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--only", choices=("async", "blocking", "in-process"), help="run one part only")
     options = parser.parse_args()
-    asyncio.run(main(options.calls, options.rounds))
-    asyncio.run(in_process(options.calls, options.rounds))
+    if options.only in (None, "blocking"):
+        blocking(options.calls, options.rounds)
+    if options.only in (None, "async"):
+        asyncio.run(main(options.calls, options.rounds))
+    if options.only in (None, "in-process"):
+        asyncio.run(in_process(options.calls, options.rounds))
