@@ -161,3 +161,28 @@ def test_a_connection_left_open_is_closed_at_exit(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "True"
     assert "ResourceWarning" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+
+
+_LAZY_START = """
+import json, threading
+import tskit
+from tskit._runtime import runtime
+
+ts = tskit.connect(simulator=True)
+before = sorted(t.name for t in threading.enumerate())
+ts.list_callbacks("0000123456-00001")
+after = sorted(t.name for t in threading.enumerate())
+loop = runtime.io_loop()
+ts.list_callbacks("0000123456-00002")
+print(json.dumps([before, after, runtime.io_loop() is loop, runtime.is_patched(loop)]))
+"""
+
+
+def test_the_io_loop_starts_at_the_first_blocking_call_never_at_import_and_is_never_patched(tmp_path: Path) -> None:
+    env = {**os.environ, "TSKIT_CONFIG_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", _LAZY_START], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    before, after, same_loop, patched = json.loads(done.stdout)
+    assert before == ["MainThread"]  # import and connect() start no thread
+    assert [name for name in after if not name.startswith("tskit-io-worker")] == ["MainThread", "tskit-io"]
+    assert same_loop and not patched  # one loop for every blocking call; nest-asyncio2 never touches it

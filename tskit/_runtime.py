@@ -341,7 +341,12 @@ def blocking(operation: Callable[Concatenate[S, P], Coroutine[Any, Any, T]]) -> 
 
     twin.__name__ = name
     twin.__qualname__ = operation.__qualname__.removesuffix(operation.__name__) + name
-    summary, _, rest = inspect.cleandoc(operation.__doc__ or "").partition("\n")
-    note = f"Blocks until done; ``await {operation.__name__}(...)`` is its async twin, for running event loops."
-    twin.__doc__ = f"{summary}\n\n{note}\n{rest}".rstrip() + "\n"
+    twin.__doc__ = twin_docstring(operation.__doc__, operation.__name__)
     return twin
+
+
+def twin_docstring(doc: str | None, operation: str) -> str:
+    """The docstring of the blocking twin of ``operation`` (``"alist_callbacks"``) whose docstring is ``doc``."""
+    summary, _, rest = inspect.cleandoc(doc or "").partition("\n")
+    note = f"Blocks until done; ``await {operation}(...)`` is its async twin, for running event loops."
+    return f"{summary}\n\n{note}\n{rest}".rstrip() + "\n"
