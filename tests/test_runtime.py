@@ -80,11 +80,17 @@ def test_a_thousand_connect_close_cycles_keep_no_more_than_ten(tmp_path: Path) -
     assert after_1000["objects"] <= after_10["objects"], (after_10, after_1000)
 
 
+@pytest.fixture(scope="module")
+def fresh_cycles(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, int], dict[str, int]]:
+    """The counts of 1,000 cycles with a simulator each, made once for the two tests that read them."""
+    return _cycles("fresh", tmp_path_factory.mktemp("fresh"))
+
+
 def test_closed_connections_to_simulators_of_their_own_release_their_clients_threads_and_files(
-    tmp_path: Path,
+    fresh_cycles: tuple[dict[str, int], dict[str, int]],
 ) -> None:
     """``connect(simulator=Simulator())`` 1,000 times: the runtime holds no client, closer or thread of them."""
-    after_10, after_1000 = _cycles("fresh", tmp_path)
+    after_10, after_1000 = fresh_cycles
     assert after_1000["clients"] == after_10["clients"] == 0
     assert after_1000["registered"] == after_10["registered"] == 0
     assert after_1000["threads"] <= after_10["threads"]
@@ -99,8 +105,10 @@ def test_closed_connections_to_simulators_of_their_own_release_their_clients_thr
     reason="the identity registry (tskit/_session.py) keys each session by its realm, the Simulator itself, "
     "and keeps the last 64 identities: up to 64 simulators stay alive after their connections closed",
 )
-def test_closed_connections_to_simulators_of_their_own_keep_no_simulator(tmp_path: Path) -> None:
-    after_10, after_1000 = _cycles("fresh", tmp_path)
+def test_closed_connections_to_simulators_of_their_own_keep_no_simulator(
+    fresh_cycles: tuple[dict[str, int], dict[str, int]],
+) -> None:
+    after_10, after_1000 = fresh_cycles
     assert after_1000["simulators"] <= after_10["simulators"]
     assert after_1000["objects"] <= after_10["objects"], (after_10, after_1000)
 
