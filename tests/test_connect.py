@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import tskit
-from tskit import _runner
+from tskit._runtime import runtime
 from tskit.simulator import Simulator
 
 ACCOUNT = "0000123456-00001"
@@ -115,9 +115,9 @@ def test_blocking_call_inside_a_running_loop_works_like_a_notebook_cell() -> Non
 
     async def cell() -> list[str]:
         loop = asyncio.get_running_loop()
-        assert not _runner.is_patched(loop)
+        assert not runtime.is_patched(loop)
         services: list[str] = ts.list_callbacks(ACCOUNT)["service_name"].tolist()  # no await, as in a cell
-        assert _runner.is_patched(loop)
+        assert runtime.is_patched(loop)
         frame = await ts.alist_callbacks(ACCOUNT)  # and the async twin on the same loop
         assert frame["service_name"].tolist() == services
         return services
@@ -134,7 +134,7 @@ def test_unpatchable_loop_gets_a_clear_error() -> None:
         pass
 
     with pytest.raises(RuntimeError, match=r"await ts\.alist_callbacks"):
-        _runner._patch(ForeignLoop())  # type: ignore[abstract]
+        runtime._patch(ForeignLoop())  # type: ignore[abstract]
 
 
 def test_import_is_light() -> None:

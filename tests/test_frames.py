@@ -135,3 +135,44 @@ def test_every_frame_has_one_text_dtype(audit: Audit, quick_sim: Simulator, list
     }
     assert {name: _text_everywhere(f) for name, f in frames.items() if _text_everywhere(f)} == {}
     assert str(frames["services"].dtypes["service_name"]) == TEXT == "string"
+
+
+@pytest.mark.parametrize("rows", [0, 1, 3])
+def test_the_callbacks_frame_is_the_frame_pandas_public_constructor_makes(rows: int) -> None:
+    """The quick way a small frame is made (for blocking calls) gives the frame of the public one."""
+    from tskit._models import Callback
+    from tskit._secret import MASK, Secret
+
+    records = [
+        Callback(
+            f"0000123456-0000{i % 2}",
+            ["CarrierService", "DeviceUsage"][i % 2],
+            f"https://l.example.com/{i}",
+            "u",
+            Secret("p" * i),
+        )
+        for i in range(rows)
+    ]
+    text = pd.StringDtype()
+    expected = pd.DataFrame(
+        {
+            "account_name": pd.Categorical(
+                [r.account_name for r in records],
+                categories=pd.Index(dict.fromkeys(r.account_name for r in records), dtype=text),
+            ),
+            "service_name": pd.Categorical(
+                [r.service_name for r in records],
+                categories=pd.Index(dict.fromkeys(r.service_name for r in records), dtype=text),
+            ),
+            "url": pd.array([r.url for r in records], dtype=text),
+            "username": pd.array([r.username for r in records], dtype=text),
+            "password": pd.array([MASK if i else "" for i in range(rows)], dtype=text),
+        }
+    )
+    made = callbacks_frame(records)
+    pd.testing.assert_frame_equal(made, expected)
+    assert made.index.equals(pd.RangeIndex(rows)) and list(made.columns) == list(tskit.CALLBACK_COLUMNS)
+    other = callbacks_frame(records)  # frames share nothing a change to one shows in another
+    made.columns = made.columns.str.upper()
+    made.insert(0, "n", range(rows))
+    assert list(other.columns) == list(tskit.CALLBACK_COLUMNS)

@@ -497,7 +497,7 @@ def _open_fds() -> int:
 @pytest.mark.server
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc to count file descriptors")
 def test_blocking_calls_from_many_threads_leak_no_loop_nor_socket() -> None:
-    from tskit import _runner
+    from tskit._runtime import runtime
 
     sim = Simulator()
     with sim.serve() as server:
@@ -509,7 +509,7 @@ def test_blocking_calls_from_many_threads_leak_no_loop_nor_socket() -> None:
         after = _open_fds()
         assert after - before <= 4, (before, after)  # the pool is reused: no loop nor socket per thread
         assert threading.active_count() == threads_before
-        assert _runner.io_loop() is _runner.io_loop()
+        assert runtime.io_loop() is runtime.io_loop()
         ts.close()
 
 
@@ -536,7 +536,7 @@ def test_a_plain_script_never_patches_asyncio(tmp_path: Path) -> None:
 def test_nest_asyncio2_patches_only_the_loop_of_the_blocking_call() -> None:
     import _asyncio
 
-    from tskit import _runner
+    from tskit._runtime import runtime
 
     ts = tskit.connect()
     other = asyncio.new_event_loop()
@@ -551,7 +551,7 @@ def test_nest_asyncio2_patches_only_the_loop_of_the_blocking_call() -> None:
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(cell())
-        assert _runner.is_patched(loop) and not _runner.is_patched(other)
+        assert runtime.is_patched(loop) and not runtime.is_patched(other)
         assert not hasattr(other, "_nest_patched")
         assert asyncio.Task is _asyncio.Task and asyncio.run.__module__ == "asyncio.runners"
         assert asyncio.run(asyncio.sleep(0, "ok")) == "ok"
@@ -566,7 +566,7 @@ def test_in_a_real_kernel_widget_tasks_await_and_blocking_calls_mix() -> None:
 
     cells = [
         "import asyncio, _asyncio, tskit\n"
-        "from tskit import _runner\n"
+        "from tskit._runtime import runtime\n"
         "from tskit.simulator import Simulator\n"
         "sim = Simulator()\n"
         "sim.faults.latency = 0.1\n"
@@ -576,7 +576,7 @@ def test_in_a_real_kernel_widget_tasks_await_and_blocking_calls_mix() -> None:
         "print(len(frame), sim.count('login'))",
         "print(len(await ts.alist_callbacks('0000123456-00001')), len(await widget_task))",
         "print(len(ts.list_callbacks('0000123456-00001')), len(await ts.alist_callbacks('0000123456-00001')))",
-        "print(_runner.is_patched(asyncio.get_running_loop()), asyncio.Task is _asyncio.Task,"
+        "print(runtime.is_patched(asyncio.get_running_loop()), asyncio.Task is _asyncio.Task,"
         " asyncio.Future is _asyncio.Future, asyncio.run.__module__,"
         " hasattr(asyncio.new_event_loop(), '_nest_patched'))",
     ]
@@ -848,7 +848,7 @@ def test_a_login_answer_larger_than_the_cap_is_refused_clearly_and_not_kept() ->
 
 @pytest.mark.server
 def test_a_blocking_call_on_tskits_own_io_loop_fails_clearly_and_later_calls_work(slow_server) -> None:
-    from tskit import _runner
+    from tskit._runtime import runtime
 
     _sim, url = slow_server
     ts = tskit.connect(**credentials(), base_url=url)
@@ -863,32 +863,32 @@ def test_a_blocking_call_on_tskits_own_io_loop_fails_clearly_and_later_calls_wor
             outcome.append(error)
         done.set()
 
-    _runner.io_loop().call_soon_threadsafe(on_the_io_loop)
+    runtime.io_loop().call_soon_threadsafe(on_the_io_loop)
     assert done.wait(10)
     assert isinstance(outcome[0], RuntimeError) and "async twin" in str(outcome[0])
-    assert not _runner.is_patched(_runner.io_loop())
+    assert not runtime.is_patched(runtime.io_loop())
     results = run_threads(5, lambda i: ts.list_callbacks(ACCOUNT))
     assert all(not isinstance(r, BaseException) for r in results), results
 
 
 _IO_THREAD_DIES = """
 import asyncio, time
-from tskit import _runner
+from tskit._runtime import runtime
 
 async def forever():
     await asyncio.sleep(3600)
 
-loop = _runner.io_loop()
+loop = runtime.io_loop()
 loop.call_later(0.2, loop.stop)  # the thread ends as if it died
 started = time.monotonic()
 try:
-    _runner.run(forever())
+    runtime.run(forever())
 except RuntimeError as error:
     assert "I/O loop stopped" in str(error), error
 else:
     raise AssertionError("no error")
 assert time.monotonic() - started < 5
-assert _runner.run(asyncio.sleep(0, result=7)) == 7  # a new I/O loop serves the next call
+assert runtime.run(asyncio.sleep(0, result=7)) == 7  # a new I/O loop serves the next call
 print("ok")
 """
 

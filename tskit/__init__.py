@@ -10,6 +10,8 @@ Examples:
 first ``connect()`` without credentials, and uvicorn and ipywidgets only where they are used.
 """
 
+import importlib
+
 from tskit._auth import ThingSpaceAuth
 from tskit._client import ThingSpaceClient
 from tskit._config import DEFAULT_BASE_URL, Credentials
@@ -60,6 +62,7 @@ __all__ = [
     "DesiredState",
     "FileReason",
     "Journal",
+    "Listener",
     "Listing",
     "LoginThrottled",
     "Plan",
@@ -86,18 +89,25 @@ __all__ = [
 ]
 
 
+#: Names loaded on first use, to keep ``import tskit`` light: name -> the module that defines it.
+_LAZY = {
+    "Audit": "tskit.audit",
+    "Listener": "tskit.listener",
+    "Journal": "tskit.state",
+    "DesiredState": "tskit.state",
+    "Plan": "tskit.state",
+}
+
+
 def __getattr__(name: str) -> object:
-    # Loaded on first use, to keep ``import tskit`` light.
-    if name == "Audit":
-        from tskit.audit import Audit
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tskit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # found once: later lookups do not come here
+    return value
 
-        return Audit
-    if name == "Listener":
-        from tskit.listener import Listener
 
-        return Listener
-    if name in ("Journal", "DesiredState", "Plan"):
-        import tskit.state
-
-        return getattr(tskit.state, name)
-    raise AttributeError(f"module 'tskit' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    # The lazy names too, so that tab completion offers them before their first use.
+    return sorted({*globals(), *_LAZY})

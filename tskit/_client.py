@@ -17,7 +17,6 @@ from typing import Any, Final, Self
 
 import httpx2
 
-from tskit import _runner
 from tskit import _validate as check
 from tskit._auth import CALL_DEADLINE, LOGIN_EXTENSION, ThingSpaceAuth
 from tskit._config import CALLBACK_PATH, CALLBACKS_PATH, LOGOUT_PATH, Credentials
@@ -36,6 +35,7 @@ from tskit._errors import (
 )
 from tskit._models import Callback, CallbackActionResult, Listing, ListingReason
 from tskit._retry import RetryPolicy
+from tskit._runtime import runtime
 from tskit._transport import as_tskit_error, make_client
 from tskit._version import __version__
 
@@ -143,8 +143,14 @@ class ThingSpaceClient:
 
     async def aclose(self) -> None:
         """Close the connections this client opened on the running event loop."""
-        http = self._http.pop(asyncio.get_running_loop(), None)  # (the exit hook then closes it twice: harmless)
-        if http is not None:
+        loop = asyncio.get_running_loop()
+        http = self._http.pop(loop, None)
+        ender = self._loop_enders.pop(loop, None)
+        if runtime.is_io_loop(loop):
+            runtime.unregister(self)
+        if ender is not None:
+            await ender.aclose()  # its ``finally`` closes ``http``, and the cycle through it is gone
+        elif http is not None:
             await http.aclose()
 
     def _client(self) -> httpx2.AsyncClient:
@@ -160,7 +166,7 @@ class ThingSpaceClient:
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             )
             self._http[loop] = http
-            _runner.close_at_exit(loop, http.aclose)
+            runtime.register(loop, self, http.aclose)
             self._close_when_loop_ends(loop, http)
         return http
 

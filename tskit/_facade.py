@@ -7,13 +7,13 @@ import os
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from tskit import _runner
 from tskit._client import ThingSpaceClient
 from tskit._config import BASE_URL_ENV, Credentials
 from tskit._errors import ConfigurationError
 from tskit._frames import callbacks_frame, services_frame
 from tskit._models import CallbackActionResult
 from tskit._retry import RetryPolicy
+from tskit._runtime import blocking
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -61,10 +61,6 @@ class ThingSpace:
     # -- list ---------------------------------------------------------------------------
 
     async def alist_callbacks(self, account_name: str) -> pd.DataFrame:
-        """Async twin of :meth:`list_callbacks`."""
-        return callbacks_frame(await self.client.list_callbacks(account_name))
-
-    def list_callbacks(self, account_name: str) -> pd.DataFrame:
         """List the callback listeners of an account.
 
         Args:
@@ -74,33 +70,13 @@ class ThingSpace:
             A DataFrame with columns ``account_name, service_name, url, username, password``
             (the password masked), one row per registered service.
         """
-        return _runner.run(self.alist_callbacks(account_name))
+        return callbacks_frame(await self.client.list_callbacks(account_name))
+
+    list_callbacks = blocking(alist_callbacks)
 
     # -- register -----------------------------------------------------------------------
 
     async def aregister_callback(
-        self,
-        account_name: str,
-        service_name: str,
-        url: str,
-        *,
-        username: str | None = None,
-        password: str | None = None,
-        allow_any_port: bool = False,
-        allow_unknown_service: bool = False,
-    ) -> CallbackActionResult:
-        """Async twin of :meth:`register_callback`."""
-        return await self.client.register_callback(
-            account_name,
-            service_name,
-            url,
-            username=username,
-            password=password,
-            allow_any_port=allow_any_port,
-            allow_unknown_service=allow_unknown_service,
-        )
-
-    def register_callback(
         self,
         account_name: str,
         service_name: str,
@@ -130,29 +106,21 @@ class ThingSpace:
             ValidationError: Bad input; nothing was sent.
             ApiError: ThingSpace refused; ``error_code`` and ``error_message`` say why.
         """
-        return _runner.run(
-            self.aregister_callback(
-                account_name,
-                service_name,
-                url,
-                username=username,
-                password=password,
-                allow_any_port=allow_any_port,
-                allow_unknown_service=allow_unknown_service,
-            )
+        return await self.client.register_callback(
+            account_name,
+            service_name,
+            url,
+            username=username,
+            password=password,
+            allow_any_port=allow_any_port,
+            allow_unknown_service=allow_unknown_service,
         )
+
+    register_callback = blocking(aregister_callback)
 
     # -- deregister ---------------------------------------------------------------------
 
     async def aderegister_callback(
-        self, account_name: str, service_name: str, *, allow_unknown_service: bool = False
-    ) -> CallbackActionResult:
-        """Async twin of :meth:`deregister_callback`."""
-        return await self.client.deregister_callback(
-            account_name, service_name, allow_unknown_service=allow_unknown_service
-        )
-
-    def deregister_callback(
         self, account_name: str, service_name: str, *, allow_unknown_service: bool = False
     ) -> CallbackActionResult:
         """Stop ThingSpace sending the messages of one service of an account.
@@ -162,9 +130,11 @@ class ThingSpace:
             service_name: The service to deregister.
             allow_unknown_service: Accept a service name the catalogue does not know.
         """
-        return _runner.run(
-            self.aderegister_callback(account_name, service_name, allow_unknown_service=allow_unknown_service)
+        return await self.client.deregister_callback(
+            account_name, service_name, allow_unknown_service=allow_unknown_service
         )
+
+    deregister_callback = blocking(aderegister_callback)
 
     # -- audit --------------------------------------------------------------------------
 
@@ -184,31 +154,6 @@ class ThingSpace:
         fingerprint_key: bytes | str | None = None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> Audit:
-        """Async twin of :meth:`audit`; ``on_progress(done, total)`` is called after each account."""
-        from tskit.audit import run_audit
-
-        return await run_audit(
-            self.client,
-            accounts,
-            expect=expect,
-            rules=rules,
-            concurrency=concurrency,
-            progress=progress,
-            source=self.source,
-            fingerprint_key=fingerprint_key,
-            on_progress=on_progress,
-        )
-
-    def audit(
-        self,
-        accounts: Iterable[str] | str,
-        expect: Iterable[str] = (),
-        *,
-        rules: Iterable[Rule] | None = None,
-        concurrency: int = 16,
-        progress: bool | None = None,
-        fingerprint_key: bytes | str | None = None,
-    ) -> Audit:
         """Read the callbacks of many accounts at once and check them.
 
         One authenticated session serves every account; at most ``concurrency`` calls run at once.
@@ -223,6 +168,7 @@ class ThingSpace:
             progress: Show a progress bar: ``None`` in Jupyter or a terminal only.
             fingerprint_key: Key of the password fingerprints kept in snapshots (see
                 :mod:`tskit.audit`); default ``TSKIT_FINGERPRINT_KEY`` or tskit's key file.
+            on_progress: Called as ``on_progress(done, total)`` after each account.
 
         Returns:
             An :class:`~tskit.audit.Audit` with ``.callbacks``, ``.findings`` and ``.errors``.
@@ -230,16 +176,21 @@ class ThingSpace:
         Raises:
             ValidationError: An account name or option is bad; nothing was sent.
         """
-        return _runner.run(
-            self.aaudit(
-                accounts,
-                expect,
-                rules=rules,
-                concurrency=concurrency,
-                progress=progress,
-                fingerprint_key=fingerprint_key,
-            )
+        from tskit.audit import run_audit
+
+        return await run_audit(
+            self.client,
+            accounts,
+            expect=expect,
+            rules=rules,
+            concurrency=concurrency,
+            progress=progress,
+            source=self.source,
+            fingerprint_key=fingerprint_key,
+            on_progress=on_progress,
         )
+
+    audit = blocking(aaudit)
 
     # -- desired state ------------------------------------------------------------------
 
@@ -253,7 +204,24 @@ class ThingSpace:
         fingerprint_key: bytes | str | None = None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> Plan:
-        """Async twin of :meth:`plan`; ``on_progress(done, total)`` is called after each account."""
+        """Compare a desired state with what ThingSpace holds; sends no change.
+
+        Args:
+            desired: A :class:`~tskit.state.DesiredState`, a mapping
+                ``{account: {service: {"url", "username", "password"}}}``, or a TOML file's path.
+            prune: Also plan the deletion of listeners of named accounts that the state does not
+                name. Accounts not named are never touched.
+            concurrency: Most accounts read at the same time (1 to 256).
+            progress: Show a progress bar: ``None`` in Jupyter or a terminal only.
+            fingerprint_key: Key of the password fingerprints (see :mod:`tskit.audit`).
+            on_progress: Called as ``on_progress(done, total)`` after each account.
+
+        Returns:
+            A :class:`~tskit.state.Plan`: ``.changes``, ``.errors``, ``.apply()``.
+
+        Raises:
+            ValidationError: The desired state holds a value the client would refuse.
+        """
         from tskit.state import make_plan
 
         return await make_plan(
@@ -267,60 +235,9 @@ class ThingSpace:
             on_progress=on_progress,
         )
 
-    def plan(
-        self,
-        desired: DesiredState | Mapping[str, Any] | str | os.PathLike[str],
-        *,
-        prune: bool = False,
-        concurrency: int = 16,
-        progress: bool | None = None,
-        fingerprint_key: bytes | str | None = None,
-    ) -> Plan:
-        """Compare a desired state with what ThingSpace holds; sends no change.
-
-        Args:
-            desired: A :class:`~tskit.state.DesiredState`, a mapping
-                ``{account: {service: {"url", "username", "password"}}}``, or a TOML file's path.
-            prune: Also plan the deletion of listeners of named accounts that the state does not
-                name. Accounts not named are never touched.
-            concurrency: Most accounts read at the same time (1 to 256).
-            progress: Show a progress bar: ``None`` in Jupyter or a terminal only.
-            fingerprint_key: Key of the password fingerprints (see :mod:`tskit.audit`).
-
-        Returns:
-            A :class:`~tskit.state.Plan`: ``.changes``, ``.errors``, ``.apply()``.
-
-        Raises:
-            ValidationError: The desired state holds a value the client would refuse.
-        """
-        return _runner.run(
-            self.aplan(
-                desired, prune=prune, concurrency=concurrency, progress=progress, fingerprint_key=fingerprint_key
-            )
-        )
+    plan = blocking(aplan)
 
     async def aexport(
-        self,
-        accounts: Iterable[str] | str,
-        *,
-        concurrency: int = 16,
-        progress: bool | None = None,
-        fingerprint_key: bytes | str | None = None,
-        allow_partial: bool = False,
-    ) -> DesiredState:
-        """Async twin of :meth:`export`."""
-        from tskit.state import export_state
-
-        return await export_state(
-            self.client,
-            accounts,
-            concurrency=concurrency,
-            progress=progress,
-            fingerprint_key=fingerprint_key,
-            allow_partial=allow_partial,
-        )
-
-    def export(
         self,
         accounts: Iterable[str] | str,
         *,
@@ -345,57 +262,20 @@ class ThingSpace:
         Raises:
             ExportError: Some accounts could not be read; each is listed with why.
         """
-        return _runner.run(
-            self.aexport(
-                accounts,
-                concurrency=concurrency,
-                progress=progress,
-                fingerprint_key=fingerprint_key,
-                allow_partial=allow_partial,
-            )
-        )
+        from tskit.state import export_state
 
-    async def arotate_password(
-        self,
-        accounts: Iterable[str] | str,
-        services: Iterable[str] | str | None = None,
-        *,
-        new_password: str,
-        listener: Listener | None = None,
-        concurrency: int = 8,
-        journal: str | os.PathLike[str] | Journal | None = None,
-        progress: bool | None = None,
-        fingerprint_key: bytes | str | None = None,
-        include_without_credentials: bool = False,
-        allow_http: bool = False,
-        allow_unknown_service: bool = False,
-        desired: DesiredState | str | os.PathLike[str] | None = None,
-        lock_wait: float = 60.0,
-        confirm: Callable[[list[tuple[str, str, str]]], bool] | None = None,
-    ) -> RotationResult:
-        """Async twin of :meth:`rotate_password`."""
-        from tskit.state import rotate
-
-        return await rotate(
+        return await export_state(
             self.client,
             accounts,
-            new_password=new_password,
-            services=services,
-            listener=listener,
             concurrency=concurrency,
-            journal=journal,
             progress=progress,
             fingerprint_key=fingerprint_key,
-            source=self.source,
-            include_without_credentials=include_without_credentials,
-            allow_http=allow_http,
-            allow_unknown_service=allow_unknown_service,
-            desired=desired,
-            lock_wait=lock_wait,
-            confirm=confirm,
+            allow_partial=allow_partial,
         )
 
-    def rotate_password(
+    export = blocking(aexport)
+
+    async def arotate_password(
         self,
         accounts: Iterable[str] | str,
         services: Iterable[str] | str | None = None,
@@ -455,24 +335,28 @@ class ThingSpace:
             ValidationError: A service is unknown, the listener is stopped, or the password would
                 go to a plain-HTTP listener; nothing was sent.
         """
-        return _runner.run(
-            self.arotate_password(
-                accounts,
-                services,
-                new_password=new_password,
-                listener=listener,
-                concurrency=concurrency,
-                journal=journal,
-                progress=progress,
-                fingerprint_key=fingerprint_key,
-                include_without_credentials=include_without_credentials,
-                allow_http=allow_http,
-                allow_unknown_service=allow_unknown_service,
-                desired=desired,
-                lock_wait=lock_wait,
-                confirm=confirm,
-            )
+        from tskit.state import rotate
+
+        return await rotate(
+            self.client,
+            accounts,
+            new_password=new_password,
+            services=services,
+            listener=listener,
+            concurrency=concurrency,
+            journal=journal,
+            progress=progress,
+            fingerprint_key=fingerprint_key,
+            source=self.source,
+            include_without_credentials=include_without_credentials,
+            allow_http=allow_http,
+            allow_unknown_service=allow_unknown_service,
+            desired=desired,
+            lock_wait=lock_wait,
+            confirm=confirm,
         )
+
+    rotate_password = blocking(arotate_password)
 
     # -- the rest -----------------------------------------------------------------------
 
@@ -482,12 +366,10 @@ class ThingSpace:
         return services_frame()
 
     async def aclose(self) -> None:
-        """Close the connections opened on the running event loop."""
+        """Close the connections this connection opened on the running event loop (tskit's own for blocking calls)."""
         await self.client.aclose()
 
-    def close(self) -> None:
-        """Close the connections opened by blocking calls."""
-        _runner.run(self.client.aclose())
+    close = blocking(aclose)
 
     def __enter__(self) -> Self:
         return self

@@ -13,6 +13,7 @@ Its storage (Python or pyarrow) is pandas' ``mode.string_storage`` setting, the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -30,19 +31,39 @@ SEVERITY_LEVELS: Final = ("info", "low", "medium", "high")
 TEXT: Final = "string"
 
 
+def text_dtype() -> Any:
+    """The dtype :data:`TEXT` names, as an object: pandas looks a name up in its registry on every use.
+
+    Made anew each time (it is cheap): its storage follows ``mode.string_storage`` as set now.
+    """
+    import pandas as pd
+
+    return pd.StringDtype()
+
+
+@functools.lru_cache(maxsize=1024)
+def _categorical_dtype(levels: tuple[str, ...], ordered: bool, text: Any) -> Any:
+    # Dtypes are immutable: one per set of categories, as a blocking list call makes the same
+    # few each time (validating the categories costs more than the rest of a small frame).
+    import pandas as pd
+
+    return pd.CategoricalDtype(pd.Index(list(levels), dtype=text), ordered=ordered)
+
+
 def frame(rows: Sequence[tuple[object, ...]], columns: Sequence[str]) -> pd.DataFrame:
     """A DataFrame of text columns with exactly ``columns``, even when there are no rows."""
     import pandas as pd
 
-    return pd.DataFrame(rows, columns=list(columns), dtype=TEXT)
+    return pd.DataFrame(rows, columns=list(columns), dtype=text_dtype())
 
 
 def text(values: Sequence[object]) -> Any:
     """A column of text (:data:`TEXT`)."""
     import numpy as np
-    import pandas as pd
 
-    return pd.array(np.array(values, dtype=object), dtype=TEXT)
+    dtype = text_dtype()
+    # What pd.array(values, dtype) calls, without looking the dtype up again; the array is ours.
+    return dtype.construct_array_type()._from_sequence(np.array(values, dtype=object), dtype=dtype)
 
 
 def category(values: Sequence[str], categories: Iterable[str] = ()) -> Any:
@@ -60,15 +81,13 @@ def from_codes(codes: Sequence[int], index: Mapping[str, int]) -> Any:
     import numpy as np
     import pandas as pd
 
-    dtype = pd.CategoricalDtype(pd.Index(list(index), dtype=TEXT))
+    dtype = _categorical_dtype(tuple(index), False, text_dtype())
     return pd.Categorical.from_codes(np.array(codes, dtype=np.int32), dtype=dtype, validate=False)
 
 
 def categories(levels: Sequence[str], *, ordered: bool = False) -> Any:
     """A categorical dtype of exactly ``levels``, whose categories are text (:data:`TEXT`)."""
-    import pandas as pd
-
-    return pd.CategoricalDtype(pd.Index(list(levels), dtype=TEXT), ordered=ordered)
+    return _categorical_dtype(tuple(levels), ordered, text_dtype())
 
 
 def ordered(values: Sequence[str], levels: Sequence[str]) -> Any:
@@ -133,15 +152,44 @@ def callbacks_frame(callbacks: Iterable[Callback]) -> pd.DataFrame:
     # (its own truth test is a Python call per row).
     accounts: dict[str, int] = {}
     services: dict[str, int] = {}
-    return columns_frame(
-        {
-            "account_name": from_codes([accounts.setdefault(c.account_name, len(accounts)) for c in rows], accounts),
-            "service_name": from_codes([services.setdefault(c.service_name, len(services)) for c in rows], services),
-            "url": text([c.url for c in rows]),
-            "username": text([c.username for c in rows]),
-            "password": text([MASK if c.password._value else "" for c in rows]),
-        }
+    account_codes = [accounts.setdefault(c.account_name, len(accounts)) for c in rows]
+    service_codes = [services.setdefault(c.service_name, len(services)) for c in rows]
+    return _ready_frame(
+        [
+            from_codes(account_codes, accounts),
+            from_codes(service_codes, services),
+            text([c.url for c in rows]),
+            text([c.username for c in rows]),
+            text([MASK if c.password._value else "" for c in rows]),
+        ],
+        CALLBACK_COLUMNS,
     )
+
+
+def _ready_frame(arrays: list[Any], columns: Sequence[str]) -> pd.DataFrame:
+    """A frame of pandas arrays of one length, made as cheaply as pandas allows.
+
+    A blocking ``list_callbacks`` makes a frame of a few rows per call, where the checks of
+    ``pd.DataFrame(dict)`` cost more than the rest (benchmarks/bench_client_overhead.py):
+    ``DataFrame._from_arrays`` takes arrays that are already right, on pandas 2.2 and 3.x alike.
+    """
+    import pandas as pd
+
+    from_arrays = getattr(pd.DataFrame, "_from_arrays", None)
+    if from_arrays is None:  # a pandas without it: the public way, same frame
+        return columns_frame(dict(zip(columns, arrays, strict=True)))
+    length = len(arrays[0]) if arrays else 0
+    frame: pd.DataFrame = from_arrays(
+        arrays, columns=_column_index(tuple(columns)), index=pd.RangeIndex(length), verify_integrity=False
+    )
+    return frame
+
+
+@functools.lru_cache(maxsize=64)
+def _column_index(columns: tuple[str, ...]) -> Any:
+    import pandas as pd
+
+    return pd.Index(list(columns))
 
 
 def callbacks_columns(

@@ -1,16 +1,52 @@
-"""The process's runtime: the one place that owns process-wide state and resets it in a forked child.
+"""The process's runtime: ONE object that owns tskit's process-wide state, and resets it in a forked child.
 
-A child forked while another thread held a lock, or while tskit's I/O loop ran, inherits that lock
-held and that loop's thread gone. Each module that keeps process-wide state registers, once, how to
-start it afresh with :func:`on_fork_in_child`; one ``os.register_at_fork`` handler calls them all,
-in the order they registered.
+:data:`runtime` owns the I/O loop and its thread, the clients to close at exit (held weakly), and
+the process-wide locks (made with :func:`process_lock`). Modules that keep other process-wide
+state register, once, how to start it afresh with :func:`on_fork_in_child`; one
+``os.register_at_fork`` handler resets the runtime, then calls them all, in the order they registered.
+
+Blocking calls. Outside any running loop (scripts, cron, threads, the CLI) every blocking call
+runs on ONE event loop that tskit keeps in a daemon thread for the whole process (as dask's
+``LoopRunner`` or anyio's blocking portal do): 20 threads calling at once share one loop and one
+connection pool, and no thread leaves a loop or sockets behind. The loop starts with the first
+blocking call, never at import, and is started anew in a child after ``fork``.
+
+Inside a running loop (a notebook cell calling ``ts.list_callbacks`` without ``await``) the call
+must run on that loop, so that widgets' tasks and awaited calls of the same kernel go on. That
+loop, and only that loop, is made re-entrant with nest-asyncio2: ``nest_asyncio2.apply`` would
+also replace ``asyncio.Task``, ``asyncio.Future``, ``asyncio.run`` and the policy's
+``get_event_loop`` for the whole process, and its loop patch is set on the loop's *class*; so
+tskit gives that one loop a subclass of its own and patches only the subclass. Loops that cannot
+be patched (uvloop) get a clear error instead.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import functools
+import inspect
 import os
 import threading
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Coroutine
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+T = TypeVar("T")
+S = TypeVar("S")
+P = ParamSpec("P")
+
+#: Seconds between checks that the I/O loop's thread still runs, while a blocking call waits.
+_CHECK_EVERY = 0.5
+#: Seconds tskit waits at exit for its I/O loop to close its connections.
+_EXIT_WAIT = 5.0
+#: Most threads the I/O loop runs blocking work on (``asyncio.to_thread``): Python's own default.
+WORKERS = min(32, (os.cpu_count() or 1) + 4)
+#: The name of those threads, then a number.
+WORKER_NAME = "tskit-io-worker"
 
 _resets: list[Callable[[], None]] = []
 _resets_lock = threading.Lock()
@@ -27,12 +63,290 @@ def on_fork_in_child(reset: Callable[[], None]) -> Callable[[], None]:
     return reset
 
 
+class ProcessLock:
+    """A process-wide lock that a forked child gets free, whoever held it in the parent at fork time.
+
+    A ``threading.Lock`` held by another thread at ``fork`` stays held forever in the child (that
+    thread does not exist there). The runtime gives every lock made here a new inner lock in the child.
+    """
+
+    __slots__ = ("__weakref__", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        _locks.add(self)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the lock, as :meth:`threading.Lock.acquire` does."""
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        """Release the lock."""
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """Whether some thread holds the lock."""
+        return self._lock.locked()
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._lock.release()
+
+    def _renew(self) -> None:
+        self._lock = threading.Lock()
+
+
+_locks: weakref.WeakSet[ProcessLock] = weakref.WeakSet()
+
+
+def process_lock() -> ProcessLock:
+    """A lock for process-wide state, released in every forked child (see :class:`ProcessLock`)."""
+    return ProcessLock()
+
+
+#: What closes a client's connections on the I/O loop (its pool's ``aclose``).
+Closer = Callable[[], Coroutine[Any, Any, None]]
+
+
+def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+    asyncio.set_event_loop(loop)
+    # Named and counted: the pool grows to WORKERS threads at most, then reuses them.
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix=WORKER_NAME))
+    loop.call_soon(ready.set)
+    loop.run_forever()
+
+
+class Runtime:
+    """The I/O loop and its thread, the clients to close at exit, and the locks guarding them.
+
+    One per process (:data:`runtime`); a forked child starts with a fresh state (no loop, no
+    clients, free locks), and its first blocking call starts its own loop.
+    """
+
+    def __init__(self) -> None:
+        self._start_lock = process_lock()
+        self._patch_lock = process_lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._patched: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+        # Held weakly: a client its user dropped must not be kept (with its pool, its transport
+        # and an embedded simulator) until exit; its finalizer closes its pool then.
+        self._clients: weakref.WeakKeyDictionary[object, weakref.finalize[Any, Any]] = weakref.WeakKeyDictionary()
+        self._closing: set[concurrent.futures.Future[None]] = set()
+
+    # -- the I/O loop -------------------------------------------------------------------
+
+    def io_loop(self) -> asyncio.AbstractEventLoop:
+        """The I/O loop of tskit, running in its daemon thread (started on first use)."""
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None and thread.is_alive() and not loop.is_closed():
+            return loop  # the common case: no lock on the path of every blocking call
+        with self._start_lock:
+            loop, thread = self._loop, self._thread
+            if loop is None or thread is None or not thread.is_alive() or loop.is_closed():
+                if loop is not None and not loop.is_closed() and not loop.is_running():
+                    loop.close()  # its thread ended: a new loop and thread take over
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+                thread = threading.Thread(target=_serve, args=(loop, ready), name="tskit-io", daemon=True)
+                thread.start()
+                ready.wait()
+                self._loop, self._thread = loop, thread
+                self._clients = weakref.WeakKeyDictionary()
+            return loop
+
+    def is_io_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether ``loop`` is tskit's I/O loop."""
+        return loop is self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` and return its result, blocking the caller.
+
+        Raises:
+            RuntimeError: Called on tskit's own I/O loop (a callback or task of it), or the I/O loop
+                stopped before the call ended.
+        """
+        if threading.current_thread() is self._thread:  # first: that loop is running, but must never nest
+            coro.close()
+            raise RuntimeError(
+                "a blocking tskit call cannot run on tskit's own I/O loop (in a task or callback of it): "
+                "use the async twin instead, e.g. `await ts.alist_callbacks(...)`"
+            )
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._run_on_io_loop(coro)
+        try:
+            self._patch(running)
+        except BaseException:
+            coro.close()
+            raise
+        return running.run_until_complete(coro)
+
+    def _run_on_io_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        loop = self.io_loop()
+        thread = self._thread
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            while True:  # in slices: a loop whose thread died would otherwise be waited for forever
+                try:
+                    return future.result(timeout=_CHECK_EVERY)
+                except concurrent.futures.TimeoutError:
+                    if thread is None or not thread.is_alive() or loop.is_closed():
+                        raise RuntimeError("tskit's I/O loop stopped before the call ended; call again") from None
+        except BaseException:  # Ctrl-C in the waiting thread: stop the call too
+            future.cancel()
+            raise
+
+    # -- notebooks' loops ---------------------------------------------------------------
+
+    def _patch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop in self._patched:
+            return
+        with self._patch_lock:
+            if loop in self._patched:
+                return
+            if not isinstance(loop, asyncio.BaseEventLoop):
+                raise RuntimeError(
+                    f"cannot make a blocking call inside a running {type(loop).__name__}: it cannot be "
+                    "re-entered. Use the async twin instead, e.g. `await ts.alist_callbacks(...)`"
+                )
+            import nest_asyncio2  # only where a notebook makes a blocking call inside its loop
+
+            patch_loop = getattr(nest_asyncio2, "_patch_loop", None)
+            if patch_loop is None:  # a nest-asyncio2 without it: its public, process-wide patch
+                nest_asyncio2.apply(loop)
+            else:
+                base = type(loop)
+                # nest-asyncio2 sets its methods on the class: a class of this loop's own keeps every
+                # other loop of the process as it was. The subclass adds no slots: the switch is allowed.
+                loop.__class__ = type(f"Reentrant{base.__name__}", (base,), {"__module__": __name__})
+                patch_loop(loop)
+            self._patched.add(loop)
+
+    def is_patched(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether tskit made ``loop`` re-entrant (nest-asyncio2), as after a blocking call inside it."""
+        return loop in self._patched
+
+    # -- clients ------------------------------------------------------------------------
+
+    def register(self, loop: asyncio.AbstractEventLoop, client: object, closer: Closer) -> None:
+        """Have ``closer`` close ``client``'s connections on the I/O loop when the client is dropped, or at exit.
+
+        Only for connections on the I/O loop (``loop``): another loop closes its own. Scripts
+        that never close a connection would otherwise leave its sockets open until exit, which
+        Python reports as ResourceWarnings. ``closer`` must not refer to ``client``.
+        """
+        if loop is not self._loop:
+            return
+        finalizer = weakref.finalize(client, self._close_dropped, loop, closer)
+        finalizer.atexit = False  # close() does it, on the loop, before the loop stops
+        self._clients[client] = finalizer
+
+    def unregister(self, client: object) -> None:
+        """Forget ``client``: it closed its connections on the I/O loop."""
+        finalizer = self._clients.pop(client, None)
+        if finalizer is not None:
+            finalizer.detach()
+
+    def registered(self) -> int:
+        """How many clients have connections open on the I/O loop."""
+        return len(self._clients)
+
+    def _close_dropped(self, loop: asyncio.AbstractEventLoop, closer: Closer) -> None:
+        # The garbage collector may call this on any thread, the I/O loop's own included.
+        if loop is not self._loop or loop.is_closed():
+            return
+        closing = asyncio.run_coroutine_threadsafe(closer(), loop)
+        self._closing.add(closing)  # held until done: a task only the loop refers to may be collected
+        closing.add_done_callback(self._closing.discard)
+
+    # -- exit and fork ------------------------------------------------------------------
+
+    def close(self) -> None:
+        """End calls in flight, close the registered clients, stop the I/O loop (at interpreter exit)."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or not thread.is_alive() or loop.is_closed():
+            return
+        closers: list[Closer] = []
+        for finalizer in list(self._clients.values()):
+            detached = finalizer.detach()  # (client, function, (loop, closer), {}) while the client lives
+            if detached is not None:
+                closers.append(detached[2][1])
+
+        async def close_all() -> None:
+            # Calls still in flight (a Ctrl-C left them) end first, as asyncio.run ends its tasks:
+            # a task destroyed pending would print "Task was destroyed but it is pending!" at exit.
+            me = asyncio.current_task()
+            pending = [task for task in asyncio.all_tasks() if task is not me]
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=_EXIT_WAIT / 2)
+            for closer in closers:
+                with contextlib.suppress(Exception):  # exiting: a failed close is not worth a traceback
+                    await closer()
+
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
+            asyncio.run_coroutine_threadsafe(close_all(), loop).result(_EXIT_WAIT)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(_EXIT_WAIT)
+        if not thread.is_alive():
+            loop.close()
+
+    def _forget_after_fork(self) -> None:
+        # The child has the parent's loop object but not its thread: the next call starts both anew.
+        self._loop = self._thread = None
+        self._clients = weakref.WeakKeyDictionary()  # their finalizers would close the parent's sockets
+        self._closing = set()
+
+
 def _after_fork_in_child() -> None:
     global _resets_lock
     _resets_lock = threading.Lock()  # another thread may have held it while registering
+    for lock in list(_locks):
+        lock._renew()
+    runtime._forget_after_fork()
     for reset in list(_resets):
         reset()
 
 
+#: The runtime of this process.
+runtime = Runtime()
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(runtime.close)
+
+
+def blocking(operation: Callable[Concatenate[S, P], Coroutine[Any, Any, T]]) -> Callable[Concatenate[S, P], T]:
+    """The blocking twin of an async method ``aname``: ``name``, same parameters and defaults, run by :data:`runtime`.
+
+    Written once, async; the twin is generated (as dask.distributed's ``sync`` does), so the two
+    cannot drift: :func:`inspect.signature` of the twin is the operation's (through ``__wrapped__``),
+    and its docstring is the operation's, saying that it blocks and naming the async twin.
+
+    Usage, in a class body: ``list_callbacks = blocking(alist_callbacks)``.
+    """
+    name = operation.__name__.removeprefix("a")
+    run = runtime.run
+
+    @functools.wraps(operation)
+    def twin(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return run(operation(self, *args, **kwargs))
+
+    twin.__name__ = name
+    twin.__qualname__ = operation.__qualname__.removesuffix(operation.__name__) + name
+    twin.__doc__ = twin_docstring(operation.__doc__, operation.__name__)
+    return twin
+
+
+def twin_docstring(doc: str | None, operation: str) -> str:
+    """The docstring of the blocking twin of ``operation`` (``"alist_callbacks"``) whose docstring is ``doc``."""
+    summary, _, rest = inspect.cleandoc(doc or "").partition("\n")
+    note = f"Blocks until done; ``await {operation}(...)`` is its async twin, for running event loops."
+    return f"{summary}\n\n{note}\n{rest}".rstrip() + "\n"

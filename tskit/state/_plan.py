@@ -10,11 +10,11 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from tskit import _runner
 from tskit._errors import ValidationError
 from tskit._fingerprint import fingerprint, key_id, load_key
 from tskit._frames import categories, frame
 from tskit._models import Listing
+from tskit._runtime import runtime
 from tskit._secret import MASK, Secret
 from tskit.ops import ERROR_COLUMNS, AccountError
 from tskit.state._apply import ApplyResult, apply_plan
@@ -255,7 +255,7 @@ class Plan:
             JournalError: The journal cannot be written, or another apply holds it.
             AccountLockedError: Another apply or rotation held an account longer than ``lock_wait``.
         """
-        return _runner.run(
+        return runtime.run(
             self.aapply(
                 concurrency=concurrency,
                 journal=journal,
