@@ -104,6 +104,12 @@ class Reason(StrEnum):
     USER_LOCKED = "user-locked"
     THROTTLED = "throttled"
     THROTTLE_OUTLASTS_DEADLINE = "throttle-outlasts-deadline"
+    #: A 4xx answer to a login that may be a wrong password: it counts as a failed login.
+    LOGIN_UNCERTAIN = "login-uncertain"
+    #: The user's failed logins in a row reached tskit's limit: no run sends another.
+    TOO_MANY_FAILED_LOGINS = "too-many-failed-logins"
+    #: A login has just failed: new calls fail at once until the short cooldown ends.
+    LOGIN_COOLDOWN = "login-cooldown"
     # -- answers and transport
     API_ERROR = "api-error"
     RATE_LIMITED = "rate-limited"

@@ -564,7 +564,7 @@ What next (from a checkout, the command is .venv/bin/tskit):
 
 
 def _cmd_reset_login(args: argparse.Namespace) -> int:
-    from tskit import _refusals
+    from tskit import auth
     from tskit._config import Credentials
     from tskit._config import base_url as check_base_url
     from tskit._fingerprint import config_dir
@@ -577,11 +577,11 @@ def _cmd_reset_login(args: argparse.Namespace) -> int:
     credentials = Credentials(client_id, "not-needed", username, "not-needed")
     url = check_base_url()
     try:
-        failed = _refusals.failures(url, credentials)
+        failed = auth.failures(url, credentials)
     except (OSError, ValueError):  # a damaged record: forget() sets it aside and says so
         failed = None
     try:
-        forgot = _refusals.forget(url, credentials)
+        forgot = auth.forget(url, credentials)
     except OSError as problem:  # filelock's Timeout too: the records cannot be changed, say why in one line
         print(f"tskit reset-login: cannot change the records of logins in {config_dir()}: {problem}", file=sys.stderr)
         return 1
@@ -981,14 +981,14 @@ LONG_WAIT = 10.0
 @contextlib.contextmanager
 def _throttle_waits_shown() -> Iterator[None]:
     """Say on stderr when a call waits out ThingSpace's throttle (on a terminal, or when the wait is long)."""
-    from tskit import _session
+    from tskit import auth
 
     try:
         terminal = sys.stderr.isatty()
     except (AttributeError, ValueError):  # closed or replaced
         terminal = False
 
-    def show(wait: _session.ThrottleWait) -> None:
+    def show(wait: auth.ThrottleWait) -> None:
         if terminal or wait.seconds >= LONG_WAIT:
             print(
                 f"tskit: ThingSpace asked to wait {wait.seconds:.0f} s before the next login of {wait.username!r}; "
@@ -997,11 +997,11 @@ def _throttle_waits_shown() -> Iterator[None]:
                 flush=True,
             )
 
-    _session.add_wait_listener(show)
+    auth.add_wait_listener(show)
     try:
         yield
     finally:
-        _session.remove_wait_listener(show)
+        auth.remove_wait_listener(show)
 
 
 def _run(args: argparse.Namespace) -> int:

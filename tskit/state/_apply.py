@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Final
 
 from tskit._errors import ApiError, RateLimitError, ThingSpaceError, UncertainListingError
 from tskit._models import CallbackActionResult
-from tskit._refusals import server
 from tskit._secret import Secret
 from tskit.audit import check_concurrency
 from tskit.audit._progress import progress_bar
+from tskit.auth import server
 from tskit.state._journal import Journal, JournalError, default_path
 from tskit.state._lock import LOCK_WAIT, AccountLocks, Holder
 from tskit.state._outcomes import CHANGED, CONFIRMED, DONE, FAILED, OUTCOMES, UNCHECKED
