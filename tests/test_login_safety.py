@@ -12,9 +12,9 @@ import pytest
 
 import tskit
 from tests.conftest import IN_PROCESS_URL, FakeClock
-from tests.test_sessions import _in_a_forked_child
+from tests.test_sessions import RawLoginServer, SlowLogins, _in_a_forked_child
 from tskit._errors import Reason
-from tskit.auth import coordinator, guard
+from tskit.auth import coordinator, guard, protocol
 from tskit.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME, Simulator
 
 pytestmark = pytest.mark.anyio
@@ -167,3 +167,31 @@ async def test_the_lockout_record_is_never_touched_on_the_event_loop_thread(
         assert len(await client.list_callbacks(ACCOUNT)) == 2
     assert on_loop == []
     assert coordinator is not None
+
+
+@pytest.mark.server
+def test_a_blocking_httpx2_client_reads_login_answers_with_the_same_cap() -> None:
+    size = 5 * protocol.MAX_LOGIN_ANSWER
+    server = RawLoginServer(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (size, b"x" * size))
+    try:
+        auth = tskit.ThingSpaceAuth(RIGHT, base_url=server.url)
+        with httpx2.Client(base_url=server.url, auth=auth) as http, pytest.raises(tskit.AuthenticationError) as caught:
+            http.get(CALLBACKS)
+        assert caught.value.reason == Reason.UNEXPECTED_ANSWER and "larger than 1 MB" in str(caught.value)
+        assert server.counts["login"] == 1
+    finally:
+        server.close()
+
+
+@pytest.mark.server
+def test_a_blocking_httpx2_client_gives_a_login_no_longer_than_the_flows_timeout() -> None:
+    sim = SlowLogins(login_delay=3.0)  # longer than the flow's timeout: the login's own timeout ends it
+    with sim.serve() as running:
+        auth = tskit.ThingSpaceAuth(RIGHT, base_url=running.base_url, timeout=0.5)
+        with (
+            httpx2.Client(base_url=running.base_url, auth=auth, timeout=60) as http,
+            pytest.raises(tskit.RequestTimeout) as caught,
+        ):
+            http.get(CALLBACKS)
+    assert caught.value.reason == Reason.TIMEOUT and caught.value.path.endswith("/session/login")
+    assert sim.count("login") == 1
