@@ -193,7 +193,7 @@ class Leader:
 
     # -- the records on disk (always in a worker thread) --------------------------------------
 
-    def check_disk(self, login: Login) -> bool:
+    def check_disk(self, login: Login, deadline: float) -> bool:
         """Under the login lock (blocking): refuse at once what an earlier run learnt should not be sent.
 
         That is: exactly these credentials were refused, or a throttle's wait is not over (the
@@ -207,7 +207,7 @@ class Leader:
         url, creds = self.base_url, login.credentials
         try:
             if coordinator.take_lifted(self.session):  # reset() lifted this process's own refusal
-                guard.forget_refusal(url, creds)
+                guard.forget_refusal(url, creds, timeout=self.left(deadline))
             earlier = guard.refused_before(url, creds)
             stale = earlier is None and guard.recorded(url, creds)
             throttled = guard.throttled_until(url, creds)
@@ -331,7 +331,7 @@ class Leader:
         lock = await self.take_lock(login, deadline)
         session, creds = self.session, login.credentials
         try:
-            stale = await off_loop(functools.partial(self.check_disk, login))
+            stale = await off_loop(functools.partial(self.check_disk, login, deadline))
             token, expires_at, renew_at, kept = self._held()
             ext: dict[str, Any] = {LOGIN_EXTENSION: True}
             if token is None:
