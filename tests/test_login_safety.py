@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 
 import httpx2
@@ -95,21 +94,25 @@ def _login_refused_until_back(sim: Simulator, back: list[bool]) -> httpx2.MockTr
 
 @pytest.mark.server
 async def test_logins_that_cannot_connect_never_count_on_a_plain_httpx2_client() -> None:
-    with socket.socket() as probe:  # a loopback port nothing listens on, until the simulator does
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url, clock = f"http://127.0.0.1:{port}", FakeClock()
-    auth = tskit.ThingSpaceAuth(RIGHT, base_url=url, clock=clock)
+    sim, clock = Simulator(), FakeClock()
+    with sim.serve() as running:
+        url = running.base_url
+        port = int(url.rsplit(":", 1)[1])
+        auth = tskit.ThingSpaceAuth(RIGHT, base_url=url, clock=clock)
+        async with httpx2.AsyncClient(base_url=url, auth=auth) as http:
+            assert (await http.get(CALLBACKS)).status_code == 200  # a token for an hour, a session
+    clock.advance(1500)  # the session idled out; the token is still good: the next call logs in
+    guard.clear_failures(url, RIGHT)  # `tskit reset-login`: nothing on record says these secrets worked
     async with httpx2.AsyncClient(base_url=url, auth=auth) as http:
         for _ in range(3):  # connection refused: the network is down
-            with pytest.raises((httpx2.ConnectError, tskit.TransportError)):
+            with pytest.raises(tskit.TransportError) as caught:
                 await http.get(CALLBACKS)
+            assert caught.value.reason == Reason.NOT_REACHED and caught.value.path.endswith("/session/login")
             clock.advance(120)  # past any cooldown
         assert guard.failures(url, RIGHT) is None  # not one counted as a failed login
-        sim = Simulator()
         with sim.serve(port=port):  # the network is back
             assert (await http.get(CALLBACKS)).status_code == 200
-    assert sim.count("login") == 1
+    assert sim.count("login") == 2 and auth.logins == 5
 
 
 async def test_logins_that_cannot_connect_never_count_on_a_plain_httpx2_client_over_any_transport(
@@ -120,8 +123,9 @@ async def test_logins_that_cannot_connect_never_count_on_a_plain_httpx2_client_o
     transport = _login_refused_until_back(sim, back)
     async with httpx2.AsyncClient(base_url=IN_PROCESS_URL, auth=auth, transport=transport) as http:
         for _ in range(3):
-            with pytest.raises((httpx2.ConnectError, tskit.TransportError)):
+            with pytest.raises(tskit.TransportError) as caught:
                 await http.get(CALLBACKS)
+            assert caught.value.reason == Reason.NOT_REACHED and caught.value.path.endswith("/session/login")
             clock.advance(120)  # past any cooldown
         assert guard.failures(IN_PROCESS_URL, RIGHT) is None  # not one counted as a failed login
         back[0] = True

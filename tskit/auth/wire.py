@@ -75,15 +75,15 @@ class Sending:
             timeout: How long tskit waited, in words, for a timeout's message.
         """
         step, problem = self.failed_step or ("", None)
-        text = f"{problem or step}" if step else "no answer"
+        text = f" ({problem or step})" if step else ""
         timed_out = isinstance(problem, httpcore2.TimeoutException)
         if not self.reached():
             if timed_out:
                 return RequestTimeout(f"could not connect within {timeout}", method=self._method, path=self._path)
-            return TransportError(f"could not connect ({text})", method=self._method, path=self._path)
+            return TransportError(f"could not connect{text}", method=self._method, path=self._path)
         if timed_out:
             return RequestTimeout(f"no answer within {timeout}", method=self._method, path=self._path)
-        return TransportError(f"the connection was dropped ({text})", method=self._method, path=self._path)
+        return TransportError(f"the connection was dropped{text}", method=self._method, path=self._path)
 
 
 class _Tracked(httpx2.SyncByteStream, httpx2.AsyncByteStream):
