@@ -50,9 +50,9 @@ def _no_thingspace_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest
 @pytest.fixture(autouse=True)
 def _fresh_sessions() -> None:
     """Each test starts with no session of any identity (loopback ports get reused)."""
-    from tskit import _session
+    from tskit.auth import coordinator
 
-    _session.forget_all()
+    coordinator.forget_all()
 
 
 @pytest.fixture

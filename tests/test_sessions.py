@@ -18,7 +18,7 @@ import pytest
 
 import tskit
 from tests.conftest import FakeClock, make_client
-from tskit import _refusals, _session
+from tskit.auth import coordinator, guard, protocol
 from tskit.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME, Simulator
 from tskit.simulator._core import Reply
 
@@ -182,7 +182,7 @@ def test_cron_runs_with_a_wrong_password_never_lock_the_user(
         env["THINGSPACE_PASSWORD"] = DEMO_PASSWORD
         right = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
         assert right.returncode == 0 and "CarrierService" in right.stdout, right.stderr
-    assert all(entry["count"] == 0 for entry in json.loads((tmp_path / _refusals.FAILURES_FILE).read_text()).values())
+    assert all(entry["count"] == 0 for entry in json.loads((tmp_path / guard.FAILURES_FILE).read_text()).values())
 
 
 @pytest.mark.server
@@ -224,10 +224,7 @@ def test_a_throttled_login_is_not_remembered_and_a_later_run_logs_in(tmp_path: P
         # a timeout shorter than the throttle's wait (2 s without Retry-After): it fails at once
         first = subprocess.run([*command, "--timeout", "1"], env=env, capture_output=True, text=True, timeout=60)
         assert first.returncode == 1 and "900800" in first.stderr and "throttled" in first.stderr
-        assert (
-            not (tmp_path / _refusals.FILE_NAME).exists()
-            or "demo-user" not in (tmp_path / _refusals.FILE_NAME).read_text()
-        )
+        assert not (tmp_path / guard.FILE_NAME).exists() or "demo-user" not in (tmp_path / guard.FILE_NAME).read_text()
         later = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
         assert later.returncode == 0, later.stderr
         assert "CarrierService" in later.stdout
@@ -267,9 +264,9 @@ async def test_passing_login_failures_are_never_recorded(
         with pytest.raises(tskit.ApiError, match=r"passing reason|throttled"):
             await client.list_callbacks(ACCOUNT)
         assert client.auth.refused is None
-    record = Path(os.environ["TSKIT_CONFIG_DIR"]) / _refusals.FILE_NAME
+    record = Path(os.environ["TSKIT_CONFIG_DIR"]) / guard.FILE_NAME
     assert not record.exists() or "demo-user" not in record.read_text()
-    assert _refusals.failures("https://simulator.tskit.invalid", client.auth._credentials) is None
+    assert guard.failures("https://simulator.tskit.invalid", client.auth._credentials) is None
 
 
 @pytest.mark.parametrize(
@@ -294,9 +291,9 @@ async def test_uncertain_login_failures_are_counted_not_refused(
         with pytest.raises(tskit.ApiError, match=r"answer tskit does not know\..*failed login 1 of the 3 in a row"):
             await client.list_callbacks(ACCOUNT)
         assert client.auth.refused is None  # tried again after the cooldown, up to 3 in a row
-    failed = _refusals.failures("https://simulator.tskit.invalid", client.auth._credentials)
+    failed = guard.failures("https://simulator.tskit.invalid", client.auth._credentials)
     assert failed is not None and failed["count"] == 1 and failed["status_code"] == status
-    assert _refusals.refused_before("https://simulator.tskit.invalid", client.auth._credentials) is None
+    assert guard.refused_before("https://simulator.tskit.invalid", client.auth._credentials) is None
 
 
 @pytest.mark.parametrize(
@@ -315,7 +312,7 @@ async def test_real_refusals_are_recorded(
         with pytest.raises(tskit.AuthenticationError, match="does not try again"):
             await client.list_callbacks(ACCOUNT)
         assert client.auth.refused is not None
-    assert _refusals.refused_before("https://simulator.tskit.invalid", client.auth._credentials) is not None
+    assert guard.refused_before("https://simulator.tskit.invalid", client.auth._credentials) is not None
 
 
 # -- the faults -----------------------------------------------------------------------
@@ -443,7 +440,7 @@ def test_a_cancelled_leader_hands_the_login_to_a_waiter_on_another_loop(slow_ser
 
 
 async def test_a_login_timeout_is_not_retried_once_per_waiter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_session, "COOLDOWN", 60.0)  # however slow the machine, the audit ends within it
+    monkeypatch.setattr(protocol, "COOLDOWN", 60.0)  # however slow the machine, the audit ends within it
     sim = SlowLogins(login_delay=1.0)
     with sim.serve() as server:
         ts = tskit.connect(**credentials(), base_url=server.base_url, timeout=0.3)
@@ -459,7 +456,7 @@ def test_every_wait_has_a_deadline_that_names_what_it_waited_for(tmp_path: Path)
     sim = Simulator()
     with sim.serve() as server:
         creds = tskit.Credentials(**credentials())
-        lock = _refusals.login_lock(server.base_url, creds)
+        lock = guard.login_lock(server.base_url, creds)
         lock.acquire()  # another process is logging in as this user, and never finishes
         try:
             ts = tskit.connect(**credentials(), base_url=server.base_url, timeout=0.5)
@@ -666,7 +663,7 @@ def test_right_and_wrong_callers_of_one_user_never_share_a_session_or_its_refusa
     assert len(right.list_callbacks(ACCOUNT)) == 2
     with pytest.raises(tskit.AuthenticationError):  # a wrong password is never served by the right one's session
         wrong.list_callbacks(ACCOUNT)
-    _session.forget_all()
+    coordinator.forget_all()
     sim.expire_sessions()
     results = run_threads(20, lambda i: (wrong if i % 2 else right).list_callbacks(ACCOUNT))
     assert all(isinstance(r, tskit.AuthenticationError) for r in results[1::2]), results
@@ -793,7 +790,7 @@ def test_a_login_answer_broken_mid_body_is_one_failed_login_for_every_waiter(ans
         assert server.counts == {"token": 1, "login": 1, "other": 0}
         with pytest.raises(tskit.TransportError, match="cooldown"):  # then the cooldown: not sent at once
             ts.list_callbacks(ACCOUNT)
-        assert not _refusals.recorded(server.url, ts.client.auth._credentials)  # passing: never recorded
+        assert not guard.recorded(server.url, ts.client.auth._credentials)  # passing: never recorded
     finally:
         server.close()
 
@@ -808,7 +805,7 @@ def test_a_failed_login_keeps_the_token_it_just_obtained_and_scrubs_it_from_the_
         with pytest.raises(tskit.ThingSpaceError) as caught:
             ts.list_callbacks(ACCOUNT)
         assert "tok-1234567890" not in str(caught.value)
-        time.sleep(_session.COOLDOWN + 0.1)
+        time.sleep(protocol.COOLDOWN + 0.1)
         with pytest.raises(tskit.ThingSpaceError):
             ts.list_callbacks(ACCOUNT)
         assert server.counts["token"] == 1 and server.counts["login"] == 2
@@ -835,7 +832,7 @@ def test_an_error_page_echoing_the_basic_header_shows_no_secret() -> None:
 
 @pytest.mark.server
 def test_a_login_answer_larger_than_the_cap_is_refused_clearly_and_not_kept() -> None:
-    size = 5 * tskit._auth.MAX_LOGIN_ANSWER
+    size = 5 * tskit.auth.MAX_LOGIN_ANSWER
     server = RawLoginServer(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (size, b"x" * size))
     try:
         ts = tskit.connect(client_id="app", client_secret="app-s", username="u", password="pw", base_url=server.url)
@@ -925,7 +922,7 @@ def test_a_caller_taking_over_a_stopped_leader_gets_the_login_lock_it_held() -> 
     sim = SlowLogins(login_delay=1.0)
     with sim.serve() as running:
         ts = tskit.connect(**credentials(), base_url=running.base_url, timeout=10)
-        lock = _refusals.login_lock(running.base_url, tskit.Credentials(**credentials()))
+        lock = guard.login_lock(running.base_url, tskit.Credentials(**credentials()))
         holder = threading.Timer(0.5, lock.release)
         lock.acquire()  # another process logs in first: the leader below then holds the lock in its login
         holder.start()
@@ -951,7 +948,7 @@ def test_a_refusal_waiting_for_the_record_lock_never_blocks_other_callers(tmp_pa
         # logged in before: a login needs the record (it is counted before it is sent)
         other = tskit.connect(**{**credentials("other-pw"), "username": "other"}, base_url=running.base_url)
         assert len(other.list_callbacks(ACCOUNT)) == 2
-        path = _refusals._path().with_name(_refusals.FILE_NAME + ".lock")
+        path = guard._path().with_name(guard.FILE_NAME + ".lock")
         path.parent.mkdir(parents=True, exist_ok=True)
         hold = f"from filelock import FileLock; lock = FileLock({str(path)!r}); lock.acquire()"
         # another process is changing the record, slowly (until its input ends)
@@ -969,12 +966,12 @@ def test_a_refusal_waiting_for_the_record_lock_never_blocks_other_callers(tmp_pa
             started = time.monotonic()
             assert len(other.list_callbacks(ACCOUNT)) == 2  # on the same I/O loop
             assert time.monotonic() - started < 1
-            assert not _refusals.recorded(running.base_url, tskit.Credentials(**credentials(WRONG)))
+            assert not guard.recorded(running.base_url, tskit.Credentials(**credentials(WRONG)))
         finally:
             holder.communicate("", timeout=10)
         refused.join(10)
         assert len(errors) == 2 and all(isinstance(e, tskit.AuthenticationError) for e in errors), errors
-        assert _refusals.recorded(running.base_url, tskit.Credentials(**credentials(WRONG)))
+        assert guard.recorded(running.base_url, tskit.Credentials(**credentials(WRONG)))
         assert sim.count("login") == 2
 
 
@@ -1034,10 +1031,10 @@ def test_an_unusable_config_folder_falls_back_to_a_private_temporary_one(
         with pytest.raises(tskit.AuthenticationError):
             ts.list_callbacks(ACCOUNT)
         fallback = tmp_path / "tmp" / f"tskit-{os.getuid()}"
-        assert (fallback / _refusals.FILE_NAME).exists() and (fallback / "logins").is_dir()
+        assert (fallback / guard.FILE_NAME).exists() and (fallback / "logins").is_dir()
         assert fallback.stat().st_mode & 0o777 == 0o700
         assert "TSKIT_CONFIG_DIR" in caplog.text
-        _session.forget_all()
+        coordinator.forget_all()
         with pytest.raises(tskit.AuthenticationError, match="Not sent"):  # the record is found there
             tskit.connect(**credentials(WRONG), base_url=running.base_url).list_callbacks(ACCOUNT)
         assert sim.count("login") == 1
@@ -1089,12 +1086,12 @@ def test_a_retry_after_longer_than_what_is_left_of_the_timeout_fails_at_once(sim
 
 
 def test_a_damaged_refusal_record_is_moved_aside_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    record = _refusals._path()
+    record = guard._path()
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text('{"half a record": ')
-    assert not _refusals.recorded("https://ts.example", tskit.Credentials(**credentials()))
+    assert not guard.recorded("https://ts.example", tskit.Credentials(**credentials()))
     assert "damaged" in caplog.text and not record.exists()
-    assert [p.name.startswith(_refusals.FILE_NAME + ".corrupt-") for p in record.parent.iterdir()].count(True) == 1
+    assert [p.name.startswith(guard.FILE_NAME + ".corrupt-") for p in record.parent.iterdir()].count(True) == 1
 
 
 def test_a_login_throttled_with_retry_after_is_honoured_by_other_processes(tmp_path: Path) -> None:
@@ -1108,8 +1105,7 @@ def test_a_login_throttled_with_retry_after_is_honoured_by_other_processes(tmp_p
         later = subprocess.run([*command, "--timeout", "5"], env=env, capture_output=True, text=True, timeout=60)
         assert later.returncode == 1 and "Not sent: ThingSpace throttled" in later.stderr, later.stderr
         assert (
-            not (tmp_path / _refusals.FILE_NAME).exists()
-            or "demo-user" not in (tmp_path / _refusals.FILE_NAME).read_text()
+            not (tmp_path / guard.FILE_NAME).exists() or "demo-user" not in (tmp_path / guard.FILE_NAME).read_text()
         )  # passing: never a refusal
     assert (sim.throttled_logins, sim.count("login")) == (1, 0)  # one login sent, throttled; none after
 
@@ -1237,9 +1233,9 @@ def test_no_home_folder_nor_passwd_entry_uses_a_private_temporary_folder(
         with pytest.raises(tskit.AuthenticationError):
             ts.list_callbacks(ACCOUNT)
         fallback = tmp_path / f"tskit-{os.getuid()}"
-        assert (fallback / _refusals.FILE_NAME).exists() and fallback.stat().st_mode & 0o777 == 0o700
+        assert (fallback / guard.FILE_NAME).exists() and fallback.stat().st_mode & 0o777 == 0o700
         assert "no home folder" in caplog.text
-        _session.forget_all()
+        coordinator.forget_all()
         with pytest.raises(tskit.AuthenticationError, match="Not sent"):
             tskit.connect(**credentials(WRONG), base_url=running.base_url).list_callbacks(ACCOUNT)
         assert sim.count("login") == 1

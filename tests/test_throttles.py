@@ -23,7 +23,7 @@ import pytest
 import tskit
 from tests.fault_proxy import FaultProxy
 from tests.test_cli_terminal import on_pty
-from tskit import _refusals
+from tskit.auth import guard
 from tskit.simulator import simulator_process
 
 ACCOUNT = "0000123456-00001"
@@ -74,7 +74,7 @@ def test_run_a_waits_out_its_throttle_and_run_b_right_after_logs_in_once(served,
         assert second.returncode == 0 and "CarrierService" in second.stdout, second.stderr
         assert (proxy.logins["throttled"], proxy.logins["forwarded"], proxy.logins["worked"]) == (1, 2, 2)
         assert proxy.logins["inside a throttle"] == 0
-    assert "demo-user" not in _records(tmp_path, _refusals.FILE_NAME)  # a throttle is never a refusal
+    assert "demo-user" not in _records(tmp_path, guard.FILE_NAME)  # a throttle is never a refusal
 
 
 @pytest.mark.server
@@ -242,7 +242,7 @@ def _records(config: Path, name: str) -> str:
 def _key(served: dict[str, str], base_url: str) -> str:
     """The key of the records of the served simulator's user (it needs no secret)."""
     creds = tskit.Credentials(served["THINGSPACE_CLIENT_ID"], "-", served["THINGSPACE_USERNAME"], "-")
-    return _refusals._key(base_url, creds)
+    return guard._key(base_url, creds)
 
 
 @pytest.mark.server
@@ -251,7 +251,7 @@ def test_a_throttle_record_dated_in_the_future_never_holds_logins_back_beyond_60
     served, tmp_path: Path, ahead: float
 ) -> None:
     with FaultProxy(served["THINGSPACE_BASE_URL"]) as proxy:
-        (tmp_path / _refusals.THROTTLE_FILE).write_text(json.dumps({_key(served, proxy.base_url): time.time() + ahead}))
+        (tmp_path / guard.THROTTLE_FILE).write_text(json.dumps({_key(served, proxy.base_url): time.time() + ahead}))
         done = run(proxy_env(served, proxy, tmp_path))  # 30 s: even a wait capped at 60 s would fail it
         assert done.returncode == 0 and "CarrierService" in done.stdout, done.stderr
         assert proxy.logins["forwarded"] == 1
@@ -261,7 +261,7 @@ def test_a_throttle_record_dated_in_the_future_never_holds_logins_back_beyond_60
 def test_reset_login_clears_a_throttle(served, tmp_path: Path) -> None:
     with FaultProxy(served["THINGSPACE_BASE_URL"]) as proxy:
         env = proxy_env(served, proxy, tmp_path)
-        (tmp_path / _refusals.THROTTLE_FILE).write_text(json.dumps({_key(served, proxy.base_url): time.time() + 50}))
+        (tmp_path / guard.THROTTLE_FILE).write_text(json.dumps({_key(served, proxy.base_url): time.time() + 50}))
         assert run(env, "--timeout", "5").returncode == 1  # 50 s to wait, 5 s to go: fails at once
         reset = subprocess.run([sys.executable, "-m", "tskit", "reset-login"], env=env, capture_output=True, text=True)
         assert reset.returncode == 0 and "Forgot" in reset.stdout and "throttle" in reset.stdout, reset.stderr
@@ -282,7 +282,7 @@ DAMAGE = {
 
 
 @pytest.mark.server
-@pytest.mark.parametrize("record", [_refusals.FILE_NAME, _refusals.FAILURES_FILE, _refusals.THROTTLE_FILE])
+@pytest.mark.parametrize("record", [guard.FILE_NAME, guard.FAILURES_FILE, guard.THROTTLE_FILE])
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_reset_login_survives_a_damaged_record_and_logins_work_after_it(
     served, tmp_path: Path, record: str, damage: str
@@ -295,7 +295,7 @@ def test_reset_login_survives_a_damaged_record_and_logins_work_after_it(
             path.mkdir()
             (path / "inside").write_text("x")
         elif damage == "wrong types":
-            wrong = {"count": "3", "status_code": [], "at": {}} if record == _refusals.FAILURES_FILE else "soon"
+            wrong = {"count": "3", "status_code": [], "at": {}} if record == guard.FAILURES_FILE else "soon"
             path.write_text(json.dumps({key: wrong, "other": True}))
         elif damage == "a FIFO":
             os.mkfifo(path)

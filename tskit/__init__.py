@@ -12,7 +12,6 @@ first ``connect()`` without credentials, and uvicorn and ipywidgets only where t
 
 import importlib
 
-from tskit._auth import ThingSpaceAuth
 from tskit._client import ThingSpaceClient
 from tskit._config import DEFAULT_BASE_URL, Credentials
 from tskit._errors import (
@@ -45,6 +44,7 @@ from tskit._models import (
 from tskit._retry import NO_RETRY, RetryPolicy
 from tskit._secret import Secret
 from tskit._version import __version__
+from tskit.auth import ThingSpaceAuth
 
 __all__ = [
     "ALLOWED_LISTENER_PORTS",

@@ -18,7 +18,6 @@ from typing import Any, Final, Self
 import httpx2
 
 from tskit import _validate as check
-from tskit._auth import CALL_DEADLINE, LOGIN_EXTENSION, ThingSpaceAuth
 from tskit._config import CALLBACK_PATH, CALLBACKS_PATH, LOGOUT_PATH, Credentials
 from tskit._config import base_url as check_base_url
 from tskit._errors import (
@@ -38,6 +37,7 @@ from tskit._retry import RetryPolicy
 from tskit._runtime import runtime
 from tskit._transport import as_tskit_error, make_client
 from tskit._version import __version__
+from tskit.auth import CALL_DEADLINE, ThingSpaceAuth
 
 logger = logging.getLogger("tskit.http")
 
@@ -593,16 +593,9 @@ class ThingSpaceClient:
                 )
             try:
                 response = await http.request(method, url, json=json_body, headers=headers, timeout=left)
-            except AuthenticationError:
-                raise
+            except ThingSpaceError:
+                raise  # from the auth flow: a login's failure, handed to every waiter and never retried
             except (httpx2.HTTPError, httpx2.StreamError, httpx2.InvalidURL) as exc:  # all below HTTP
-                failed = getattr(exc, "_request", None)  # the request that failed: maybe the login
-                login = failed.extensions.get(LOGIN_EXTENSION) if isinstance(failed, httpx2.Request) else None
-                if login is not None and isinstance(failed, httpx2.Request):  # to every waiter, never retried
-                    error, reached = as_tskit_error(
-                        exc, method=failed.method, path=failed.url.path, timeout=f"{self._timeout:g} s"
-                    )
-                    raise self.auth.login_failed(login, error, reached=reached) from None
                 failure, reached = as_tskit_error(exc, method=method, path=path, timeout=f"{self._timeout:g} s")
             else:
                 logger.debug(

@@ -40,7 +40,7 @@ def config_dir() -> Path:
     Raises:
         ConfigurationError: Neither folder can be written.
     """
-    wanted = _wanted_dir()
+    wanted = wanted_dir()
     if wanted is not None and _writable(wanted):
         return wanted
     fallback = Path(tempfile.gettempdir()) / f"tskit-{_user_id()}"
@@ -64,7 +64,8 @@ def config_dir() -> Path:
 _warned: set[tuple[Path | None, Path]] = set()
 
 
-def _wanted_dir() -> Path | None:
+def wanted_dir() -> Path | None:
+    """The config folder tskit is asked to use (``TSKIT_CONFIG_DIR``, or the platform's), if it can be named."""
     if os.environ.get(CONFIG_DIR_ENV):
         return Path(os.environ[CONFIG_DIR_ENV])
     try:

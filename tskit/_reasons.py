@@ -37,6 +37,12 @@ class Reason(StrEnum):
     THROTTLED = "throttled"
     THROTTLE_OUTLASTS_DEADLINE = "throttle-outlasts-deadline"
     LOGIN_ABANDONED = "login-abandoned"
+    #: A 4xx answer to a login that may be a wrong password: it counts as a failed login.
+    LOGIN_UNCERTAIN = "login-uncertain"
+    #: The user's failed logins in a row reached tskit's limit: no run sends another.
+    TOO_MANY_FAILED_LOGINS = "too-many-failed-logins"
+    #: A login has just failed: new calls fail at once until the short cooldown ends.
+    LOGIN_COOLDOWN = "login-cooldown"
     # -- answers and transport
     API_ERROR = "api-error"
     RATE_LIMITED = "rate-limited"
@@ -104,6 +110,11 @@ WHAT_TO_DO: Final[Mapping[str, str]] = MappingProxyType(
         Reason.THROTTLED: "Wait `retry_after` seconds; tskit waits by itself when the call's timeout allows.",
         Reason.THROTTLE_OUTLASTS_DEADLINE: "Run again later, or allow a longer timeout. Nothing was sent.",
         Reason.LOGIN_ABANDONED: "Call again: the login was given up before it was answered.",
+        Reason.LOGIN_UNCERTAIN: "Check the user name and password: ThingSpace's answer may mean a wrong one, and it "
+        "counts as a failed login.",
+        Reason.TOO_MANY_FAILED_LOGINS: "Fix the credentials, then run `tskit reset-login`: no run logs in again "
+        "before, so that ThingSpace never locks the user.",
+        Reason.LOGIN_COOLDOWN: "Wait a few seconds and call again: a login has just failed.",
         Reason.API_ERROR: "Read `status_code` and `error_code`: ThingSpace refused the request.",
         Reason.RATE_LIMITED: "Run again later, or with less concurrency.",
         Reason.NOT_REACHED: "Check the network and the base URL. For a change, `may_have_applied` says whether "

@@ -24,6 +24,9 @@ import httpx2
 from tskit._addresses import is_loopback_host
 from tskit._errors import ConfigurationError, RequestTimeout, TransportError
 
+#: A request extension: called with what the transport raised for that request, before it goes up.
+ON_TRANSPORT_ERROR = "tskit.on_transport_error"
+
 
 def make_client(
     base_url: str,
@@ -50,6 +53,8 @@ def make_client(
     # Otherwise, with transport=None, httpx2 builds its pool from ``limits`` (``retries=0``, its
     # default: no resend) and reads the proxies of the environment, as it documents.
     trust_env = transport is not None or not is_loopback_host(host)
+    if transport is not None:
+        transport = _Reporting(transport)
     try:
         return httpx2.AsyncClient(
             base_url=base_url,
@@ -68,6 +73,25 @@ def make_client(
             f"cannot be used ({type(problem).__name__}: {problem})",
             "an http:// or https:// proxy URL (socks5:// needs `pip install httpx2[socks]`), or unset it",
         ) from None
+
+
+class _Reporting(httpx2.AsyncBaseTransport):
+    """A given transport that tells a request's :data:`ON_TRANSPORT_ERROR` hook what it raised, if it asks."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            return await self._inner.handle_async_request(request)
+        except BaseException as problem:
+            hook = request.extensions.get(ON_TRANSPORT_ERROR)
+            if callable(hook):
+                hook(problem)
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 _PROXY_VARIABLES = frozenset({"all_proxy", "http_proxy", "https_proxy", "no_proxy"})

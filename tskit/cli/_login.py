@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 
-from tskit import Credentials, _refusals, _session
+from tskit import Credentials, auth
 from tskit._config import base_url as check_base_url
 from tskit._fingerprint import config_dir
 from tskit.cli._common import UsageError
@@ -26,7 +26,7 @@ def throttle_waits_shown() -> Iterator[None]:
     except (AttributeError, ValueError):  # closed or replaced
         terminal = False
 
-    def show(wait: _session.ThrottleWait) -> None:
+    def show(wait: auth.ThrottleWait) -> None:
         if terminal or wait.seconds >= LONG_WAIT:
             print(
                 f"tskit: ThingSpace asked to wait {wait.seconds:.0f} s before the next login of {wait.username!r}; "
@@ -35,11 +35,11 @@ def throttle_waits_shown() -> Iterator[None]:
                 flush=True,
             )
 
-    _session.add_wait_listener(show)
+    auth.add_wait_listener(show)
     try:
         yield
     finally:
-        _session.remove_wait_listener(show)
+        auth.remove_wait_listener(show)
 
 
 def cmd_reset_login(args: argparse.Namespace) -> int:
@@ -52,11 +52,11 @@ def cmd_reset_login(args: argparse.Namespace) -> int:
     credentials = Credentials(client_id, "not-needed", username, "not-needed")
     url = check_base_url()
     try:
-        failed = _refusals.failures(url, credentials)
+        failed = auth.failures(url, credentials)
     except (OSError, ValueError):  # a damaged record: forget() sets it aside and says so
         failed = None
     try:
-        forgot = _refusals.forget(url, credentials)
+        forgot = auth.forget(url, credentials)
     except OSError as problem:  # filelock's Timeout too: the records cannot be changed, say why in one line
         print(f"tskit reset-login: cannot change the records of logins in {config_dir()}: {problem}", file=sys.stderr)
         return 1

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Final
 from tskit._errors import ApiError, RateLimitError, ThingSpaceError
 from tskit._frames import frame
 from tskit._models import CallbackActionResult
-from tskit._refusals import server
 from tskit._secret import Secret
+from tskit.auth import server
 from tskit.ops import check_concurrency, progress_bar
 from tskit.state._display import result_html, result_text
 from tskit.state._journal import Journal, JournalError, default_path

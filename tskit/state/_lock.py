@@ -34,7 +34,7 @@ from filelock import FileLock, Timeout
 
 from tskit._errors import Reason, ThingSpaceError
 from tskit._fingerprint import config_dir
-from tskit._refusals import server
+from tskit.auth import server
 
 logger = logging.getLogger("tskit")
 

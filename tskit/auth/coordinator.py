@@ -1,25 +1,21 @@
-"""One ThingSpace session per identity per process, and one login at a time for it.
+"""One login at a time per identity, in the whole process; the tokens, cooldowns and refusals it keeps.
 
 An identity is (base URL, application key, UWS user, a keyed fingerprint of the secrets), plus
-the in-process server when there is one (the embedded simulator).
-Its OAuth token and M2M session are kept here, once for the whole
-process: every connection, thread and event loop that uses the identity shares them.
+the in-process server when there is one (the embedded simulator). Its OAuth token and M2M session
+are kept here, once for the whole process: every connection, thread and event loop that uses the
+identity shares them. Logins of one user across processes are serialised by the lockout guard
+(``tskit.auth.guard``).
 
 * One login at a time: the first caller that needs one leads it; every other caller waits for
-  its outcome on a ``concurrent.futures.Future``, from whatever thread or event loop it runs on
-  (``asyncio.wrap_future`` on a loop, ``Future.result`` in a thread). The outcome, a new
-  :class:`Grant` or the error, is handed to every waiter; no waiter sends a login of its own.
+  its outcome on a ``concurrent.futures.Future``, from whatever thread or event loop it runs on.
+  The outcome, a new :class:`Grant` or the error, is handed to every waiter.
 * Credentials are immutable :class:`Grant` snapshots. A call that fails with an expired token or
-  session drops them only if they are still the current snapshot, so a late 401 for an old token
-  never erases the newer one.
-* A refusal (wrong credentials: see :func:`is_refusal`) is remembered for the identity and never
-  tried again with the same credentials. Any other failed login (408, 5xx, a timeout) is handed
-  to its waiters once, then new calls fail at once during a short cooldown instead of each trying
-  again.
-* A throttle (429, or the gateway's ``9008xx`` throttle faults: see :func:`is_throttle`) is a
-  reason to wait, never a refusal: every call whose deadline leaves room waits it out (with
-  jitter, so that waiting callers do not all log in at the same instant), then one of them logs
-  in for all; a call whose deadline is too short fails at once with :class:`LoginThrottled`.
+  session drops them only if they are still the current snapshot.
+* A refusal (wrong credentials) is remembered for the identity while the process lives, never
+  evicted, and never tried again with the same credentials. Any other failed login is handed to
+  its waiters once, then new calls fail at once during a short cooldown.
+* A throttle is a reason to wait, never a refusal: every call whose deadline leaves room waits it
+  out (with jitter), then one of them logs in for all.
 """
 
 from __future__ import annotations
@@ -30,86 +26,31 @@ import concurrent.futures
 import contextlib
 import hashlib
 import hmac
-import os
 import random
-import re
 import secrets
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from filelock import FileLock
 
 from tskit._config import Credentials
 from tskit._errors import ApiError, Reason, ThingSpaceError
+from tskit._runtime import on_fork_in_child
 from tskit._secret import Secret
 
-#: Seconds during which new calls fail at once after a failed (not refused) login.
-COOLDOWN: Final = 2.0
-#: Longest ``Retry-After`` of a failed login that the cooldown follows, and the longest wait any
-#: throttle, recorded by any process, imposes.
-MAX_COOLDOWN: Final = 60.0
-#: Shortest wait after a throttle, whatever ``Retry-After`` says (``0`` would send logins back to back).
-MIN_THROTTLE_WAIT: Final = 1.0
 #: Longest jitter added to a throttle's wait: up to a quarter of the wait, at most this.
 MAX_JITTER: Final = 1.0
-
-#: OAuth ``error`` values that mean the application key or secret is wrong.
-TOKEN_REFUSALS: Final = frozenset({"invalid_client"})
-#: Parts of ThingSpace's login error codes that mean a wrong user/password or a locked user.
-_LOGIN_REFUSALS: Final = ("login.failed", "userlocked", "user.locked", "locked")
-#: Gateway codes that are passing: throttled (900800…900807).
-TRANSIENT_FAULTS: Final = frozenset({"900800", "900801", "900802", "900803", "900804", "900805", "900806", "900807"})
-#: The API gateway's own fault codes (900800 throttled, 900901 bad bearer, 900906 no such
-#: resource…): the gateway answered, and the login behind it never judged a user.
-_GATEWAY_FAULT: Final = re.compile(r"9\d{5}")
-
-
-def login_failure(error: ApiError, *, token_request: bool) -> Literal["refusal", "uncertain", "passing"]:
-    """What a failed token request or login means for the credentials and for the user's lockout.
-
-    * ``"refusal"``: the credentials are wrong or the user is locked (OAuth ``invalid_client``; a
-      login-failed or user-locked code, whatever the status). Remembered: the same credentials
-      are not tried again by any run.
-    * ``"uncertain"``: any other 4xx answer to the login, with or without a code. Verizon
-      documents neither the status nor the code of a wrong password, so it may have been one, and
-      may count toward the five failed logins that lock the user: it stays counted (every login is
-      counted before it is sent, see ``tskit._refusals``), and after three in a row no run sends
-      another login for the user.
-    * ``"passing"``: nothing was judged: 408, 429 and 5xx (a server error is not a verdict on a
-      password; after an outage, cron runs must log in again by themselves), and the API
-      gateway's own faults (``9xxxxx`` codes such as the throttle ``900800`` or a bad bearer
-      ``900901``). A failed token request that is not ``invalid_client``.
-    """
-    status, code = error.status_code, error.error_code
-    if token_request:
-        return "refusal" if code in TOKEN_REFUSALS else "passing"
-    if is_known_refusal(error):
-        return "refusal"
-    if status in (408, 429) or status >= 500 or _GATEWAY_FAULT.fullmatch(code):
-        return "passing"
-    return "uncertain"
-
-
-def is_throttle(error: ApiError, *, token_request: bool) -> bool:
-    """Whether a failed token request or login was throttled (429, or the gateway's ``9008xx``), not judged."""
-    throttled = error.status_code == 429 or error.error_code in TRANSIENT_FAULTS
-    return throttled and login_failure(error, token_request=token_request) == "passing"
-
-
-def throttle_wait(retry_after: float | None, throttles: int) -> float:
-    """Seconds to wait after the ``throttles``-th throttle in a row: ``Retry-After``, or a doubling cooldown.
-
-    At least :data:`MIN_THROTTLE_WAIT`, at most :data:`MAX_COOLDOWN`.
-    """
-    asked = retry_after if retry_after is not None else COOLDOWN * 2 ** max(0, min(throttles - 1, 6))
-    return min(max(asked, MIN_THROTTLE_WAIT), MAX_COOLDOWN)
 
 
 def jitter(wait: float) -> float:
     """A random extra wait, so that callers waiting out one throttle do not all log in at the same instant."""
     return random.uniform(0.0, min(MAX_JITTER, wait / 4))  # spreading, not secrecy
+
+
+_Key = tuple[str, str, str, str, object]
 
 
 class Cooldown(NamedTuple):
@@ -151,17 +92,6 @@ def announce_wait(wait: ThrottleWait) -> None:
     """Tell every listener that a throttle's wait begins."""
     for listener in list(_wait_listeners):
         listener(wait)
-
-
-def is_refusal(error: ApiError, *, token_request: bool) -> bool:
-    """Whether a failed token request or login is a refusal of its credentials (see :func:`login_failure`)."""
-    return login_failure(error, token_request=token_request) == "refusal"
-
-
-def is_known_refusal(error: ApiError) -> bool:
-    """Whether a refused login's code is one of the failed-login or locked-user codes tskit knows."""
-    lowered = error.error_code.lower()
-    return any(part in lowered for part in _LOGIN_REFUSALS)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -231,19 +161,35 @@ class IdentitySession:
         token_requests: OAuth token requests sent for this identity so far.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, key: _Key | None = None) -> None:
         self.lock = threading.Lock()
         self.name = name
+        self.key = key
         self.grant: Grant | None = None
         self.last_used = 0.0
         self.login: Login | None = None
-        self.refused: tuple[Credentials, ApiError] | None = None
         self.cooldown: Cooldown | None = None
         #: Throttles in a row (a login that works starts again), and the last whose wait was announced.
         self.throttles = 0
         self.announced: Cooldown | None = None
         self.logins = 0
         self.token_requests = 0
+
+    @property
+    def refused(self) -> tuple[Credentials, ApiError] | None:
+        """The refusal of this identity's credentials, kept while the process lives (never evicted)."""
+        return _refused.get(self.key) if self.key is not None else self._refused_here
+
+    @refused.setter
+    def refused(self, value: tuple[Credentials, ApiError] | None) -> None:
+        if self.key is None:
+            self._refused_here = value
+        elif value is None:
+            _refused.pop(self.key, None)
+        else:
+            _refused[self.key] = value
+
+    _refused_here: tuple[Credentials, ApiError] | None = None
 
     def finish(self, login: Login, outcome: Grant | BaseException, now: float) -> None:
         """Record the outcome of ``login`` and hand it to every waiter."""
@@ -299,15 +245,43 @@ class IdentitySession:
             self.throttles = 0
 
 
-_Key = tuple[str, str, str, str, object]
-#: Identities whose sessions a process keeps (the least recently used beyond it are forgotten).
+#: Identities whose sessions (tokens) a process keeps; the least recently used beyond it are
+#: forgotten. Their refusals are not: see ``_refused``.
 MAX_IDENTITIES: Final = 64
 # Key of the fingerprints that tell callers with other secrets apart; random per process, never stored.
 _SECRETS_KEY: Final = secrets.token_bytes(32)
 # Kept for the process, not weakly: a script's successive asyncio.run() with new connections must
 # find the same token, session, refusal and cooldown.
 _sessions: collections.OrderedDict[_Key, IdentitySession] = collections.OrderedDict()
+# Refused identities, never evicted while the process lives: an evicted refusal would let the
+# same wrong password be sent again, a step toward a locked user.
+_refused: dict[_Key, tuple[Credentials, ApiError]] = {}
+# Refusals this process wrote to the record on disk, and those of them that reset() lifted: the
+# next login of the identity forgets the record first (off the event loop).
+_recorded_here: set[_Key] = set()
+_lifted: set[_Key] = set()
 _registry_lock = threading.Lock()
+
+
+def recorded_here(session: IdentitySession) -> None:
+    """Note that this process wrote the refusal of ``session``'s identity to the record on disk."""
+    if session.key is not None:
+        _recorded_here.add(session.key)
+
+
+def lift(session: IdentitySession) -> None:
+    """Lift this process's own refusal of the identity: the next login forgets it on disk too."""
+    if session.key is not None and session.key in _recorded_here:
+        _lifted.add(session.key)
+
+
+def take_lifted(session: IdentitySession) -> bool:
+    """Whether this process's own refusal on disk was lifted and is still to forget (then it is taken)."""
+    if session.key is None or session.key not in _lifted:
+        return False
+    _lifted.discard(session.key)
+    _recorded_here.discard(session.key)
+    return True
 
 
 def _secrets_fingerprint(credentials: Credentials) -> str:
@@ -327,11 +301,13 @@ def session_for(base_url: str, credentials: Credentials, realm: object = None) -
         realm: The in-process server, when there is one (two simulators are two ThingSpaces).
     """
     url = base_url.rstrip("/")
-    key: _Key = (url, credentials.client_id, credentials.username, _secrets_fingerprint(credentials), realm)
     with _registry_lock:
+        _drop_freed_realms()
+        realm_key = _realm_key(realm)
+        key: _Key = (url, credentials.client_id, credentials.username, _secrets_fingerprint(credentials), realm_key)
         session = _sessions.get(key)
         if session is None:
-            session = _sessions[key] = IdentitySession(f"{credentials.username}@{url}")
+            session = _sessions[key] = IdentitySession(f"{credentials.username}@{url}", key)
             while len(_sessions) > MAX_IDENTITIES:
                 _sessions.popitem(last=False)
         else:
@@ -339,6 +315,42 @@ def session_for(base_url: str, credentials: Credentials, realm: object = None) -
         return session
 
 
+# Realms (in-process simulators) are keyed by identity, not held: a closed connection's simulator
+# is freed, and then every session and refusal of it goes (it was another ThingSpace). The
+# finalizer only queues the key (it may run inside a garbage collection on any thread, even one
+# holding _registry_lock); the next registry call drops the entries, always before that id can
+# be handed to a new realm, since the same call makes the new key.
+_freed_realms: collections.deque[tuple[str, int]] = collections.deque()
+_watched_realms: set[int] = set()
+
+
+def _realm_key(realm: object) -> object:
+    if realm is None:
+        return None
+    key = ("realm", id(realm))
+    if id(realm) in _watched_realms:
+        return key
+    try:
+        weakref.finalize(realm, _freed_realms.append, key)
+    except TypeError:  # cannot be watched: held, as any other part of the key
+        return realm
+    _watched_realms.add(id(realm))
+    return key
+
+
+def _drop_freed_realms() -> None:
+    """Drop what freed realms' identities held; called under ``_registry_lock``."""
+    while _freed_realms:
+        key = _freed_realms.popleft()
+        _watched_realms.discard(key[1])
+        for table in (_sessions, _refused):
+            for stale in [k for k in table if k[4] == key]:
+                del table[stale]
+        for marks in (_recorded_here, _lifted):
+            marks.difference_update({k for k in marks if k[4] == key})
+
+
+@on_fork_in_child
 def _after_fork_in_child() -> None:
     # A login led by a thread of the parent never ends in the child, and a lock held by one of
     # them at the fork would never be released: the child keeps the grants, not these.
@@ -349,11 +361,10 @@ def _after_fork_in_child() -> None:
         session.login = None
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 def forget_all() -> None:
-    """Forget every identity's session (for tests that must start from nothing)."""
+    """Forget every identity's session and refusal (for tests that must start from nothing)."""
     with _registry_lock:
         _sessions.clear()
+        _refused.clear()
+        _recorded_here.clear()
+        _lifted.clear()

@@ -1,32 +1,24 @@
-"""A record, on disk, of logins ThingSpace refused, so that no later run tries the same ones again.
+"""The cross-process lockout guard: records on disk of refused, counted and throttled logins, and the login lock.
 
-ThingSpace locks a user after five failed logins in a row. One process never retries a refused
-login, but a cron job runs again every few minutes: each run would try once, and the fifth would
-lock the user. So a refusal is written to ``refused-logins.json`` in tskit's config folder,
-keyed by base URL, application key and user, with a keyed fingerprint of the secrets (never the
-secrets). A later run with the same credentials refuses to log in without sending anything;
-changed credentials are tried (and clear the record when they work). ``tskit reset-login``
-forgets the records, e.g. after support unlocked the user.
+Blocking file I/O under file locks: the auth flow calls every function here off the event loop,
+with what is left of the call's deadline (``timeout``). ThingSpace locks a user after five failed
+logins in a row, and a cron job runs again every few minutes, so what one run learnt is kept in
+tskit's config folder for the next (secrets only as keyed fingerprints):
 
-Verizon documents neither the status nor the code of a wrong password, so each login is also
-counted per user in ``failed-logins.json`` before it is sent (:func:`reserve_login`), then
-settled by its answer (:func:`settle_login`): cleared when it works, taken back when it never
-left or its answer judged nothing, kept otherwise (a lost answer, a crash, a refusal, an answer
-tskit does not know). After three in a row no run sends another login for that user until a
-``tskit reset-login``. A count that cannot be kept means no login is sent.
+* ``refused-logins.json``: a refusal, keyed by server, application key and user. A later run with
+  the same credentials sends nothing; changed ones are tried (and clear it when they work).
+* ``failed-logins.json``: Verizon documents neither the status nor the code of a wrong password,
+  so each login is counted per user before it is sent (:func:`reserve`), then settled by its
+  answer (:func:`settle_login`): cleared when it works, taken back when it never left or its
+  answer judged nothing, kept otherwise. After three in a row no run sends another login for
+  that user. A count that cannot be kept means no login is sent.
+* ``throttled-logins.json``: a throttle, so that other runs wait it out (never more than 60 s).
 
-A throttle (ThingSpace asked to wait before the next login) is shared the same way, in
-``throttled-logins.json``, so that other runs wait it out instead of each sending a login into it.
-No record makes anyone wait more than 60 s, whatever its date; ``tskit reset-login`` clears it too.
-
-Records are keyed by :func:`server`, so every spelling of one server's URL shares them. A record
-that cannot be read as tskit wrote it (a folder in its place, too large, not a JSON object) is
-damaged: set aside and said so, never read as "nothing on record" for the failed logins.
-
-Processes share it safely: logins of one identity are serialised by :func:`login_lock` (a file
-lock in the same folder), and the record is changed under a lock of its own and replaced
-atomically, so N processes started together with a wrong password send one login between them
-and the others read its refusal.
+``tskit reset-login`` forgets all three. Records are keyed by :func:`server`, so every spelling of
+one server's URL shares them. A damaged record (a folder in its place, too large, not a JSON
+object) is set aside and said so, never read as "nothing on record" for the failed logins.
+Logins of one user are serialised across processes by :func:`login_lock`; the records are
+changed under a lock of their own and replaced atomically.
 """
 
 from __future__ import annotations
@@ -42,19 +34,32 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from filelock import FileLock
+from filelock import Timeout as LockTimeout
 
 from tskit._config import Credentials
 from tskit._errors import ConfigurationError
-from tskit._fingerprint import config_dir, fingerprint, load_key
-from tskit._session import MAX_COOLDOWN
+from tskit._fingerprint import config_dir, fingerprint, load_key, wanted_dir
+from tskit._runtime import on_fork_in_child
+from tskit.auth.protocol import MAX_COOLDOWN
 
+# Serialises this process's changes to the records (the file lock serialises processes).
 _lock = threading.Lock()
+
+
+@on_fork_in_child
+def _unlock_after_fork() -> None:
+    # A thread of the parent may have held it while recording a login: the child would wait forever.
+    global _lock
+    _lock = threading.Lock()
+
+
 logger = logging.getLogger("tskit")
 FILE_NAME = "refused-logins.json"
 #: Longest wait, in seconds, for another process to finish changing the record.
@@ -65,10 +70,24 @@ def _path() -> Path:
     return config_dir() / FILE_NAME
 
 
-def _record_lock() -> FileLock:
+@contextlib.contextmanager
+def _held(timeout: float = RECORD_LOCK_WAIT) -> Iterator[None]:
+    """Hold the record's locks (this process's, then the file lock) for at most ``timeout`` seconds of waiting.
+
+    Raises:
+        filelock.Timeout: Not had in time (another process changes the record for that long).
+    """
+    until = time.monotonic() + max(0.0, min(timeout, RECORD_LOCK_WAIT))
     path = _path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(path.with_name(path.name + ".lock"), timeout=RECORD_LOCK_WAIT, thread_local=False)
+    lock_path = path.with_name(path.name + ".lock")
+    if not _lock.acquire(timeout=max(0.0, until - time.monotonic())):
+        raise LockTimeout(str(lock_path))
+    try:
+        with FileLock(lock_path, timeout=max(0.0, until - time.monotonic()), thread_local=False):
+            yield
+    finally:
+        _lock.release()
 
 
 def login_lock(base_url: str, credentials: Credentials) -> FileLock:
@@ -191,9 +210,7 @@ def _left_behind(name: str) -> dict[str, Any]:
     Raises:
         DamagedRecord: It cannot be read.
     """
-    from tskit._fingerprint import _wanted_dir
-
-    wanted = _wanted_dir()
+    wanted = wanted_dir()
     if wanted is None or wanted == config_dir():
         return {}
     try:
@@ -220,9 +237,11 @@ def recorded(base_url: str, credentials: Credentials) -> bool:
     return _key(base_url, credentials) in _read()
 
 
-def remember(base_url: str, credentials: Credentials, status_code: int, error_code: str) -> None:
+def remember(
+    base_url: str, credentials: Credentials, status_code: int, error_code: str, *, timeout: float = RECORD_LOCK_WAIT
+) -> None:
     """Record that ThingSpace refused these credentials."""
-    with _lock, _record_lock():
+    with _held(timeout):
         data = _read()
         data[_key(base_url, credentials)] = {
             "base_url": base_url,
@@ -236,20 +255,20 @@ def remember(base_url: str, credentials: Credentials, status_code: int, error_co
         _write(data)
 
 
-def forget(base_url: str, credentials: Credentials) -> bool:
+def forget(base_url: str, credentials: Credentials, *, timeout: float = RECORD_LOCK_WAIT) -> bool:
     """Drop the refusal, the failed logins and the throttle on record for this user (any secrets).
 
     Returns:
         Whether there were any.
     """
-    refused = forget_refusal(base_url, credentials)
-    throttled = forget_throttle(base_url, credentials)
-    return clear_failures(base_url, credentials) or refused or throttled
+    refused = forget_refusal(base_url, credentials, timeout=timeout)
+    throttled = forget_throttle(base_url, credentials, timeout=timeout)
+    return clear_failures(base_url, credentials, timeout=timeout) or refused or throttled
 
 
-def forget_refusal(base_url: str, credentials: Credentials) -> bool:
+def forget_refusal(base_url: str, credentials: Credentials, *, timeout: float = RECORD_LOCK_WAIT) -> bool:
     """Drop the refusal on record for this user (any secrets); whether there was one."""
-    with _lock, _record_lock():
+    with _held(timeout):
         data = _read()
         refused = data.pop(_key(base_url, credentials), None) is not None
         if refused:
@@ -306,21 +325,19 @@ def failures(base_url: str, credentials: Credentials) -> dict[str, Any] | None:
     return entry if isinstance(entry, dict) and _count(entry) > 0 else None
 
 
-def reserve_login(base_url: str, credentials: Credentials) -> int:
-    """Count a login about to be sent; returns the failed logins in a row it would make.
+def reserve(base_url: str, credentials: Credentials, *, timeout: float = RECORD_LOCK_WAIT) -> tuple[int, bool]:
+    """Count a login about to be sent: the failed logins in a row it makes, and whether it has secrets that worked.
+
+    The second is whether the user's last login that worked used exactly these secrets.
 
     Raises:
         TooManyFailedLogins: The count reached :data:`MAX_FAILED_LOGINS`: send nothing.
         DamagedRecord: The record cannot be read: send nothing.
         OSError: The record cannot be written (or its lock had), so the login cannot be counted.
+        filelock.Timeout: The record's lock was not had within ``timeout``.
     """
-    return reserve(base_url, credentials)[0]
-
-
-def reserve(base_url: str, credentials: Credentials) -> tuple[int, bool]:
-    """:func:`reserve_login`, and whether the user's last login that worked used exactly these secrets."""
     path = _failures_path()
-    with _lock, _record_lock():
+    with _held(timeout):
         data = _read_failures(path)
         key = _user_key(base_url, credentials)
         found = data.get(key)
@@ -352,9 +369,15 @@ def _fingerprint_or_none(base_url: str, credentials: Credentials) -> str | None:
 
 
 def settle_login(
-    base_url: str, credentials: Credentials, outcome: str, status_code: int = 0, error_code: str = ""
+    base_url: str,
+    credentials: Credentials,
+    outcome: str,
+    status_code: int = 0,
+    error_code: str = "",
+    *,
+    timeout: float = RECORD_LOCK_WAIT,
 ) -> None:
-    """Settle a login counted by :func:`reserve_login`.
+    """Settle a login counted by :func:`reserve`.
 
     Args:
         base_url: The ThingSpace host root.
@@ -365,9 +388,10 @@ def settle_login(
             ``"failed"`` keeps it, with the answer.
         status_code: The answer's status, for ``"failed"``.
         error_code: The answer's error code, for ``"failed"``.
+        timeout: Longest wait, in seconds, for the record's lock.
     """
     path = _failures_path()
-    with _lock, _record_lock():
+    with _held(timeout):
         data = _read_failures(path)
         key = _user_key(base_url, credentials)
         entry = data.get(key)
@@ -396,13 +420,13 @@ def settle_login(
         _write(data, path)
 
 
-def clear_failures(base_url: str, credentials: Credentials) -> bool:
+def clear_failures(base_url: str, credentials: Credentials, *, timeout: float = RECORD_LOCK_WAIT) -> bool:
     """Forget the failed logins of this user (``tskit reset-login``); whether there were any.
 
     A damaged record is set aside (renamed) and a new one started.
     """
     path = _failures_path()
-    with _lock, _record_lock():
+    with _held(timeout):
         try:
             data = _read_failures(path)
         except DamagedRecord:
@@ -427,14 +451,10 @@ THROTTLE_FILE = "throttled-logins.json"
 CLOCK_SLACK = 1.0
 
 
-def _throttles() -> Path:
-    return config_dir() / THROTTLE_FILE
-
-
 def _until(value: object, now: float) -> float | None:
     """The end (``time.time()``) of a throttle as recorded, if it is still on and believable.
 
-    tskit never records a wait longer than :data:`~tskit._session.MAX_COOLDOWN`: one that ends
+    tskit never records a wait longer than :data:`~tskit.auth.protocol.MAX_COOLDOWN`: one that ends
     later than that from now was not written under this clock (a wall clock stepped back, a
     damaged or hand-made file) and is ignored, so no record makes anyone wait longer than that.
     """
@@ -445,10 +465,10 @@ def _until(value: object, now: float) -> float | None:
     return float(value)
 
 
-def throttle(base_url: str, credentials: Credentials, until: float) -> None:
+def throttle(base_url: str, credentials: Credentials, until: float, *, timeout: float = RECORD_LOCK_WAIT) -> None:
     """Record that logins of this user are throttled until ``until`` (``time.time()``)."""
-    path = _throttles()
-    with _lock, _record_lock():
+    path = config_dir() / THROTTLE_FILE
+    with _held(timeout):
         now = time.time()
         data = {k: v for k, v in _read(path).items() if _until(v, now) is not None}
         data[_key(base_url, credentials)] = min(until, now + MAX_COOLDOWN)
@@ -458,20 +478,20 @@ def throttle(base_url: str, credentials: Credentials, until: float) -> None:
 def throttled_until(base_url: str, credentials: Credentials) -> float | None:
     """Until when (``time.time()``) ThingSpace asked, in any process, to wait before logging in as this user.
 
-    Capped when read: never more than :data:`~tskit._session.MAX_COOLDOWN` from now, whatever
+    Capped when read: never more than :data:`~tskit.auth.protocol.MAX_COOLDOWN` from now, whatever
     the record says (see :func:`_until`).
     """
-    value, now = _read(_throttles()).get(_key(base_url, credentials)), time.time()
+    value, now = _read(config_dir() / THROTTLE_FILE).get(_key(base_url, credentials)), time.time()
     until = _until(value, now)
     if until is None and isinstance(value, int | float) and value > now + MAX_COOLDOWN + CLOCK_SLACK:
         logger.warning("ignored a recorded throttle that ends more than %g s from now", MAX_COOLDOWN)
     return until
 
 
-def forget_throttle(base_url: str, credentials: Credentials) -> bool:
+def forget_throttle(base_url: str, credentials: Credentials, *, timeout: float = RECORD_LOCK_WAIT) -> bool:
     """Drop the throttle on record for this user (``tskit reset-login``); whether there was one."""
-    path = _throttles()
-    with _lock, _record_lock():
+    path = config_dir() / THROTTLE_FILE
+    with _held(timeout):
         data = _read(path)
         if data.pop(_key(base_url, credentials), None) is None:
             return False
