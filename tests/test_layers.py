@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from tests import layers
 
-# The login modules, being replaced by the tskit/auth/ package, whose imports it fixes.
-REPLACED = {"tskit._auth", "tskit._session", "tskit._refusals"}
 # The packages that load pandas (and more) when imported: `import tskit` and connect() load them on
 # first use, so that `import tskit` stays light (PEP 562 __getattr__, and the facade's operations).
 HEAVY_PACKAGES = ("tskit.audit", "tskit.listener", "tskit.state", "tskit.simulator", "tskit.widgets")
@@ -34,8 +32,6 @@ def test_function_level_imports_are_of_heavy_optional_dependencies_only() -> Non
     found = []
     for entry in layers.local_imports(GRAPH):
         module, target = _module_of(entry), entry.rsplit(": ", 1)[1]
-        if module in REPLACED:
-            continue
         if module in LAZY_LOADERS and target.startswith(HEAVY_PACKAGES):
             continue
         found.append(entry)
