@@ -33,7 +33,7 @@ import threading
 import weakref
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -120,6 +120,61 @@ def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
     loop.run_forever()
 
 
+#: The name of the I/O loop's task of every blocking call: a constant, so that no call formats one.
+_CALL_TASK_NAME = "tskit-blocking-call"
+
+
+class _Call(Generic[T]):
+    """One blocking call's coroutine on the I/O loop, and the lock its caller waits on until it ends.
+
+    Cheaper than ``asyncio.run_coroutine_threadsafe``: no concurrent Future (with its Condition and a
+    waiter lock per wait), no done-callback round through the loop; the coroutine's end releases
+    :attr:`done` directly.
+    """
+
+    __slots__ = ("_error", "_result", "coro", "done", "task")
+
+    def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
+        self.coro = coro
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.task: asyncio.Task[None] | None = None
+        self._result: Any = None
+        self._error: BaseException | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the coroutine as a task of ``loop`` (on the loop's thread)."""
+        # Held here, by the waiting caller: the loop itself keeps only weak references to tasks.
+        self.task = loop.create_task(self._drive(), name=_CALL_TASK_NAME)
+
+    def cancel(self) -> None:
+        """Cancel the call (on the loop's thread): its caller stopped waiting."""
+        if self.task is not None:
+            self.task.cancel()
+
+    async def _drive(self) -> None:
+        try:
+            self._result = await self.coro
+        except (KeyboardInterrupt, SystemExit) as exc:  # as a task's would: they stop the loop too
+            self._error = exc
+            raise
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self.done.release()
+
+    def outcome(self) -> T:
+        """The coroutine's result, or its exception raised (once ``done`` was acquired)."""
+        error = self._error
+        if error is None:
+            result: T = self._result
+            return result
+        self._error = None  # no cycle through the traceback's frames
+        if isinstance(error, asyncio.CancelledError):  # as a concurrent Future says it
+            raise concurrent.futures.CancelledError() from None
+        raise error
+
+
 class Runtime:
     """The I/O loop and its thread, the clients to close at exit, and the locks guarding them.
 
@@ -190,17 +245,24 @@ class Runtime:
     def _run_on_io_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         loop = self.io_loop()
         thread = self._thread
-        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        call = _Call(coro)
+        done = call.done
         try:
-            while True:  # in slices: a loop whose thread died would otherwise be waited for forever
-                try:
-                    return future.result(timeout=_CHECK_EVERY)
-                except concurrent.futures.TimeoutError:
-                    if thread is None or not thread.is_alive() or loop.is_closed():
-                        raise RuntimeError("tskit's I/O loop stopped before the call ended; call again") from None
-        except BaseException:  # Ctrl-C in the waiting thread: stop the call too
-            future.cancel()
+            loop.call_soon_threadsafe(call.start, loop)
+        except BaseException:  # the loop closed meanwhile: the coroutine is still only ours
+            coro.close()
             raise
+        try:
+            # In slices: a loop whose thread died would otherwise be waited for forever. A plain
+            # lock is the cheapest signal there is (a concurrent Future adds a Condition per wait).
+            while not done.acquire(timeout=_CHECK_EVERY):
+                if thread is None or not thread.is_alive() or loop.is_closed():
+                    raise RuntimeError("tskit's I/O loop stopped before the call ended; call again")
+        except BaseException:  # Ctrl-C in the waiting thread: stop the call too
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs there any more
+                loop.call_soon_threadsafe(call.cancel)  # after call.start: a loop runs its callbacks in order
+            raise
+        return call.outcome()
 
     # -- notebooks' loops ---------------------------------------------------------------
 
