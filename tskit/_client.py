@@ -335,7 +335,6 @@ class ThingSpaceClient:
         """
         account = check.account_name(account_name)
         service = check.service_name(service_name, allow_unknown=allow_unknown_service)
-
         path = CALLBACK_PATH.format(account=check.path_segment(account), service=check.path_segment(service))
         return await self._mutate("DELETE", path, None, account, service, not_registered(service))
 
