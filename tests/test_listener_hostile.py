@@ -22,8 +22,16 @@ import httpx2
 import pytest
 
 from tskit.cli import main
-from tskit.listener import VERIZON_SOURCE_ADDRESSES, Listener, MessageStore, StoreFailed, StoreUnavailable
-from tskit.listener._store import MessageRefused
+from tskit.listener import (
+    VERIZON_SOURCE_ADDRESSES,
+    Listener,
+    MessageRefused,
+    MessageStore,
+    StoreFailed,
+    StoreUnavailable,
+)
+from tskit.listener import _store as store_module
+from tskit.listener._writer import Writer
 from tskit.simulator import build_message
 
 pytestmark = pytest.mark.server
@@ -293,8 +301,8 @@ def test_a_websocket_upgrade_is_refused_cleanly(listener: Listener) -> None:
     assert answer.status_code == 405
 
 
-class BrokenStore(MessageStore):
-    """A store whose database stops working for good after ``healthy`` batches."""
+class BrokenWriter(Writer):
+    """A store's writer whose database stops working for good after ``healthy`` batches."""
 
     healthy = 1
 
@@ -312,8 +320,9 @@ class BrokenStore(MessageStore):
         return super()._connect()
 
 
-def test_a_store_that_cannot_go_on_fails_every_call_at_once(tmp_path: Path) -> None:
-    store = BrokenStore(tmp_path / "broken.db")
+def test_a_store_that_cannot_go_on_fails_every_call_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "Writer", BrokenWriter)
+    store = MessageStore(tmp_path / "broken.db")
     store.put(message(), "CarrierService").result(timeout=10)
     failed = 0
     for _ in range(20):  # each fails when queued, or as soon as the writer finds it cannot go on
@@ -330,7 +339,7 @@ def test_a_store_that_cannot_go_on_fails_every_call_at_once(tmp_path: Path) -> N
 def test_the_listener_answers_503_when_its_store_stopped(tmp_path: Path) -> None:
     with Listener(username="tsuser", password=PASSWORD, port=0) as running:
         running.store.close()
-        running.store._failed = StoreFailed("the message store stopped: test")  # as the writer does
+        running.store._writer.failed = StoreFailed("the message store stopped: test")  # as the writer does
         answer = httpx2.post(running.url, json=message())
         assert answer.status_code == 503 and "stopped" in answer.json()["error"]
         assert httpx2.get(running.url.rsplit("/", 1)[0] + "/healthz").status_code == 503

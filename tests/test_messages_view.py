@@ -65,7 +65,7 @@ async def test_errors_are_shown_not_swallowed() -> None:
     with Listener(port=0) as listener:
         view = MessagesView(listener, live=False)
         listener.store.close()
-        listener.store._failed = StoreFailed("the message store stopped (test)")  # as its writer does
+        listener.store._writer.failed = StoreFailed("the message store stopped (test)")  # as its writer does
         await view.aupdate()
         assert "Could not read the messages" in view.error.value and "stopped (test)" in view.error.value
         # a status line in the theme's colours (dark red text did not read on the dark theme), as text

@@ -227,3 +227,23 @@ async def test_limits_are_httpx2_limits_of_the_pool(demo_credentials) -> None:
     async with tskit.ThingSpaceClient(demo_credentials, base_url="http://127.0.0.1:9", limits=limits) as client:
         pool = _transport_for(client, "http://127.0.0.1:9/")._pool  # type: ignore[attr-defined]
         assert (pool._max_connections, pool._max_keepalive_connections, pool._keepalive_expiry) == (7, 3, 2.5)
+
+
+async def test_each_try_waits_at_most_the_time_left_of_the_call_in_every_phase(sim: Simulator) -> None:
+    seen: list[dict[str, float | None]] = []
+    inner: httpx2.AsyncBaseTransport = sim.transport()
+
+    class Recording(httpx2.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            if "/callbacks/" in request.url.path:
+                seen.append(request.extensions["timeout"])
+            return await inner.handle_async_request(request)
+
+    async with make_client(sim, FakeClock(), transport=Recording(), timeout=5.0) as client:
+        await client.list_callbacks(ACCOUNT)
+        await client.list_callbacks(ACCOUNT)
+    assert len(seen) == 2
+    for timeout in seen:  # connect, read, write and pool: each the time left of the call, never more
+        assert set(timeout) == {"connect", "read", "write", "pool"}
+        assert len(set(timeout.values())) == 1
+        assert 0 < (timeout["read"] or 0) <= 5.0

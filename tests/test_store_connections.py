@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tskit.listener import MessageStore
-from tskit.listener._store import StoreOpenError, read_only_query
+from tskit.listener import MessageStore, StoreOpenError
+from tskit.listener._store import read_only_query
 from tskit.simulator import build_message
 
 

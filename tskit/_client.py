@@ -1,17 +1,17 @@
-"""The async ThingSpace callbacks client: the one place that does HTTP, maps errors and retries."""
+"""The async ThingSpace callbacks client: its three calls and the listing rule for "what is there".
+
+Sending, with retries within the call's deadline, is :mod:`tskit._sending`; a register or
+deregister confirmed by listing is :mod:`tskit._confirm`. Nothing else in tskit retries.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
-import hmac
 import json
 import logging
-import secrets
-import time
 import weakref
-from collections.abc import AsyncGenerator, Callable, Collection
+from collections.abc import AsyncGenerator, Collection
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -20,24 +20,15 @@ import httpx2
 from tskit import _validate as check
 from tskit._config import CALLBACK_PATH, CALLBACKS_PATH, LOGOUT_PATH, Credentials
 from tskit._config import base_url as check_base_url
-from tskit._errors import (
-    ApiError,
-    AuthenticationError,
-    ConfigurationError,
-    RequestTimeout,
-    ThingSpaceError,
-    TransportError,
-    UnexpectedResponseError,
-    error_from_response,
-    excerpt,
-    url_secrets,
-)
+from tskit._confirm import Holds, not_registered, registered_as, send_confirmed, unexpected
+from tskit._errors import ConfigurationError, ThingSpaceError, UnexpectedResponseError, excerpt, url_secrets
 from tskit._models import Callback, CallbackActionResult, Listing, ListingReason
 from tskit._retry import RetryPolicy
 from tskit._runtime import runtime
-from tskit._transport import as_tskit_error, make_client
+from tskit._sending import send
+from tskit._transport import make_client
 from tskit._version import __version__
-from tskit.auth import CALL_DEADLINE, ThingSpaceAuth
+from tskit.auth import ThingSpaceAuth
 
 logger = logging.getLogger("tskit.http")
 
@@ -46,14 +37,6 @@ USER_AGENT: Final = f"thingspace-tskit/{__version__}"
 _MAX_LIST_ITEMS: Final = 10_000
 #: Most listener passwords a client remembers to scrub them from error texts.
 _MAX_KNOWN_SECRETS: Final = 100_000
-#: 4xx answers to a resent register after which a listing decides (the first attempt may have applied).
-_CHECK_STATUSES: Final = frozenset({400, 404, 409, 410})
-#: Words of error codes that blame the input itself (then no listing can make the call succeed).
-_INPUT_WORDS: Final = ("servicename", "accountname", "accountnotfound", "account_not_found")
-#: Note of a failed mutation a listing does not show: it may also have applied and been overwritten since.
-_NOT_SHOWN: Final = (
-    "the listing does not show it now: it did not take effect, or another caller changed the listener since"
-)
 #: Listings in a row that must show an absence before it is certain. With two, 5% of empty answers
 #: made 2 of 120 rotated registrations "no longer registered" falsely in the scale run (p² per check).
 _ABSENCE_LISTINGS: Final = 3
@@ -63,8 +46,6 @@ _ABSENCE_LISTINGS: Final = 3
 _EMPTY_LISTINGS: Final = 5
 #: Most listings read to settle what an account holds (a run in a row agreeing, after a disagreement).
 _MAX_LISTINGS: Final = 8
-# Key of the fingerprints a register compares passwords by; random per process, never stored.
-_COMPARE_KEY: Final = secrets.token_bytes(32)
 
 
 class ThingSpaceClient:
@@ -316,20 +297,8 @@ class ThingSpaceClient:
         if secret:
             body["password"] = secret
             self._remember_secret(secret)
-        wanted = _password_fingerprint(secret)  # the comparison keeps no copy of the password
-
-        def holds(callbacks: list[Callback]) -> bool:
-            return any(
-                cb.service_name == service
-                and cb.url == target
-                and cb.username == user
-                and cb.password_listed  # a listing without the password cannot confirm it
-                and hmac.compare_digest(_password_fingerprint(cb.password.reveal()), wanted)
-                for cb in callbacks
-            )
-
         path = CALLBACKS_PATH.format(account=check.path_segment(account))
-        result = await self._mutate("POST", path, body, account, service, holds)
+        result = await self._mutate("POST", path, body, account, service, registered_as(service, target, user, secret))
         return dataclasses.replace(result, url=target)
 
     def check_listener_credentials(self, username: str, password: str) -> None:
@@ -366,12 +335,8 @@ class ThingSpaceClient:
         """
         account = check.account_name(account_name)
         service = check.service_name(service_name, allow_unknown=allow_unknown_service)
-
-        def holds(callbacks: list[Callback]) -> bool:
-            return all(cb.service_name != service for cb in callbacks)
-
         path = CALLBACK_PATH.format(account=check.path_segment(account), service=check.path_segment(service))
-        return await self._mutate("DELETE", path, None, account, service, holds)
+        return await self._mutate("DELETE", path, None, account, service, not_registered(service))
 
     async def logout(self) -> None:
         """End the M2M session, if one is open. The next call logs in again."""
@@ -395,7 +360,7 @@ class ThingSpaceClient:
             try:
                 data = self._decode(response)
                 if not isinstance(data, list) or len(data) > _MAX_LIST_ITEMS:
-                    raise self._unexpected(response, "expected a JSON array of callbacks")
+                    raise unexpected(response, "expected a JSON array of callbacks")
                 break
             except UnexpectedResponseError as exc:
                 delay = self.retry.delay(attempt, None)
@@ -414,104 +379,7 @@ class ThingSpaceClient:
             return [Callback.from_wire(item, account) for item in data]
         except (ValueError, TypeError, AttributeError) as exc:
             problem = excerpt(str(exc), self._known_secrets())
-            raise self._unexpected(response, f"a callback in the list is malformed: {problem}") from None
-
-    async def _mutate(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, str] | None,
-        account: str,
-        service: str,
-        holds: Callable[[list[Callback]], bool],
-    ) -> CallbackActionResult:
-        """Send a register or deregister until a clear answer or a fresh listing shows it took effect.
-
-        ``holds`` tells whether a listing shows the account as asked. The request is sent again
-        only after a listing showed it had not taken effect, as the retry policy allows.
-        """
-        sends = 0
-        not_registered = False  # ThingSpace's answer to the first attempt: the service had no listener
-        while True:
-            sends += 1
-            failure: ThingSpaceError
-            retry_after: float | None = None
-            try:
-                response = await self._send(method, path, json_body=body, extra_secrets=self._known_secrets())
-            except AuthenticationError:
-                raise  # the login was refused: no listing can be read either
-            except ApiError as exc:
-                if not _may_hold_already(exc, method, resent=sends > 1):
-                    raise  # ThingSpace refused it: nothing changed
-                not_registered = sends == 1 and "notregistered" in exc.error_code.casefold()
-                failure, retry_after = exc, exc.retry_after
-            except (TransportError, UnexpectedResponseError) as exc:
-                failure = exc  # it may or may not have reached ThingSpace
-            else:
-                problem = self._action_problem(response, account, service)
-                if not problem:
-                    return CallbackActionResult(
-                        account,
-                        service,
-                        outcome="sent" if sends == 1 else "resent",
-                        was_registered=True if method == "DELETE" else None,
-                    )
-                failure = self._unexpected(response, problem)
-            logger.info("%s %s: outcome uncertain (%s); listing the account to decide", method, path, failure)
-            callbacks = await self._list_to_decide(account, failure)
-            if holds(callbacks) and method == "DELETE":
-                # Absence is what a faulty answer (an empty body, "[]") also looks like: a second,
-                # independent listing must agree before a deregister counts as done.
-                callbacks = await self._list_to_decide(account, failure)
-            if holds(callbacks):
-                logger.info("%s %s: a listing shows it took effect", method, path)
-                had = False if method == "DELETE" and not_registered and sends == 1 else None
-                return CallbackActionResult(account, service, outcome="confirmed", was_registered=had)
-            delay = self.retry.delay(sends, retry_after)
-            if delay is None:
-                failure.may_have_applied = True  # sent, and no listing shows it: it may have applied since
-                raise _with_note(failure, _NOT_SHOWN)
-            await asyncio.sleep(delay)
-
-    async def _list_to_decide(self, account: str, failure: ThingSpaceError) -> list[Callback]:
-        """A fresh listing, tried again also after a 4xx (e.g. a session that expired twice in a row).
-
-        When no listing can be read, ``failure`` is raised with a note that the outcome is unknown.
-        """
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._list(account)
-            except ApiError as exc:
-                delay = self.retry.delay(attempt, exc.retry_after)
-                if isinstance(exc, AuthenticationError) or exc.status_code >= 500 or delay is None:
-                    break  # (5xx were retried inside already)
-                await asyncio.sleep(delay)
-            except ThingSpaceError:
-                break
-        failure.may_have_applied = True  # no listing could say whether the change took effect
-        raise _with_note(failure, "the outcome is unknown: list the account's callbacks to see") from None
-
-    def _action_problem(self, response: httpx2.Response, account: str, service: str) -> str:
-        """What is odd about a 2xx answer to a register or deregister, or ``""`` when it is as documented.
-
-        An empty, partial or foreign answer does not say the change was refused: the caller decides
-        by a listing.
-        """
-        try:
-            data = json.loads(response.content)
-        except ValueError:
-            return f"body is not JSON: {excerpt(response.content, self._known_secrets())!r}"
-        if not isinstance(data, dict):
-            return "expected a JSON object with accountName and serviceName"
-        try:
-            result = CallbackActionResult.from_wire(data)
-        except ValueError as exc:
-            return str(exc)
-        if (result.account_name, result.service_name) != (account, service):
-            return "the answer names another account or service"
-        return ""
+            raise unexpected(response, f"a callback in the list is malformed: {problem}") from None
 
     def _decode(self, response: httpx2.Response) -> Any:
         """A list answer's JSON. Its body is never quoted in an error: it holds listener passwords."""
@@ -523,7 +391,7 @@ class ThingSpaceClient:
             problem = f"body is not JSON ({len(response.content)} bytes; not valid UTF-8)"
         except RecursionError:  # json.loads recurses once per nesting level
             problem = f"body is not usable JSON ({len(response.content)} bytes; nested too deeply)"
-        raise self._unexpected(response, problem)
+        raise unexpected(response, problem)
 
     def _remember_secret(self, value: str) -> None:
         if value and value not in self._listener_secrets:
@@ -535,12 +403,6 @@ class ThingSpaceClient:
         """Every secret this client knows now: its login secrets and each listener password sent or read."""
         return (*self.auth.secret_values(), *self._listener_secrets)
 
-    @staticmethod
-    def _unexpected(response: httpx2.Response, problem: str) -> UnexpectedResponseError:
-        return UnexpectedResponseError(
-            problem, status_code=response.status_code, method=response.request.method, path=response.request.url.path
-        )
-
     async def _send(
         self,
         method: str,
@@ -550,111 +412,32 @@ class ThingSpaceClient:
         retry: bool = True,
         extra_secrets: tuple[str, ...] = (),
     ) -> httpx2.Response:
-        """Send one call, with retries; the only place tskit talks HTTP.
-
-        A register or deregister is retried here only when it cannot have reached ThingSpace
-        (connection refused, 429); any other failure is raised for :meth:`_mutate` to decide.
-
-        Returns:
-            The successful response.
-        """
+        """Send one call within this client's timeout, with the retries :mod:`tskit._sending` allows."""
         http = self._client()  # a ConfigurationError (an unusable proxy variable) before anything is sent
-        # The call's overall deadline: login waits, lock waits, the login, retries and their sleeps.
-        deadline = time.monotonic() + self._timeout
-        token = CALL_DEADLINE.set(deadline)
-        try:
-            return await self._send_until(http, method, path, deadline, json_body, retry, extra_secrets)
-        finally:
-            CALL_DEADLINE.reset(token)
+        return await send(
+            http,
+            method,
+            self.base_url + path,
+            path,
+            timeout=self._timeout,
+            retry=self.retry if retry else None,
+            login_secrets=self.auth.secret_values,
+            json_body=json_body,
+            extra_secrets=extra_secrets,
+        )
 
-    async def _send_until(
-        self,
-        http: httpx2.AsyncClient,
-        method: str,
-        path: str,
-        deadline: float,
-        json_body: dict[str, str] | None,
-        retry: bool,
-        extra_secrets: tuple[str, ...],
-    ) -> httpx2.Response:
-        idempotent = method == "GET"
-        url = self.base_url + path  # absolute: httpx2 then parses it once instead of merging it twice
-        headers = {"Content-Type": "application/json"}  # Verizon's pages require it on every call
-        attempt = 0
-        while True:
-            attempt += 1
-            started = time.perf_counter()
-            failure: ThingSpaceError
-            retry_after: float | None = None
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RequestTimeout(
-                    f"the call's timeout of {self._timeout:g} s ran out before try {attempt}", method=method, path=path
-                )
-            try:
-                response = await http.request(method, url, json=json_body, headers=headers, timeout=left)
-            except ThingSpaceError:
-                raise  # from the auth flow: a login's failure, handed to every waiter and never retried
-            except (httpx2.HTTPError, httpx2.StreamError, httpx2.InvalidURL) as exc:  # all below HTTP
-                failure, reached = as_tskit_error(exc, method=method, path=path, timeout=f"{self._timeout:g} s")
-            else:
-                logger.debug(
-                    "%s %s -> %s in %.1f ms", method, path, response.status_code, (time.perf_counter() - started) * 1e3
-                )
-                if response.is_success:
-                    return response
-                answered = error_from_response(
-                    response.status_code,
-                    response.content,
-                    method=method,
-                    path=path,
-                    retry_after=response.headers.get("Retry-After"),
-                    reason=response.reason_phrase,
-                    secrets=(*self.auth.secret_values(), *extra_secrets),
-                )
-                if not retry or response.status_code not in self.retry.statuses:
-                    raise answered
-                failure, retry_after = answered, answered.retry_after
-                reached = response.status_code != 429  # a 429 is refused before any work is done
-            logger.info("%s %s failed (try %d): %s", method, path, attempt, failure)
-            if not retry:
-                raise failure
-            if not idempotent and reached:
-                raise failure
-            delay = self.retry.delay(attempt, retry_after)
-            if delay is None:
-                raise failure
-            left = deadline - time.monotonic()
-            if delay >= left:  # the wait alone would outlast the call's timeout: fail now, saying so
-                wait = "ThingSpace's Retry-After" if retry_after is not None else "The wait before another try"
-                left_text = f"{max(left, 0):.1f} s left of timeout={self._timeout:g}"
-                raise _with_note(failure, f"{wait} of {delay:g} s is longer than the {left_text}")
-            await asyncio.sleep(delay)
-
-
-def _may_hold_already(error: ApiError, method: str, *, resent: bool) -> bool:
-    """Whether what was asked may hold despite this error answer, so that a listing must decide.
-
-    A 5xx may come after the change was applied. An HTTP stack may resend a DELETE on its own
-    (DELETE is idempotent in HTTP) after its first attempt took effect and the answer was lost, so
-    any refusal of a deregister may follow a success: "not registered", an expired session, a 429.
-    Only a refusal that blames the input (an invalid service name, an unknown account) is final.
-    After an uncertain register was resent, a refusal may likewise come from the first attempt's
-    effect (e.g. "already registered").
-    """
-    if error.status_code >= 500:
-        return True
-    if method == "DELETE":
-        code = error.error_code.casefold()
-        return not any(word in code for word in _INPUT_WORDS)
-    return resent and error.status_code in _CHECK_STATUSES
-
-
-def _password_fingerprint(password: str) -> bytes:
-    """A keyed digest of a listener password, so that a comparison holds no copy of it."""
-    return hmac.new(_COMPARE_KEY, password.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
-
-
-def _with_note(error: ThingSpaceError, note: str) -> ThingSpaceError:
-    error.add_note(note)
-    return error
+    async def _mutate(
+        self, method: str, path: str, body: dict[str, str] | None, account: str, service: str, holds: Holds
+    ) -> CallbackActionResult:
+        """Send a register or deregister, confirmed by listing when its outcome is uncertain (:mod:`tskit._confirm`)."""
+        return await send_confirmed(
+            method,
+            path,
+            account,
+            service,
+            holds,
+            send=lambda: self._send(method, path, json_body=body, extra_secrets=self._known_secrets()),
+            list_account=lambda: self._list(account),
+            retry=self.retry,
+            secrets=self._known_secrets,
+        )

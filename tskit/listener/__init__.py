@@ -14,16 +14,10 @@ from tskit.listener._listener import (
     messages_frame,
     read_messages,
 )
+from tskit.listener._outcomes import MessageRefused, Stored, StoreFailed, StoreOpenError, StoreUnavailable
+from tskit.listener._rows import digest
 from tskit.listener._sources import VERIZON_SOURCE_ADDRESSES, networks
-from tskit.listener._store import (
-    MessageRefused,
-    MessageStore,
-    Stored,
-    StoreFailed,
-    StoreOpenError,
-    StoreUnavailable,
-    digest,
-)
+from tskit.listener._store import MessageStore
 
 __all__ = [
     "MESSAGE_COLUMNS",

@@ -23,8 +23,9 @@ from tskit._addresses import is_loopback_host
 from tskit._models import SERVICE_CATALOGUE
 from tskit._serving import lifespan, read_body
 from tskit.listener._checks import BadMessage, check, parse
+from tskit.listener._outcomes import MessageRefused, StoreUnavailable
 from tskit.listener._sources import Network, allowed
-from tskit.listener._store import MessageRefused, MessageStore, StoreUnavailable
+from tskit.listener._store import MessageStore
 from tskit.listener._throttle import RefusalLog, Throttle
 
 log = logging.getLogger("tskit.listener")

@@ -1,4 +1,4 @@
-"""What the widgets share: one operation at a time, status line, log, GUI words, layouts, tables.
+"""What the widgets share: one operation at a time, status line, log, GUI words, layouts, tables, the connection badge.
 
 Layouts use the width they get and wrap on narrow pages; errors name form fields, not parameters.
 """
@@ -9,6 +9,7 @@ import asyncio
 import base64
 import html
 import traceback
+import warnings
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -103,6 +104,30 @@ def row(children: list[widgets.Widget], **more: Any) -> widgets.HBox:
     """A row that wraps onto more lines on a narrow page instead of cutting or hiding things."""
     layout = {"flex_flow": "row wrap", "align_items": "center", "grid_gap": "4px 8px", **more}
     return widgets.HBox(children, layout=widgets.Layout(**layout))
+
+
+def connection_badge(ts: ThingSpace) -> str:
+    """A badge that says plainly whether this is the simulator or a real ThingSpace."""
+    if ts.is_simulator:
+        return (
+            '<span style="background:#6a1b9a;color:#fff;border-radius:3px;padding:2px 8px">'
+            "SIMULATOR</span> embedded ThingSpace simulator — nothing reaches Verizon"
+        )
+    return (
+        '<span style="background:#2e7d32;color:#fff;border-radius:3px;padding:2px 8px">ThingSpace</span> '
+        f"{html.escape(ts.client.base_url)} as {html.escape(ts.client.auth.username)}"
+    )
+
+
+def on_enter(field: widgets.Text, action: Any) -> None:
+    """Run ``action`` when Enter is pressed in ``field``.
+
+    ipywidgets still sends Enter as a 'submit' event; its ``on_submit`` is only marked deprecated
+    in favour of ``continuous_update=False``, which cannot tell Enter from leaving the field.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        field.on_submit(lambda _: action())
 
 
 # itables over ipydatagrid, tried side by side in Voilà: itables renders a real HTML table

@@ -19,15 +19,16 @@ from tskit._models import SERVICE_CATALOGUE
 from tskit.widgets._common import (
     Panel,
     Progress,
+    connection_badge,
     data_table,
     download_link,
     export_name,
     field_layout,
     field_style,
+    on_enter,
     row,
     show_frame,
 )
-from tskit.widgets._manager import connection_badge, on_enter
 
 if TYPE_CHECKING:
     from tskit._facade import ThingSpace

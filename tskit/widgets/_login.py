@@ -9,9 +9,8 @@ import ipywidgets as widgets
 
 import tskit
 from tskit._config import DEFAULT_BASE_URL
-from tskit.widgets._common import Panel, close_later, field_layout, field_style, plain_words
+from tskit.widgets._common import Panel, close_later, field_layout, field_style, on_enter, plain_words
 from tskit.widgets._elements import SecretField
-from tskit.widgets._manager import on_enter
 
 if TYPE_CHECKING:
     from tskit._facade import ThingSpace

@@ -1,78 +1,40 @@
-"""CallbackManager: one panel to pick an account, see its callbacks, register and deregister."""
+"""CallbackManager: one panel to pick an account, see its callbacks, register and deregister.
+
+The register tab's fields and their checks are `tskit.widgets._register_form`; this module holds the
+listing, the deregister tab and what each button does.
+"""
 
 from __future__ import annotations
 
 import html
-import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
 import tskit
 from tskit import _validate as check
 from tskit._errors import ValidationError
-from tskit._models import SERVICE_CATALOGUE
 from tskit._secret import Secret
-from tskit.ops.preflight import check_register
 from tskit.widgets._common import (
     Panel,
     close_later,
+    connection_badge,
     data_table,
     export_name,
     field_layout,
     field_problem,
     field_style,
+    on_enter,
     row,
     show_frame,
 )
-from tskit.widgets._elements import SecretField
+from tskit.widgets._register_form import FIELD_OF, HIDDEN, SHOWN, RegisterForm, audit_warnings
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from tskit._facade import ThingSpace
-
-_HIDDEN = "none"
-_SHOWN = None
-# which form field each validation error belongs to, so it shows once that field was touched
-_FIELD_OF = {"account_name": "account", "service_name": "service", "url": "url", "username": "username"}
-
-
-def connection_badge(ts: ThingSpace) -> str:
-    """A badge that says plainly whether this is the simulator or a real ThingSpace."""
-    if ts.is_simulator:
-        return (
-            '<span style="background:#6a1b9a;color:#fff;border-radius:3px;padding:2px 8px">'
-            "SIMULATOR</span> embedded ThingSpace simulator — nothing reaches Verizon"
-        )
-    return (
-        '<span style="background:#2e7d32;color:#fff;border-radius:3px;padding:2px 8px">ThingSpace</span> '
-        f"{html.escape(ts.client.base_url)} as {html.escape(ts.client.auth.username)}"
-    )
-
-
-def on_enter(field: widgets.Text, action: Any) -> None:
-    """Run ``action`` when Enter is pressed in ``field``.
-
-    ipywidgets still sends Enter as a 'submit' event; its ``on_submit`` is only marked deprecated
-    in favour of ``continuous_update=False``, which cannot tell Enter from leaving the field.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        field.on_submit(lambda _: action())
-
-
-def audit_warnings(
-    account: str, service: str, url: str, username: str, has_password: bool, any_port: bool
-) -> tuple[list[str], list[str]]:
-    """What an audit would say of this registration: (serious findings, other warnings).
-
-    Serious (high) ones, such as a private address ThingSpace cannot reach, need a confirmation
-    before anything is sent; a port the user chose to allow is not asked about twice.
-    """
-    found = check_register(account, service, url, username=username, has_password=has_password, allow_any_port=any_port)
-    return [f.detail for f in found.serious], [f.detail for f in found.warnings]
 
 
 class CallbackManager(Panel):
@@ -104,7 +66,6 @@ class CallbackManager(Panel):
         self._listed_account = ""
         # bumped whenever the account or connection changes: results of older operations are dropped
         self._generation = 0
-        self._touched: set[str] = set()
         self.badge = widgets.HTML(connection_badge(ts))
         offered = list(accounts) if accounts is not None else (ts.simulator.accounts if ts.simulator else [])
         self.account = widgets.Combobox(
@@ -119,54 +80,22 @@ class CallbackManager(Panel):
         self.listing = widgets.HTML("<i>Choose an account and list its callbacks.</i>")
         self.table = data_table(shown=False)
 
-        # names only, so no label is cut; the chosen service's description shows in full below
-        self.service = widgets.Dropdown(
-            options=list(SERVICE_CATALOGUE),
-            value="CarrierService",
-            description="Service",
-            layout=field_layout(max_width="28em"),
-            style=field_style(),
-        )
-        self.service_help = widgets.HTML()
-        self.url = widgets.Text(
-            placeholder="https://listener.example.com/carrier",
-            description="URL",
-            layout=field_layout(),
-            style=field_style(),
-        )
-        self.any_port = widgets.Checkbox(
-            value=False,
-            description="Allow any port (a proxy or simulator that ThingSpace does not deliver to)",
-            indent=False,
-            layout=widgets.Layout(width="auto", margin=f"0 0 0 {field_style()['description_width']}"),
-        )
-        self.username = widgets.Text(
-            placeholder="optional, 40 characters at most",
-            description="Username",
-            layout=field_layout(max_width="28em"),
-            style=field_style(),
-        )
-        self.password = SecretField(
-            placeholder="optional, never shown",
-            description="Password",
-            layout=field_layout(max_width="28em"),
-            style=field_style(),
-        )
-        self.register = widgets.Button(description="Register", button_style="success", icon="plus", disabled=True)
-        self.problem = widgets.HTML()
-        self.warning = widgets.HTML()
-
-        # confirming a register that replaces a listener, or that the audit would rate serious
-        self.replace_text = widgets.HTML()
-        self.keep_no_password = widgets.Checkbox(
-            value=False, description="Yes, register it without a password", indent=False, layout={"width": "auto"}
-        )
-        self.replace_confirm = widgets.Button(description="Yes, register", button_style="danger")
-        self.replace_cancel = widgets.Button(description="Cancel")
-        self.replace_box = widgets.VBox(
-            [self.replace_text, self.keep_no_password, row([self.replace_confirm, self.replace_cancel])],
-            layout=widgets.Layout(display=_HIDDEN),
-        )
+        self.form = form = RegisterForm()
+        # the form's controls are the manager's too: code and tests drive them as every sub-widget
+        self.service = form.service
+        self.service_help = form.service_help
+        self.url = form.url
+        self.any_port = form.any_port
+        self.username = form.username
+        self.password = form.password
+        self.register = form.register
+        self.problem = form.problem
+        self.warning = form.warning
+        self.replace_text = form.replace_text
+        self.keep_no_password = form.keep_no_password
+        self.replace_confirm = form.replace_confirm
+        self.replace_cancel = form.replace_cancel
+        self.replace_box = form.replace_box
         self._to_register: tuple[str, str, str, str, Secret, bool] | None = None
 
         self.registered = widgets.Dropdown(
@@ -177,30 +106,15 @@ class CallbackManager(Panel):
         self.confirm = widgets.Button(description="Yes, deregister", button_style="danger")
         self.cancel = widgets.Button(description="Cancel")
         self.confirm_box = widgets.VBox(
-            [self.confirm_text, row([self.confirm, self.cancel])], layout=widgets.Layout(display=_HIDDEN)
+            [self.confirm_text, row([self.confirm, self.cancel])], layout=widgets.Layout(display=HIDDEN)
         )
         self._to_deregister: tuple[str, str] | None = None
 
-        register_box = widgets.VBox(
-            [
-                self.service,
-                self.service_help,
-                self.url,
-                self.any_port,
-                self.username,
-                self.password,
-                self.problem,
-                self.warning,
-                self.register,
-                self.replace_box,
-            ],
-            layout=widgets.Layout(width="100%", grid_gap="4px"),
-        )
         deregister_box = widgets.VBox(
             [self.registered, self.deregister, self.confirm_box], layout=widgets.Layout(width="100%", grid_gap="4px")
         )
         self.actions = widgets.Tab(
-            children=[register_box, deregister_box], titles=("Register", "Deregister"), layout={"width": "auto"}
+            children=[form.box, deregister_box], titles=("Register", "Deregister"), layout={"width": "auto"}
         )
         super().__init__([self.badge, row([self.account, self.refresh]), self.listing, self.table, self.actions])
 
@@ -239,7 +153,7 @@ class CallbackManager(Panel):
         self._generation += 1
         open_before = self._to_register is not None or self._to_deregister is not None
         self._to_register = self._to_deregister = None
-        self.replace_box.layout.display = self.confirm_box.layout.display = _HIDDEN
+        self.replace_box.layout.display = self.confirm_box.layout.display = HIDDEN
         if open_before and why:
             self.note(f"confirmation closed, nothing sent: {why}")
         self._update_buttons()
@@ -258,7 +172,7 @@ class CallbackManager(Panel):
         try:
             account = check.account_name(self.account.value)
         except ValidationError as error:
-            self._touched.add("account")
+            self.form.touched.add("account")
             self._validate()
             # what was listed before belongs to another account: the summary must not name it still
             self._invalidate("the account is not valid")
@@ -288,7 +202,7 @@ class CallbackManager(Panel):
         self.frame = None
         self._listed_account = ""
         self.listing.value = message
-        self.table.layout.display = _HIDDEN
+        self.table.layout.display = HIDDEN
         self.registered.options = []
         self.registered.value = None
         self._update_buttons()
@@ -299,10 +213,10 @@ class CallbackManager(Panel):
         if len(frame):
             self.listing.value = f"<b>{html.escape(account)}</b>: {len(frame)} callback(s)"
             show_frame(self.table, frame, **export_name(f"callbacks-{account}"))
-            self.table.layout.display = _SHOWN
+            self.table.layout.display = SHOWN
         else:
             self.listing.value = f"<i>No callbacks are registered for {html.escape(account)}.</i>"
-            self.table.layout.display = _HIDDEN
+            self.table.layout.display = HIDDEN
         previous, options = self.registered.value, [str(s) for s in frame["service_name"]]
         self.registered.options = options
         # a Dropdown keeps no value when its options change: choose one, so Deregister is usable
@@ -321,7 +235,7 @@ class CallbackManager(Panel):
         if self._to_register is not None:
             self.say("Confirm or cancel the registration shown below first.", "error")
             return
-        self._touched.update(_FIELD_OF.values())
+        self.form.touched.update(FIELD_OF.values())
         problem = self._problem()
         if problem:
             self._validate()
@@ -363,36 +277,19 @@ class CallbackManager(Panel):
         warnings_: Sequence[str],
     ) -> None:
         self._to_register = (account, service, url, username, password, any_port)
-        parts = []
-        if len(existing):
-            old = existing.iloc[0]
-            parts.append(
-                f"<b>{html.escape(service)}</b> of account <b>{html.escape(account)}</b> already sends to "
-                f"<code>{html.escape(str(old['url']))}</code> (username {html.escape(str(old['username'])) or 'none'}, "
-                f"password {'set' if old['password'] else 'none'}). Registering replaces it with "
-                f"<code>{html.escape(url)}</code> (username {html.escape(username) or 'none'}, "
-                f"password {'set' if password else '<b>none</b>'})."
-            )
-        parts += [f'<div class="tskit-warning">{html.escape(w)}</div>' for w in warnings_]
-        self.replace_text.value = "<br>".join(parts)
-        # an empty password on a replace is a choice to make, not a field forgotten
-        needs_choice = bool(len(existing)) and not password
-        self.keep_no_password.value = False
-        self.keep_no_password.layout.display = _SHOWN if needs_choice else _HIDDEN
-        self.replace_box.layout.display = _SHOWN
-        what = "replace the listener" if len(existing) else "register despite the warning"
+        what = self.form.ask(account, service, url, username, password, existing, warnings_)
         self.say(f"Nothing sent yet: confirm to {what}, or cancel.", "info")
         self._update_buttons()
 
     def confirm_register(self) -> None:
         """Send the registration the confirmation step showed."""
-        if self._to_register is None or self._needs_password_choice():
+        if self._to_register is None or self.form.needs_password_choice():
             return
         if self._refused_while_busy("register"):
             return
         account, service, url, username, password, any_port = self._to_register
         self._to_register = None
-        self.replace_box.layout.display = _HIDDEN
+        self.replace_box.layout.display = HIDDEN
         ts, generation = self.ts, self._generation
         self.run(
             f"Registering {service} for {account}",
@@ -402,12 +299,9 @@ class CallbackManager(Panel):
     def cancel_register(self) -> None:
         """Close the confirmation step without sending anything (the password is forgotten)."""
         self._to_register = None
-        self.replace_box.layout.display = _HIDDEN
+        self.replace_box.layout.display = HIDDEN
         self.say("Nothing was changed; type the password again to register.", "info")
         self._update_buttons()
-
-    def _needs_password_choice(self) -> bool:
-        return self.keep_no_password.layout.display != _HIDDEN and not self.keep_no_password.value
 
     async def _register(
         self,
@@ -447,13 +341,13 @@ class CallbackManager(Panel):
             f"Deregister <b>{html.escape(service)}</b> of account <b>{html.escape(account)}</b>? "
             "ThingSpace will stop sending its messages."
         )
-        self.confirm_box.layout.display = _SHOWN
+        self.confirm_box.layout.display = SHOWN
         self.say(f"Confirm to deregister {service} of {account}.", "info")
 
     def cancel_deregister(self) -> None:
         """Close the confirmation step without sending anything."""
         self._to_deregister = None
-        self.confirm_box.layout.display = _HIDDEN
+        self.confirm_box.layout.display = HIDDEN
         self.say("Nothing was changed.", "info")
 
     def confirm_deregister(self) -> None:
@@ -462,7 +356,7 @@ class CallbackManager(Panel):
             return
         account, service = self._to_deregister
         self._to_deregister = None
-        self.confirm_box.layout.display = _HIDDEN
+        self.confirm_box.layout.display = HIDDEN
         ts, generation = self.ts, self._generation
 
         async def deregister() -> None:
@@ -495,7 +389,7 @@ class CallbackManager(Panel):
     # -- live validation ----------------------------------------------------------------------
 
     def _touch(self, name: str) -> None:
-        self._touched.add(name)
+        self.form.touched.add(name)
         if name == "account":
             pending = self._to_register[0] if self._to_register else (self._to_deregister or ("",))[0]
             if pending and self.account.value.strip() != pending:
@@ -503,54 +397,18 @@ class CallbackManager(Panel):
                 self.say("The account changed: nothing was sent.", "info")
         self._validate()
 
-    def _error(self) -> ValidationError | None:
-        """What is wrong with the register form, or ``None``."""
-        try:
-            check.account_name(self.account.value)
-            check.service_name(self.service.value)
-            if not self.url.value.strip():
-                raise ValidationError("url", "is empty", "the address ThingSpace will send its messages to")
-            check.listener_url(self.url.value, allow_any_port=self.any_port.value)
-            check.credential("username", self.username.value)
-            check.credential("password", self.password.value)
-        except ValidationError as error:
-            return error
-        return None
-
     def _problem(self) -> str:
         """What is wrong with the register form, in plain words, or ``""``."""
-        error = self._error()
-        return field_problem(error) if error else ""
+        return self.form.problem_text(self.account.value)
 
-    def _validate(self, change: Any = None) -> None:
-        info = SERVICE_CATALOGUE.get(self.service.value)
-        self.service_help.value = f'<span class="tskit-help">{html.escape(info.description)}</span>' if info else ""
-        error = self._error()
-        # a field's problem shows once that field was touched, never on a form just opened
-        shown = error is not None and _FIELD_OF.get(error.field, error.field) in self._touched
-        self.problem.value = (
-            f'<div class="tskit-problem" role="alert">{html.escape(field_problem(error))}</div>'
-            if shown and error
-            else ""
-        )
-        warnings_: Sequence[str] = ()
-        if error is None:
-            serious, other = audit_warnings(
-                self.account.value.strip(),
-                self.service.value,
-                self.url.value.strip(),
-                self.username.value,
-                bool(self.password.value),
-                self.any_port.value,
-            )
-            warnings_ = [*serious, *other]
-        self.warning.value = "".join(f'<div class="tskit-warning">{html.escape(w)}</div>' for w in warnings_)
+    def _validate(self) -> None:
+        self.form.show_check(self.account.value)
         self._update_buttons()
 
     def _update_buttons(self) -> None:
         busy = self.busy
         self.register.disabled = busy or bool(self._problem()) or self._to_register is not None
-        self.replace_confirm.disabled = busy or self._needs_password_choice()
+        self.replace_confirm.disabled = busy or self.form.needs_password_choice()
         self.deregister.disabled = busy or not self._listed_account or not self.registered.value
         self.refresh.disabled = busy
         self.confirm.disabled = busy

@@ -11,8 +11,7 @@ import ipywidgets as widgets
 
 import tskit
 from tskit.state import MAX_PLAN_AGE, as_desired
-from tskit.widgets._common import Panel, Progress, download_link, plural, row
-from tskit.widgets._manager import connection_badge
+from tskit.widgets._common import Panel, Progress, connection_badge, download_link, plural, row
 
 if TYPE_CHECKING:
     from tskit._facade import ThingSpace
