@@ -87,6 +87,14 @@ def eventually(condition: Callable[[], object], seconds: float = 30.0) -> None:
         time.sleep(0.01)
 
 
+async def aeventually(condition: Callable[[], object], seconds: float = 30.0) -> None:
+    """:func:`eventually` for a coroutine: the loop runs on between the checks."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"still not so after {seconds} s"
+        await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 def patient_gate(monkeypatch: pytest.MonkeyPatch) -> None:
     """Servers started in the test never close an idle connection to make room for a new one.
