@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import functools
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx2
 import pytest
@@ -53,6 +57,54 @@ def _fresh_sessions() -> None:
     from tskit.auth import coordinator
 
     coordinator.forget_all()
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The seconds of every ``asyncio.sleep`` awaited in the test's own thread, in order (sleeps of 0 left out).
+
+    How long a client waited, read from what it asked for rather than from a clock: a loaded
+    machine stretches the clock, never these figures. The sleeps still happen.
+    """
+    asked: list[float] = []
+    real_sleep = asyncio.sleep
+    here = threading.get_ident()
+
+    async def recorded(delay: float, result: object = None) -> object:
+        if delay and threading.get_ident() == here:
+            asked.append(delay)
+        return await real_sleep(delay, result)
+
+    monkeypatch.setattr(asyncio, "sleep", recorded)
+    return asked
+
+
+def eventually(condition: Callable[[], object], seconds: float = 30.0) -> None:
+    """Wait until ``condition()`` holds, checking every 10 ms; fail after ``seconds`` (a bound on a hang)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"still not so after {seconds} s"
+        time.sleep(0.01)
+
+
+async def aeventually(condition: Callable[[], object], seconds: float = 30.0) -> None:
+    """:func:`eventually` for a coroutine: the loop runs on between the checks."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"still not so after {seconds} s"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def patient_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers started in the test never close an idle connection to make room for a new one.
+
+    A held connection stays held however long a loaded machine takes between two lines of the
+    test, so that a connection beyond the limit is refused, not let in in place of an idle one.
+    """
+    from tskit import _serving
+
+    monkeypatch.setattr(_serving.Gate, "__init__", functools.partialmethod(_serving.Gate.__init__, idle_grace=3600.0))
 
 
 @pytest.fixture

@@ -8,6 +8,9 @@ testing anything. Load this plugin with ``-p tests.run_guard`` and set the allow
 
 The step then fails (exit code 1) when no test passed, or when more tests were skipped than
 ``--max-skipped`` allows; the reasons of the skips are printed.
+
+Under pytest-xdist (``-n``) the controller judges the whole run from every worker's reports; a
+worker, which sees only its share, judges nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     allowed = session.config.getoption("--max-skipped")
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if allowed is None or reporter is None:
+    if allowed is None or reporter is None or hasattr(session.config, "workerinput"):
         return
     passed = [r for r in reporter.stats.get("passed", []) if getattr(r, "when", "call") == "call"]
     skipped = reporter.stats.get("skipped", [])

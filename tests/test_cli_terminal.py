@@ -117,11 +117,19 @@ def test_a_closed_pipe_ends_quietly() -> None:
 @pytest.mark.server
 @pytest.mark.parametrize("unbuffered", ["", "1"])
 def test_a_pipe_closed_early_on_a_long_output_exits_141(unbuffered: str, tmp_path: Path) -> None:
+    from tskit import SERVICE_CATALOGUE
     from tskit.simulator import Simulator, demo_env, seed_fleet
 
+    # Output that outgrows the pipe's buffer (64 KiB) many times over, so that the command is still
+    # writing when its reader goes: four accounts with every service on a long URL, four listings.
     sim = Simulator()
+    names = seed_fleet(sim, 4)
+    for i, name in enumerate(names):
+        for service in SERVICE_CATALOGUE:
+            sim.register(name, service, f"https://listener-{i}.example.com/" + "p" * 1900, "ts", f"pw-{i}")
+    assert sum(len(r["url"]) for name in names for r in sim.registrations(name)) > 2 * 65536
     accounts = tmp_path / "accounts.txt"
-    accounts.write_text("\n".join(seed_fleet(sim, 1500)) + "\n")
+    accounts.write_text("\n".join(names) + "\n")
     with sim.serve() as server:
         env = {**clean_env(**demo_env(server.base_url)), "PYTHONUNBUFFERED": unbuffered}
         for fmt in ("table", "csv", "json"):

@@ -264,7 +264,6 @@ def _interrupt(args: list[str], env: dict[str, str], wait_for: str, stream: str 
         deadline = time.monotonic() + 30
         while wait_for not in pipe.readline():
             assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -282,11 +281,17 @@ def test_ctrl_c_during_an_audit_ends_quietly_with_130(tmp_path) -> None:
         env = _env_without_credentials(**server_env, TSKIT_CONFIG_DIR=str(tmp_path))
         accounts = tmp_path / "accounts.txt"
         accounts.write_text("\n".join(f"{7000000000 + i}-00001" for i in range(40)))
+        # a line on stdout as each request leaves: Ctrl-C once the audit's first one is on its way
         script = (
-            "import sys; from tskit.cli import main; print('started', flush=True); "
-            f"sys.exit(main(['audit', '--accounts-file', {str(accounts)!r}, '--no-progress']))"
+            "import sys, httpx2; from tskit.cli import main\n"
+            "send = httpx2.AsyncHTTPTransport.handle_async_request\n"
+            "async def sending(self, request):\n"
+            "    print('sending', flush=True)\n"
+            "    return await send(self, request)\n"
+            "httpx2.AsyncHTTPTransport.handle_async_request = sending\n"
+            f"sys.exit(main(['audit', '--accounts-file', {str(accounts)!r}, '--no-progress']))\n"
         )
-        code, err = _interrupt([sys.executable, "-c", script], env, "started")
+        code, err = _interrupt([sys.executable, "-c", script], env, "sending")
     assert code == 130
     assert "Task was destroyed" not in err and "Traceback" not in err
 

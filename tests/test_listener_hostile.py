@@ -12,7 +12,6 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from tests.conftest import eventually
 from tskit.cli import main
 from tskit.listener import (
     VERIZON_SOURCE_ADDRESSES,
@@ -161,17 +161,16 @@ def test_trickled_headers_are_closed(listener: Listener) -> None:
     assert httpx2.post(listener.url, json=message()).status_code == 200  # the listener still serves
 
 
+@pytest.mark.usefixtures("patient_gate")
 def test_connections_beyond_the_cap_get_503(tmp_path: Path) -> None:
     with Listener(username="tsuser", password=PASSWORD, port=0, max_connections=4, header_timeout=30) as capped:
         held = [raw_connection(capped.port) for _ in range(4)]
-        for sock in held:
+        for sock in held:  # accepted in the order they came, before the fifth below
             sock.sendall(b"POST /callbacks HTTP/1.1\r\nHost: x\r\n")
-        time.sleep(0.2)
         assert httpx2.post(capped.url, json=message()).status_code == 503
         for sock in held:
             sock.close()
-        time.sleep(0.2)
-        assert httpx2.post(capped.url, json=message()).status_code == 200
+        eventually(lambda: httpx2.post(capped.url, json=message()).status_code == 200)  # once it saw them go
 
 
 def test_files_are_0600_in_a_0700_folder(tmp_path: Path) -> None:
@@ -235,7 +234,7 @@ async def test_cancelled_stores_do_not_stop_the_writer(tmp_path: Path) -> None:
         task = asyncio.ensure_future(store.store(message(), "CarrierService"))
         await asyncio.sleep(0)
         task.cancel()  # the caller gives up while its message is queued
-        await asyncio.sleep(0.1)
+        # queued behind the cancelled one: the writer meets that one first
         assert (await store.store(message(), "CarrierService")).attempts >= 1
         assert not store.closed
     finally:
@@ -465,12 +464,12 @@ def test_listen_names_store_errors_and_refuses_symlinks(
     assert "cannot open the message store" in err and "cannot listen" not in err
 
 
+@pytest.mark.usefixtures("patient_gate")
 def test_the_connection_cap_serves_exactly_max_connections(tmp_path: Path) -> None:
     with Listener(username="tsuser", password=PASSWORD, port=0, max_connections=4, header_timeout=30) as capped:
         held = [raw_connection(capped.port) for _ in range(3)]
-        for sock in held:
+        for sock in held:  # accepted in the order they came, before the fourth below
             sock.sendall(b"POST /callbacks HTTP/1.1\r\nHost: x\r\n")
-        time.sleep(0.2)
         assert httpx2.post(capped.url, json=message()).status_code == 200  # the 4th of 4
         for sock in held:
             sock.close()

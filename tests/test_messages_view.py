@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from typing import Any
 
 import httpx2
 import pytest
 
+from tests.conftest import aeventually
 from tskit.listener import Listener, StoreFailed
 from tskit.simulator import build_message
 
@@ -37,18 +37,16 @@ async def test_reads_off_the_loop_and_only_what_changed() -> None:
         first = post(listener)
         view = MessagesView(listener, interval=0.02)
         assert first["requestId"] in set(view.frame["request_id"])
-        await asyncio.sleep(0.1)
+        await aeventually(lambda: len(reads) >= 3)  # two polls after the first read
         loop_thread = threading.current_thread().name
         polled = reads[1:]
         assert polled and all(name != loop_thread for name, _ in polled)  # never on the loop's thread
         assert all(count == 0 for _, count in polled)  # nothing new: nothing read again
         second = post(listener)
         post(listener, {**first, "callbackCount": 2})  # a redelivery of the first
-        for _ in range(100):
-            shown = view.frame
-            if second["requestId"] in set(shown["request_id"]) and 2 in set(shown["attempts"]):
-                break
-            await asyncio.sleep(0.02)
+        await aeventually(
+            lambda: second["requestId"] in set(view.frame["request_id"]) and 2 in set(view.frame["attempts"])
+        )
         shown = view.frame
         assert second["requestId"] in set(shown["request_id"]) and "2 message(s)" in view.header.value
         again = shown[shown["request_id"] == first["requestId"]].iloc[0]

@@ -200,7 +200,8 @@ def test_a_killed_apply_is_finished_by_the_next_without_repeating_a_step(tmp_pat
         again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert again.returncode == 0, again.stdout + again.stderr
         if open_before:  # steps in flight when killed: closed by the second apply with what it found
-            assert f"{open_before} interrupted steps closed" in again.stdout
+            closed = "1 interrupted step closed" if open_before == 1 else f"{open_before} interrupted steps closed"
+            assert closed in again.stdout  # (one step in flight when killed: more often on a loaded machine)
     assert held(sim) == expected
     # no mutation took effect twice: exactly one per step of the first plan
     assert effective_mutations(sim) == needed_mutations(before, expected)

@@ -181,7 +181,9 @@ def test_a_killed_applys_default_journal_is_closed_by_the_next_apply(tmp_path: P
         env = {**os.environ, **demo_env(proxy.base_url), "TSKIT_CONFIG_DIR": str(config)}
         with subprocess.Popen(apply_command(path, "--concurrency", "1"), env=env, stdout=subprocess.PIPE) as crashed:
             deadline = time.monotonic() + 120  # a bound on a hang, not a measure of speed
-            while '"event":"step"' not in _journal_lines(config / "journals"):
+            # the step is journaled and its register took effect, its answer held: it is in flight now
+            # (killed any sooner, the stall would wait for the next apply's register, 30 s until its timeout)
+            while '"event":"step"' not in _journal_lines(config / "journals") or sim.count("register") == 0:
                 assert crashed.poll() is None and time.monotonic() < deadline
                 time.sleep(0.01)
             crashed.send_signal(signal.SIGKILL)  # a step in flight: no outcome line will ever be written
@@ -196,6 +198,7 @@ def test_a_killed_applys_default_journal_is_closed_by_the_next_apply(tmp_path: P
     assert closed.unfinished() == []
     assert closed.steps()[0]["reason"].startswith("interrupted; ")
     assert sim.count("register") == 4  # each of the 4 listeners registered once, the stalled one included
+    assert "3 done, 0 confirmed" in again.stdout  # the stall was the killed apply's: none of these waited on it
     assert not list((config / "locks").glob("*.json"))  # every record settled and removed
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import tskit
+from tests.conftest import aeventually
 from tskit.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USERNAME, Simulator
 
 widgets = pytest.importorskip("ipywidgets")
@@ -256,10 +257,7 @@ async def test_messages_view_updates_live(sim: Simulator, ts: tskit.ThingSpace) 
         )
         delivery = sim.trigger(EMPTY, "CarrierService")
         await asyncio.to_thread(delivery.wait)
-        for _ in range(100):  # no click: the view notices by itself
-            if delivery.request_id in set(view.frame["request_id"]):
-                break
-            await asyncio.sleep(0.02)
+        await aeventually(lambda: delivery.request_id in set(view.frame["request_id"]))  # no click: by itself
         assert delivery.request_id in set(view.frame["request_id"]) and "1 message(s)" in view.header.value
         assert view.table.layout.display is None and view.empty.layout.display == "none"
         assert "view-pw-1" not in str(view.table._dt_args)

@@ -7,6 +7,8 @@ import asyncio
 import pytest
 
 import tskit
+from tests.conftest import FakeClock
+from tests.gates import GatedSimulator
 from tests.test_widgets import EMPTY, click, press_enter
 from tskit.simulator import Simulator
 
@@ -16,6 +18,12 @@ from tskit.widgets import CallbackManager
 pytestmark = pytest.mark.anyio
 LISTED = "0000123456-00001"  # CarrierService with a password, DeviceUsage without
 OTHER = "0000123456-00002"
+
+
+@pytest.fixture
+def sim() -> GatedSimulator:
+    """The simulator of ``ts``: its callbacks calls can be held while the test acts."""
+    return GatedSimulator(clock=FakeClock())
 
 
 @pytest.fixture
@@ -92,16 +100,17 @@ async def test_switching_connection_closes_a_replace_confirmation(
 
 
 async def test_a_register_in_flight_is_not_sent_to_a_new_connection(
-    manager: CallbackManager, sim: Simulator, other: tskit.ThingSpace
+    manager: CallbackManager, sim: GatedSimulator, other: tskit.ThingSpace
 ) -> None:
     manager.account.value, manager.service.value = EMPTY, "NiddService"
     manager.url.value, manager.password.value = "https://new.example.com/cb", "pw"
-    sim.faults.latency = 0.3
+    look = sim.hold("GET")  # the listing a register looks at first
     manager.register.click()
     task = manager.pending
     assert task is not None
-    await asyncio.sleep(0.1)
+    await look.wait_arrived()
     manager.use(other)
+    look.release.set()
     await task
     assert other.simulator is not None and other.simulator.count("register") == 0
     # the look happened on the old connection: nothing was sent once the connection changed
@@ -110,35 +119,37 @@ async def test_a_register_in_flight_is_not_sent_to_a_new_connection(
 
 
 async def test_a_list_in_flight_does_not_land_under_a_new_connection(
-    manager: CallbackManager, sim: Simulator, other: tskit.ThingSpace
+    manager: CallbackManager, sim: GatedSimulator, other: tskit.ThingSpace
 ) -> None:
     manager.account.value = LISTED
-    sim.faults.latency = 0.3
+    listing = sim.hold("GET")
     manager.refresh.click()
     task = manager.pending
     assert task is not None
-    await asyncio.sleep(0.1)
+    await listing.wait_arrived()
     manager.use(other)
+    listing.release.set()
     await task
     assert manager.frame is None and manager._listed_account == ""
     assert LISTED not in manager.listing.value
     assert "callback(s) registered" not in manager.status.value
 
 
-async def test_enter_while_busy_keeps_the_view_and_the_password(manager: CallbackManager, sim: Simulator) -> None:
+async def test_enter_while_busy_keeps_the_view_and_the_password(manager: CallbackManager, sim: GatedSimulator) -> None:
     manager.account.value = LISTED
     await click(manager, manager.refresh)
-    sim.faults.latency = 0.3
+    listing = sim.hold("GET")
     manager.refresh.click()
     task = manager.pending
-    await asyncio.sleep(0.05)
+    await listing.wait_arrived()  # busy: the listing is in flight
     manager.account.value = OTHER
     press_enter(manager.account)  # the button is disabled: Enter must be too
-    listing = manager.listing.value
+    shown = manager.listing.value
     manager.url.value, manager.password.value = "https://new.example.com/cb", "pw-kept"
     press_enter(manager.password)
-    assert manager.password.value == "pw-kept" and manager.listing.value == listing
+    assert manager.password.value == "pw-kept" and manager.listing.value == shown
     assert task is not None
+    listing.release.set()
     await task
     assert manager._listed_account == LISTED and sim.count("list") == 2
 
