@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +191,29 @@ def test_could_not_connect_names_the_token_request(tmp_path, monkeypatch: pytest
         ts.list_callbacks("0000123456-00001")
     ts.close()
     assert "POST /api/ts/v1/oauth2/token: could not connect" in str(failure.value)  # the request that failed
+
+
+def test_an_embedded_simulators_refusals_stay_in_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every in-process simulator has the same address: its failed logins never reach the records on disk."""
+    from tskit.simulator import Fault
+
+    monkeypatch.setenv("TSKIT_CONFIG_DIR", str(tmp_path))
+    for _ in range(3):
+        broken = Simulator()
+        broken.faults.scripted.append(Fault(status=400, operations=("login",)))
+        with tskit.connect(simulator=broken) as ts, pytest.raises(tskit.AuthenticationError):
+            ts.list_callbacks(ACCOUNT)
+    assert not list(tmp_path.rglob("refused-logins.json")) or "demo-user" not in (
+        next(tmp_path.rglob("refused-logins.json")).read_text()
+    )
+    with tskit.connect(simulator=Simulator()) as ts:  # another simulator, this process or the next
+        assert len(ts.list_callbacks(ACCOUNT)) == 2
+    done = subprocess.run(
+        [sys.executable, "-c", f"import tskit; print(len(tskit.connect().list_callbacks({ACCOUNT!r})))"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TSKIT_CONFIG_DIR": str(tmp_path)},
+        timeout=120,
+        check=False,
+    )
+    assert done.stdout.strip() == "2", done.stderr[-2000:]

@@ -93,7 +93,12 @@ class ThingSpaceClient:
                     "pass credentials, or use tskit.connect() for the embedded simulator",
                 )
             realm = None if transport is None else getattr(transport, "realm", transport)
-            auth = ThingSpaceAuth(credentials, base_url=self.base_url, timeout=timeout, realm=realm)
+            # An in-process server lives and dies with this process, and every one has the same
+            # address: records on disk would speak for it to other processes and later runs.
+            in_process = getattr(transport, "realm", None) is not None  # the simulator's transport names its server
+            auth = ThingSpaceAuth(
+                credentials, base_url=self.base_url, timeout=timeout, realm=realm, remember_refusals=not in_process
+            )
         elif transport is not None:
             auth.bind_realm(getattr(transport, "realm", transport))
         self.auth = auth
