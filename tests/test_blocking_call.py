@@ -116,3 +116,13 @@ def test_ctrl_c_in_the_calling_thread_cancels_the_call_on_the_io_loop() -> None:
     # In a process of its own: the signal goes to that process's main thread.
     done = subprocess.run([sys.executable, "-c", _CTRL_C], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_an_error_of_a_blocking_call_carries_no_unrelated_context() -> None:
+    """A script's traceback shows the call's error only, not "no running event loop" before it."""
+    import tskit
+
+    with tskit.connect() as ts, pytest.raises(tskit.ApiError) as caught:
+        ts.list_callbacks("9999999999-00001")
+    assert caught.value.__context__ is None or not isinstance(caught.value.__context__, RuntimeError)
+    assert "importlib" not in dir(tskit)

@@ -10,7 +10,7 @@ Examples:
 first ``connect()`` without credentials, and uvicorn and ipywidgets only where they are used.
 """
 
-import importlib
+import importlib as _importlib
 
 from tskit._client import ThingSpaceClient
 from tskit._config import DEFAULT_BASE_URL, Credentials
@@ -103,7 +103,7 @@ def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'tskit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value  # found once: later lookups do not come here
     return value
 

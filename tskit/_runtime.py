@@ -234,6 +234,8 @@ class Runtime:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
+            running = None
+        if running is None:  # outside the except block: the call's own errors carry no "no running loop"
             return self._run_on_io_loop(coro)
         try:
             self._patch(running)
