@@ -108,8 +108,10 @@ def base_url(value: str | None = None, environ: Mapping[str, str] | None = None)
     """
     env = os.environ if environ is None else environ
     text = (value or env.get(BASE_URL_ENV, "") or DEFAULT_BASE_URL).strip().rstrip("/")
-    bad = functools.partial(ConfigurationError, reason=Reason.INVALID_VALUE, value_shown=mask_url(text))
-    shown = repr(mask_url(text))  # a password in it is never shown
+    # A host root has no query or fragment: whatever one carries (a token, say) is never shown.
+    root, cut = text.split("#", 1)[0].split("?", 1)[0], "?" in text or "#" in text
+    bad = functools.partial(ConfigurationError, reason=Reason.INVALID_VALUE, value_shown=mask_url(root) + "…" * cut)
+    shown = repr(mask_url(root) + "…" * cut)  # a password in it is never shown
     try:
         text.encode("utf-8")  # bytes that were not UTF-8 come from os.environ as lone surrogates
     except UnicodeEncodeError:

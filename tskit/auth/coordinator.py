@@ -40,6 +40,7 @@ from tskit._config import Credentials
 from tskit._errors import ApiError, Reason, ThingSpaceError
 from tskit._runtime import on_fork_in_child
 from tskit._secret import Secret
+from tskit.auth.guard import server
 
 #: Longest jitter added to a throttle's wait: up to a quarter of the wait, at most this.
 MAX_JITTER: Final = 1.0
@@ -300,7 +301,7 @@ def session_for(base_url: str, credentials: Credentials, realm: object = None) -
         credentials: Whose session (the application key, user name and secrets pick it).
         realm: The in-process server, when there is one (two simulators are two ThingSpaces).
     """
-    url = base_url.rstrip("/")
+    url = server(base_url)  # one identity however the server is spelt: a refusal is never sent again under another
     with _registry_lock:
         _drop_freed_realms()
         realm_key = _realm_key(realm)

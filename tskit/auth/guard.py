@@ -26,11 +26,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import ipaddress
 import json
 import logging
 import math
 import os
+import socket
 import stat
 import threading
 import time
@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 from filelock import FileLock
 from filelock import Timeout as LockTimeout
 
+from tskit._addresses import is_loopback_host
 from tskit._config import Credentials
 from tskit._errors import ConfigurationError
 from tskit._fingerprint import config_dir, fingerprint, load_key, wanted_dir
@@ -119,12 +120,10 @@ def server(base_url: str) -> str:
         host, port = (parts.hostname or "").rstrip("."), parts.port
     except ValueError:  # not a URL tskit would use; keyed as written
         return base_url
-    if host == "localhost" or host.endswith(".localhost"):
+    with contextlib.suppress(OSError, UnicodeError):  # an IPv4 address in any form the resolver takes ("127.1")
+        host = socket.inet_ntoa(socket.inet_aton(host))
+    if is_loopback_host(host):
         host = "loopback"
-    else:
-        with contextlib.suppress(ValueError):
-            if ipaddress.ip_address(host).is_loopback:
-                host = "loopback"
     if port == {"https": 443, "http": 80}.get(scheme):
         port = None
     return f"{scheme}://{host}{f':{port}' if port else ''}{parts.path.rstrip('/')}"
@@ -315,8 +314,16 @@ def _read_failures(path: Path) -> dict[str, Any]:
 
 
 def _count(entry: object) -> int:
-    count = entry.get("count") if isinstance(entry, dict) else None
-    return count if isinstance(count, int) and not isinstance(count, bool) else 0
+    """The failed logins in a row an entry holds; one that is damaged (not a count) counts as the limit.
+
+    A damaged entry is never read as "no failures": that would let a locked-out user be tried again.
+    """
+    if not isinstance(entry, dict) or "count" not in entry:
+        return 0
+    count = entry["count"]
+    if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+        return count
+    return MAX_FAILED_LOGINS
 
 
 def failures(base_url: str, credentials: Credentials) -> dict[str, Any] | None:

@@ -216,6 +216,7 @@ class Plan:
         journal: str | os.PathLike[str] | Journal | None = None,
         progress: bool | None = None,
         max_age: float = MAX_PLAN_AGE,
+        on_progress: Callable[[int, int], None] | None = None,
         lock_wait: float = LOCK_WAIT,
         on_wait: Callable[[str, Holder | None], None] | None = None,
     ) -> ApplyResult:
@@ -237,6 +238,7 @@ class Plan:
                 folder (``journals/``). It never holds a password, only fingerprints.
             progress: Show a progress bar: ``None`` in Jupyter or a terminal only.
             max_age: Oldest plan accepted, in seconds.
+            on_progress: Called as ``on_progress(done, total)`` after each step.
             lock_wait: Longest wait, in seconds, for an account another apply or rotation holds
                 (0: refuse at once). Under the accounts' locks, those with steps are read again:
                 a step another run made already is not sent again (``confirmed``), one whose
@@ -261,6 +263,7 @@ class Plan:
                 journal=journal,
                 progress=progress,
                 max_age=max_age,
+                on_progress=on_progress,
                 lock_wait=lock_wait,
                 on_wait=on_wait,
             )
