@@ -454,3 +454,13 @@ def test_json_snapshot_is_plain_json(ts: tskit.ThingSpace, tmp_path) -> None:
     document = json.loads(path.read_text())
     assert document["format"] == "tskit-audit/1"
     assert {"callbacks", "findings", "errors", "accounts", "started_at", "source"} <= set(document)
+
+
+def test_an_expected_service_outside_the_catalogue_is_refused_before_anything_is_sent(sim: Simulator) -> None:
+    with tskit.connect(simulator=sim) as ts:
+        with pytest.raises(tskit.ValidationError) as caught:
+            ts.audit(["0000123456-00001"], expect=["Bogus"], progress=False)
+        assert (caught.value.reason, caught.value.field) == (tskit.Reason.UNKNOWN_SERVICE, "service_name")
+        assert sim.count("list") == 0
+        audit = ts.audit(["0000123456-00001"], expect=["Bogus"], progress=False, allow_unknown_service=True)
+    assert "missing-service" in set(audit.findings["rule"])

@@ -153,6 +153,7 @@ class ThingSpace:
         progress: bool | None = None,
         fingerprint_key: bytes | str | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        allow_unknown_service: bool = False,
     ) -> Audit:
         """Read the callbacks of many accounts at once and check them.
 
@@ -169,6 +170,8 @@ class ThingSpace:
             fingerprint_key: Key of the password fingerprints kept in snapshots (see
                 :mod:`tskit.audit`); default ``TSKIT_FINGERPRINT_KEY`` or tskit's key file.
             on_progress: Called as ``on_progress(done, total)`` after each account.
+            allow_unknown_service: Accept an expected service outside ``tskit.SERVICE_CATALOGUE`` (one
+                newer than tskit); otherwise a misspelt one is refused before anything is sent.
 
         Returns:
             An :class:`~tskit.audit.Audit` with ``.callbacks``, ``.findings`` and ``.errors``.
@@ -188,6 +191,7 @@ class ThingSpace:
             source=self.source,
             fingerprint_key=fingerprint_key,
             on_progress=on_progress,
+            allow_unknown_service=allow_unknown_service,
         )
 
     audit = blocking(aaudit)

@@ -190,13 +190,15 @@ async def run_audit(
     source: str,
     fingerprint_key: bytes | str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    allow_unknown_service: bool = False,
 ) -> Audit:
     """Read every account's callbacks with bounded concurrency and run the rules over them.
 
-    ``on_progress(done, total)`` is called after each account, e.g. to drive a widget.
+    ``on_progress(done, total)`` is called after each account, e.g. to drive a widget. An expected
+    service outside the catalogue is refused before anything is sent, unless ``allow_unknown_service``.
     """
     names = account_list(accounts)
-    expected = tuple(check.service_name(s, allow_unknown=True) for s in expect)
+    expected = tuple(check.service_name(s, allow_unknown=allow_unknown_service) for s in expect)
     check_concurrency(concurrency)
     rule_list = list(DEFAULT_RULES if rules is None else rules)
     for rule in rule_list:

@@ -42,7 +42,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         _check_save(args.save)
     names = common.accounts(args)
     with common.connect(args) as ts:
-        audit = ts.audit(names, expect, concurrency=args.concurrency, progress=False if args.no_progress else None)
+        audit = ts.audit(
+            names,
+            expect,
+            concurrency=args.concurrency,
+            progress=False if args.no_progress else None,
+            allow_unknown_service=args.allow_unknown_service,
+        )
         errors = audit.error_list
         if errors and len(errors) == len(audit.accounts) and all(e.error == "AuthenticationError" for e in errors):
             # Not one account was read because the login failed: say that once, not once per account.
