@@ -215,7 +215,7 @@ def _plain(error: ThingSpaceError) -> str:
         return f"Please check {field_problem(error)}"
     remedy = GUI_WORDS.remedy_words(error.remedy) if error.remedy is not None else ""
     if isinstance(error, ApiError) and error.reason in _LOGIN_PLAIN:
-        said = [part for part in (error.error_message or error.error_code, error.status_code or "") if part]
+        said = [part for part in ((error.error_message or error.error_code).rstrip("."), error.status_code) if part]
         detail = f" ({', '.join(map(str, said))})" if said else ""
         return sentence(f"{_LOGIN_PLAIN[error.reason]}{detail}", remedy)
     if error.reason == Reason.RATE_LIMITED:
