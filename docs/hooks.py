@@ -108,14 +108,20 @@ def cli_reference() -> str:
 
 
 def _public_modules() -> list[Any]:
+    """``tskit`` and its public packages: what a user imports errors from."""
     import tskit
 
     modules = [tskit]
     for info in pkgutil.walk_packages(tskit.__path__, "tskit."):
-        if info.name.endswith("__main__"):
-            continue  # running it would run the command
-        modules.append(importlib.import_module(info.name))
+        if info.ispkg and not any(p.startswith("_") for p in info.name.split(".")):
+            modules.append(importlib.import_module(info.name))
     return modules
+
+
+def _exports(module: Any) -> list[str]:
+    """The names a module exports: its ``__all__``, or its names without a leading underscore."""
+    names = getattr(module, "__all__", None)
+    return list(names) if names is not None else [n for n in dir(module) if not n.startswith("_")]
 
 
 def _public_name(cls: type, modules: list[Any]) -> str:
@@ -123,7 +129,7 @@ def _public_name(cls: type, modules: list[Any]) -> str:
     names = [
         f"{m.__name__}.{cls.__name__}"
         for m in modules
-        if getattr(m, cls.__name__, None) is cls and not any(p.startswith("_") for p in m.__name__.split("."))
+        if cls.__name__ in _exports(m) and getattr(m, cls.__name__, None) is cls
     ]
     return min(names, key=lambda n: (n.count("."), n)) if names else ""
 
@@ -156,32 +162,41 @@ def _cell(text: str) -> str:
 
 
 def error_table() -> str:
-    """Every public exception class of tskit: what it is a kind of, what it means, its attributes."""
+    """Every public exception class of tskit: what it is a kind of, what it means, its attributes.
+
+    A class listed is exported by ``tskit`` or one of its public packages. One with two public
+    parents (``LoginThrottled``) is listed under each.
+    """
     from tskit import ThingSpaceError
 
     modules = _public_modules()
-    classes: dict[str, type] = {}
+    names: dict[type, str] = {}
     for module in modules:
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, BaseException) and cls.__module__.startswith("tskit"):
                 name = _public_name(cls, modules)
                 if name:
-                    classes[name] = cls
+                    names[cls] = name
 
-    def row(name: str, cls: type) -> str:
-        base = cls.__bases__[0]
-        kind = _public_name(base, modules) if base.__module__.startswith("tskit") else base.__name__
+    def parents(cls: type) -> list[type]:
+        return [base for base in cls.__bases__ if base in names]
+
+    def row(cls: type) -> str:
+        kinds = [names.get(b, b.__name__) for b in cls.__bases__]
         meaning = (inspect.getdoc(cls) or "").split("\n\n", 1)[0]
         attributes = ", ".join(f"`{a}`" for a in _attributes(cls))
-        return f"| `{name}` | `{kind}` | {_cell(meaning)} | {attributes} |"
+        return f"| `{names[cls]}` | {', '.join(f'`{k}`' for k in kinds)} | {_cell(meaning)} | {attributes} |"
+
+    def tree(cls: type) -> list[str]:
+        children = sorted((c for c in names if cls in parents(c)), key=lambda c: names[c])
+        return [row(cls), *(line for child in children for line in tree(child))]
 
     header = ["| error | a kind of | meaning | attributes |", "|---|---|---|---|"]
-    ours = sorted(
-        (n for n, c in classes.items() if issubclass(c, ThingSpaceError)), key=lambda n: _depth_key(classes[n])
-    )
-    others = sorted(n for n, c in classes.items() if not issubclass(c, ThingSpaceError))
-    lines = ["### ThingSpaceError and its kinds", "", *header, *(row(n, classes[n]) for n in ours), ""]
-    lines += ["### Other errors and warnings", "", *header, *(row(n, classes[n]) for n in others), ""]
+    roots = sorted((c for c in names if not parents(c)), key=lambda c: names[c])
+    ours = [line for root in roots if issubclass(root, ThingSpaceError) for line in tree(root)]
+    others = [line for root in roots if not issubclass(root, ThingSpaceError) for line in tree(root)]
+    lines = ["### ThingSpaceError and its kinds", "", *header, *ours, ""]
+    lines += ["### Other errors and warnings", "", *header, *others, ""]
     return "\n".join(lines)
 
 
@@ -201,11 +216,6 @@ def reasons_table() -> str:
     lines += ["### Remedies (`error.remedy.action`)", "", "| action | means |", "|---|---|"]
     lines += [f"| `{action}` | {_cell(means)} |" for action, means in ACTIONS.items()]
     return "\n".join([*lines, ""])
-
-
-def _depth_key(cls: type) -> tuple[str, ...]:
-    """Sorts a class tree depth first: each class right after its parent."""
-    return tuple(c.__name__ for c in reversed(cls.__mro__) if c.__module__.startswith("tskit"))
 
 
 # -- links, checked offline once the site is built -------------------------------------------

@@ -85,6 +85,9 @@ def test_a_refused_login_points_at_reset_login(tmp_path) -> None:
     assert "reset()" not in texts[1].stderr
     assert "reconnect" not in texts[0].stderr and "`tskit reset-login`" in texts[0].stderr
     assert "Not sent" in texts[1].stderr and "`tskit reset-login`" in texts[1].stderr
+    # refused by an earlier run: the sentence says what happened, the remedy what to do, once
+    assert texts[1].stderr.count("reset-login") == 1 and "Fix the password" not in texts[1].stderr
+    assert texts[1].stderr.rstrip().endswith("Fix the credentials; run `tskit reset-login` once they are fixed")
     # only the error: tskit's own warnings show with --verbose
     assert texts[0].stderr.count("\n") == 1 and texts[0].stderr.startswith("tskit list: ")
 

@@ -40,6 +40,19 @@ def test_the_error_table_has_every_error_with_its_attributes() -> None:
     assert "`status_code`, `error_code`" in api_row
 
 
+def test_the_error_table_lists_public_errors_only_and_a_throttle_under_both_its_kinds() -> None:
+    table = hooks().error_table()
+    listed = [line.split("|")[1].strip().strip("`") for line in table.splitlines() if line.startswith("| `")]
+    for private in ("_Stopped", "auth.flow.Closed", "TakenOver", "DamagedRecord", "TooLarge", "auth.leader"):
+        assert not any(private in name for name in listed), private
+    assert all(not part.startswith("_") for name in listed for part in name.split("."))
+    rows = table.splitlines()
+    at = [i for i, line in enumerate(rows) if line.startswith("| `tskit.LoginThrottled` |")]
+    assert len(at) == 2  # right under each of its two kinds
+    assert [rows[i - 1].split("|")[1].strip() for i in at] == ["`tskit.AuthenticationError`", "`tskit.RateLimitError`"]
+    assert "`tskit.AuthenticationError`, `tskit.RateLimitError`" in rows[at[0]]
+
+
 def test_the_link_check_finds_missing_pages_and_anchors(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "index.html").write_text(

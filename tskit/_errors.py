@@ -264,25 +264,37 @@ class LoginThrottled(AuthenticationError, RateLimitError):
 
     Attributes:
         reason: ``"throttle-outlasts-deadline"``.
-        retry_after: Seconds of the throttle's wait still to go when the call gave up.
+        retry_after: Seconds of tskit's wait still to go when the call gave up (what ThingSpace asked,
+            capped at a minute).
+        asked: Seconds ThingSpace's ``Retry-After`` asked to wait, or ``None`` when it did not say
+            (or the throttle came from another process or run).
         time_left: Seconds that were left of the call's deadline.
         shared: Whether the throttle came from another process or run (its record on disk).
     """
 
     reason = Reason.THROTTLE_OUTLASTS_DEADLINE
 
-    def __init__(self, error: ApiError, *, username: str, retry_after: float, time_left: float, shared: bool) -> None:
+    def __init__(
+        self,
+        error: ApiError,
+        *,
+        username: str,
+        retry_after: float,
+        time_left: float,
+        shared: bool,
+        asked: float | None = None,
+    ) -> None:
         left = f"longer than the {max(time_left, 0.0):.1f} s left of this call's timeout"
         if shared:
             note = (
-                f"Not sent: ThingSpace throttled a login of user {username!r} from another process or run and "
-                f"asked to wait; {retry_after:.1f} s of that wait are left, {left}. Run again later, or allow a "
-                "longer timeout"
+                f"Not sent: ThingSpace throttled a login of user {username!r} from another process or run; "
+                f"{retry_after:.1f} s of that wait are left, {left}"
             )
         else:
+            said = f" and asked to wait {asked:g} s" if asked is not None else ""
             note = (
-                f"ThingSpace throttled the login of user {username!r} and asked to wait {retry_after:.1f} s, {left}: "
-                "not tried again. Run again later, or allow a longer timeout"
+                f"ThingSpace throttled the login of user {username!r}{said}; tskit waits {retry_after:.1f} s "
+                f"before the next login, {left}: not tried again"
             )
         super().__init__(
             error.status_code,
@@ -297,6 +309,7 @@ class LoginThrottled(AuthenticationError, RateLimitError):
             self.args = (note,)
         self.time_left = max(time_left, 0.0)
         self.shared = shared
+        self.asked = None if shared else asked
 
 
 class TransportError(ThingSpaceError):

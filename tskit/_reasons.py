@@ -37,6 +37,8 @@ class Reason(StrEnum):
     THROTTLED = "throttled"
     THROTTLE_OUTLASTS_DEADLINE = "throttle-outlasts-deadline"
     LOGIN_ABANDONED = "login-abandoned"
+    #: A token request or login failed for a passing reason (a server fault): not a verdict on the credentials.
+    LOGIN_FAILED = "login-failed"
     #: A 4xx answer to a login that may be a wrong password: it counts as a failed login.
     LOGIN_UNCERTAIN = "login-uncertain"
     #: The user's failed logins in a row reached tskit's limit: no run sends another.
@@ -104,12 +106,16 @@ WHAT_TO_DO: Final[Mapping[str, str]] = MappingProxyType(
         "which ThingSpace sends inside each message.",
         Reason.LOGIN_CREDENTIALS_REUSED: "Give the listener a username and password of its own, never the "
         "ThingSpace login's.",
-        Reason.LOGIN_REFUSED: "Fix the credentials; a refusal recorded on disk is lifted by `tskit reset-login` "
-        "(or `reset()`). Five failed logins lock the user.",
-        Reason.USER_LOCKED: "Have Verizon support unlock the user, then run `tskit reset-login`.",
+        Reason.LOGIN_REFUSED: "Fix the credentials (for a refused token request: the application's client id and "
+        "secret); a refusal recorded on disk is lifted by `tskit reset-login` (or `ts.client.auth.reset()`). Five "
+        "failed logins lock the user.",
+        Reason.USER_LOCKED: "Have Verizon support unlock the user, then run `tskit reset-login` (or call "
+        "`ts.client.auth.reset()`).",
         Reason.THROTTLED: "Wait `retry_after` seconds; tskit waits by itself when the call's timeout allows.",
         Reason.THROTTLE_OUTLASTS_DEADLINE: "Run again later, or allow a longer timeout. Nothing was sent.",
         Reason.LOGIN_ABANDONED: "Call again: the login was given up before it was answered.",
+        Reason.LOGIN_FAILED: "Call again in a few seconds: ThingSpace failed for a passing reason, not a verdict on "
+        "the credentials.",
         Reason.LOGIN_UNCERTAIN: "Check the user name and password: ThingSpace's answer may mean a wrong one, and it "
         "counts as a failed login.",
         Reason.TOO_MANY_FAILED_LOGINS: "Fix the credentials, then run `tskit reset-login`: no run logs in again "
@@ -159,7 +165,8 @@ class Remedy:
 
     Attributes:
         action: A stable word for the step (see :data:`ACTIONS`): ``"set-option"`` (``option`` to
-            ``value``), ``"reset-login"``, ``"fix-credentials"``, ``"listener-credentials"``,
+            ``value``), ``"reset-login"``, ``"unlock-user"``, ``"clear-failed-logins"``, ``"fix-credentials"``,
+            ``"fix-app-credentials"``, ``"listener-credentials"``,
             ``"set-variable"`` (``option`` names the variable), ``"wait"`` (``seconds``),
             ``"longer-timeout"``, ``"choose-from"`` (``value`` names the list; ``option``, if set, the
             option that accepts a value outside it), ``"plan-again"``, ``"run-again"``.
@@ -180,8 +187,13 @@ ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "set-option": "give `option` the value `value`",
         "set-variable": "set the variable (or argument) `option`",
         "choose-from": "choose a value from the list `value` (or set `option` for one outside it)",
-        "reset-login": "fix the credentials, then lift the recorded refusal (`tskit reset-login`, `reset()`)",
+        "reset-login": "fix the credentials, then lift the recorded refusal (`tskit reset-login`, "
+        "`ts.client.auth.reset()`)",
+        "unlock-user": "have Verizon support unlock the user, then lift the recorded refusal (`tskit reset-login`, "
+        "`ts.client.auth.reset()`)",
+        "clear-failed-logins": "check the credentials, then forget the failed logins on record (`tskit reset-login`)",
         "fix-credentials": "correct the user name and password",
+        "fix-app-credentials": "correct the application's client id and secret",
         "listener-credentials": "give the listener's username and password as their own fields",
         "wait": "wait `seconds`",
         "longer-timeout": "allow the call more time",
@@ -253,15 +265,20 @@ def _python_option(option: str, value: str) -> str:
     return f"pass {option}={value}"
 
 
-#: Python's words: parameter names, ``reset()``, ``tskit.SERVICE_CATALOGUE``.
+#: Python's words: parameter names, ``ts.client.auth.reset()``, ``tskit.SERVICE_CATALOGUE``.
 PYTHON_WORDS: Final = Vocabulary(
     fields={},
     option=_python_option,
     actions={
         "set-variable": "set it or the {option} variable",
         "choose-from": "one of {choices}",
-        "reset-login": "fix the credentials and reconnect (or call reset())",
+        "reset-login": "fix the credentials, then reconnect or call ts.client.auth.reset()",
+        "unlock-user": "have Verizon support unlock the user, then lift the refusal: call ts.client.auth.reset(), "
+        "or run `tskit reset-login` for one another run recorded",
+        "clear-failed-logins": "check the user name and password, then run `tskit reset-login` (a user ThingSpace "
+        "already locked needs Verizon support first)",
         "fix-credentials": "check the user name and password, then reconnect",
+        "fix-app-credentials": "check the application's client_id and client_secret, then reconnect",
         "listener-credentials": "pass them as username= and password=",
         "wait": "wait {seconds} s",
         "longer-timeout": "allow a longer timeout",

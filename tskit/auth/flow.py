@@ -336,7 +336,8 @@ class ThingSpaceAuth(httpx2.Auth):
             refusal.reason if refusal.reason in (Reason.USER_LOCKED, Reason.LOGIN_REFUSED) else Reason.LOGIN_REFUSED
         )
         # Not sent because this process recorded the refusal: fixed credentials need that lifted too.
-        mark(error, Reason(reason), refusal.remedy if reason == Reason.USER_LOCKED else Remedy("reset-login"))
+        locked = reason == Reason.USER_LOCKED
+        mark(error, Reason(reason), messages.refusal_remedy(token_request=token, locked=locked))
         return error
 
     async def _wait_for(self, login: Login, deadline: float) -> Grant | None:
@@ -385,7 +386,12 @@ class ThingSpaceAuth(httpx2.Auth):
             if not isinstance(error, ApiError):  # cannot happen: throttles are answers
                 error = ApiError(429, "", "", method="POST", path=LOGIN_PATH)
             throttled = LoginThrottled(
-                error, username=self.username, retry_after=wait, time_left=left, shared=cooldown.shared
+                error,
+                username=self.username,
+                retry_after=wait,
+                time_left=left,
+                shared=cooldown.shared,
+                asked=error.retry_after,
             )
             throttled.remedy = Remedy("wait", seconds=wait)
             raise throttled from None

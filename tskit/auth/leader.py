@@ -166,13 +166,17 @@ class Leader:
         )
         fresh = copy(error, note)
         if found is Verdict.LOCKED:
-            mark(fresh, Reason.USER_LOCKED, Remedy("reset-login"))
+            mark(fresh, Reason.USER_LOCKED, Remedy("unlock-user"))
         elif found is Verdict.REFUSED:
-            mark(fresh, Reason.LOGIN_REFUSED, Remedy("fix-credentials"))
+            mark(fresh, Reason.LOGIN_REFUSED, Remedy("fix-app-credentials" if token_request else "fix-credentials"))
         elif found is Verdict.UNCERTAIN:
             mark(fresh, Reason.LOGIN_UNCERTAIN, Remedy("fix-credentials"))
         elif found is Verdict.THROTTLED:
-            mark(fresh, Reason.THROTTLED, Remedy("wait", seconds=error.retry_after))
+            # what tskit waits (Retry-After capped), not what was asked
+            wait = protocol.throttle_wait(error.retry_after, self.session.throttles + 1)
+            mark(fresh, Reason.THROTTLED, Remedy("wait", seconds=wait))
+        elif found is Verdict.PASSING:  # a 401 or 5xx that is no verdict on the credentials
+            mark(fresh, Reason.LOGIN_FAILED, Remedy("run-again"))
         logger.info("%s failed with status %s", what, response.status_code)  # the error says it all
         old = self.session.grant
         if old is not None and response.status_code == 401 and not token_request:
@@ -230,7 +234,8 @@ class Leader:
             error.args = (
                 messages.refused_elsewhere(earlier, status=status, code=code, token_request=token, locked=locked),
             )
-            mark(error, Reason.USER_LOCKED if locked else Reason.LOGIN_REFUSED, Remedy("reset-login"))
+            reason = Reason.USER_LOCKED if locked and not token else Reason.LOGIN_REFUSED
+            mark(error, reason, messages.refusal_remedy(token_request=token, locked=locked))
             self.session.refuse(login.credentials, error)
             raise self.finish_with(login, error)
         return stale
@@ -257,7 +262,8 @@ class Leader:
             error.args = (messages.too_many(full.entry, self.username),)
             # Not remembered in this process: each new call checks the record again, so a
             # `tskit reset-login` run elsewhere is seen without reconnecting.
-            raise self.finish_with(login, mark(error, Reason.TOO_MANY_FAILED_LOGINS, Remedy("reset-login"))) from None
+            mark(error, Reason.TOO_MANY_FAILED_LOGINS, Remedy("clear-failed-logins"))
+            raise self.finish_with(login, error) from None
         except (OSError, ValueError, LockTimeout) as problem:
             config = ConfigurationError(CONFIG_DIR_ENV, *messages.uncountable(self.username, scrub(str(problem))))
             raise self.finish_with(login, config) from None

@@ -33,7 +33,7 @@ def answered(
         return (
             f"The {what} failed with an answer tskit does not know. Verizon does not document its "
             "answer to a wrong password, so this may be one, and 5 failed logins in a row lock the user."
-            f"{count} Check the user name and password; not tried again at once."
+            f"{count} Not tried again at once."
         )
     if found is Verdict.THROTTLED:
         return f"ThingSpace throttled the {what}; tried again after the wait if the call's timeout allows"
@@ -53,8 +53,7 @@ def answered(
     if found is Verdict.LOCKED:
         return (
             "The user is locked: ThingSpace refuses its logins until Verizon support unlocks it; tskit does not "
-            "try again by itself. Contact Verizon support, then run `tskit reset-login`"
-            + (" (until then later runs do not try again)" if recorded else "")
+            "try again by itself" + (" (the refusal is recorded: later runs do not try again)" if recorded else "")
         )
     count = f"{_where_the_count_stands(failures)}." if failures is not None else ""
     return (
@@ -89,18 +88,11 @@ def refused_here(*, token_request: bool, status: int, code: str) -> str:
 def refused_elsewhere(entry: dict[str, Any], *, status: int, code: str, token_request: bool, locked: bool) -> str:
     """A call not sent: a login with these credentials was refused by another process or an earlier run."""
     what = "the OAuth token request (application key and secret)" if token_request else "a login with these credentials"
-    fix = (
-        "Fix the application secret"
-        if token_request
-        else "Have Verizon support unlock the user"
-        if locked
-        else ("Fix the password")
-    )
     return (
         f"Not sent: {what} was refused at {entry.get('at')} by another process or run "
-        f"(ThingSpace answered {status}{': ' + code if code else ''}). tskit does not try the "
-        f"same credentials again from any run. {fix}, then run `tskit reset-login`"
-        + ("" if token_request or locked else " once the user can log in again (a locked user: Verizon support first)")
+        f"(ThingSpace answered {status}{': ' + code if code else ''}"
+        f"{'; the user is locked' if locked and not token_request else ''}). tskit does not try the "
+        "same credentials again from any run"
     )
 
 
@@ -112,9 +104,8 @@ def too_many(entry: dict[str, Any], username: str) -> str:
     return (
         f"Not sent: {entry.get('count', MAX_FAILED_LOGINS)} logins of user {username!r} in a row "
         f"failed or got no usable answer (the last at {entry.get('at')}: {answer}). ThingSpace locks a user "
-        "after 5 failed logins, so tskit sends no more for this user from any run. Check the user name and "
-        "password, then run `tskit reset-login` to allow logins again (a user ThingSpace already locked, "
-        "through other tools too, needs Verizon support first)"
+        "after 5 failed logins, so tskit sends no more for this user from any run (ThingSpace may already "
+        "have locked it, through other tools too)"
     )
 
 
@@ -163,6 +154,13 @@ def too_large() -> str:
 
 # An error's meaning, kept by a copy: its sentence is rebuilt, never what it means.
 _MEANING = frozenset({"reason", "field", "value_shown", "remedy", "may_have_applied"})
+
+
+def refusal_remedy(*, token_request: bool, locked: bool) -> Remedy:
+    """What to do about credentials refused before (recorded): the application's, or the user's."""
+    if token_request:
+        return Remedy("fix-app-credentials")
+    return Remedy("unlock-user") if locked else Remedy("reset-login")
 
 
 def mark(error: ThingSpaceError, reason: Reason, remedy: Remedy | None = None) -> ThingSpaceError:

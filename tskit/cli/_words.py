@@ -23,7 +23,11 @@ _ACTIONS = {
     "set-variable": "set {option}",
     "choose-from": "one of {choices}",
     "reset-login": "fix the credentials; run `tskit reset-login` once they are fixed",
+    "unlock-user": "have Verizon support unlock the user, then run `tskit reset-login`",
+    "clear-failed-logins": "fix the user name and password, then run `tskit reset-login` (a user ThingSpace "
+    "already locked needs Verizon support first)",
     "fix-credentials": "fix the user name and password",
+    "fix-app-credentials": "fix THINGSPACE_CLIENT_ID and THINGSPACE_CLIENT_SECRET",
     "listener-credentials": "pass them as --username and --password-env",
     "wait": "wait {seconds} s",
     "longer-timeout": "allow a longer --timeout",

@@ -10,17 +10,16 @@ import base64
 import html
 import traceback
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import ipywidgets as widgets
 from itables.widget import ITable
 
 from tskit._errors import (
     ApiError,
-    AuthenticationError,
-    RateLimitError,
+    Reason,
     RequestTimeout,
     ThingSpaceError,
     TransportError,
@@ -67,8 +66,12 @@ GUI_WORDS = Vocabulary(
     actions={
         "set-variable": "fill it in",
         "choose-from": "choose one from the list",
-        "reset-login": "fix the credentials and log in again (run `tskit reset-login` once the user is unlocked)",
+        "reset-login": "fix the credentials and log in again (`tskit reset-login` lifts a recorded refusal)",
+        "unlock-user": "have Verizon support unlock the user, then run `tskit reset-login`",
+        "clear-failed-logins": "check the username and password, then run `tskit reset-login` (a user ThingSpace "
+        "already locked needs Verizon support first)",
         "fix-credentials": "check the username and password, then log in again",
+        "fix-app-credentials": "check the application key and secret, then log in again",
         "listener-credentials": "give them in the Username and Password fields",
         "wait": "wait {seconds} s",
         "longer-timeout": "try again with a longer timeout",
@@ -194,15 +197,31 @@ def plain_words(error: BaseException) -> str:
     return text
 
 
+# What a login's failure means, by its reason (never by its class: a throttle is an AuthenticationError too).
+_LOGIN_PLAIN: Final[Mapping[str, str]] = {
+    Reason.LOGIN_REFUSED: "ThingSpace refused the login",
+    Reason.USER_LOCKED: "ThingSpace refused the login: the user is locked",
+    Reason.LOGIN_UNCERTAIN: "The login failed, perhaps for a wrong password",
+    Reason.TOO_MANY_FAILED_LOGINS: "No login sent: too many failed logins in a row for this user",
+    Reason.LOGIN_FAILED: "The login failed for a passing reason",
+    Reason.LOGIN_COOLDOWN: "No login sent: a login has just failed",
+    Reason.THROTTLED: "ThingSpace is throttling logins",
+    Reason.THROTTLE_OUTLASTS_DEADLINE: "ThingSpace is throttling logins",
+}
+
+
 def _plain(error: ThingSpaceError) -> str:
     if isinstance(error, ValidationError):
         return f"Please check {field_problem(error)}"
-    if isinstance(error, AuthenticationError):
-        remedy = GUI_WORDS.remedy_words(error.remedy) if error.remedy is not None else ""
-        refused = f"ThingSpace refused the login: {error.error_message or error.error_code} ({error.status_code})"
-        return sentence(refused, remedy)
-    if isinstance(error, RateLimitError):
+    remedy = GUI_WORDS.remedy_words(error.remedy) if error.remedy is not None else ""
+    if isinstance(error, ApiError) and error.reason in _LOGIN_PLAIN:
+        said = [part for part in ((error.error_message or error.error_code).rstrip("."), error.status_code) if part]
+        detail = f" ({', '.join(map(str, said))})" if said else ""
+        return sentence(f"{_LOGIN_PLAIN[error.reason]}{detail}", remedy)
+    if error.reason == Reason.RATE_LIMITED:
         return "ThingSpace says there are too many requests; try again in a minute."
+    if error.reason == Reason.UNEXPECTED_ANSWER:
+        return f"ThingSpace answered something unexpected: {error}"
     if isinstance(error, ApiError):
         code = f" [{error.error_code}]" if error.error_code else ""
         return f"ThingSpace said no ({error.status_code}): {error.error_message or 'no reason given'}{code}"
