@@ -314,16 +314,10 @@ def _read_failures(path: Path) -> dict[str, Any]:
 
 
 def _count(entry: object) -> int:
-    """The failed logins in a row an entry holds; one that is damaged (not a count) counts as the limit.
-
-    A damaged entry is never read as "no failures": that would let a locked-out user be tried again.
-    """
-    if not isinstance(entry, dict) or "count" not in entry:
-        return 0
-    count = entry["count"]
-    if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
-        return count
-    return MAX_FAILED_LOGINS
+    """The failed logins in a row an entry holds; a damaged one counts as the limit, never as none."""
+    count = entry.get("count", 0) if isinstance(entry, dict) else 0
+    valid = isinstance(count, int) and not isinstance(count, bool) and count >= 0
+    return count if valid else MAX_FAILED_LOGINS
 
 
 def failures(base_url: str, credentials: Credentials) -> dict[str, Any] | None:
