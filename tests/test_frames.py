@@ -158,11 +158,11 @@ def test_the_callbacks_frame_is_the_frame_pandas_public_constructor_makes(rows: 
         {
             "account_name": pd.Categorical(
                 [r.account_name for r in records],
-                categories=pd.Index(dict.fromkeys(r.account_name for r in records), dtype=text),
+                categories=pd.Index(list(dict.fromkeys(r.account_name for r in records)), dtype=text),
             ),
             "service_name": pd.Categorical(
                 [r.service_name for r in records],
-                categories=pd.Index(dict.fromkeys(r.service_name for r in records), dtype=text),
+                categories=pd.Index(list(dict.fromkeys(r.service_name for r in records)), dtype=text),
             ),
             "url": pd.array([r.url for r in records], dtype=text),
             "username": pd.array([r.username for r in records], dtype=text),
