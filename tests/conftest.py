@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -20,6 +21,12 @@ from tskit.simulator import (
     Simulator,
     SimulatorServer,
 )
+
+# pytest-xdist's workers (and a run started with nohup or `&` from a script) ignore Ctrl-C, and the
+# processes the tests start inherit that: a `tskit listen` sent SIGINT before it set its own handler
+# would then never stop. The tests that send Ctrl-C need it to mean what it means on a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 IN_PROCESS_URL = "https://simulator.tskit.invalid"
 

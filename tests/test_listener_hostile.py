@@ -361,6 +361,13 @@ def test_listen_refuses_to_start_without_credentials(capsys: pytest.CaptureFixtu
     assert not (tmp_path / "x.db").exists()
 
 
+def test_the_processes_the_tests_start_take_ctrl_c() -> None:
+    """Under pytest-xdist too (its workers ignore SIGINT): else a listener sent Ctrl-C early never stops."""
+    probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False"
+
+
 def test_listen_with_no_auth_warns_on_start(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "tskit", "listen", "--port", "0", "--no-auth", "--store", str(tmp_path / "n.db")]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:

@@ -190,6 +190,17 @@ def _serve(args: argparse.Namespace, password: str | None, previous: str | None)
     except OSError as exc:
         where = args.host if args.port is None else f"{args.host}:{args.port}"  # None: the first free one
         raise UsageError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    try:
+        _announce(args, listener, previous)
+    except BaseException:  # Ctrl-C before serving starts: the store's writer must not keep the process up
+        listener.stop()
+        raise
+    listener.serve_forever()
+    return 0
+
+
+def _announce(args: argparse.Namespace, listener: Listener, previous: str | None) -> None:
+    """The start-up lines: where it listens, where it stores, whom it accepts."""
     print(f"Listening for ThingSpace callbacks on {listener.url} (one URL per service: {listener.url}/SERVICE)")
     if args.host in ("0.0.0.0", "::", "[::]"):
         print("  on every address of this machine: register the URL with its public name or address instead")
@@ -206,8 +217,6 @@ def _serve(args: argparse.Namespace, password: str | None, previous: str | None)
     if not listener.allowed_by_thingspace:
         print(f"Note: ThingSpace does not deliver to port {listener.port}.", file=sys.stderr)
     sys.stdout.flush()  # the start-up lines show at once, even in a pipe (`| tee`)
-    listener.serve_forever()
-    return 0
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
