@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
 import sys
 import threading
@@ -17,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from tskit._extras import require
+from tskit._stop_signals import stop_signals
 
 if sys.platform != "win32":
     import fcntl
@@ -290,10 +290,6 @@ def enough_open_files(wanted: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
 class AsgiServer:
     """uvicorn serving ``app`` on an already bound socket.
 
@@ -374,19 +370,27 @@ class AsgiServer:
             time.sleep(0.01)
 
     def run(self) -> None:
-        """Serve in the foreground until interrupted (Ctrl-C or SIGTERM)."""
+        """Serve in the foreground until Ctrl-C or SIGTERM; then raise what it means to Python.
+
+        Raises:
+            KeyboardInterrupt: After Ctrl-C, once the server has stopped.
+            SystemExit: After SIGTERM (code 143), once the server has stopped: the caller's clean-up
+                (a store's close) runs, which the default SIGTERM would skip.
+        """
         assert self.socket is not None
-        # uvicorn stops gracefully on SIGTERM, then raises it again: with the default handler that kills
-        # the process before the caller's clean-up (a store's close) runs; as SystemExit(143) it runs.
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        try:
-            self._server.run(sockets=[self.socket])
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-            self.stop()
+        # uvicorn takes both signals while it serves, and gives them back (raised again) after; the
+        # request catches them before and after it too: a Ctrl-C at start-up is never lost.
+        with stop_signals() as request, request.telling(self._exit_on_signal):
+            try:
+                self._server.run(sockets=[self.socket])
+            finally:
+                self.stop()
+            request.raise_if_requested()
+
+    def _exit_on_signal(self, count: int) -> None:
+        self._server.should_exit = True
+        if count > 1:  # a second Ctrl-C: no graceful wait for open connections
+            self._server.force_exit = True
 
     def stop(self) -> None:
         """Stop serving and release the port."""

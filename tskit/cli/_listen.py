@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from tskit._stop_signals import StopRequest, stop_signals
 from tskit.cli._common import UsageError
 from tskit.listener import VERIZON_SOURCE_ADDRESSES, Listener, NoAuthWarning, StoreOpenError
 
@@ -159,11 +160,12 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.no_auth:
         print(NO_AUTH_WARNING, file=sys.stderr, flush=True)
-    with _log_to_stderr():
-        return _serve(args, password, previous)
+    # from here a Ctrl-C (or SIGTERM) stops the listener even before it serves: never lost at start-up
+    with _log_to_stderr(), stop_signals() as request:
+        return _serve(args, password, previous, request)
 
 
-def _serve(args: argparse.Namespace, password: str | None, previous: str | None) -> int:
+def _serve(args: argparse.Namespace, password: str | None, previous: str | None, request: StopRequest) -> int:
     try:
         with warnings.catch_warnings():  # --no-auth printed its own warning above
             warnings.simplefilter("ignore", NoAuthWarning)
@@ -192,7 +194,8 @@ def _serve(args: argparse.Namespace, password: str | None, previous: str | None)
         raise UsageError(f"cannot listen on {where}: {exc.strerror or exc}") from None
     try:
         _announce(args, listener, previous)
-    except BaseException:  # Ctrl-C before serving starts: the store's writer must not keep the process up
+        request.raise_if_requested()
+    except BaseException:  # stopped before serving: the store's writer must not keep the process up
         listener.stop()
         raise
     listener.serve_forever()

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import tskit.simulator as simulators
+from tskit._stop_signals import StopRequest, stop_signals
 from tskit.simulator import Faults, Simulator, SimulatorConfig, seed_fleet
 
 _DEFAULTS = SimulatorConfig()
@@ -182,6 +183,11 @@ def run(args: argparse.Namespace) -> int:
                 problem = exc.strerror or exc
                 print(f"tskit simulator: --fleet-file: cannot write {args.fleet_file}: {problem}", file=sys.stderr)
                 return 2
+    with stop_signals() as request:  # a Ctrl-C from here on stops the server even before it serves
+        return _serve(args, simulator, request)
+
+
+def _serve(args: argparse.Namespace, simulator: Simulator, request: StopRequest) -> int:
     # looked up only now: the server needs uvicorn, the [server] extra (tskit.simulator imports it on demand)
     server = simulators.SimulatorServer(simulator, host=args.host, port=args.port)
     try:
@@ -194,8 +200,10 @@ def run(args: argparse.Namespace) -> int:
     mode = " in sandbox mode (TestAccount-1, TestAccount-2; any credentials)" if args.sandbox else ""
     print(f"ThingSpace simulator serving on {server.base_url}{mode} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
+        request.raise_if_requested()
         server.run()  # Ctrl-C ends it with 130, as every other command
     finally:
+        server.stop()
         simulator.close()
     return 0
 
