@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 from tskit._extras import require
@@ -290,6 +291,21 @@ def enough_open_files(wanted: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+@functools.cache
+def _quiet_server_class(server: type[Any]) -> type[Any]:
+    """The ``uvicorn.Server`` that leaves SIGINT and SIGTERM to :func:`~tskit._stop_signals.stop_signals`.
+
+    uvicorn would take them only while it serves (ignored ones too), and raise them again after.
+    """
+
+    class QuietServer(server):  # type: ignore[misc]
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return QuietServer
+
+
 class AsgiServer:
     """uvicorn serving ``app`` on an already bound socket.
 
@@ -347,7 +363,7 @@ class AsgiServer:
         if max_connections is not None:
             # each connection is a descriptor, and refused ones linger a moment: room for a burst
             enough_open_files(max(8192, 4 * max_connections))
-        self._server = uvicorn.Server(config)
+        self._server = _quiet_server_class(uvicorn.Server)(config)
         self._thread: threading.Thread | None = None
 
     @property
@@ -378,8 +394,8 @@ class AsgiServer:
                 (a store's close) runs, which the default SIGTERM would skip.
         """
         assert self.socket is not None
-        # uvicorn takes both signals while it serves, and gives them back (raised again) after; the
-        # request catches them before and after it too: a Ctrl-C at start-up is never lost.
+        # The request takes both signals, before, while and after uvicorn serves (which does not
+        # take them itself here): a Ctrl-C at start-up is never lost, an ignored one stays ignored.
         with stop_signals() as request, request.telling(self._exit_on_signal):
             try:
                 self._server.run(sockets=[self.socket])

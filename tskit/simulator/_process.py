@@ -15,7 +15,7 @@ def simulator_process(*options: str, timeout: float = 10.0) -> Iterator[dict[str
 
     Args:
         options: More command-line options, e.g. ``"--latency", "0.05"``.
-        timeout: Seconds to wait for the process to stop after Ctrl-C before killing it.
+        timeout: Seconds to wait for the process to stop after SIGTERM before killing it.
 
     Yields:
         The ``THINGSPACE_*`` variables the simulator printed, ready for ``os.environ`` or a
@@ -35,7 +35,7 @@ def simulator_process(*options: str, timeout: float = 10.0) -> Iterator[dict[str
                     env[key] = value
             yield env
         finally:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGTERM)  # not SIGINT: a script run with `&` or nohup ignores it, and so its child
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
