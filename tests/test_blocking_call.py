@@ -1,4 +1,4 @@
-"""The hop of a blocking call to tskit's I/O loop and back: what comes back, and what a Ctrl-C stops.
+"""A blocking call, on the main thread's loop or by a hop to tskit's I/O loop: what comes back, what Ctrl-C stops.
 
 Events, not times: each case waits for the coroutine to say it started before it interrupts it.
 """
@@ -11,47 +11,81 @@ import contextvars
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
 from tskit._runtime import runtime
 
+T = TypeVar("T")
+
 _CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="none")
 
 
-def test_the_result_and_the_callers_context_vars_come_through() -> None:
+def _in_a_thread(call: Callable[[], T]) -> T:
+    """``call()`` run by another thread than the main one (whose blocking calls have a loop of their own)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()
+
+
+@pytest.mark.parametrize("thread", ["main", "other"])
+def test_the_result_and_the_callers_context_vars_come_through(thread: str) -> None:
     async def read_var() -> str:
-        assert runtime.is_io_loop(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        assert runtime.is_main_loop(loop) if thread == "main" else runtime.is_io_loop(loop)
         return _CALLER.get()
 
-    token = _CALLER.set("this thread")
-    try:
-        assert runtime.run(read_var()) == "this thread"
-    finally:
-        _CALLER.reset(token)
+    def call() -> str:
+        token = _CALLER.set("this thread")
+        try:
+            return runtime.run(read_var())
+        finally:
+            _CALLER.reset(token)
+
+    assert (call() if thread == "main" else _in_a_thread(call)) == "this thread"
 
 
-def test_the_coroutines_own_exception_is_raised_in_the_calling_thread() -> None:
+def test_a_blocking_call_inside_a_callback_of_another_fails_clearly() -> None:
+    async def callback_calling_again() -> None:
+        inner = asyncio.sleep(0)
+        runtime.run(inner)  # e.g. an on_progress callback making a blocking call
+
+    with pytest.raises(RuntimeError) as caught:
+        runtime.run(callback_calling_again())
+    assert "use the async twin" in str(caught.value)
+    assert runtime.run(asyncio.sleep(0, result="next")) == "next"
+
+
+@pytest.mark.parametrize("thread", ["main", "other"])
+def test_the_coroutines_own_exception_is_raised_in_the_calling_thread(thread: str) -> None:
     raised = ValueError("the very one")
 
     async def fail() -> None:
         raise raised
 
-    with pytest.raises(ValueError) as caught:
-        runtime.run(fail())
-    assert caught.value is raised
+    def call() -> BaseException:
+        with pytest.raises(ValueError) as caught:
+            runtime.run(fail())
+        return caught.value
+
+    assert (call() if thread == "main" else _in_a_thread(call)) is raised
 
 
-def test_a_call_cancelled_on_the_io_loop_is_a_cancelled_error_of_concurrent_futures() -> None:
+@pytest.mark.parametrize("thread", ["main", "other"])
+def test_a_cancelled_call_is_a_cancelled_error_of_concurrent_futures(thread: str) -> None:
     async def cancelled() -> None:
         task = asyncio.current_task()
         assert task is not None
         task.cancel()
         await asyncio.sleep(0)
 
-    with pytest.raises(concurrent.futures.CancelledError):
-        runtime.run(cancelled())
-    assert runtime.run(asyncio.sleep(0, result="next")) == "next"
+    def call() -> str:
+        with pytest.raises(concurrent.futures.CancelledError):
+            runtime.run(cancelled())
+        return runtime.run(asyncio.sleep(0, result="next"))
+
+    assert (call() if thread == "main" else _in_a_thread(call)) == "next"
 
 
 def test_threads_calling_at_once_each_get_their_own_answer() -> None:
@@ -112,7 +146,7 @@ print("ok")
 """
 
 
-def test_ctrl_c_in_the_calling_thread_cancels_the_call_on_the_io_loop() -> None:
+def test_ctrl_c_in_the_main_thread_cancels_its_call() -> None:
     # In a process of its own: the signal goes to that process's main thread.
     done = subprocess.run([sys.executable, "-c", _CTRL_C], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -144,17 +144,54 @@ def test_a_child_forked_while_a_thread_holds_a_process_lock_gets_it_free_and_its
     assert done.stdout.strip() == "0"
 
 
+_FORK_MAIN_LOOP = """
+import asyncio, os
+from tskit._runtime import runtime
+
+assert runtime.run(asyncio.to_thread(int, "1")) == 1  # the parent's main-thread loop exists
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if runtime.run(asyncio.to_thread(int, "2")) == 2 else 1)  # a loop of the child's own
+_, status = os.waitpid(pid, 0)
+
+async def woken_by_the_thread():
+    # The parent's loop still wakes when another thread's work ends: not only when a timer would.
+    work, timer = asyncio.ensure_future(asyncio.to_thread(int, "3")), asyncio.ensure_future(asyncio.sleep(30))
+    await asyncio.wait([work, timer], return_when=asyncio.FIRST_COMPLETED)
+    woken = work.done() and not timer.done()
+    timer.cancel()
+    return woken
+
+print(os.waitstatus_to_exitcode(status), runtime.run(woken_by_the_thread()))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_leaves_the_parents_main_thread_loop_working(tmp_path: Path) -> None:
+    env = {**os.environ, "TSKIT_CONFIG_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_MAIN_LOOP], capture_output=True, text=True, env=env, check=False, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["0", "True"]
+
+
 _UNCLOSED = """
+import threading
 import tskit
 from tskit._runtime import runtime
 from tskit.simulator import Simulator
 
 ts = tskit.connect(simulator=Simulator())
-ts.list_callbacks("0000123456-00001")
-assert runtime.registered() == 1
-http = ts.client._http[runtime.io_loop()]
+ts.list_callbacks("0000123456-00001")  # the main thread: on its own loop
+worker = threading.Thread(target=ts.list_callbacks, args=("0000123456-00001",))
+worker.start()  # another thread: on the I/O loop
+worker.join()
+assert runtime.registered() == 1  # the I/O loop's; the main thread's loop closes its own at its end
+https = list(ts.client._http.values())
+assert len(https) == 2
 runtime.close()  # what the interpreter's exit does
-print(http.is_closed)
+print(all(http.is_closed for http in https))
 """
 
 
@@ -168,18 +205,53 @@ def test_a_connection_left_open_is_closed_at_exit(tmp_path: Path) -> None:
     assert "ResourceWarning" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
 
 
+_CLOSE_EVERY_THREAD = """
+import threading
+import tskit
+from tskit._runtime import runtime
+from tskit.simulator import Simulator
+
+with tskit.connect(simulator=Simulator()) as ts:
+    ts.list_callbacks("0000123456-00001")  # the main thread: on its own loop
+    worker = threading.Thread(target=ts.list_callbacks, args=("0000123456-00001",))
+    worker.start()  # another thread: on the I/O loop
+    worker.join()
+    https = list(ts.client._http.values())
+print(len(https), all(http.is_closed for http in https), runtime.registered(), len(ts.client._http))
+"""
+
+
+def test_close_in_the_main_thread_closes_the_connections_of_every_thread(tmp_path: Path) -> None:
+    env = {**os.environ, "TSKIT_CONFIG_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", _CLOSE_EVERY_THREAD], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["2", "True", "0", "0"]
+    assert "ResourceWarning" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+
+
 _LAZY_START = """
 import json, threading
 import tskit
 from tskit._runtime import runtime
 
+def names():
+    return sorted(t.name for t in threading.enumerate() if not t.name.startswith("tskit-io-worker"))
+
 ts = tskit.connect(simulator=True)
-before = sorted(t.name for t in threading.enumerate())
+before = names()
 ts.list_callbacks("0000123456-00001")
-after = sorted(t.name for t in threading.enumerate())
+after_main = names()
+worker = threading.Thread(target=ts.list_callbacks, args=("0000123456-00001",), name="worker")
+worker.start()
+worker.join()
+after_worker = names()
 loop = runtime.io_loop()
-ts.list_callbacks("0000123456-00002")
-print(json.dumps([before, after, runtime.io_loop() is loop, runtime.is_patched(loop)]))
+worker = threading.Thread(target=ts.list_callbacks, args=("0000123456-00002",), name="worker")
+worker.start()
+worker.join()
+print(json.dumps([before, after_main, after_worker, runtime.io_loop() is loop, runtime.is_patched(loop)]))
 """
 
 
@@ -187,7 +259,8 @@ def test_the_io_loop_starts_at_the_first_blocking_call_never_at_import_and_is_ne
     env = {**os.environ, "TSKIT_CONFIG_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", _LAZY_START], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    before, after, same_loop, patched = json.loads(done.stdout)
+    before, after_main, after_worker, same_loop, patched = json.loads(done.stdout)
     assert before == ["MainThread"]  # import and connect() start no thread
-    assert [name for name in after if not name.startswith("tskit-io-worker")] == ["MainThread", "tskit-io"]
-    assert same_loop and not patched  # one loop for every blocking call; nest-asyncio2 never touches it
+    assert after_main == ["MainThread"]  # the main thread's call runs on a loop of its own, in that thread
+    assert after_worker == ["MainThread", "tskit-io"]  # another thread's, on the I/O loop
+    assert same_loop and not patched  # one I/O loop for every other thread; nest-asyncio2 never touches it

@@ -128,16 +128,22 @@ class ThingSpaceClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connections this client opened on the running event loop."""
+        """Close the connections this client opened on the running event loop.
+
+        On the loop of the main thread's blocking calls (``ts.close()`` in a script), the connections
+        that its blocking calls from other threads opened on tskit's I/O loop are closed too.
+        """
         loop = asyncio.get_running_loop()
         http = self._http.pop(loop, None)
         ender = self._loop_enders.pop(loop, None)
-        if runtime.is_io_loop(loop):
-            runtime.unregister(self)
+        runtime.unregister(loop, self)
         if ender is not None:
             await ender.aclose()  # its ``finally`` closes ``http``, and the cycle through it is gone
         elif http is not None:
             await http.aclose()
+        io_loop = runtime.running_io_loop()
+        if runtime.is_main_loop(loop) and io_loop is not None and io_loop in self._http:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.aclose(), io_loop))
 
     def _client(self) -> httpx2.AsyncClient:
         loop = asyncio.get_running_loop()

@@ -5,11 +5,14 @@ the process-wide locks (made with :func:`process_lock`). Modules that keep other
 state register, once, how to start it afresh with :func:`on_fork_in_child`; one
 ``os.register_at_fork`` handler resets the runtime, then calls them all, in the order they registered.
 
-Blocking calls. Outside any running loop (scripts, cron, threads, the CLI) every blocking call
-runs on ONE event loop that tskit keeps in a daemon thread for the whole process (as dask's
-``LoopRunner`` or anyio's blocking portal do): 20 threads calling at once share one loop and one
-connection pool, and no thread leaves a loop or sockets behind. The loop starts with the first
-blocking call, never at import, and is started anew in a child after ``fork``.
+Blocking calls. Outside any running loop, a blocking call of the main thread (a script, cron, a
+notebook-less REPL) runs on a loop of that thread's own, kept for the whole process like
+``asyncio.Runner`` keeps one: no hop to another thread and back, which cost a tenth of a call over
+loopback, and Ctrl-C cancels the call as ``asyncio.run`` does. Every other thread's blocking call
+runs on ONE event loop that tskit keeps in a daemon thread (as dask's ``LoopRunner`` or anyio's
+blocking portal do): 20 threads calling at once share one loop and one connection pool, and no
+thread leaves a loop or sockets behind. Both loops start with the first blocking call that needs
+them, never at import; both are closed at exit, and started anew in a child after ``fork``.
 
 Inside a running loop (a notebook cell calling ``ts.list_callbacks`` without ``await``) the call
 must run on that loop, so that widgets' tasks and awaited calls of the same kernel go on. That
@@ -29,11 +32,14 @@ import contextlib
 import functools
 import inspect
 import os
+import signal
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from tskit._loops import CALL_TASK_NAME, EXIT_WAIT, Call, Interrupt, SharedWorkers, close_loop, serve
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -41,8 +47,6 @@ P = ParamSpec("P")
 
 #: Seconds between checks that the I/O loop's thread still runs, while a blocking call waits.
 _CHECK_EVERY = 0.5
-#: Seconds tskit waits at exit for its I/O loop to close its connections.
-_EXIT_WAIT = 5.0
 #: Most threads the I/O loop runs blocking work on (``asyncio.to_thread``): Python's own default.
 WORKERS = min(32, (os.cpu_count() or 1) + 4)
 #: The name of those threads, then a number.
@@ -112,69 +116,6 @@ def process_lock() -> ProcessLock:
 Closer = Callable[[], Coroutine[Any, Any, None]]
 
 
-def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
-    asyncio.set_event_loop(loop)
-    # Named and counted: the pool grows to WORKERS threads at most, then reuses them.
-    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix=WORKER_NAME))
-    loop.call_soon(ready.set)
-    loop.run_forever()
-
-
-#: The name of the I/O loop's task of every blocking call: a constant, so that no call formats one.
-_CALL_TASK_NAME = "tskit-blocking-call"
-
-
-class _Call(Generic[T]):
-    """One blocking call's coroutine on the I/O loop, and the lock its caller waits on until it ends.
-
-    Cheaper than ``asyncio.run_coroutine_threadsafe``: no concurrent Future (with its Condition and a
-    waiter lock per wait), no done-callback round through the loop; the coroutine's end releases
-    :attr:`done` directly.
-    """
-
-    __slots__ = ("_error", "_result", "coro", "done", "task")
-
-    def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
-        self.coro = coro
-        self.done = threading.Lock()
-        self.done.acquire()
-        self.task: asyncio.Task[None] | None = None
-        self._result: Any = None
-        self._error: BaseException | None = None
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the coroutine as a task of ``loop`` (on the loop's thread)."""
-        # Held here, by the waiting caller: the loop itself keeps only weak references to tasks.
-        self.task = loop.create_task(self._drive(), name=_CALL_TASK_NAME)
-
-    def cancel(self) -> None:
-        """Cancel the call (on the loop's thread): its caller stopped waiting."""
-        if self.task is not None:
-            self.task.cancel()
-
-    async def _drive(self) -> None:
-        try:
-            self._result = await self.coro
-        except (KeyboardInterrupt, SystemExit) as exc:  # as a task's would: they stop the loop too
-            self._error = exc
-            raise
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            self.done.release()
-
-    def outcome(self) -> T:
-        """The coroutine's result, or its exception raised (once ``done`` was acquired)."""
-        error = self._error
-        if error is None:
-            result: T = self._result
-            return result
-        self._error = None  # no cycle through the traceback's frames
-        if isinstance(error, asyncio.CancelledError):  # as a concurrent Future says it
-            raise concurrent.futures.CancelledError() from None
-        raise error
-
-
 class Runtime:
     """The I/O loop and its thread, the clients to close at exit, and the locks guarding them.
 
@@ -192,6 +133,23 @@ class Runtime:
         # and an embedded simulator) until exit; its finalizer closes its pool then.
         self._clients: weakref.WeakKeyDictionary[object, weakref.finalize[Any, Any]] = weakref.WeakKeyDictionary()
         self._closing: set[concurrent.futures.Future[None]] = set()
+        # The main thread's own loop for its blocking calls (made on first use; only that thread uses it).
+        self._main_loop: asyncio.AbstractEventLoop | None = None
+        self._main_clients: weakref.WeakKeyDictionary[object, weakref.finalize[Any, Any]] = weakref.WeakKeyDictionary()
+        self._main_dropped: list[Closer] = []  # closers of clients dropped since the main loop last ran
+        self._main_closing: set[asyncio.Task[None]] = set()
+        self._workers: SharedWorkers | None = None
+        self._workers_lock = process_lock()
+
+    def _new_loop(self) -> asyncio.AbstractEventLoop:
+        """A loop whose blocking work (``asyncio.to_thread``) goes to the runtime's one pool of workers."""
+        loop = asyncio.new_event_loop()
+        with self._workers_lock:
+            if self._workers is None:
+                # Named and counted: the pool grows to WORKERS threads at most, then reuses them.
+                self._workers = SharedWorkers(WORKERS, thread_name_prefix=WORKER_NAME)
+            loop.set_default_executor(self._workers)
+        return loop
 
     # -- the I/O loop -------------------------------------------------------------------
 
@@ -205,14 +163,21 @@ class Runtime:
             if loop is None or thread is None or not thread.is_alive() or loop.is_closed():
                 if loop is not None and not loop.is_closed() and not loop.is_running():
                     loop.close()  # its thread ended: a new loop and thread take over
-                loop = asyncio.new_event_loop()
+                loop = self._new_loop()
                 ready = threading.Event()
-                thread = threading.Thread(target=_serve, args=(loop, ready), name="tskit-io", daemon=True)
+                thread = threading.Thread(target=serve, args=(loop, ready), name="tskit-io", daemon=True)
                 thread.start()
                 ready.wait()
                 self._loop, self._thread = loop, thread
                 self._clients = weakref.WeakKeyDictionary()
             return loop
+
+    def running_io_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The I/O loop if it runs now, else ``None`` (never starts it)."""
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None and thread.is_alive() and not loop.is_closed():
+            return loop
+        return None
 
     def is_io_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Whether ``loop`` is tskit's I/O loop."""
@@ -225,7 +190,8 @@ class Runtime:
             RuntimeError: Called on tskit's own I/O loop (a callback or task of it), or the I/O loop
                 stopped before the call ended.
         """
-        if threading.current_thread() is self._thread:  # first: that loop is running, but must never nest
+        current = threading.current_thread()
+        if current is self._thread:  # first: that loop is running, but must never nest
             coro.close()
             raise RuntimeError(
                 "a blocking tskit call cannot run on tskit's own I/O loop (in a task or callback of it): "
@@ -236,7 +202,15 @@ class Runtime:
         except RuntimeError:
             running = None
         if running is None:  # outside the except block: the call's own errors carry no "no running loop"
+            if current is threading.main_thread():
+                return self._run_on_main_loop(coro)
             return self._run_on_io_loop(coro)
+        if running is self._main_loop:  # a callback of a blocking call (on_progress) calling again
+            coro.close()
+            raise RuntimeError(
+                "a blocking tskit call cannot run inside another one (in a callback it calls): "
+                "use the async twin instead, e.g. `await ts.alist_callbacks(...)`"
+            )
         try:
             self._patch(running)
         except BaseException:
@@ -244,10 +218,52 @@ class Runtime:
             raise
         return running.run_until_complete(coro)
 
+    def _run_on_main_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        loop = self._main_loop
+        if loop is None or loop.is_closed():
+            loop = self._main_loop = self._new_loop()
+        self._close_dropped_on_main_loop(loop)
+        task = loop.create_task(coro, name=CALL_TASK_NAME)  # a copy of the caller's context vars
+        # Ctrl-C cancels the call, as asyncio.run does: a KeyboardInterrupt raised wherever the loop
+        # happens to be could be taken for a failed connection by the code it lands in.
+        interrupt = Interrupt(task, loop) if signal.getsignal(signal.SIGINT) is signal.default_int_handler else None
+        if interrupt is not None:
+            signal.signal(signal.SIGINT, interrupt.handle)
+        try:
+            result = loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            if interrupt is not None and interrupt.count:
+                raise KeyboardInterrupt from None
+            raise concurrent.futures.CancelledError() from None  # as a call on the I/O loop says it
+        except BaseException:  # a second Ctrl-C: the call ends (cancelled) before it is raised
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    loop.run_until_complete(task)
+            raise
+        finally:
+            if interrupt is not None and signal.getsignal(signal.SIGINT) == interrupt.handle:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+        if interrupt is not None and interrupt.count:  # the call ended anyway: Ctrl-C still means stop
+            raise KeyboardInterrupt
+        return result
+
+    def _close_dropped_on_main_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start closing the connections of the clients dropped since the main loop last ran."""
+        while self._main_dropped:
+            closer = self._main_dropped.pop()
+            closing = loop.create_task(closer())
+            self._main_closing.add(closing)  # held until done: the loop keeps only weak references
+            closing.add_done_callback(self._main_closing.discard)
+
+    def is_main_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether ``loop`` is the main thread's loop for its blocking calls."""
+        return loop is self._main_loop
+
     def _run_on_io_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         loop = self.io_loop()
         thread = self._thread
-        call = _Call(coro)
+        call = Call(coro)
         done = call.done
         try:
             loop.call_soon_threadsafe(call.start, loop)
@@ -299,21 +315,28 @@ class Runtime:
     # -- clients ------------------------------------------------------------------------
 
     def register(self, loop: asyncio.AbstractEventLoop, client: object, closer: Closer) -> None:
-        """Have ``closer`` close ``client``'s connections on the I/O loop when the client is dropped, or at exit.
+        """Have ``closer`` close ``client``'s connections on ``loop`` when the client is dropped, or at exit.
 
-        Only for connections on the I/O loop (``loop``): another loop closes its own. Scripts
-        that never close a connection would otherwise leave its sockets open until exit, which
-        Python reports as ResourceWarnings. ``closer`` must not refer to ``client``.
+        Only for connections on tskit's own loops (the I/O loop, the main thread's): a loop of the
+        user's closes its own. Scripts that never close a connection would otherwise leave its
+        sockets open until exit, which Python reports as ResourceWarnings. ``closer`` must not
+        refer to ``client``.
         """
-        if loop is not self._loop:
-            return
-        finalizer = weakref.finalize(client, self._close_dropped, loop, closer)
-        finalizer.atexit = False  # close() does it, on the loop, before the loop stops
-        self._clients[client] = finalizer
+        if loop is self._loop:
+            finalizer = weakref.finalize(client, self._close_dropped, loop, closer)
+            finalizer.atexit = False  # close() does it, on the loop, before the loop stops
+            self._clients[client] = finalizer
+        elif loop is self._main_loop:
+            # Dropped on any thread, at any time: closed on the main thread's loop when it next runs
+            # (its next blocking call, or the exit); the closer keeps the sockets until then.
+            dropped = weakref.finalize(client, self._main_dropped.append, closer)
+            dropped.atexit = False
+            self._main_clients[client] = dropped
 
-    def unregister(self, client: object) -> None:
-        """Forget ``client``: it closed its connections on the I/O loop."""
-        finalizer = self._clients.pop(client, None)
+    def unregister(self, loop: asyncio.AbstractEventLoop, client: object) -> None:
+        """Forget ``client`` on ``loop``: it closed its connections there."""
+        clients = self._clients if loop is self._loop else self._main_clients if loop is self._main_loop else None
+        finalizer = clients.pop(client, None) if clients is not None else None
         if finalizer is not None:
             finalizer.detach()
 
@@ -332,7 +355,19 @@ class Runtime:
     # -- exit and fork ------------------------------------------------------------------
 
     def close(self) -> None:
-        """End calls in flight, close the registered clients, stop the I/O loop (at interpreter exit)."""
+        """At exit: close the main thread's loop; end calls in flight, close the clients, stop the I/O loop."""
+        main_loop = self._main_loop
+        if main_loop is not None and not main_loop.is_running() and not main_loop.is_closed():
+            for finalizer in list(self._main_clients.values()):
+                detached = finalizer.detach()  # (client, append, (closer,), {}) while the client lives
+                if detached is not None:
+                    self._main_dropped.append(detached[2][0])
+            self._close_dropped_on_main_loop(main_loop)
+            with contextlib.suppress(Exception):
+                if self._main_closing:  # the connections first, then as asyncio.run ends its loop
+                    main_loop.run_until_complete(asyncio.wait(set(self._main_closing), timeout=EXIT_WAIT / 2))
+                close_loop(main_loop)
+        self._main_loop = None
         loop, thread = self._loop, self._thread
         if loop is None or thread is None or not thread.is_alive() or loop.is_closed():
             return
@@ -350,22 +385,33 @@ class Runtime:
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.wait(pending, timeout=_EXIT_WAIT / 2)
+                await asyncio.wait(pending, timeout=EXIT_WAIT / 2)
             for closer in closers:
                 with contextlib.suppress(Exception):  # exiting: a failed close is not worth a traceback
                     await closer()
 
         with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
-            asyncio.run_coroutine_threadsafe(close_all(), loop).result(_EXIT_WAIT)
+            asyncio.run_coroutine_threadsafe(close_all(), loop).result(EXIT_WAIT)
         loop.call_soon_threadsafe(loop.stop)
-        thread.join(_EXIT_WAIT)
+        thread.join(EXIT_WAIT)
         if not thread.is_alive():
             loop.close()
 
     def _forget_after_fork(self) -> None:
         # The child has the parent's loop object but not its thread: the next call starts both anew.
         self._loop = self._thread = None
+        self._workers = None  # its threads are the parent's: the child's first loop makes a pool anew
+        # The main thread's loop is the parent's: never closed here, as closing it would remove its
+        # wake-up pipe from the epoll instance the parent shares with this child (the parent's loop
+        # would then sleep through every wake-up), and its connections are the parent's too. Kept,
+        # so that its collection does not close it either; the child's first call makes its own.
+        if self._main_loop is not None:
+            _ABANDONED.append(self._main_loop)
+        self._main_loop = None
         self._clients = weakref.WeakKeyDictionary()  # their finalizers would close the parent's sockets
+        self._main_clients = weakref.WeakKeyDictionary()
+        self._main_dropped = []
+        self._main_closing = set()
         self._closing = set()
 
 
@@ -378,6 +424,9 @@ def _after_fork_in_child() -> None:
     for reset in list(_resets):
         reset()
 
+
+#: The loops a forked child inherited from its parent: never closed nor collected in the child.
+_ABANDONED: list[asyncio.AbstractEventLoop] = []
 
 #: The runtime of this process.
 runtime = Runtime()
