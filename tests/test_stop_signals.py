@@ -8,15 +8,19 @@ garbage collector runs at any allocation) the KeyboardInterrupt it raises is pri
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from pathlib import Path
 
 import pytest
 
 from tskit._stop_signals import StopRequest, stop_signals
+from tskit.listener import Listener
+from tskit.simulator import Simulator, SimulatorServer
 
 
 def _signal_inside_a_weakref_callback(signum: int) -> None:
@@ -145,3 +149,43 @@ def test_ctrl_c_where_python_drops_it_still_stops_the_server(tmp_path, command: 
         raise AssertionError(f"tskit {command} did not stop after Ctrl-C {moment}") from exc
     assert done.returncode == 130, done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("server", ["listener", "simulator"])
+def test_serving_in_a_thread_stops_cleanly_from_another(server: str) -> None:
+    """``serve_forever()``/``run()`` in a worker thread, ``stop()`` from the main one: no error in either."""
+    failures: list[BaseException] = []
+    target: Listener | SimulatorServer
+    if server == "listener":
+        with pytest.warns(UserWarning):
+            listener = Listener(start=False)
+        target, serve, port = listener, listener.serve_forever, listener.port
+    else:
+        simulator = SimulatorServer(Simulator())
+        target, serve, port = simulator, simulator.run, simulator.bind()
+
+    def serving() -> None:
+        try:
+            serve()
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=serving)
+    thread.start()
+    _wait_until_accepting(port)
+    target.stop()
+    assert not thread.is_alive()  # stop() returns once the server has stopped
+    thread.join()
+    assert failures == []
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # the port is released
+
+
+def _wait_until_accepting(port: int) -> None:
+    for _ in range(1000):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"nothing accepted on port {port}")

@@ -365,6 +365,8 @@ class AsgiServer:
             enough_open_files(max(8192, 4 * max_connections))
         self._server = _quiet_server_class(uvicorn.Server)(config)
         self._thread: threading.Thread | None = None
+        self._runner: threading.Thread | None = None  # the thread in :meth:`run`, while it serves
+        self._served = threading.Event()
 
     @property
     def running(self) -> bool:
@@ -397,9 +399,13 @@ class AsgiServer:
         # The request takes both signals, before, while and after uvicorn serves (which does not
         # take them itself here): a Ctrl-C at start-up is never lost, an ignored one stays ignored.
         with stop_signals() as request, request.telling(self._exit_on_signal):
+            self._served.clear()
+            self._runner = threading.current_thread()
             try:
                 self._server.run(sockets=[self.socket])
             finally:
+                self._runner = None
+                self._served.set()
                 self.stop()
             request.raise_if_requested()
 
@@ -409,11 +415,17 @@ class AsgiServer:
             self._server.force_exit = True
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving and release the port; from another thread than :meth:`run`'s, once it has stopped."""
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        # the socket closed under run()'s loop would fail its shutdown: let it stop, and close it itself
+        runner = self._runner
+        if runner is not None and runner is not threading.current_thread():
+            self._served.wait(timeout=10)
+        if self._runner is not None:
+            return
         if self.socket is not None:
             self.socket.close()
             self.socket = None
