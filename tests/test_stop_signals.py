@@ -15,6 +15,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -175,11 +176,11 @@ def test_serving_in_a_thread_stops_cleanly_from_another(server: str) -> None:
     thread.start()
     _wait_until_accepting(port)
     target.stop()
-    assert not thread.is_alive()  # stop() returns once the server has stopped
-    thread.join()
-    assert failures == []
     with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", port)) != 0  # the port is released
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # released once stop() returns
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert failures == []
 
 
 def _wait_until_accepting(port: int) -> None:
@@ -189,3 +190,42 @@ def _wait_until_accepting(port: int) -> None:
                 return
         time.sleep(0.01)
     raise AssertionError(f"nothing accepted on port {port}")
+
+
+def _served_port(proc: subprocess.Popen[str]) -> int:
+    """The port in the first URL the command prints (the listener's, or the simulator's base URL)."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        for word in line.replace("=", " ").split():
+            if word.startswith("http://"):
+                port = urlsplit(word).port
+                assert port is not None
+                return port
+    raise AssertionError("the command printed no URL")
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("command", ["listen", "simulator"])
+def test_ctrl_c_with_a_request_half_sent_answers_it_503_without_a_traceback(tmp_path, command: str) -> None:
+    """uvicorn cancels what still runs after its graceful wait: that is no error, and the sender may retry."""
+    argv = _listen_argv(tmp_path) if command == "listen" else ["simulator", "--port", "0"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "tskit", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    ) as proc:
+        try:
+            port = _served_port(proc)
+            _wait_until_accepting(port)
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as sender:
+                path = b"/callbacks/DeviceConnectivity" if command == "listen" else b"/api/m2m/v1/session/login"
+                sender.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+                sender.sendall(b'Content-Length: 100\r\n\r\n{"requestId": "half')  # the rest never comes
+                time.sleep(0.2)  # the request reaches the app
+                proc.send_signal(signal.SIGINT)
+                answer = sender.recv(4096)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    assert answer.startswith(b"HTTP/1.1 503 "), answer
+    assert b"retry-after: 1" in answer.lower()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Exception in ASGI application" not in stderr, stderr
