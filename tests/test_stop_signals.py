@@ -77,6 +77,25 @@ def test_an_ignored_signal_stays_ignored() -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+def test_a_ctrl_c_while_the_handlers_are_put_back_leaves_none_of_ours(monkeypatch) -> None:
+    """A Ctrl-C raising as soon as SIGINT's handler is back must not leave SIGTERM to a finished request."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    put_back = signal.signal
+
+    def then_ctrl_c(signum: int, handler: object) -> object:
+        previous = put_back(signum, handler)  # type: ignore[arg-type]
+        if signum == signal.SIGINT and handler is before[0]:
+            signal.raise_signal(signal.SIGINT)  # Python's handler again: KeyboardInterrupt here
+        return previous
+
+    with pytest.raises(KeyboardInterrupt), stop_signals():
+        monkeypatch.setattr(signal, "signal", then_ctrl_c)
+    monkeypatch.undo()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    with stop_signals() as request:
+        assert not request.requested  # a later use starts afresh, not with the finished request
+
+
 def test_outside_the_main_thread_nothing_changes() -> None:
     seen: list[tuple[StopRequest, object]] = []
 
