@@ -64,6 +64,44 @@ async def read_body(receive: Callable[[], Awaitable[Message]], limit: int) -> by
     return bytes(body)
 
 
+#: A request still unfinished when the server stops gets this answer (with ``Retry-After: 1``).
+_STOPPING_BODY = b'{"error": "the server is stopping; send again shortly"}'
+
+
+def answering_when_stopped(app: Any, stopping: Callable[[], bool]) -> Any:
+    """``app``, whose requests cancelled because the server stops are answered 503, not logged as errors.
+
+    uvicorn cancels the requests still running after its graceful wait (a body that never ends),
+    answers them 500 and logs each ``CancelledError`` with its traceback; a Ctrl-C is no error, and
+    503 with ``Retry-After`` tells the sender to send again.
+    """
+
+    async def app_answering(scope: Message, receive: Any, send: Callable[[Message], Awaitable[None]]) -> None:
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await app(scope, receive, tracked)
+        except asyncio.CancelledError:
+            if scope["type"] != "http" or not stopping():
+                raise
+            if not started:
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(_STOPPING_BODY)).encode()),
+                    (b"retry-after", b"1"),
+                    (b"connection", b"close"),
+                ]
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": _STOPPING_BODY})
+
+    return app_answering
+
+
 #: A connection refused beyond the limit gets this answer, then is closed: ThingSpace sends again.
 _BUSY_BODY = b'{"error": "too many connections at once; send again shortly"}'
 _BUSY = (
@@ -344,7 +382,7 @@ class AsgiServer:
         self.port: int = sock.getsockname()[1]
         self.name = name
         config = uvicorn.Config(
-            app,
+            answering_when_stopped(app, lambda: self._server.should_exit),
             lifespan="off",
             log_level="warning",
             access_log=False,
@@ -365,6 +403,8 @@ class AsgiServer:
             enough_open_files(max(8192, 4 * max_connections))
         self._server = _quiet_server_class(uvicorn.Server)(config)
         self._thread: threading.Thread | None = None
+        self._runner: threading.Thread | None = None  # the thread in :meth:`run`, while it serves
+        self._served = threading.Event()
 
     @property
     def running(self) -> bool:
@@ -397,9 +437,13 @@ class AsgiServer:
         # The request takes both signals, before, while and after uvicorn serves (which does not
         # take them itself here): a Ctrl-C at start-up is never lost, an ignored one stays ignored.
         with stop_signals() as request, request.telling(self._exit_on_signal):
+            self._served.clear()
+            self._runner = threading.current_thread()
             try:
                 self._server.run(sockets=[self.socket])
             finally:
+                self._runner = None
+                self._served.set()
                 self.stop()
             request.raise_if_requested()
 
@@ -409,11 +453,17 @@ class AsgiServer:
             self._server.force_exit = True
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving and release the port; from another thread than :meth:`run`'s, once it has stopped."""
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-        if self.socket is not None:
-            self.socket.close()
-            self.socket = None
+        # the socket closed under run()'s loop would fail its shutdown: let it stop, and close it itself
+        runner = self._runner
+        if runner is not None and runner is not threading.current_thread():
+            self._served.wait(timeout=10)
+        if self._runner is not None:
+            return
+        sock, self.socket = self.socket, None  # run()'s thread may be closing it too
+        if sock is not None:
+            sock.close()

@@ -94,5 +94,7 @@ def stop_signals() -> Iterator[StopRequest]:
                 previous[signum] = signal.signal(signum, request.handle)
         yield request
     finally:
-        for taken, handler in previous.items():
+        # SIGINT last: once Python's own handler is back, a Ctrl-C raises at once, and would leave
+        # any handler not yet put back to this finished request (later signals ignored, or reused)
+        for taken, handler in reversed(previous.items()):
             signal.signal(taken, handler)

@@ -303,9 +303,9 @@ class Listener:
 
     def stop(self) -> None:
         """Stop serving and close the store; its messages stay readable (:attr:`messages`, :meth:`raw`)."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        server, self._server = self._server, None  # serve_forever() may end in another thread meanwhile
+        if server is not None:
+            server.stop()
         self.store.close()
 
     def __enter__(self) -> Self:
