@@ -10,10 +10,11 @@ failure that closed the flow: only a login that ThingSpace answered can count as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -345,11 +346,8 @@ class Leader:
                 session.token_requests += 1
                 what = "the OAuth token request"
                 outgoing = protocol.token_request(self.base_url, creds, within(dict(ext), what, deadline))
-                sending = Sending(outgoing, blocking=blocking)
-                try:
+                with self.sending(login, outgoing, blocking=blocking):
                     response = yield outgoing
-                except Closed as closed:
-                    raise self.closed(login, outgoing, sending, closed) from None
                 await self.receive(login, outgoing, response, read)
                 token, expires_at, renew_at = self._token(login, response)
             if kept is not None:
@@ -366,11 +364,8 @@ class Leader:
             outgoing = protocol.login_request(
                 self.base_url, creds, token, within(dict(ext), "the session login", deadline)
             )
-            sending = Sending(outgoing, blocking=blocking)
-            try:
+            with self.sending(login, outgoing, blocking=blocking):
                 response = yield outgoing
-            except Closed as closed:
-                raise self.closed(login, outgoing, sending, closed) from None
             await self.receive(login, outgoing, response, read)
             if login.counted is not None and response.is_success:
                 login.settle = ("worked",)
@@ -409,6 +404,15 @@ class Leader:
         # A renewed token keeps a session that is still valid: each hour would otherwise cost a login.
         kept = old.session if old is not None and idle < self.idle_timeout - self.margin else None
         return token, expires_at, renew_at, kept
+
+    @contextlib.contextmanager
+    def sending(self, login: Login, outgoing: httpx2.Request, *, blocking: bool) -> Iterator[None]:
+        """Around the ``yield`` of a token request or login: a failure below HTTP is raised as its error."""
+        sending = Sending(outgoing, blocking=blocking)
+        try:
+            yield
+        except Closed as closed:
+            raise self.closed(login, outgoing, sending, closed) from None
 
     def closed(self, login: Login, outgoing: httpx2.Request, sending: Sending, closed: Closed) -> ThingSpaceError:
         """The error of a request that failed below HTTP; ``closed`` again when it was not that (cancelled)."""
