@@ -440,11 +440,7 @@ class Leader:
 
     def _token(self, login: Login, response: httpx2.Response) -> tuple[Secret, float, float]:
         """The token of an answer to the token request, its end and renewal; or its failure, raised."""
-        if not response.is_success:
-            raise self.answered(login, response, "OAuth token request")
-        data = protocol.json_object(response.content)
-        if data is None:
-            raise self.unusable(login, response, self._not_json(response, "OAuth token"))
+        data = self._answer_object(login, response, "OAuth token request", "OAuth token")
         found = protocol.token_of(data)
         if found is None:
             raise self.unusable(login, response, "OAuth token answer has no access_token")
@@ -456,18 +452,21 @@ class Leader:
 
     def _session_token(self, login: Login, response: httpx2.Response) -> Secret:
         """The session token of an answer to the login; or its failure, raised."""
-        if not response.is_success:
-            raise self.answered(login, response, f"session login of user {login.credentials.username!r}")
-        data = protocol.json_object(response.content)
-        if data is None:
-            raise self.unusable(login, response, self._not_json(response, "session login"))
-        raw_session = protocol.session_of(data)
+        what = f"session login of user {login.credentials.username!r}"
+        raw_session = protocol.session_of(self._answer_object(login, response, what, "session login"))
         if raw_session is None:
             raise self.unusable(login, response, "session login answer has no sessionToken")
         return raw_session
 
-    def _not_json(self, response: httpx2.Response, what: str) -> str:
-        return f"the {what} answer is not a JSON object: {scrub(response.text, self.secret_values())!r}"
+    def _answer_object(self, login: Login, response: httpx2.Response, request: str, answer: str) -> dict[str, Any]:
+        """The JSON object of a successful answer to the token request or login; or its failure, raised."""
+        if not response.is_success:
+            raise self.answered(login, response, request)
+        data = protocol.json_object(response.content)
+        if data is None:
+            problem = f"the {answer} answer is not a JSON object: {scrub(response.text, self.secret_values())!r}"
+            raise self.unusable(login, response, problem)
+        return data
 
 
 class TakenOver(Exception):
