@@ -16,12 +16,11 @@ from tskit._frames import categories, frame
 from tskit._models import Listing
 from tskit._runtime import runtime
 from tskit._secret import MASK, Secret
-from tskit.ops import ERROR_COLUMNS, AccountError
+from tskit.ops import ERROR_COLUMNS, AccountError, read_accounts
 from tskit.state._apply import ApplyResult, apply_plan
 from tskit.state._display import plan_html, plan_text
 from tskit.state._lock import LOCK_WAIT, Holder
 from tskit.state._model import DesiredState
-from tskit.state._read import read_all
 from tskit.state._steps import Live, PlanUsedError, Step, live_of
 
 if TYPE_CHECKING:
@@ -400,12 +399,13 @@ async def make_plan(
             client.check_listener_credentials(wanted.username, wanted.password.reveal())
         except ValidationError as error:
             raise error.renamed(f"{state.source}: [{account}.{service}] {error.field}") from None
-    found, failed = await read_all(
+    found, failed = await read_accounts(
         client,
         list(state.accounts),
         concurrency=concurrency,
         progress=progress,
         description="Planning",
         on_progress=on_progress,
+        read_again=True,
     )
     return compute_plan(client, state, found, failed, key=key, prune=prune, source=source or client.base_url)
