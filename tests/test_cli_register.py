@@ -59,6 +59,26 @@ def test_a_replace_says_what_it_replaces_and_needs_yes_without_a_terminal(sim, c
     assert carrier[0]["url"] == "https://new.example.com/c"
 
 
+def test_a_no_at_the_replace_question_sends_nothing_and_asks_no_password(sim, capsys, monkeypatch) -> None:
+    asked: list[str] = []
+
+    def ask(question: str) -> str:
+        asked.append(question)
+        return "n"
+
+    def password(prompt: str) -> str:
+        asked.append(prompt)
+        return "new-listener-pw"
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", ask)
+    monkeypatch.setattr("getpass.getpass", password)
+    code, out, err = run(capsys, "register", LISTED, "CarrierService", "https://new.example.com/c")
+    assert code == 0 and out == "Nothing was changed.\n" and "would replace CarrierService" in err
+    assert len(asked) == 1 and asked[0].startswith("Replace the listener (CarrierService of 0000123456-00001")
+    assert sim.count("register") == 0 and sim.registrations(LISTED)[0]["url"].endswith("/thingspace/carrier")
+
+
 def test_a_private_address_is_warned_about_and_needs_yes(sim, capsys) -> None:
     argv = ["register", EMPTY, "DeviceUsage", "http://10.0.0.5/cb", "--no-password"]
     code, _, err = run(capsys, *argv)

@@ -10,7 +10,7 @@ import pytest
 import tskit
 from tskit.ops import read_accounts
 from tskit.ops.preflight import check_register
-from tskit.simulator import Simulator
+from tskit.simulator import Fault, Simulator
 
 
 def test_an_unexpected_error_keeps_its_traceback_in_the_log_not_its_text(
@@ -56,3 +56,17 @@ def test_the_pre_register_check_sorts_findings_and_honours_a_chosen_port() -> No
         ).serious
         == ()
     )
+
+
+@pytest.mark.parametrize("read_again", [False, True])
+def test_read_again_reads_an_account_whose_reads_failed_for_a_passing_reason(read_again: bool) -> None:
+    sim = Simulator()
+    ts = tskit.connect(simulator=sim, retry=tskit.RetryPolicy(attempts=2, backoff=0.001))
+    name = sim.accounts[0]
+    sim.faults.scripted.extend([Fault(status=500), Fault(status=500)])  # both of the client's tries, first pass
+    found, failed = asyncio.run(read_accounts(ts.client, [name], progress=False, read_again=read_again))
+    if read_again:  # a second pass read it
+        assert list(found) == [name] and failed == {} and sim.count("list") == 3
+    else:  # reported as failed, never as an account without listeners
+        assert found == {} and isinstance(failed[name], tskit.ApiError) and sim.count("list") == 2
+    ts.close()

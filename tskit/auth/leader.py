@@ -10,10 +10,11 @@ failure that closed the flow: only a login that ThingSpace answered can count as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -345,11 +346,8 @@ class Leader:
                 session.token_requests += 1
                 what = "the OAuth token request"
                 outgoing = protocol.token_request(self.base_url, creds, within(dict(ext), what, deadline))
-                sending = Sending(outgoing, blocking=blocking)
-                try:
+                with self.sending(login, outgoing, blocking=blocking):
                     response = yield outgoing
-                except Closed as closed:
-                    raise self.closed(login, outgoing, sending, closed) from None
                 await self.receive(login, outgoing, response, read)
                 token, expires_at, renew_at = self._token(login, response)
             if kept is not None:
@@ -366,11 +364,8 @@ class Leader:
             outgoing = protocol.login_request(
                 self.base_url, creds, token, within(dict(ext), "the session login", deadline)
             )
-            sending = Sending(outgoing, blocking=blocking)
-            try:
+            with self.sending(login, outgoing, blocking=blocking):
                 response = yield outgoing
-            except Closed as closed:
-                raise self.closed(login, outgoing, sending, closed) from None
             await self.receive(login, outgoing, response, read)
             if login.counted is not None and response.is_success:
                 login.settle = ("worked",)
@@ -410,6 +405,15 @@ class Leader:
         kept = old.session if old is not None and idle < self.idle_timeout - self.margin else None
         return token, expires_at, renew_at, kept
 
+    @contextlib.contextmanager
+    def sending(self, login: Login, outgoing: httpx2.Request, *, blocking: bool) -> Iterator[None]:
+        """Around the ``yield`` of a token request or login: a failure below HTTP is raised as its error."""
+        sending = Sending(outgoing, blocking=blocking)
+        try:
+            yield
+        except Closed as closed:
+            raise self.closed(login, outgoing, sending, closed) from None
+
     def closed(self, login: Login, outgoing: httpx2.Request, sending: Sending, closed: Closed) -> ThingSpaceError:
         """The error of a request that failed below HTTP; ``closed`` again when it was not that (cancelled)."""
         failure = sending.failure
@@ -436,11 +440,7 @@ class Leader:
 
     def _token(self, login: Login, response: httpx2.Response) -> tuple[Secret, float, float]:
         """The token of an answer to the token request, its end and renewal; or its failure, raised."""
-        if not response.is_success:
-            raise self.answered(login, response, "OAuth token request")
-        data = protocol.json_object(response.content)
-        if data is None:
-            raise self.unusable(login, response, self._not_json(response, "OAuth token"))
+        data = self._answer_object(login, response, "OAuth token request", "OAuth token")
         found = protocol.token_of(data)
         if found is None:
             raise self.unusable(login, response, "OAuth token answer has no access_token")
@@ -452,18 +452,21 @@ class Leader:
 
     def _session_token(self, login: Login, response: httpx2.Response) -> Secret:
         """The session token of an answer to the login; or its failure, raised."""
-        if not response.is_success:
-            raise self.answered(login, response, f"session login of user {login.credentials.username!r}")
-        data = protocol.json_object(response.content)
-        if data is None:
-            raise self.unusable(login, response, self._not_json(response, "session login"))
-        raw_session = protocol.session_of(data)
+        what = f"session login of user {login.credentials.username!r}"
+        raw_session = protocol.session_of(self._answer_object(login, response, what, "session login"))
         if raw_session is None:
             raise self.unusable(login, response, "session login answer has no sessionToken")
         return raw_session
 
-    def _not_json(self, response: httpx2.Response, what: str) -> str:
-        return f"the {what} answer is not a JSON object: {scrub(response.text, self.secret_values())!r}"
+    def _answer_object(self, login: Login, response: httpx2.Response, request: str, answer: str) -> dict[str, Any]:
+        """The JSON object of a successful answer to the token request or login; or its failure, raised."""
+        if not response.is_success:
+            raise self.answered(login, response, request)
+        data = protocol.json_object(response.content)
+        if data is None:
+            problem = f"the {answer} answer is not a JSON object: {scrub(response.text, self.secret_values())!r}"
+            raise self.unusable(login, response, problem)
+        return data
 
 
 class TakenOver(Exception):

@@ -11,7 +11,7 @@ import textwrap
 import tskit.cli._common as common
 from tskit import ThingSpace, callbacks_frame, concat_frames, services_frame
 from tskit import _validate as check
-from tskit.cli._common import EMBEDDED_NOTICE, NothingChanged, UsageError, confirm
+from tskit.cli._common import NothingChanged, UsageError
 from tskit.cli._options import (
     NoPasswordOnCommandLine,
     add_accounts,
@@ -103,9 +103,7 @@ def cmd_register(args: argparse.Namespace) -> int:
     # would be replaced are shown, so the password is typed knowing what it is for.
     prompt = sys.stdin.isatty() and not (args.password_env or args.password_stdin or args.no_password)
     password = None if prompt else _password(args)
-    with common.connect(args) as ts:
-        if ts.simulator is not None:
-            print(EMBEDDED_NOTICE, file=sys.stderr)
+    with common.connect_to_change(args) as ts:
         replaced = _replaced(ts, args)
         if replaced:
             print(f"tskit register: would replace {replaced}", file=sys.stderr)
@@ -113,8 +111,7 @@ def cmd_register(args: argparse.Namespace) -> int:
             print(f"tskit register: warning: {detail}", file=sys.stderr)
         if serious or replaced:
             what = "Replace the listener" if replaced else "Register it anyway"
-            if not confirm(f"{what} ({args.service} of {args.account} on {ts.source})? [y/N] ", yes=args.yes):
-                print("Nothing was changed.")
+            if common.declined(f"{what} ({args.service} of {args.account} on {ts.source})? [y/N] ", yes=args.yes):
                 return 0
         if prompt:
             password = _password(args)
@@ -163,12 +160,9 @@ def cmd_deregister(args: argparse.Namespace) -> int:
     """``tskit deregister``: stop the messages of one service, asking first."""
     check.account_name(args.account)
     check.service_name(args.service, allow_unknown=args.allow_unknown_service)
-    with common.connect(args) as ts:
-        if ts.simulator is not None:
-            print(EMBEDDED_NOTICE, file=sys.stderr)
+    with common.connect_to_change(args) as ts:
         question = f"Deregister {args.service} of account {args.account} on {ts.source}? [y/N] "
-        if not confirm(question, yes=args.yes):
-            print("Nothing was changed.")
+        if common.declined(question, yes=args.yes):
             return 0
         result = ts.deregister_callback(args.account, args.service, allow_unknown_service=args.allow_unknown_service)
     if result.was_registered is False:

@@ -98,6 +98,14 @@ def connect(args: argparse.Namespace) -> ThingSpace:
     return tskit.connect(timeout=timeout)
 
 
+def connect_to_change(args: argparse.Namespace) -> ThingSpace:
+    """The connection of a command that changes listeners: said when it is the embedded simulator."""
+    ts = connect(args)
+    if ts.simulator is not None:
+        print(EMBEDDED_NOTICE, file=sys.stderr)
+    return ts
+
+
 def accounts(args: argparse.Namespace) -> list[str]:
     """The accounts named on the command line and in --accounts-file, every name checked before anything is sent."""
     names = list(args.accounts)
@@ -153,3 +161,11 @@ def confirm(question: str, *, yes: bool, flag: str = "--yes", no_terminal: str =
         print()  # end the question's line (input wrote it to stdout)
         raise
     return answer.strip().lower() in ("y", "yes")
+
+
+def declined(question: str, *, yes: bool, no_terminal: str = "") -> bool:
+    """Ask as :func:`confirm` does; on a no, say on stdout that nothing was changed (the command exits 0)."""
+    if confirm(question, yes=yes, no_terminal=no_terminal):
+        return False
+    print("Nothing was changed.")
+    return True

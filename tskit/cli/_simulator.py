@@ -10,6 +10,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import tskit.simulator as simulators
 from tskit._stop_signals import StopRequest, stop_signals
@@ -78,60 +79,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the --fleet accounts' names to FILE, one per line (for tskit audit --accounts-file FILE)",
     )
     own = parser.add_argument_group("behaviours Verizon does not document (the simulator's own choices)")
-    own.add_argument(
-        "--reregister",
+    _add_own(
+        own,
+        "reregister",
+        "registering a service that has a listener: replace it, or answer 400 (default: %(default)s)",
         choices=["replace", "error"],
-        default=_DEFAULTS.reregister,
-        help="registering a service that has a listener: replace it, or answer 400 (default: %(default)s)",
     )
-    own.add_argument(
-        "--deregister-missing",
+    _add_own(
+        own,
+        "deregister_missing",
+        "deregistering a service with no listener: answer 400, or 200 (default: %(default)s)",
         choices=["error", "ok"],
-        default=_DEFAULTS.deregister_missing,
-        help="deregistering a service with no listener: answer 400, or 200 (default: %(default)s)",
     )
-    own.add_argument(
-        "--empty-list",
+    _add_own(
+        own,
+        "empty_list",
+        "an account with no callbacks lists as an empty body (Verizon's docs) or [] (default: %(default)s)",
         choices=["empty-body", "json-array"],
-        default=_DEFAULTS.empty_list,
-        help="an account with no callbacks lists as an empty body (Verizon's docs) or [] (default: %(default)s)",
     )
-    own.add_argument(
-        "--login-failure-status",
-        type=_status,
-        default=_DEFAULTS.login_failure_status,
-        help="HTTP status of a refused login (default: %(default)s)",
+    _add_own(own, "login_failure_status", "HTTP status of a refused login (default: %(default)s)", type=_status)
+    _add_own(
+        own, "login_failure_code", "error code of a refused login, after 'UnifiedWebService.' (default: %(default)s)"
     )
-    own.add_argument(
-        "--login-failure-code",
-        default=_DEFAULTS.login_failure_code,
-        help="error code of a refused login, after 'UnifiedWebService.' (default: %(default)s)",
-    )
-    own.add_argument(
-        "--session-expired-status",
-        type=_status,
-        default=_DEFAULTS.session_expired_status,
-        help="HTTP status for a missing, unknown or expired session token; production was seen answering 401 "
+    _add_own(
+        own,
+        "session_expired_status",
+        "HTTP status for a missing, unknown or expired session token; production was seen answering 401 "
         "(default: %(default)s)",
+        type=_status,
     )
-    own.add_argument(
-        "--session-expired-code",
-        default=_DEFAULTS.session_expired_code,
-        help="error code of an expired session token (default: %(default)s, Verizon's documented code)",
+    _add_own(
+        own,
+        "session_expired_code",
+        "error code of an expired session token (default: %(default)s, Verizon's documented code)",
     )
-    own.add_argument(
-        "--stale-password-window",
-        type=_seconds,
-        default=_DEFAULTS.stale_password_window,
-        metavar="SECONDS",
-        help="after a re-registration, messages carry the old password this long (production: 540-840; "
+    _add_own(
+        own,
+        "stale_password_window",
+        "after a re-registration, messages carry the old password this long (production: 540-840; "
         "default: %(default)s)",
+        type=_seconds,
+        metavar="SECONDS",
     )
-    own.add_argument(
-        "--delivery-policy",
+    _add_own(
+        own,
+        "delivery_policy",
+        "callback resends: one ~1.3 s later (observed) or three at 5-minute intervals (documented)",
         choices=["observed", "documented"],
-        default=_DEFAULTS.delivery_policy,
-        help="callback resends: one ~1.3 s later (observed) or three at 5-minute intervals (documented)",
     )
     own.add_argument("--any-port", action="store_true", help="accept listener URLs on any port")
     faults = parser.add_argument_group("faults")
@@ -141,6 +135,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--retry-after", type=_seconds, default=1.0, help="Retry-After seconds of those 429s")
     faults.add_argument("--drop-rate", type=_rate, default=0.0, help="share of connections dropped unanswered")
     faults.add_argument("--seed", type=int, default=None, help="seed for the fault draws")
+
+
+def _add_own(group: argparse._ArgumentGroup, field: str, help: str, **options: Any) -> None:
+    """Add the option of one of the simulator's own behaviours: named after its field, with its default."""
+    group.add_argument(f"--{field.replace('_', '-')}", default=getattr(_DEFAULTS, field), help=help, **options)
 
 
 def config_from(args: argparse.Namespace) -> SimulatorConfig:

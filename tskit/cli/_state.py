@@ -14,7 +14,7 @@ from typing import Final
 import tskit.cli._common as common
 from tskit import ThingSpace, ThingSpaceError
 from tskit import _validate as check
-from tskit.cli._common import EMBEDDED_NOTICE, EXIT_UNREADABLE, UsageError, confirm
+from tskit.cli._common import EXIT_UNREADABLE, UsageError, confirm
 from tskit.cli._options import add_accounts, add_backend
 from tskit.cli._words import cli_words
 from tskit.ops import check_concurrency
@@ -46,14 +46,6 @@ exit codes:
 
 def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
-
-
-def _connect_to_change(args: argparse.Namespace) -> ThingSpace:
-    """The connection of apply or rotate, which change listeners: said when it is the embedded simulator."""
-    ts = common.connect(args)
-    if ts.simulator is not None:
-        print(EMBEDDED_NOTICE, file=sys.stderr)
-    return ts
 
 
 def _plan(ts: ThingSpace, args: argparse.Namespace) -> Plan:
@@ -150,18 +142,20 @@ def _show_plan(plan: Plan) -> None:
     sys.stdout.write(cli_words(plan_text(plan, cli=True)) + "\n")
 
 
+#: Apply and rotate ask on a terminal; --yes answers for scripts, and is needed without one.
+_NO_TERMINAL: Final = "--yes is needed when there is no terminal to ask for confirmation"
+
+
 def _confirm(args: argparse.Namespace, question: str) -> bool:
-    """Ask on a terminal, as apply and rotate both do; --yes answers for scripts, and is needed without one."""
-    return confirm(
-        question, yes=args.yes, no_terminal="--yes is needed when there is no terminal to ask for confirmation"
-    )
+    """Ask on a terminal, as apply and rotate both do."""
+    return confirm(question, yes=args.yes, no_terminal=_NO_TERMINAL)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
     """Plan, show the plan, ask (on a terminal), apply; exit 1 if any step failed."""
     check_concurrency(args.concurrency)  # before connecting, as every option
     journal = _journal(args)
-    with _connect_to_change(args) as ts:
+    with common.connect_to_change(args) as ts:
         while True:
             plan = _plan(ts, args)
             _show_plan(plan)
@@ -169,8 +163,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 _close_crashed(args, plan, journal)
                 return EXIT_FAILED if plan.error_list else 0
             count = len(plan.steps)
-            if not _confirm(args, f"Apply {count} change{'' if count == 1 else 's'} to {plan.source}? [y/N] "):
-                print("Nothing was changed.")
+            question = f"Apply {count} change{'' if count == 1 else 's'} to {plan.source}? [y/N] "
+            if common.declined(question, yes=args.yes, no_terminal=_NO_TERMINAL):
                 return 0
             try:
                 result = plan.apply(
@@ -249,7 +243,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         check.service_name(service, allow_unknown=args.allow_unknown_service)
     if not args.yes and not sys.stdin.isatty():
         _confirm(args, "")  # no terminal to ask on: refused before anything is read
-    with _connect_to_change(args) as ts:
+    with common.connect_to_change(args) as ts:
         which = ", ".join(services) if services else "every service"
 
         def confirm(moving: list[tuple[str, str, str]]) -> bool:

@@ -7,13 +7,21 @@ empty listing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import traceback
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from tskit._errors import ApiError, ThingSpaceError, UncertainListingError, scrub
+from tskit._errors import (
+    ApiError,
+    AuthenticationError,
+    ThingSpaceError,
+    TransportError,
+    UncertainListingError,
+    scrub,
+)
 from tskit._models import Callback, Listing
 from tskit.ops.accounts import check_concurrency
 from tskit.ops.progress import progress_bar
@@ -25,6 +33,10 @@ logger = logging.getLogger("tskit")
 
 #: The columns of a frame of :class:`AccountError`.
 ERROR_COLUMNS: Final = ("account_name", "error", "status_code", "error_code", "message")
+
+#: Passes over the accounts with ``read_again``: the client retries each call; accounts whose reads
+#: still failed for a passing reason (5xx, 429, a dropped connection) are read again, after a pause.
+READ_PASSES: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +75,7 @@ async def read_accounts(
     on_read: Callable[[str, list[Callback]], None] | None = None,
     expect: Collection[str] | Mapping[str, Collection[str]] = (),
     confirm_all: bool = False,
+    read_again: bool = False,
 ) -> tuple[dict[str, Listing], dict[str, ThingSpaceError]]:
     """Read the callbacks of many accounts, at most ``concurrency`` at once, with a progress bar.
 
@@ -74,6 +87,12 @@ async def read_accounts(
     ``on_read(name, callbacks)`` is called for each account as soon as it is read, so that work
     on it (an audit's rules) is done while the other reads wait on the network, not after the
     last one; if it raises, reading stops and its exception is raised as it is.
+
+    With ``read_again``, the accounts whose reads failed for a passing reason (what the client's
+    retry policy retries, and uncertain listings) are read again (reads change nothing), in at
+    most :data:`READ_PASSES` passes, without a progress bar; one pass when the client's policy
+    does not retry (``attempts=1``). An account still failing is among the failures, with its
+    last error.
 
     Returns:
         The certain listing of each account read, and the error of each account that could not be.
@@ -126,7 +145,51 @@ async def read_accounts(
             bar.close()
     if stopped:
         raise stopped[0]
+    if read_again:  # the same reads, of fewer accounts, without a bar
+        read = functools.partial(
+            read_accounts,
+            client,
+            concurrency=concurrency,
+            progress=False,
+            on_read=on_read,
+            expect=expect,
+            confirm_all=confirm_all,
+        )
+        await _read_passing_again(client, names, found, failed, read)
     return found, failed
+
+
+async def _read_passing_again(
+    client: ThingSpaceClient,
+    names: Sequence[str],
+    found: dict[str, Listing],
+    failed: dict[str, ThingSpaceError],
+    read: Callable[[Sequence[str]], Awaitable[tuple[dict[str, Listing], dict[str, ThingSpaceError]]]],
+) -> None:
+    """Read again the accounts of ``failed`` that failed for a passing reason; ``found`` and ``failed`` updated."""
+    passes = READ_PASSES if client.retry.attempts > 1 else 1
+    for attempt in range(1, passes):
+        again = [name for name in names if name in failed and _passing(client, failed[name])]
+        if not again:
+            break
+        retry_after = max((getattr(failed[n], "retry_after", None) or 0.0) for n in again) or None
+        await asyncio.sleep(client.retry.delay(attempt, retry_after) or client.retry.backoff)
+        more, still = await read(again)
+        for name in again:
+            failed.pop(name)
+        found.update(more)
+        failed.update(still)
+
+
+def _passing(client: ThingSpaceClient, error: ThingSpaceError) -> bool:
+    """Whether a failed read is worth another pass: what the client's retry policy retries, and uncertain listings."""
+    if isinstance(error, UncertainListingError):
+        return True
+    if isinstance(error, AuthenticationError):
+        return False
+    if isinstance(error, ApiError):
+        return error.status_code in client.retry.statuses
+    return isinstance(error, TransportError)
 
 
 def _log_unexpected(name: str, exc: Exception) -> None:

@@ -14,12 +14,11 @@ from tskit._frames import frame
 from tskit._models import CallbackActionResult
 from tskit._secret import Secret
 from tskit.auth import server
-from tskit.ops import check_concurrency, progress_bar
+from tskit.ops import check_concurrency, progress_bar, read_accounts
 from tskit.state._display import result_html, result_text
 from tskit.state._journal import Journal, JournalError, default_path
 from tskit.state._lock import LOCK_WAIT, AccountLocks, Holder
 from tskit.state._outcomes import CHANGED, CONFIRMED, DONE, FAILED, OUTCOMES, UNCHECKED
-from tskit.state._read import read_all
 from tskit.state._steps import Live, StalePlanError, Step, live_of
 
 if TYPE_CHECKING:
@@ -279,9 +278,13 @@ async def _read_fresh(
     for entry in unfinished:
         expect.setdefault(entry["account_name"], set()).add(entry["service_name"])
     others = sorted(set(locks.previous) - set(expect))  # only a dead holder's journal names what to settle
-    found, failed = await read_all(client, sorted(expect), concurrency=concurrency, progress=False, expect=expect)
+    found, failed = await read_accounts(
+        client, sorted(expect), concurrency=concurrency, progress=False, expect=expect, read_again=True
+    )
     if others:
-        more, still = await read_all(client, others, concurrency=concurrency, progress=False, confirm_all=True)
+        more, still = await read_accounts(
+            client, others, concurrency=concurrency, progress=False, confirm_all=True, read_again=True
+        )
         found.update(more)
         failed.update(still)
     fresh: Fresh = {a: None for a in failed}
@@ -453,6 +456,6 @@ async def _apply_held(
     if unknown:  # look once more: a change whose answer was lost may be in effect by now
         lost = [o.step for o in outcomes if o.outcome == "failed" and o.unknown]
         expect = {a: _absence_to_confirm([s for s in lost if s.account_name == a]) for a in unknown}
-        listed, _ = await read_all(client, unknown, progress=False, expect=expect)
+        listed, _ = await read_accounts(client, unknown, progress=False, expect=expect, read_again=True)
         outcomes = await asyncio.to_thread(reconcile, plan, book, apply_id, outcomes, listed)
     return ApplyResult(plan, outcomes, book, resumed, apply_id)

@@ -10,9 +10,8 @@ from tskit._client import ThingSpaceClient
 from tskit._errors import PYTHON_WORDS, Reason, Remedy, ThingSpaceError, ValidationError, Vocabulary
 from tskit._fingerprint import fingerprint, key_id, load_key
 from tskit._models import SERVICE_CATALOGUE
-from tskit.ops import AccountError, account_list
+from tskit.ops import AccountError, account_list, read_accounts
 from tskit.state._model import DesiredCallback, DesiredState
-from tskit.state._read import read_all
 
 
 def unread_text(errors: list[AccountError], limit: int = 20) -> str:
@@ -98,7 +97,7 @@ async def export_state(
     key = load_key(fingerprint_key)
     # Every account is confirmed by three listings in a row that agree: an answer lacking a listener would be written as
     # "this account has none", and applying the file with prune would delete it.
-    found, failed = await read_all(
+    found, failed = await read_accounts(
         client,
         names,
         concurrency=concurrency,
@@ -106,6 +105,7 @@ async def export_state(
         description="Exporting",
         on_progress=on_progress,
         confirm_all=True,
+        read_again=True,
     )
     errors = [AccountError.from_exception(n, failed[n]) for n in names if n in failed]
     if errors and not allow_partial:

@@ -14,14 +14,13 @@ from tskit._errors import ValidationError
 from tskit._fingerprint import fingerprint, key_id, load_key
 from tskit._frames import categories, frame
 from tskit._models import Listing
-from tskit._runtime import runtime
+from tskit._runtime import blocking
 from tskit._secret import MASK, Secret
-from tskit.ops import ERROR_COLUMNS, AccountError
+from tskit.ops import ERROR_COLUMNS, AccountError, read_accounts
 from tskit.state._apply import ApplyResult, apply_plan
 from tskit.state._display import plan_html, plan_text
 from tskit.state._lock import LOCK_WAIT, Holder
 from tskit.state._model import DesiredState
-from tskit.state._read import read_all
 from tskit.state._steps import Live, PlanUsedError, Step, live_of
 
 if TYPE_CHECKING:
@@ -196,30 +195,6 @@ class Plan:
         lock_wait: float = LOCK_WAIT,
         on_wait: Callable[[str, Holder | None], None] | None = None,
     ) -> ApplyResult:
-        """Async twin of :meth:`apply`; ``on_progress(done, total)`` is called after each step."""
-        return await apply_plan(
-            self.client,
-            self,
-            concurrency=concurrency,
-            journal=journal,
-            progress=progress,
-            max_age=max_age,
-            on_progress=on_progress,
-            lock_wait=lock_wait,
-            on_wait=on_wait,
-        )
-
-    def apply(
-        self,
-        *,
-        concurrency: int = 8,
-        journal: str | os.PathLike[str] | Journal | None = None,
-        progress: bool | None = None,
-        max_age: float = MAX_PLAN_AGE,
-        on_progress: Callable[[int, int], None] | None = None,
-        lock_wait: float = LOCK_WAIT,
-        on_wait: Callable[[str, Holder | None], None] | None = None,
-    ) -> ApplyResult:
         """Carry the plan out, each step journaled before it is sent and after its outcome is known.
 
         A plan older than ``max_age`` seconds is refused (:class:`StalePlanError`): make a new
@@ -257,17 +232,19 @@ class Plan:
             JournalError: The journal cannot be written, or another apply holds it.
             AccountLockedError: Another apply or rotation held an account longer than ``lock_wait``.
         """
-        return runtime.run(
-            self.aapply(
-                concurrency=concurrency,
-                journal=journal,
-                progress=progress,
-                max_age=max_age,
-                on_progress=on_progress,
-                lock_wait=lock_wait,
-                on_wait=on_wait,
-            )
+        return await apply_plan(
+            self.client,
+            self,
+            concurrency=concurrency,
+            journal=journal,
+            progress=progress,
+            max_age=max_age,
+            on_progress=on_progress,
+            lock_wait=lock_wait,
+            on_wait=on_wait,
         )
+
+    apply = blocking(aapply)
 
 
 def _fields(step: Step) -> list[tuple[str, str, str]]:
@@ -400,12 +377,13 @@ async def make_plan(
             client.check_listener_credentials(wanted.username, wanted.password.reveal())
         except ValidationError as error:
             raise error.renamed(f"{state.source}: [{account}.{service}] {error.field}") from None
-    found, failed = await read_all(
+    found, failed = await read_accounts(
         client,
         list(state.accounts),
         concurrency=concurrency,
         progress=progress,
         description="Planning",
         on_progress=on_progress,
+        read_again=True,
     )
     return compute_plan(client, state, found, failed, key=key, prune=prune, source=source or client.base_url)

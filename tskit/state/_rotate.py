@@ -14,14 +14,13 @@ from tskit._errors import Reason, Remedy, ThingSpaceError, ValidationError
 from tskit._fingerprint import fingerprint, load_key
 from tskit._frames import frame
 from tskit._secret import Secret
-from tskit.ops import AccountError, account_list
+from tskit.ops import AccountError, account_list, read_accounts
 from tskit.state._apply import ApplyResult, apply_plan, reconcile
 from tskit.state._display import _safe, result_text
 from tskit.state._journal import Journal, default_path
 from tskit.state._lock import LOCK_WAIT, AccountLocks
 from tskit.state._model import DesiredCallback, DesiredState
 from tskit.state._plan import as_desired, compute_plan
-from tskit.state._read import read_all
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -228,8 +227,14 @@ async def _rotate_held(
 ) -> RotationResult:
     """The rotation, the accounts' locks held."""
     # Every answer confirmed: a listener a partial answer left out would stay on the old password unsaid.
-    found, failed = await read_all(
-        client, names, concurrency=concurrency, progress=progress, description="Reading", confirm_all=True
+    found, failed = await read_accounts(
+        client,
+        names,
+        concurrency=concurrency,
+        progress=progress,
+        description="Reading",
+        confirm_all=True,
+        read_again=True,
     )
 
     def eligible(cb: Callback) -> bool:
@@ -281,8 +286,8 @@ async def _rotate_held(
     # A rotated service missing from a listing is confirmed absent by a second one before it is
     # called "no longer registered"; an account whose listings stay uncertain is said to be so.
     rotated = {name: {cb.service_name for cb in cbs} for name, cbs in chosen.items()}
-    after, unread = await read_all(
-        client, names, concurrency=concurrency, progress=False, expect=rotated, confirm_all=True
+    after, unread = await read_accounts(
+        client, names, concurrency=concurrency, progress=False, expect=rotated, confirm_all=True, read_again=True
     )
     result.outcome_list = await asyncio.to_thread(
         reconcile, plan, result.journal, result.apply_id, result.outcome_list, after
