@@ -164,7 +164,7 @@ async def in_process(calls: int, rounds: int) -> None:
 
 
 def in_process_blocking(calls: int, rounds: int) -> None:
-    """The blocking call with no network: the hop to tskit's I/O loop and the DataFrame included, in CPU time."""
+    """The blocking call with no network: the main thread's loop and the DataFrame included, in CPU time."""
     transport = mock_transport()
     base = "https://thingspace.example.com"
     path = f"/api/m2m/v1/callbacks/{ACCOUNT}"
@@ -189,7 +189,7 @@ def in_process_blocking(calls: int, rounds: int) -> None:
     tskit_us = statistics.median(t for _, t in pairs) * 1e6
     print(
         f"  blocking: bare httpx2.Client {bare_us:.0f} us CPU/call, ts.list_callbacks {tskit_us:.0f} us CPU/call "
-        f"(thread hop, client, DataFrame): +{tskit_us - bare_us:.0f} us per call"
+        f"(the main thread's loop, client, DataFrame): +{tskit_us - bare_us:.0f} us per call"
     )
 
 
