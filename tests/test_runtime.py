@@ -144,6 +144,49 @@ def test_a_child_forked_while_a_thread_holds_a_process_lock_gets_it_free_and_its
     assert done.stdout.strip() == "0"
 
 
+_CTRL_C_TWICE_AS_A_WORKER_STARTS = """
+import asyncio, signal, sys, threading
+from tskit._runtime import WORKER_NAME, runtime
+
+def trace(frame, event, arg):
+    # Ctrl-C twice while Thread.start waits for the pool's first worker to run (as a real one lands
+    # in that wait): the first cancels the call, the second raises.
+    caller = frame.f_back
+    if event == "call" and frame.f_code.co_name == "wait" and caller is not None and caller.f_code.co_name == "start":
+        starting = caller.f_locals.get("self")
+        if isinstance(starting, threading.Thread) and starting.name.startswith(WORKER_NAME):
+            sys.settrace(None)
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+
+sys.settrace(trace)
+try:
+    runtime.run(asyncio.to_thread(int, "1"))
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted")
+sys.settrace(None)
+print(runtime.run(asyncio.sleep(0, "next")))  # the next call works (and starts no other worker)
+"""
+
+
+def test_ctrl_c_twice_as_the_pool_starts_a_worker_leaves_the_interpreter_free_to_exit(tmp_path: Path) -> None:
+    # Raised inside Thread.start, the KeyboardInterrupt left the worker running but unknown to the
+    # exit's join of the pool's threads: the interpreter then waited for it forever.
+    env = {**os.environ, "TSKIT_CONFIG_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_TWICE_AS_A_WORKER_STARTS],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,  # a hang, not a speed: the old code never exited
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["interrupted", "next"]
+    assert "Traceback" not in done.stderr, done.stderr
+
+
 _FORK_MAIN_LOOP = """
 import asyncio, os
 from tskit._runtime import runtime
