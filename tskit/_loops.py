@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import signal
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
@@ -147,6 +148,18 @@ class Interrupt:
 
 def _nothing() -> None:
     pass
+
+
+def forget_interrupts_after_fork() -> None:
+    """In a forked child: drop the parent's Ctrl-C handling of the main-thread call it was making.
+
+    A thread forked while the main thread waited in a call: the child has the parent's
+    :class:`Interrupt` as its SIGINT handler (whose first Ctrl-C would cancel the parent's task, and
+    be swallowed) but not the call that would put Python's own back.
+    """
+    _HELD.depth, _HELD.pending = 0, False
+    if isinstance(getattr(signal.getsignal(signal.SIGINT), "__self__", None), Interrupt):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def close_loop(loop: asyncio.AbstractEventLoop) -> None:
