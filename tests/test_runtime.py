@@ -144,6 +144,87 @@ def test_a_child_forked_while_a_thread_holds_a_process_lock_gets_it_free_and_its
     assert done.stdout.strip() == "0"
 
 
+def _python(script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh interpreter; a hang fails as a timeout (generous: a hang, not a speed)."""
+    env = {**os.environ, "TSKIT_CONFIG_DIR": str(tmp_path)}
+    command = [sys.executable, "-c", script]
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=120)
+
+
+_CTRL_C_TWICE_AS_A_WORKER_STARTS = """
+import asyncio, signal, sys, threading
+from tskit._runtime import WORKER_NAME, runtime
+
+def trace(frame, event, arg):
+    # Ctrl-C twice while Thread.start waits for the pool's first worker to run (as a real one lands
+    # in that wait): the first cancels the call, the second raises.
+    caller = frame.f_back
+    if event == "call" and frame.f_code.co_name == "wait" and caller is not None and caller.f_code.co_name == "start":
+        starting = caller.f_locals.get("self")
+        if isinstance(starting, threading.Thread) and starting.name.startswith(WORKER_NAME):
+            sys.settrace(None)
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+
+sys.settrace(trace)
+try:
+    runtime.run(asyncio.to_thread(int, "1"))
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted")
+sys.settrace(None)
+print(runtime.run(asyncio.sleep(0, "next")))  # the next call works (and starts no other worker)
+"""
+
+
+def test_ctrl_c_twice_as_the_pool_starts_a_worker_leaves_the_interpreter_free_to_exit(tmp_path: Path) -> None:
+    # Raised inside Thread.start, the KeyboardInterrupt left the worker running but unknown to the
+    # exit's join of the pool's threads: the interpreter then waited for it forever.
+    done = _python(_CTRL_C_TWICE_AS_A_WORKER_STARTS, tmp_path)  # the old code never exited: a timeout
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["interrupted", "next"]
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+_FORK_DURING_A_MAIN_THREAD_CALL = """
+import asyncio, os, signal, threading
+from tskit._runtime import runtime
+
+calling = threading.Event()
+child = {}
+
+def fork():
+    calling.wait()
+    pid = os.fork()
+    if pid == 0:  # the child's first Ctrl-C raises, as in any script; then its own calls work
+        try:
+            signal.raise_signal(signal.SIGINT)  # its handler runs before this returns
+            code = 1  # swallowed: the parent's handler of its call cancelled that call instead
+        except KeyboardInterrupt:
+            code = 0 if runtime.run(asyncio.sleep(0, "child")) == "child" else 2
+        os._exit(code)
+    child["code"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+async def call():
+    calling.set()
+    while "code" not in child:
+        await asyncio.sleep(0.01)
+    return "parent"
+
+thread = threading.Thread(target=fork)
+thread.start()
+print(runtime.run(call()), child["code"], signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+thread.join()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_child_forked_during_a_main_thread_call_has_pythons_own_ctrl_c(tmp_path: Path) -> None:
+    done = _python(_FORK_DURING_A_MAIN_THREAD_CALL, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["parent", "0", "True"]
+
+
 _FORK_MAIN_LOOP = """
 import asyncio, os
 from tskit._runtime import runtime

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import signal
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -81,12 +82,42 @@ class Call(Generic[T]):
         raise error
 
 
+class _Held:
+    """A second Ctrl-C held back while the main thread is inside the pool's own bookkeeping."""
+
+    __slots__ = ("depth", "pending")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.pending = False
+
+
+_HELD = _Held()
+
+
 class SharedWorkers(concurrent.futures.ThreadPoolExecutor):
     """The runtime's one pool of worker threads, the default executor of both its loops.
 
     A loop's ``close()`` shuts its default executor down: this one stays up for the other loop and
     the next (its threads end at exit, when ``concurrent.futures`` joins every pool's).
     """
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        """Submit as the pool does; on the main thread, a second Ctrl-C raises only once it is done.
+
+        Raised inside, while ``Thread.start`` waits for a new worker, it would leave that worker
+        running but unknown to the exit's join: the interpreter would then wait for it forever.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return super().submit(fn, *args, **kwargs)
+        _HELD.depth += 1
+        try:
+            return super().submit(fn, *args, **kwargs)
+        finally:
+            _HELD.depth -= 1
+            if not _HELD.depth and _HELD.pending:
+                _HELD.pending = False
+                raise KeyboardInterrupt  # the Ctrl-C held back while the pool was inside
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Keep the pool: it is the process's, not one loop's."""
@@ -109,11 +140,26 @@ class Interrupt:
             self.task.cancel()
             self.loop.call_soon_threadsafe(_nothing)  # wakes the loop if it waits in select()
             return
+        if _HELD.depth:  # inside the pool's bookkeeping: raised as soon as it is done
+            _HELD.pending = True
+            return
         raise KeyboardInterrupt
 
 
 def _nothing() -> None:
     pass
+
+
+def forget_interrupts_after_fork() -> None:
+    """In a forked child: drop the parent's Ctrl-C handling of the main-thread call it was making.
+
+    A thread forked while the main thread waited in a call: the child has the parent's
+    :class:`Interrupt` as its SIGINT handler (whose first Ctrl-C would cancel the parent's task, and
+    be swallowed) but not the call that would put Python's own back.
+    """
+    _HELD.depth, _HELD.pending = 0, False
+    if isinstance(getattr(signal.getsignal(signal.SIGINT), "__self__", None), Interrupt):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def close_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -39,7 +39,16 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from tskit._loops import CALL_TASK_NAME, EXIT_WAIT, Call, Interrupt, SharedWorkers, close_loop, serve
+from tskit._loops import (
+    CALL_TASK_NAME,
+    EXIT_WAIT,
+    Call,
+    Interrupt,
+    SharedWorkers,
+    close_loop,
+    forget_interrupts_after_fork,
+    serve,
+)
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -413,6 +422,7 @@ class Runtime:
         self._main_dropped = []
         self._main_closing = set()
         self._closing = set()
+        forget_interrupts_after_fork()
 
 
 def _after_fork_in_child() -> None:
